@@ -1,0 +1,206 @@
+/*
+ * client.c -- blocking client of the daemon's newline-JSON protocol.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "common/proto.h"
+#include "common/xmalloc.h"
+
+const char *
+client_default_socket(void)
+{
+	const char *s = getenv("COLIBRI_SOCKET");
+
+	if (s != NULL && *s != '\0')
+		return s;
+#ifdef __FreeBSD__
+	return "/var/run/colibri/colibri.sock";
+#else
+	return "/run/colibri/colibri.sock";
+#endif
+}
+
+struct client *
+client_connect(const char *path)
+{
+	struct sockaddr_un sun;
+	struct client *c;
+	int fd;
+
+	if (path == NULL)
+		path = client_default_socket();
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return NULL;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == -1) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	c = xcalloc(1, sizeof *c);
+	c->fd = fd;
+	c->next_id = 1;
+	buf_init(&c->in);
+	c->pending_events = json_array();
+	return c;
+}
+
+void
+client_close(struct client *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	buf_free(&c->in);
+	json_decref(c->pending_events);
+	free(c);
+}
+
+static int
+client_write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read one line (without the newline) as JSON; 1 ok, 0 timeout, -1 EOF/error. */
+static int
+client_read_line(struct client *c, int timeout_ms, json_t **out)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	json_error_t jerr;
+	char *nl;
+	ssize_t r;
+	size_t len;
+
+	for (;;) {
+		nl = memchr(buf_head(&c->in), '\n', buf_used(&c->in));
+		if (nl != NULL) {
+			len = (size_t)(nl - buf_head(&c->in));
+			*out = json_loadb(buf_head(&c->in), len, 0, &jerr);
+			buf_consume(&c->in, len + 1);
+			if (*out == NULL)
+				return -1;
+			return 1;
+		}
+		if (timeout_ms >= 0) {
+			int n = poll(&pfd, 1, timeout_ms);
+			if (n == 0)
+				return 0;
+			if (n == -1 && errno != EINTR)
+				return -1;
+		}
+		r = recv(c->fd, buf_reserve(&c->in, 65536), 65536, 0);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c->in.len += (size_t)r;
+	}
+}
+
+int
+client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
+	    struct client_error *err)
+{
+	json_t *req, *msg, *v;
+	long long id = c->next_id++;
+	char *line;
+	int rc;
+
+	*result = NULL;
+	memset(err, 0, sizeof *err);
+	req = json_pack("{s:I, s:s}", "id", (json_int_t)id, "cmd", cmd);
+	if (args != NULL)
+		json_object_set(req, "args", args);
+	line = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if (line == NULL)
+		goto unreachable;
+	rc = client_write_all(c->fd, line, strlen(line));
+	if (rc == 0)
+		rc = client_write_all(c->fd, "\n", 1);
+	free(line);
+	if (rc == -1)
+		goto unreachable;
+	for (;;) {
+		if (client_read_line(c, -1, &msg) != 1)
+			goto unreachable;
+		if (json_object_get(msg, "event") != NULL) {
+			json_array_append_new(c->pending_events, msg);
+			continue;
+		}
+		v = json_object_get(msg, "id");
+		if (v == NULL || !json_is_integer(v) || json_integer_value(v) != id) {
+			/* A reply to nothing we sent (e.g. id null for a bad line). */
+			if (json_is_false(json_object_get(msg, "ok"))) {
+				json_t *e = json_object_get(msg, "error");
+				snprintf(err->code, sizeof err->code, "%s",
+					 json_string_value(json_object_get(e, "code")) ?: "internal");
+				snprintf(err->message, sizeof err->message, "%s",
+					 json_string_value(json_object_get(e, "message")) ?: "");
+				json_decref(msg);
+				return -1;
+			}
+			json_decref(msg);
+			continue;
+		}
+		break;
+	}
+	if (json_is_true(json_object_get(msg, "ok"))) {
+		*result = json_incref(json_object_get(msg, "result"));
+		if (*result == NULL)
+			*result = json_null();
+		json_decref(msg);
+		return 0;
+	}
+	v = json_object_get(msg, "error");
+	snprintf(err->code, sizeof err->code, "%s",
+		 json_string_value(json_object_get(v, "code")) ?: "internal");
+	snprintf(err->message, sizeof err->message, "%s",
+		 json_string_value(json_object_get(v, "message")) ?: "");
+	json_decref(msg);
+	return -1;
+unreachable:
+	snprintf(err->code, sizeof err->code, "unreachable");
+	snprintf(err->message, sizeof err->message, "connection to the daemon failed: %s",
+		 strerror(errno ? errno : EPIPE));
+	return -2;
+}
+
+int
+client_next(struct client *c, int timeout_ms, json_t **msg)
+{
+	if (json_array_size(c->pending_events) > 0) {
+		*msg = json_incref(json_array_get(c->pending_events, 0));
+		json_array_remove(c->pending_events, 0);
+		return 1;
+	}
+	return client_read_line(c, timeout_ms, msg);
+}

@@ -1,0 +1,25 @@
+/*
+ * util.h -- small helpers shared by every program: time, paths, fds.
+ */
+#ifndef COLIBRI_UTIL_H
+#define COLIBRI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Milliseconds since the epoch (wall clock) and since boot (monotonic). */
+int64_t now_ms(void);
+int64_t mono_ms(void);
+/* Create a directory and its parents; existing directories are fine. */
+int mkdir_p(const char *path, mode_t mode);
+/* Join two path parts with exactly one slash; caller frees. */
+char *path_join(const char *a, const char *b);
+/* Strip trailing slashes (but keep a lone "/"); returns a new string. */
+char *path_normalize_trailing(const char *p);
+int set_cloexec(int fd);
+int set_nonblock(int fd);
+/* A valid shell identifier: [A-Za-z_][A-Za-z0-9_]* */
+int is_shell_identifier(const char *s);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * xmalloc.h -- allocation that never returns NULL.
+ *
+ * Used by the daemon and the tools, where running out of memory is not a
+ * recoverable condition.  Parsers that must survive hostile input do not use
+ * these for attacker-sized allocations; they bound sizes first.
+ */
+#ifndef COLIBRI_XMALLOC_H
+#define COLIBRI_XMALLOC_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+void *xreallocarray(void *, size_t, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
+int xvasprintf(char **, const char *, va_list) __attribute__((format(printf, 2, 0)));
+
+#endif

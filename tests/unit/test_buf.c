@@ -1,0 +1,67 @@
+/*
+ * test_buf.c -- the growable buffer and small utilities.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/util.h"
+
+static void
+test_buf_grow_and_consume(void **state)
+{
+	struct buf b;
+	int i;
+
+	(void)state;
+	buf_init(&b);
+	for (i = 0; i < 1000; i++)
+		buf_printf(&b, "%d,", i);
+	assert_int_equal(buf_used(&b), 3890);
+	assert_memory_equal(buf_head(&b), "0,1,2,", 6);
+	buf_consume(&b, 2);
+	assert_memory_equal(buf_head(&b), "1,2,", 4);
+	buf_consume(&b, buf_used(&b));
+	assert_int_equal(buf_used(&b), 0);
+	buf_adds(&b, "x");
+	assert_string_equal(buf_cstr(&b), "x");
+	buf_free(&b);
+}
+
+static void
+test_path_helpers(void **state)
+{
+	char *p;
+
+	(void)state;
+	p = path_join("/a/b///", "/c");
+	assert_string_equal(p, "/a/b/c");
+	free(p);
+	p = path_normalize_trailing("/jails/x///");
+	assert_string_equal(p, "/jails/x");
+	free(p);
+	p = path_normalize_trailing("/");
+	assert_string_equal(p, "/");
+	free(p);
+	assert_true(is_shell_identifier("FIRST_PROOF_KEY"));
+	assert_true(is_shell_identifier("_x1"));
+	assert_false(is_shell_identifier("1abc"));
+	assert_false(is_shell_identifier("a-b"));
+	assert_false(is_shell_identifier(""));
+	assert_false(is_shell_identifier("A B"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_grow_and_consume),
+		cmocka_unit_test(test_path_helpers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
