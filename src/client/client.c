@@ -11,25 +11,20 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "common/paths.h"
 #include "common/proto.h"
 #include "common/xmalloc.h"
 
-const char *
-client_default_socket(void)
+const char *client_default_socket(void)
 {
 	const char *s = getenv("COLIBRI_SOCKET");
 
 	if (s != NULL && *s != '\0')
 		return s;
-#ifdef __FreeBSD__
-	return "/var/run/colibri/colibri.sock";
-#else
-	return "/run/colibri/colibri.sock";
-#endif
+	return PATH_DEFAULT_SOCKET;
 }
 
-struct client *
-client_connect(const char *path)
+struct client *client_connect(const char *path)
 {
 	struct sockaddr_un sun;
 	struct client *c;
@@ -60,8 +55,7 @@ client_connect(const char *path)
 	return c;
 }
 
-void
-client_close(struct client *c)
+void client_close(struct client *c)
 {
 	if (c == NULL)
 		return;
@@ -71,8 +65,7 @@ client_close(struct client *c)
 	free(c);
 }
 
-static int
-client_write_all(int fd, const char *p, size_t n)
+static int client_write_all(int fd, const char *p, size_t n)
 {
 	ssize_t w;
 
@@ -90,8 +83,7 @@ client_write_all(int fd, const char *p, size_t n)
 }
 
 /* Read one line (without the newline) as JSON; 1 ok, 0 timeout, -1 EOF/error. */
-static int
-client_read_line(struct client *c, int timeout_ms, json_t **out)
+static int client_read_line(struct client *c, int timeout_ms, json_t **out)
 {
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	json_error_t jerr;
@@ -125,9 +117,8 @@ client_read_line(struct client *c, int timeout_ms, json_t **out)
 	}
 }
 
-int
-client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
-	    struct client_error *err)
+int client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
+                struct client_error *err)
 {
 	json_t *req, *msg, *v;
 	long long id = c->next_id++;
@@ -162,9 +153,10 @@ client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
 			if (json_is_false(json_object_get(msg, "ok"))) {
 				json_t *e = json_object_get(msg, "error");
 				snprintf(err->code, sizeof err->code, "%s",
-					 json_string_value(json_object_get(e, "code")) ?: "internal");
+				         json_string_value(json_object_get(e, "code"))
+				             ?: "internal");
 				snprintf(err->message, sizeof err->message, "%s",
-					 json_string_value(json_object_get(e, "message")) ?: "");
+				         json_string_value(json_object_get(e, "message")) ?: "");
 				json_decref(msg);
 				return -1;
 			}
@@ -182,20 +174,19 @@ client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
 	}
 	v = json_object_get(msg, "error");
 	snprintf(err->code, sizeof err->code, "%s",
-		 json_string_value(json_object_get(v, "code")) ?: "internal");
+	         json_string_value(json_object_get(v, "code")) ?: "internal");
 	snprintf(err->message, sizeof err->message, "%s",
-		 json_string_value(json_object_get(v, "message")) ?: "");
+	         json_string_value(json_object_get(v, "message")) ?: "");
 	json_decref(msg);
 	return -1;
 unreachable:
 	snprintf(err->code, sizeof err->code, "unreachable");
 	snprintf(err->message, sizeof err->message, "connection to the daemon failed: %s",
-		 strerror(errno ? errno : EPIPE));
+	         strerror(errno ? errno : EPIPE));
 	return -2;
 }
 
-int
-client_next(struct client *c, int timeout_ms, json_t **msg)
+int client_next(struct client *c, int timeout_ms, json_t **msg)
 {
 	if (json_array_size(c->pending_events) > 0) {
 		*msg = json_incref(json_array_get(c->pending_events, 0));

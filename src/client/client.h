@@ -42,7 +42,7 @@ void client_close(struct client *);
  * refused, -2 when the connection failed (err->code "unreachable").
  */
 int client_call(struct client *, const char *cmd, json_t *args, json_t **result,
-		struct client_error *err);
+                struct client_error *err);
 
 /*
  * Read the next line-object from the connection (an event after

@@ -13,24 +13,24 @@
 #ifndef COLIBRI_PROTO_H
 #define COLIBRI_PROTO_H
 
-#define COLIBRI_VERSION		 "0.1.0"
+#define COLIBRI_VERSION          "0.1.0"
 #define COLIBRI_PROTOCOL_VERSION 1
 
 #define COLIBRI_MAX_LINE_DEFAULT (1024 * 1024)
 
 /* Error codes: the only values "error.code" takes. */
-#define ERR_BAD_REQUEST	      "bad_request"
+#define ERR_BAD_REQUEST       "bad_request"
 #define ERR_UNKNOWN_COMMAND   "unknown_command"
 #define ERR_INVALID_ARGUMENT  "invalid_argument"
-#define ERR_NOT_FOUND	      "not_found"
-#define ERR_CONFLICT	      "conflict"
+#define ERR_NOT_FOUND         "not_found"
+#define ERR_CONFLICT          "conflict"
 #define ERR_PERMISSION_DENIED "permission_denied"
-#define ERR_UNAVAILABLE	      "unavailable"
-#define ERR_INTERNAL	      "internal"
+#define ERR_UNAVAILABLE       "unavailable"
+#define ERR_INTERNAL          "internal"
 
 /* CLI exit codes. */
-#define EXIT_REFUSED	 1
-#define EXIT_USAGE	 2
+#define EXIT_REFUSED     1
+#define EXIT_USAGE       2
 #define EXIT_UNREACHABLE 69
 
 #endif

@@ -11,8 +11,7 @@
 #include "log.h"
 #include "xmalloc.h"
 
-void *
-xmalloc(size_t size)
+void *xmalloc(size_t size)
 {
 	void *p;
 
@@ -23,8 +22,7 @@ xmalloc(size_t size)
 	return p;
 }
 
-void *
-xcalloc(size_t nmemb, size_t size)
+void *xcalloc(size_t nmemb, size_t size)
 {
 	void *p;
 
@@ -35,14 +33,12 @@ xcalloc(size_t nmemb, size_t size)
 	return p;
 }
 
-void *
-xrealloc(void *ptr, size_t size)
+void *xrealloc(void *ptr, size_t size)
 {
 	return xreallocarray(ptr, 1, size);
 }
 
-void *
-xreallocarray(void *ptr, size_t nmemb, size_t size)
+void *xreallocarray(void *ptr, size_t nmemb, size_t size)
 {
 	void *p;
 
@@ -55,8 +51,7 @@ xreallocarray(void *ptr, size_t nmemb, size_t size)
 	return p;
 }
 
-char *
-xstrdup(const char *s)
+char *xstrdup(const char *s)
 {
 	char *p;
 
@@ -65,8 +60,7 @@ xstrdup(const char *s)
 	return p;
 }
 
-char *
-xstrndup(const char *s, size_t n)
+char *xstrndup(const char *s, size_t n)
 {
 	char *p;
 
@@ -75,8 +69,7 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
-int
-xvasprintf(char **ret, const char *fmt, va_list ap)
+int xvasprintf(char **ret, const char *fmt, va_list ap)
 {
 	int n;
 
@@ -85,8 +78,7 @@ xvasprintf(char **ret, const char *fmt, va_list ap)
 	return n;
 }
 
-int
-xasprintf(char **ret, const char *fmt, ...)
+int xasprintf(char **ret, const char *fmt, ...)
 {
 	va_list ap;
 	int n;

@@ -1,0 +1,235 @@
+/*
+ * cmd-task.c -- the task board: create, list, show, ready, claim, update,
+ * complete, release.  Each write emits its event in the same transaction.
+ */
+#include <string.h>
+
+#include "common/proto.h"
+#include "common/util.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/sweep.h"
+#include "daemon/txn.h"
+#include "store/store.h"
+
+#define DEFAULT_LEASE_MS 300000
+#define MAX_LIST         100000
+
+/* Reply with task t (stolen) and emit topic with it; or fail with e. */
+static void task_reply(struct cmd_req *r, json_t *t, const char *topic, struct store_err *e)
+{
+	if (t == NULL) {
+		cmd_fail(r, e->code, "%s", e->msg);
+		return;
+	}
+	if (topic != NULL)
+		events_emit(topic, json_incref(t));
+	cmd_ok(r, t);
+}
+
+static int task_id_arg(struct cmd_req *r, long long *id)
+{
+	if (cmd_arg_int(r, "id", id) == -1 || *id <= 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "id must be a positive task id");
+		return -1;
+	}
+	return 0;
+}
+
+static int check_text(struct cmd_req *r, const char *name, size_t max, int nonempty)
+{
+	const char *s = cmd_arg_str(r, name);
+
+	if (s == NULL)
+		return 0;
+	if (nonempty && *s == '\0') {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s must not be empty", name);
+		return -1;
+	}
+	if (strlen(s) > max) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s is longer than %zu bytes", name, max);
+		return -1;
+	}
+	return 0;
+}
+
+static void cmd_task_create(struct cmd_req *r)
+{
+	struct store_err e;
+
+	if (check_text(r, "title", 4096, 1) == -1 || check_text(r, "body", 262144, 0) == -1)
+		return;
+	task_reply(r,
+	           store_task_create(D.store, cmd_arg_str(r, "title"), cmd_arg_str(r, "body"),
+	                             cmd_arg_int_or(r, "priority", 0), cmd_arg(r, "depends_on"),
+	                             now_ms(), &e),
+	           "task.created", &e);
+}
+
+static const char *status_arg(struct cmd_req *r)
+{
+	const char *s = cmd_arg_str(r, "status");
+
+	if (s != NULL && strcmp(s, "open") != 0 && strcmp(s, "claimed") != 0 &&
+	    strcmp(s, "done") != 0 && strcmp(s, "cancelled") != 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT,
+		         "status must be one of open, claimed, done, cancelled");
+		return "";
+	}
+	return s;
+}
+
+static long long limit_arg(struct cmd_req *r)
+{
+	long long n = cmd_arg_int_or(r, "limit", 1000);
+
+	if (n <= 0 || n > MAX_LIST) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "limit must be between 1 and %d", MAX_LIST);
+		return -1;
+	}
+	return n;
+}
+
+static void cmd_task_list(struct cmd_req *r)
+{
+	struct store_err e;
+	const char *status = status_arg(r);
+	long long limit;
+	json_t *res;
+
+	if (r->replied || (limit = limit_arg(r)) == -1)
+		return;
+	res = store_task_list(D.store, status, cmd_arg_str(r, "owner"),
+	                      cmd_arg_bool_or(r, "ready", 0), limit, &e);
+	if (res == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else
+		cmd_ok(r, res);
+}
+
+static void cmd_task_ready(struct cmd_req *r)
+{
+	struct store_err e;
+	long long limit;
+	json_t *res;
+
+	if ((limit = limit_arg(r)) == -1)
+		return;
+	if ((res = store_task_list(D.store, NULL, NULL, 1, limit, &e)) == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else
+		cmd_ok(r, res);
+}
+
+static void cmd_task_show(struct cmd_req *r)
+{
+	struct store_err e;
+	long long id;
+
+	if (task_id_arg(r, &id) == -1)
+		return;
+	task_reply(r, store_task_get(D.store, id, &e), NULL, &e);
+}
+
+static void cmd_task_claim(struct cmd_req *r)
+{
+	struct store_err e;
+	long long id = 0, lease = cmd_arg_int_or(r, "lease_ms", DEFAULT_LEASE_MS);
+
+	if (cmd_arg(r, "id") != NULL && task_id_arg(r, &id) == -1)
+		return;
+	if (check_text(r, "agent", 256, 1) == -1)
+		return;
+	if (lease < 100 || lease > 7LL * 24 * 3600 * 1000) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "lease_ms must be between 100 and a week");
+		return;
+	}
+	task_reply(r, store_task_claim(D.store, cmd_arg_str(r, "agent"), id, lease, now_ms(), &e),
+	           "task.claimed", &e);
+	sweep_kick();
+}
+
+static void cmd_task_update(struct cmd_req *r)
+{
+	static const char *fields[] = {"title",    "body",       "priority",
+	                               "progress", "depends_on", "status"};
+	struct store_err e;
+	json_t *ch;
+	long long id;
+	size_t i;
+
+	if (task_id_arg(r, &id) == -1 || check_text(r, "title", 4096, 1) == -1 ||
+	    check_text(r, "body", 262144, 0) == -1 || check_text(r, "progress", 65536, 0) == -1)
+		return;
+	ch = json_object();
+	for (i = 0; i < sizeof fields / sizeof *fields; i++)
+		if (cmd_arg(r, fields[i]) != NULL)
+			json_object_set(ch, fields[i], cmd_arg(r, fields[i]));
+	task_reply(r, store_task_update(D.store, id, ch, cmd_arg_str(r, "agent"), now_ms(), &e),
+	           "task.updated", &e);
+	json_decref(ch);
+}
+
+static void cmd_task_complete(struct cmd_req *r)
+{
+	struct store_err e;
+	long long id;
+
+	if (task_id_arg(r, &id) == -1)
+		return;
+	task_reply(r,
+	           store_task_complete(D.store, id, cmd_arg_str(r, "agent"), cmd_arg(r, "result"),
+	                               now_ms(), &e),
+	           "task.completed", &e);
+}
+
+static void cmd_task_release(struct cmd_req *r)
+{
+	struct store_err e;
+	long long id;
+
+	if (task_id_arg(r, &id) == -1)
+		return;
+	task_reply(r, store_task_release(D.store, id, cmd_arg_str(r, "agent"), now_ms(), &e),
+	           "task.released", &e);
+}
+
+static const struct cmd_arg create_args[] = {{"title", ARG_STR, 1},
+                                             {"body", ARG_STR, 0},
+                                             {"priority", ARG_INT, 0},
+                                             {"depends_on", ARG_ARR, 0},
+                                             {NULL, 0, 0}};
+static const struct cmd_arg list_args[] = {{"status", ARG_STR, 0},
+                                           {"owner", ARG_STR, 0},
+                                           {"limit", ARG_INT, 0},
+                                           {"ready", ARG_BOOL, 0},
+                                           {NULL, 0, 0}};
+static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0}, {NULL, 0, 0}};
+static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1}, {NULL, 0, 0}};
+static const struct cmd_arg claim_args[] = {
+    {"agent", ARG_STR, 1}, {"id", ARG_INT, 0}, {"lease_ms", ARG_INT, 0}, {NULL, 0, 0}};
+static const struct cmd_arg update_args[] = {
+    {"id", ARG_INT, 1},       {"title", ARG_STR, 0},    {"body", ARG_STR, 0},
+    {"priority", ARG_INT, 0}, {"progress", ARG_STR, 0}, {"depends_on", ARG_ARR, 0},
+    {"status", ARG_STR, 0},   {"agent", ARG_STR, 0},    {NULL, 0, 0}};
+static const struct cmd_arg complete_args[] = {
+    {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {"result", ARG_ANY, 0}, {NULL, 0, 0}};
+static const struct cmd_arg release_args[] = {
+    {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {NULL, 0, 0}};
+
+const struct cmd_entry cmd_task_entries[] = {
+    {"task-create", "task-create {title, body?, priority?, depends_on?}", CMD_WRITE, create_args,
+     cmd_task_create},
+    {"task-list", "task-list {status?, owner?, ready?, limit?}", CMD_READ, list_args,
+     cmd_task_list},
+    {"task-show", "task-show {id}", CMD_READ, id_args, cmd_task_show},
+    {"task-ready", "task-ready {limit?}", CMD_READ, ready_args, cmd_task_ready},
+    {"task-claim", "task-claim {agent, id?, lease_ms?}", CMD_WRITE, claim_args, cmd_task_claim},
+    {"task-update",
+     "task-update {id, title?, body?, priority?, progress?, depends_on?, status?, agent?}",
+     CMD_WRITE, update_args, cmd_task_update},
+    {"task-complete", "task-complete {id, agent?, result?}", CMD_WRITE, complete_args,
+     cmd_task_complete},
+    {"task-release", "task-release {id, agent?}", CMD_WRITE, release_args, cmd_task_release},
+    {NULL, NULL, 0, NULL, NULL},
+};

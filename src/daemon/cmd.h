@@ -1,0 +1,84 @@
+/*
+ * cmd.h -- the command table: what the server knows about commands.
+ *
+ * Each command family lives in one cmd-*.c file that exports an array of
+ * struct cmd_entry.  The server parses a request line, finds the entry by
+ * name, checks the argument spec and the peer's privilege, and calls exec.
+ * It knows nothing else about any command (tmux's cmd_entry pattern).
+ *
+ * exec replies with cmd_ok() or cmd_fail() before returning, or, for a
+ * long-running command flagged CMD_ASYNC, keeps the request (cmd_req_hold)
+ * and replies later from a libuv callback.  Write commands (CMD_WRITE) run
+ * inside the current group-commit transaction and their replies are held
+ * until it commits.
+ */
+#ifndef COLIBRI_CMD_H
+#define COLIBRI_CMD_H
+
+#include <jansson.h>
+#include <sys/types.h>
+
+#define CMD_READ  0x0
+#define CMD_WRITE 0x1 /* changes the store: runs in a savepoint, reply after commit */
+#define CMD_PRIV  0x2 /* needs uid 0, the daemon's uid or the admin group */
+#define CMD_ASYNC 0x4 /* may reply after exec returns */
+#define CMD_CONN  0x8 /* acts on the connection itself (subscribe) */
+
+enum arg_type { ARG_STR, ARG_INT, ARG_BOOL, ARG_OBJ, ARG_ARR, ARG_ANY, ARG_ID };
+
+struct cmd_arg {
+	const char *name;
+	enum arg_type type;
+	int required;
+};
+
+struct cmd_req;
+
+struct cmd_entry {
+	const char *name;
+	const char *usage; /* one line for errors and help */
+	int flags;
+	const struct cmd_arg *args; /* terminated by {NULL} */
+	void (*exec)(struct cmd_req *);
+};
+
+/* A request being executed.  Owned by the server until replied. */
+struct cmd_req {
+	const struct cmd_entry *entry;
+	json_t *id;            /* echoed as is */
+	json_t *args;          /* always an object */
+	struct client *client; /* NULL once the client has gone */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	int replied;
+	int failed;
+	int held;
+	char *reply; /* serialised reply line, with newline */
+	size_t reply_len;
+	struct cmd_req *next;
+};
+
+/* Reply with a result (reference stolen). */
+void cmd_ok(struct cmd_req *, json_t *result);
+/* Reply with an error code from proto.h and a message. */
+void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Keep the request alive after exec returns (CMD_ASYNC); reply later. */
+void cmd_req_hold(struct cmd_req *);
+
+/* Argument accessors; the spec has already checked presence and type. */
+const char *cmd_arg_str(struct cmd_req *, const char *name);
+int cmd_arg_int(struct cmd_req *, const char *name, long long *out); /* 0 if present */
+long long cmd_arg_int_or(struct cmd_req *, const char *name, long long dflt);
+int cmd_arg_bool_or(struct cmd_req *, const char *name, int dflt);
+json_t *cmd_arg(struct cmd_req *, const char *name); /* borrowed, or NULL */
+
+/* Look a command up by name. */
+const struct cmd_entry *cmd_find(const char *name);
+/* Validate args against the spec; on error fills msg and returns -1. */
+int cmd_check_args(const struct cmd_entry *, json_t *args, char *msg, size_t len);
+/* Visit every command (for help and schema checks). */
+void cmd_foreach(void (*)(const struct cmd_entry *, void *), void *);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * daemon.h -- the daemon's process-wide state, shared by its subsystems.
+ *
+ * There is one daemon per process, so this is a single global (as tmux's
+ * server globals), reached through `D`.  Subsystems keep their own state in
+ * their own files; only what several of them need lives here.
+ */
+#ifndef COLIBRI_DAEMON_H
+#define COLIBRI_DAEMON_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+struct store;
+
+struct daemon_config {
+	char *state_dir;
+	char *socket_path;
+	char *db_path;
+	char *sessions_dir;
+	char *log_path;
+	char *group; /* admin group name, or NULL */
+	gid_t admin_gid;
+	int have_admin_gid;
+	size_t max_line;
+	int max_clients;
+	size_t max_output;
+	int64_t stall_ms;
+	int64_t kill_grace_ms;
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	struct store *store;
+	struct daemon_config cfg;
+	int64_t started_ms;
+	uid_t uid;
+	int shutting_down;
+	char hostname[256];
+};
+
+extern struct daemon D;
+
+/* Begin an orderly shutdown (stop accepting, finish, close). */
+void daemon_shutdown(void);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * main.c -- colibri-daemon: options, state directory, lock, signals, loop.
+ *
+ * Start-up is strict: any problem with the state directory, the lock, the
+ * database or the socket is fatal with a message that names the path.  Once
+ * running, signals only set state through libuv's signal handles:
+ * SIGTERM/SIGINT begin an orderly shutdown (stop accepting, finish what
+ * was read, stop agents, commit, close the database, exit 0), SIGHUP
+ * reopens the log file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/paths.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "daemon/daemon.h"
+#include "daemon/server.h"
+#include "daemon/subsys.h"
+#include "daemon/sweep.h"
+#include "daemon/txn.h"
+#include "store/store.h"
+
+struct daemon D;
+
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t shutdown_timer;
+static int64_t shutdown_deadline;
+static int lock_fd = -1;
+
+static void __attribute__((noreturn)) usage(int code)
+{
+	fprintf(code ? stderr : stdout,
+	        "usage: colibri-daemon [--state-dir DIR] [--socket PATH] [--db PATH]\n"
+	        "                      [--group GROUP] [--log-level error|warn|info|debug]\n"
+	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
+	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
+	        "                      [--kill-grace-ms MS] [--version]\n");
+	exit(code);
+}
+
+static long long parse_num(const char *opt, const char *s, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || end == s || v < min || v > max) {
+		fprintf(stderr, "colibri-daemon: %s wants a number from %lld to %lld\n", opt, min,
+		        max);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
+static char *absolute(const char *p)
+{
+	char cwd[4096];
+
+	if (p[0] == '/')
+		return xstrdup(p);
+	if (getcwd(cwd, sizeof cwd) == NULL)
+		fatal("getcwd");
+	return path_join(cwd, p);
+}
+
+static void parse_args(int argc, char **argv, int *foreground, enum log_level *level)
+{
+	static const struct option opts[] = {
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"socket", required_argument, NULL, 'S'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"group", required_argument, NULL, 'g'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"log", required_argument, NULL, 'L'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"max-line", required_argument, NULL, 1},
+	    {"max-clients", required_argument, NULL, 2},
+	    {"max-output", required_argument, NULL, 3},
+	    {"stall-ms", required_argument, NULL, 4},
+	    {"kill-grace-ms", required_argument, NULL, 5},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct daemon_config *c = &D.cfg;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "fhV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			c->state_dir = absolute(optarg);
+			break;
+		case 'S':
+			c->socket_path = absolute(optarg);
+			break;
+		case 'd':
+			c->db_path = absolute(optarg);
+			break;
+		case 'g':
+			c->group = xstrdup(optarg);
+			break;
+		case 'l':
+			if (log_parse_level(optarg, level) == -1) {
+				fprintf(stderr, "colibri-daemon: unknown log level %s\n", optarg);
+				exit(EXIT_USAGE);
+			}
+			break;
+		case 'L':
+			c->log_path = absolute(optarg);
+			break;
+		case 'f':
+			*foreground = 1;
+			break;
+		case 1:
+			c->max_line = (size_t)parse_num("--max-line", optarg, 1024, 1LL << 30);
+			break;
+		case 2:
+			c->max_clients = (int)parse_num("--max-clients", optarg, 1, 1000000);
+			break;
+		case 3:
+			c->max_output = (size_t)parse_num("--max-output", optarg, 65536, 1LL << 32);
+			break;
+		case 4:
+			c->stall_ms = parse_num("--stall-ms", optarg, 100, 86400000);
+			break;
+		case 5:
+			c->kill_grace_ms = parse_num("--kill-grace-ms", optarg, 0, 600000);
+			break;
+		case 'V':
+			printf("colibri-daemon %s (protocol %d)\n", COLIBRI_VERSION,
+			       COLIBRI_PROTOCOL_VERSION);
+			exit(0);
+		case 'h':
+			usage(0);
+		default:
+			usage(EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage(EXIT_USAGE);
+}
+
+/* Fill unset paths from the state dir or the OS defaults. */
+static void resolve_paths(void)
+{
+	struct daemon_config *c = &D.cfg;
+	const char *data = c->state_dir != NULL ? c->state_dir : PATH_DEFAULT_DATA;
+
+	if (c->socket_path == NULL)
+		c->socket_path = c->state_dir != NULL ? path_join(c->state_dir, "colibri.sock")
+		                                      : xstrdup(PATH_DEFAULT_SOCKET);
+	if (c->db_path == NULL)
+		c->db_path = c->state_dir != NULL ? path_join(c->state_dir, "colibri.sqlite")
+		                                  : xstrdup(PATH_DEFAULT_DB);
+	c->sessions_dir = path_join(data, "sessions");
+	if (c->max_line == 0)
+		c->max_line = COLIBRI_MAX_LINE_DEFAULT;
+	if (c->max_clients == 0)
+		c->max_clients = 1024;
+	if (c->max_output == 0)
+		c->max_output = 8 * 1024 * 1024;
+	if (c->stall_ms == 0)
+		c->stall_ms = 120000;
+	if (c->kill_grace_ms == 0)
+		c->kill_grace_ms = 3000;
+}
+
+/* Create a directory of ours, 0750 at most; refuse a symlink or a stranger's. */
+static void ensure_private_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (mkdir_p(dir, 0750) == -1)
+		fatal("cannot create %s", dir);
+	if (lstat(dir, &sb) == -1)
+		fatal("%s", dir);
+	if (!S_ISDIR(sb.st_mode))
+		fatalx("%s is not a directory (a symlink is refused)", dir);
+	if (sb.st_uid != D.uid)
+		fatalx("%s belongs to uid %ld, not to the daemon's uid %ld", dir, (long)sb.st_uid,
+		       (long)D.uid);
+	if ((sb.st_mode & 0027) != 0) {
+		log_warnx("%s had mode %04o; setting 0750", dir, (unsigned)(sb.st_mode & 07777));
+		if (chmod(dir, 0750) == -1)
+			fatal("chmod %s", dir);
+	}
+}
+
+static char *dir_of(const char *path)
+{
+	char *d = xstrdup(path), *s = strrchr(d, '/');
+
+	if (s != NULL && s != d)
+		*s = '\0';
+	return d;
+}
+
+/* One daemon per database: an flock'd lock file beside it holding our pid. */
+static void take_lock(void)
+{
+	char *path, pid[32], other[32] = "";
+	ssize_t n;
+
+	xasprintf(&path, "%s.lock", D.cfg.db_path);
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (lock_fd == -1)
+		fatal("lock file %s", path);
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK)
+			fatal("lock %s", path);
+		n = pread(lock_fd, other, sizeof other - 1, 0);
+		other[n > 0 ? n : 0] = '\0';
+		other[strcspn(other, "\n")] = '\0';
+		fatalx("another colibri-daemon (pid %s) is running on %s", *other ? other : "?",
+		       D.cfg.db_path);
+	}
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(lock_fd, 0) == -1 || pwrite(lock_fd, pid, strlen(pid), 0) == -1)
+		log_warn("writing %s", path);
+	free(path);
+}
+
+static void resolve_group(void)
+{
+	struct group *gr;
+
+	if (D.cfg.group == NULL)
+		return;
+	if ((gr = getgrnam(D.cfg.group)) == NULL)
+		fatalx("unknown group %s", D.cfg.group);
+	D.cfg.admin_gid = gr->gr_gid;
+	D.cfg.have_admin_gid = 1;
+}
+
+static void finish(void)
+{
+	log_info("shut down");
+	uv_timer_stop(&shutdown_timer);
+	uv_close((uv_handle_t *)&shutdown_timer, NULL);
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&sig_hup, NULL);
+	subsys_close();
+	sweep_close();
+	txn_close();
+	server_close();
+}
+
+static void shutdown_tick(uv_timer_t *t)
+{
+	(void)t;
+	txn_flush();
+	server_flush_all();
+	if ((subsys_busy() || server_output_pending()) && now_ms() < shutdown_deadline)
+		return;
+	finish();
+}
+
+void daemon_shutdown(void)
+{
+	if (D.shutting_down)
+		return;
+	D.shutting_down = 1;
+	log_info("shutting down");
+	server_stop_accepting();
+	subsys_shutdown();
+	shutdown_deadline = now_ms() + D.cfg.kill_grace_ms + 5000;
+	uv_timer_start(&shutdown_timer, shutdown_tick, 0, 20);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	(void)s;
+	if (signum == SIGHUP) {
+		if (log_reopen() == -1)
+			log_warn("reopening the log");
+		else
+			log_info("log reopened");
+		return;
+	}
+	daemon_shutdown();
+}
+
+static void start_signals(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(D.loop, &sig_term);
+	uv_signal_init(D.loop, &sig_int);
+	uv_signal_init(D.loop, &sig_hup);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	uv_signal_start(&sig_int, on_signal, SIGINT);
+	uv_signal_start(&sig_hup, on_signal, SIGHUP);
+	uv_timer_init(D.loop, &shutdown_timer);
+}
+
+static void open_store(void)
+{
+	struct store_err e;
+
+	if ((D.store = store_open(D.cfg.db_path, &e)) == NULL)
+		fatalx("database %s: %s", D.cfg.db_path, e.msg);
+	if (chmod(D.cfg.db_path, 0600) == -1)
+		log_warn("chmod %s", D.cfg.db_path);
+}
+
+int main(int argc, char **argv)
+{
+	enum log_level level = LOG_LEVEL_INFO;
+	int foreground = 0;
+	char *cause = NULL, *dir;
+
+	umask(0027);
+	D.uid = geteuid();
+	D.started_ms = now_ms();
+	if (gethostname(D.hostname, sizeof D.hostname - 1) == -1)
+		strcpy(D.hostname, "localhost");
+	parse_args(argc, argv, &foreground, &level);
+	resolve_paths();
+	if (!foreground && D.cfg.log_path == NULL)
+		D.cfg.log_path = D.cfg.state_dir != NULL ? path_join(D.cfg.state_dir, "colibri.log")
+		                                         : xstrdup(PATH_DEFAULT_LOG);
+	if (log_init("colibri-daemon", level, D.cfg.log_path) == -1)
+		fatal("log file %s", D.cfg.log_path);
+	if (D.cfg.state_dir != NULL)
+		ensure_private_dir(D.cfg.state_dir);
+	dir = dir_of(D.cfg.db_path);
+	ensure_private_dir(dir);
+	free(dir);
+	take_lock();
+	ensure_private_dir(D.cfg.sessions_dir);
+	resolve_group();
+	if (!foreground && daemon(1, 0) == -1)
+		fatal("daemon");
+	if (!foreground && lock_fd != -1) {
+		/* The pid in the lock file changed with the fork. */
+		char pid[32];
+		snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+		if (ftruncate(lock_fd, 0) == -1 || pwrite(lock_fd, pid, strlen(pid), 0) == -1)
+			log_warn("lock file");
+	}
+	D.loop = uv_default_loop();
+	open_store();
+	txn_init();
+	if (subsys_init(&cause) == -1)
+		fatalx("%s", cause);
+	if (server_start(&cause) == -1)
+		fatalx("%s", cause);
+	sweep_init();
+	start_signals();
+	log_info("colibri-daemon %s listening on %s (database %s, pid %ld)", COLIBRI_VERSION,
+	         D.cfg.socket_path, D.cfg.db_path, (long)getpid());
+	uv_run(D.loop, UV_RUN_DEFAULT);
+	uv_loop_close(D.loop);
+	store_close(D.store);
+	log_close();
+	return 0;
+}

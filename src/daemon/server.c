@@ -1,0 +1,654 @@
+/*
+ * server.c -- the control socket.
+ *
+ * A request's whole path is here and in one cmd-*.c file: bytes arrive in
+ * the client's input buffer; each complete line is parsed once (jansson),
+ * checked (envelope, command, arguments, privilege) and executed.  A bad
+ * line costs its sender one error reply; an over-long line costs it the
+ * connection; nothing costs anyone else anything.
+ *
+ * Output is appended to the client's buffer and written once per loop
+ * iteration (server_flush_all, from txn.c's check handle), so a burst of
+ * pipelined requests is answered with one write.  One uv_write is in
+ * flight per client at most; what accumulates meanwhile waits in `out`.
+ * A client whose unsent output passes max_output is dropped (a subscriber
+ * that does not read).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/xmalloc.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/peercred.h"
+#include "daemon/server.h"
+#include "daemon/txn.h"
+#include "store/store.h"
+
+struct client {
+	uv_pipe_t pipe;
+	struct peercred cred;
+	int fd;
+	int closing;
+	int close_after_flush;
+	int dirty;
+	struct buf in;
+	struct buf out;  /* waiting to be written */
+	struct buf wbuf; /* being written by uv_write */
+	uv_write_t wreq;
+	int writing;
+	/* subscription */
+	int subscribed;
+	json_t *topics;
+	long long cursor;
+	struct client *next, *prev;
+	struct client *next_dirty;
+};
+
+static uv_pipe_t listener;
+static int listening;
+static struct client *clients;
+static int nclients;
+static struct client *dirty;
+
+static void client_close(struct client *, const char *why);
+static void client_flush(struct client *);
+
+int server_client_count(void)
+{
+	return nclients;
+}
+
+int server_output_pending(void)
+{
+	struct client *c;
+
+	for (c = clients; c != NULL; c = c->next)
+		if (!c->closing && (buf_used(&c->out) > 0 || c->writing))
+			return 1;
+	return 0;
+}
+
+static void client_mark_dirty(struct client *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->next_dirty = dirty;
+		dirty = c;
+	}
+}
+
+void server_client_write(struct client *c, const char *p, size_t n)
+{
+	if (c->closing)
+		return;
+	if (buf_used(&c->out) + buf_used(&c->wbuf) + n > D.cfg.max_output) {
+		log_warnx("client pid %ld: %zu bytes of output unread, dropping it",
+		          (long)c->cred.pid, buf_used(&c->out) + buf_used(&c->wbuf));
+		client_close(c, "output cap");
+		return;
+	}
+	buf_add(&c->out, p, n);
+	client_mark_dirty(c);
+}
+
+/* Serialise a reply envelope and send or hold it. */
+static void reply_send(struct cmd_req *r, json_t *env)
+{
+	char *s = json_dumps(env, JSON_COMPACT);
+	size_t n = strlen(s);
+
+	s = xrealloc(s, n + 2);
+	s[n++] = '\n';
+	s[n] = '\0';
+	if (r->client != NULL)
+		txn_reply(r->client, s, n);
+	free(s);
+	json_decref(env);
+}
+
+static void cmd_req_free(struct cmd_req *);
+
+/* Requests held by CMD_ASYNC commands, so a closing client can detach. */
+static struct cmd_req *held_reqs;
+
+static void req_unlink_held(struct cmd_req *r)
+{
+	struct cmd_req **pp;
+
+	for (pp = &held_reqs; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+	}
+}
+
+void cmd_ok(struct cmd_req *r, json_t *result)
+{
+	json_t *env;
+
+	if (r->replied) {
+		json_decref(result);
+		return;
+	}
+	r->replied = 1;
+	env = json_object();
+	json_object_set(env, "id", r->id);
+	json_object_set_new(env, "ok", json_true());
+	json_object_set_new(env, "result", result != NULL ? result : json_object());
+	reply_send(r, env);
+	if (r->held) {
+		req_unlink_held(r);
+		cmd_req_free(r);
+	}
+}
+
+static json_t *error_envelope(json_t *id, const char *code, const char *msg)
+{
+	return json_pack("{s:O, s:b, s:{s:s, s:s}}", "id", id != NULL ? id : json_null(), "ok", 0,
+	                 "error", "code", code, "message", msg);
+}
+
+void cmd_fail(struct cmd_req *r, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (r->replied)
+		return;
+	r->replied = 1;
+	r->failed = 1;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	reply_send(r, error_envelope(r->id, code, msg));
+	if (r->held) {
+		req_unlink_held(r);
+		cmd_req_free(r);
+	}
+}
+
+void cmd_req_hold(struct cmd_req *r)
+{
+	r->held = 1;
+	r->next = held_reqs;
+	held_reqs = r;
+}
+
+static void cmd_req_free(struct cmd_req *r)
+{
+	json_decref(r->id);
+	json_decref(r->args);
+	free(r);
+}
+
+void server_client_fail_held(struct client *c, const char *line, size_t len, const char *why)
+{
+	json_t *orig = json_loadb(line, len, 0, NULL), *env;
+	char *s;
+
+	env = error_envelope(json_object_get(orig, "id"), ERR_UNAVAILABLE, why);
+	s = json_dumps(env, JSON_COMPACT);
+	server_client_write(c, s, strlen(s));
+	server_client_write(c, "\n", 1);
+	free(s);
+	json_decref(env);
+	json_decref(orig);
+}
+
+static void send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
+{
+	struct cmd_req r;
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	memset(&r, 0, sizeof r);
+	r.client = c;
+	reply_send(&r, error_envelope(id, code, msg));
+}
+
+static int peer_is_privileged(struct client *c)
+{
+	if (c->cred.uid == 0 || c->cred.uid == D.uid)
+		return 1;
+	return D.cfg.have_admin_gid && peercred_in_group(c->fd, &c->cred, D.cfg.admin_gid);
+}
+
+static void dispatch(struct client *c, struct cmd_req *r)
+{
+	const struct cmd_entry *ce = r->entry;
+	size_t mark = 0;
+	struct store_err e;
+
+	if ((ce->flags & CMD_PRIV) && !peer_is_privileged(c)) {
+		cmd_fail(r, ERR_PERMISSION_DENIED,
+		         "%s needs uid 0, the daemon's uid or the admin group", ce->name);
+		return;
+	}
+	if (D.shutting_down && (ce->flags & CMD_WRITE)) {
+		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
+		return;
+	}
+	if (ce->flags & CMD_WRITE) {
+		if (txn_write(&e) == -1) {
+			cmd_fail(r, e.code, "%s", e.msg);
+			return;
+		}
+		mark = events_mark();
+		store_savepoint(D.store);
+	}
+	ce->exec(r);
+	if (ce->flags & CMD_WRITE) {
+		if (r->failed) {
+			store_savepoint_rollback(D.store);
+			events_rollback_to(mark);
+		} else
+			store_savepoint_release(D.store);
+	}
+	if (!r->replied && !r->held)
+		cmd_fail(r, ERR_INTERNAL, "%s gave no reply", ce->name);
+}
+
+/* Handle one complete line (without its newline). */
+static void handle_line(struct client *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req, *id, *cmd, *args;
+	const struct cmd_entry *ce;
+	struct cmd_req *r;
+	char msg[256];
+
+	while (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return; /* blank lines are keep-alives */
+	if ((req = json_loadb(line, len, 0, &jerr)) == NULL) {
+		send_error(c, NULL, ERR_BAD_REQUEST, "invalid JSON at column %d: %s", jerr.column,
+		           jerr.text);
+		return;
+	}
+	if (!json_is_object(req)) {
+		send_error(c, NULL, ERR_BAD_REQUEST, "a request is a JSON object");
+		goto out;
+	}
+	id = json_object_get(req, "id");
+	if (id != NULL && !json_is_integer(id) && !json_is_string(id) && !json_is_null(id)) {
+		send_error(c, NULL, ERR_BAD_REQUEST, "id must be an integer or a string");
+		goto out;
+	}
+	cmd = json_object_get(req, "cmd");
+	if (!json_is_string(cmd)) {
+		send_error(c, id, ERR_BAD_REQUEST, "missing string \"cmd\"");
+		goto out;
+	}
+	if ((ce = cmd_find(json_string_value(cmd))) == NULL) {
+		send_error(c, id, ERR_UNKNOWN_COMMAND, "unknown command \"%.64s\"",
+		           json_string_value(cmd));
+		goto out;
+	}
+	args = json_object_get(req, "args");
+	if (args != NULL && !json_is_object(args) && !json_is_null(args)) {
+		send_error(c, id, ERR_BAD_REQUEST, "args must be an object");
+		goto out;
+	}
+	if (args == NULL || json_is_null(args))
+		args = json_object();
+	else
+		json_incref(args);
+	if (cmd_check_args(ce, args, msg, sizeof msg) == -1) {
+		send_error(c, id, ERR_INVALID_ARGUMENT, "%s (usage: %s)", msg, ce->usage);
+		json_decref(args);
+		goto out;
+	}
+	r = xcalloc(1, sizeof *r);
+	r->entry = ce;
+	r->id = id != NULL ? json_incref(id) : json_null();
+	r->args = args;
+	r->client = c;
+	r->uid = c->cred.uid;
+	r->gid = c->cred.gid;
+	r->pid = c->cred.pid;
+	dispatch(c, r);
+	if (!r->held)
+		cmd_req_free(r);
+out:
+	json_decref(req);
+}
+
+static void process_input(struct client *c)
+{
+	char *p, *nl;
+	size_t n;
+
+	while (!c->closing && !c->close_after_flush) {
+		p = buf_head(&c->in);
+		n = buf_used(&c->in);
+		nl = memchr(p, '\n', n < D.cfg.max_line + 1 ? n : D.cfg.max_line + 1);
+		if (nl == NULL) {
+			if (n > D.cfg.max_line) {
+				send_error(c, NULL, ERR_BAD_REQUEST,
+				           "line exceeds %zu bytes; closing the connection",
+				           D.cfg.max_line);
+				c->close_after_flush = 1;
+				uv_read_stop((uv_stream_t *)&c->pipe);
+				buf_reset(&c->in);
+			}
+			return;
+		}
+		handle_line(c, p, (size_t)(nl - p));
+		buf_consume(&c->in, (size_t)(nl - p) + 1);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct client *c = h->data;
+
+	(void)suggested;
+	b->base = buf_reserve(&c->in, 65536);
+	b->len = 65536;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct client *c = s->data;
+
+	(void)b;
+	if (n < 0) {
+		client_close(c, n == UV_EOF ? NULL : uv_strerror((int)n));
+		return;
+	}
+	c->in.len += (size_t)n;
+	process_input(c);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+	struct client *c = h->data;
+
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->wbuf);
+	json_decref(c->topics);
+	free(c);
+}
+
+static void client_close(struct client *c, const char *why)
+{
+	struct client **pp;
+	struct cmd_req *r;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (why != NULL)
+		log_debug("client pid %ld closed: %s", (long)c->cred.pid, why);
+	txn_forget_client(c);
+	for (r = held_reqs; r != NULL; r = r->next)
+		if (r->client == c)
+			r->client = NULL;
+	for (pp = &dirty; *pp != NULL; pp = &(*pp)->next_dirty) {
+		if (*pp == c) {
+			*pp = c->next_dirty;
+			break;
+		}
+	}
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	nclients--;
+	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+	struct client *c = w->data;
+
+	c->writing = 0;
+	buf_reset(&c->wbuf);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		client_close(c, uv_strerror(status));
+		return;
+	}
+	client_flush(c);
+}
+
+static void client_flush(struct client *c)
+{
+	uv_buf_t ub;
+	int n;
+
+	if (c->closing || c->writing)
+		return;
+	if (buf_used(&c->out) > 0) {
+		ub = uv_buf_init(buf_head(&c->out), (unsigned int)buf_used(&c->out));
+		n = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
+		if (n > 0)
+			buf_consume(&c->out, (size_t)n);
+		else if (n < 0 && n != UV_EAGAIN) {
+			client_close(c, uv_strerror(n));
+			return;
+		}
+	}
+	if (buf_used(&c->out) > 0) {
+		/* Swap the rest into wbuf and let libuv finish it. */
+		struct buf t = c->wbuf;
+		c->wbuf = c->out;
+		c->out = t;
+		buf_reset(&c->out);
+		ub = uv_buf_init(buf_head(&c->wbuf), (unsigned int)buf_used(&c->wbuf));
+		c->wreq.data = c;
+		c->writing = 1;
+		if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &ub, 1, on_write) < 0) {
+			c->writing = 0;
+			client_close(c, "write failed");
+		}
+		return;
+	}
+	if (c->close_after_flush)
+		client_close(c, "closed after error");
+}
+
+void server_flush_all(void)
+{
+	struct client *c;
+
+	while ((c = dirty) != NULL) {
+		dirty = c->next_dirty;
+		c->dirty = 0;
+		client_flush(c);
+	}
+}
+
+static int topics_match(json_t *topics, const char *topic)
+{
+	size_t i;
+	json_t *v;
+
+	if (topics == NULL || json_array_size(topics) == 0)
+		return 1;
+	json_array_foreach(topics, i, v)
+	{
+		const char *p = json_string_value(v);
+		if (p != NULL && strncmp(topic, p, strlen(p)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+void server_client_subscribe(struct client *c, json_t *topics, long long cursor)
+{
+	json_decref(c->topics);
+	c->topics = topics != NULL ? json_incref(topics) : NULL;
+	c->cursor = cursor;
+	c->subscribed = 1;
+}
+
+void server_client_unsubscribe(struct client *c)
+{
+	c->subscribed = 0;
+}
+
+void server_publish(long long seq, const char *topic, const char *line, size_t len)
+{
+	struct client *c, *next;
+
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (!c->subscribed || c->closing || seq <= c->cursor)
+			continue;
+		c->cursor = seq;
+		if (topics_match(c->topics, topic))
+			server_client_write(c, line, len);
+	}
+}
+
+static void on_connection(uv_stream_t *s, int status)
+{
+	struct client *c;
+	uv_os_fd_t fd;
+
+	if (status < 0) {
+		log_warnx("accept: %s", uv_strerror(status));
+		return;
+	}
+	c = xcalloc(1, sizeof *c);
+	uv_pipe_init(D.loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if (uv_accept(s, (uv_stream_t *)&c->pipe) != 0) {
+		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+		return;
+	}
+	uv_fileno((uv_handle_t *)&c->pipe, &fd);
+	c->fd = fd;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	buf_init(&c->wbuf);
+	if (peercred_get(fd, &c->cred) == -1) {
+		log_warn("peer credentials");
+		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+		return;
+	}
+	c->next = clients;
+	if (clients != NULL)
+		clients->prev = c;
+	clients = c;
+	nclients++;
+	if (nclients > D.cfg.max_clients || D.shutting_down) {
+		send_error(c, NULL, ERR_UNAVAILABLE, "%s",
+		           D.shutting_down ? "the daemon is shutting down" : "too many clients");
+		c->close_after_flush = 1;
+		client_mark_dirty(c);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/* Check the socket's directory: ours, 0750 at most (fix the mode, refuse a stranger's). */
+static int server_check_dir(const char *sock, char **cause)
+{
+	char *dir = xstrdup(sock), *slash = strrchr(dir, '/');
+	struct stat sb;
+	int rc = 0;
+
+	if (slash == NULL || slash == dir)
+		goto out;
+	*slash = '\0';
+	if (lstat(dir, &sb) == -1) {
+		if (mkdir(dir, 0750) == -1 || lstat(dir, &sb) == -1) {
+			xasprintf(cause, "socket directory %s: %s", dir, strerror(errno));
+			rc = -1;
+			goto out;
+		}
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		xasprintf(cause, "socket directory %s is not a directory", dir);
+		rc = -1;
+	} else if (sb.st_uid != D.uid) {
+		xasprintf(cause, "socket directory %s belongs to uid %ld, not to us", dir,
+		          (long)sb.st_uid);
+		rc = -1;
+	} else if ((sb.st_mode & 0027) != 0) {
+		log_warnx("socket directory %s had mode %04o; setting 0750", dir,
+		          (unsigned)(sb.st_mode & 07777));
+		if (chmod(dir, 0750) == -1) {
+			xasprintf(cause, "chmod %s: %s", dir, strerror(errno));
+			rc = -1;
+		}
+	}
+out:
+	free(dir);
+	return rc;
+}
+
+int server_start(char **cause)
+{
+	const char *path = D.cfg.socket_path;
+	struct stat sb;
+	int rc;
+
+	if (server_check_dir(path, cause) == -1)
+		return -1;
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			xasprintf(cause, "%s exists and is not a socket", path);
+			return -1;
+		}
+		/* The state lock is ours, so any socket here is stale. */
+		log_info("removing stale socket %s", path);
+		unlink(path);
+	}
+	uv_pipe_init(D.loop, &listener, 0);
+	if ((rc = uv_pipe_bind(&listener, path)) != 0) {
+		xasprintf(cause, "bind %s: %s", path, uv_strerror(rc));
+		return -1;
+	}
+	if (chmod(path, 0660) == -1) {
+		xasprintf(cause, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (D.cfg.have_admin_gid && chown(path, (uid_t)-1, D.cfg.admin_gid) == -1)
+		log_warn("chown %s to the admin group", path);
+	if ((rc = uv_listen((uv_stream_t *)&listener, 512, on_connection)) != 0) {
+		xasprintf(cause, "listen %s: %s", path, uv_strerror(rc));
+		return -1;
+	}
+	listening = 1;
+	return 0;
+}
+
+void server_stop_accepting(void)
+{
+	if (!listening)
+		return;
+	listening = 0;
+	uv_close((uv_handle_t *)&listener, NULL);
+	unlink(D.cfg.socket_path);
+}
+
+void server_close(void)
+{
+	server_stop_accepting();
+	while (clients != NULL)
+		client_close(clients, "shutdown");
+}

@@ -1,0 +1,59 @@
+/*
+ * subsys.c -- starts and stops the subsystems in a fixed order.
+ *
+ * Each subsystem exports an entry in subsystems[]; start-up runs them in
+ * order, shutdown in order, close in reverse.
+ */
+#include <stddef.h>
+
+#include "daemon/subsys.h"
+
+struct subsys {
+	const char *name;
+	int (*init)(char **cause);
+	void (*shutdown)(void);
+	int (*busy)(void);
+	void (*close)(void);
+};
+
+static const struct subsys subsystems[] = {
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+int subsys_init(char **cause)
+{
+	const struct subsys *s;
+
+	for (s = subsystems; s->name != NULL; s++)
+		if (s->init != NULL && s->init(cause) == -1)
+			return -1;
+	return 0;
+}
+
+void subsys_shutdown(void)
+{
+	const struct subsys *s;
+
+	for (s = subsystems; s->name != NULL; s++)
+		if (s->shutdown != NULL)
+			s->shutdown();
+}
+
+int subsys_busy(void)
+{
+	const struct subsys *s;
+
+	for (s = subsystems; s->name != NULL; s++)
+		if (s->busy != NULL && s->busy())
+			return 1;
+	return 0;
+}
+
+void subsys_close(void)
+{
+	size_t n = sizeof subsystems / sizeof *subsystems - 1;
+
+	while (n-- > 0)
+		if (subsystems[n].close != NULL)
+			subsystems[n].close();
+}

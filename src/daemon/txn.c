@@ -1,0 +1,201 @@
+/*
+ * txn.c -- group commit: one transaction per loop iteration, replies held
+ * until it commits, events published after it.  See txn.h.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "daemon/daemon.h"
+#include "daemon/server.h"
+#include "daemon/txn.h"
+#include "store/store.h"
+
+struct held {
+	struct client *client;
+	char *line;
+	size_t len;
+};
+
+struct pending_event {
+	long long seq;
+	char *topic;
+	char *line;
+	size_t len;
+};
+
+static uv_check_t txn_check;
+static uv_idle_t txn_idle;
+static struct held *held;
+static size_t nheld, capheld;
+static struct pending_event *pev;
+static size_t npev, cappev;
+
+static void txn_check_cb(uv_check_t *h)
+{
+	(void)h;
+	txn_flush();
+	server_flush_all();
+}
+
+static void txn_idle_cb(uv_idle_t *h)
+{
+	(void)h; /* only keeps poll from blocking while a transaction is open */
+}
+
+void txn_init(void)
+{
+	uv_check_init(D.loop, &txn_check);
+	uv_check_start(&txn_check, txn_check_cb);
+	uv_unref((uv_handle_t *)&txn_check);
+	uv_idle_init(D.loop, &txn_idle);
+}
+
+void txn_close(void)
+{
+	txn_flush();
+	uv_close((uv_handle_t *)&txn_check, NULL);
+	uv_close((uv_handle_t *)&txn_idle, NULL);
+	free(held);
+	free(pev);
+	held = NULL;
+	pev = NULL;
+}
+
+int txn_open(void)
+{
+	return D.store != NULL && store_in_txn(D.store);
+}
+
+int txn_write(struct store_err *e)
+{
+	if (store_in_txn(D.store))
+		return 0;
+	if (store_begin(D.store, e) == -1)
+		return -1;
+	uv_idle_start(&txn_idle, txn_idle_cb);
+	return 0;
+}
+
+static void drop_events(size_t from)
+{
+	size_t i;
+
+	for (i = from; i < npev; i++) {
+		free(pev[i].topic);
+		free(pev[i].line);
+	}
+	npev = from;
+}
+
+void txn_flush(void)
+{
+	struct store_err e;
+	size_t i;
+	int ok = 1;
+
+	if (store_in_txn(D.store)) {
+		uv_idle_stop(&txn_idle);
+		if (store_commit(D.store, &e) == -1) {
+			log_warnx("commit failed, %zu replies turned into errors: %s", nheld,
+			          e.msg);
+			ok = 0;
+		}
+	}
+	for (i = 0; i < nheld; i++) {
+		if (held[i].client != NULL) {
+			if (ok)
+				server_client_write(held[i].client, held[i].line, held[i].len);
+			else
+				server_client_fail_held(held[i].client, held[i].line, held[i].len,
+				                        e.msg);
+		}
+		free(held[i].line);
+	}
+	nheld = 0;
+	if (ok)
+		for (i = 0; i < npev; i++)
+			server_publish(pev[i].seq, pev[i].topic, pev[i].line, pev[i].len);
+	drop_events(0);
+}
+
+void txn_reply(struct client *c, const char *line, size_t len)
+{
+	if (!store_in_txn(D.store)) {
+		server_client_write(c, line, len);
+		return;
+	}
+	if (nheld == capheld)
+		held = xreallocarray(held, capheld = capheld ? capheld * 2 : 64, sizeof *held);
+	held[nheld].client = c;
+	held[nheld].line = xmalloc(len);
+	memcpy(held[nheld].line, line, len);
+	held[nheld].len = len;
+	nheld++;
+}
+
+void txn_forget_client(struct client *c)
+{
+	size_t i;
+
+	for (i = 0; i < nheld; i++)
+		if (held[i].client == c)
+			held[i].client = NULL;
+}
+
+char *events_line(long long seq, long long ts, const char *topic, const char *data, size_t *len)
+{
+	struct buf b;
+	json_t *t = json_string(topic);
+	char *qt = json_dumps(t, JSON_ENCODE_ANY);
+
+	buf_init(&b);
+	/* data is already serialised JSON: splice it in rather than parse it again. */
+	buf_printf(&b, "{\"event\":%s,\"seq\":%lld,\"ts\":%lld,\"data\":%s}\n", qt, seq, ts, data);
+	free(qt);
+	json_decref(t);
+	*len = b.len;
+	return b.data;
+}
+
+long long events_emit(const char *topic, json_t *data)
+{
+	struct store_err e;
+	long long seq;
+	int64_t ts = now_ms();
+	char *d;
+
+	if (txn_write(&e) == -1) {
+		log_warnx("event %s lost: %s", topic, e.msg);
+		json_decref(data);
+		return -1;
+	}
+	d = json_dumps(data, JSON_COMPACT);
+	json_decref(data);
+	if ((seq = store_event_append(D.store, topic, d, ts, &e)) == -1) {
+		log_warnx("event %s lost: %s", topic, e.msg);
+		free(d);
+		return -1;
+	}
+	if (npev == cappev)
+		pev = xreallocarray(pev, cappev = cappev ? cappev * 2 : 64, sizeof *pev);
+	pev[npev].seq = seq;
+	pev[npev].topic = xstrdup(topic);
+	pev[npev].line = events_line(seq, ts, topic, d, &pev[npev].len);
+	npev++;
+	free(d);
+	return seq;
+}
+
+size_t events_mark(void)
+{
+	return npev;
+}
+
+void events_rollback_to(size_t mark)
+{
+	drop_events(mark);
+}

@@ -1,0 +1,1222 @@
+/*
+ * store-sqlite.c -- the embedded SQLite backend of store.h.
+ *
+ * One connection, owned by the daemon's loop thread: the daemon is the only
+ * writer, which avoids SQLite's unfair lock waits between processes and lets
+ * the daemon batch concurrent writes into one transaction (group commit).
+ * WAL journal, synchronous=NORMAL: a committed transaction survives the
+ * daemon being killed (it is in the WAL before COMMIT returns); only a power
+ * loss may take the last few.  Foreign keys on, busy timeout for the odd
+ * external reader (sqlite3 CLI, backups).
+ *
+ * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and cached by
+ * the address of their SQL text, which is always a string literal here.
+ *
+ * Schema changes are migrations indexed by PRAGMA user_version; append new
+ * ones to the migrations[] array, never edit a shipped one.
+ */
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/proto.h"
+#include "common/xmalloc.h"
+#include "store/store.h"
+
+#define STMT_CACHE 96
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	int txn;
+	int savepoints;
+	struct {
+		const char *sql;
+		sqlite3_stmt *stmt;
+	} cache[STMT_CACHE];
+};
+
+static const char *migrations[] = {
+    /* 1: the task board, the agent registry, the events log, tenants, kv. */
+    "CREATE TABLE tasks ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL DEFAULT '',"
+    "  status TEXT NOT NULL DEFAULT 'open'"
+    "    CHECK (status IN ('open','claimed','done','cancelled')),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  owner TEXT,"
+    "  lease_ms INTEGER,"
+    "  lease_expires INTEGER,"
+    "  result TEXT,"
+    "  progress TEXT,"
+    "  created INTEGER NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  claimed INTEGER,"
+    "  completed INTEGER);"
+    "CREATE INDEX tasks_queue ON tasks (status, priority DESC, id);"
+    "CREATE INDEX tasks_owner ON tasks (owner) WHERE owner IS NOT NULL;"
+    "CREATE INDEX tasks_lease ON tasks (lease_expires) WHERE status = 'claimed';"
+    "CREATE TABLE task_deps ("
+    "  task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+    "  dep INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (task, dep)) WITHOUT ROWID;"
+    "CREATE INDEX task_deps_dep ON task_deps (dep);"
+    "CREATE TABLE agents ("
+    "  id TEXT PRIMARY KEY,"
+    "  kind TEXT NOT NULL DEFAULT 'registered',"
+    "  name TEXT, provider TEXT, host TEXT,"
+    "  pid INTEGER, pid_start INTEGER, session_id TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'idle', reason TEXT, since INTEGER,"
+    "  lost INTEGER NOT NULL DEFAULT 0,"
+    "  lease_ms INTEGER, heartbeat INTEGER,"
+    "  tenant TEXT, detail TEXT,"
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE INDEX agents_kind ON agents (kind, state);"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  ts INTEGER NOT NULL,"
+    "  topic TEXT NOT NULL,"
+    "  data TEXT NOT NULL);"
+    "CREATE TABLE tenants ("
+    "  tenant_id TEXT PRIMARY KEY,"
+    "  jail_root_path TEXT NOT NULL,"
+    "  collection_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'provisioned',"
+    "  reason TEXT,"
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+};
+
+void store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
+static void store_dberr(struct store *s, struct store_err *e, const char *what)
+{
+	int rc = sqlite3_extended_errcode(s->db);
+
+	if ((rc & 0xff) == SQLITE_FULL || (rc & 0xff) == SQLITE_IOERR)
+		store_err_set(e, ERR_UNAVAILABLE, "%s: %s", what, sqlite3_errmsg(s->db));
+	else
+		store_err_set(e, ERR_INTERNAL, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/* The cached, reset statement for sql (a string literal). */
+static sqlite3_stmt *st(struct store *s, const char *sql)
+{
+	int i;
+
+	for (i = 0; i < STMT_CACHE && s->cache[i].sql != NULL; i++) {
+		if (s->cache[i].sql == sql) {
+			sqlite3_reset(s->cache[i].stmt);
+			sqlite3_clear_bindings(s->cache[i].stmt);
+			return s->cache[i].stmt;
+		}
+	}
+	if (i == STMT_CACHE)
+		i = STMT_CACHE - 1; /* never reached with the statements here; reuse the last */
+	if (s->cache[i].stmt != NULL)
+		sqlite3_finalize(s->cache[i].stmt);
+	s->cache[i].sql = sql;
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->cache[i].stmt,
+	                       NULL) != SQLITE_OK) {
+		s->cache[i].sql = NULL;
+		s->cache[i].stmt = NULL;
+		return NULL;
+	}
+	return s->cache[i].stmt;
+}
+
+static void bind_text_or_null(sqlite3_stmt *q, int i, const char *v)
+{
+	if (v != NULL)
+		sqlite3_bind_text(q, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static int store_exec(struct store *s, const char *sql)
+{
+	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static int store_migrate(struct store *s, struct store_err *e)
+{
+	int have = store_schema_version(s), n = (int)(sizeof migrations / sizeof *migrations);
+	char pragma[64];
+
+	if (have > n) {
+		store_err_set(e, ERR_INTERNAL,
+		              "database schema %d is newer than this daemon knows (%d)", have, n);
+		return -1;
+	}
+	for (; have < n; have++) {
+		if (store_exec(s, "BEGIN IMMEDIATE") == -1)
+			goto fail;
+		if (store_exec(s, migrations[have]) == -1) {
+			store_dberr(s, e, "migration");
+			store_exec(s, "ROLLBACK");
+			return -1;
+		}
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", have + 1);
+		if (store_exec(s, pragma) == -1 || store_exec(s, "COMMIT") == -1)
+			goto fail;
+	}
+	return 0;
+fail:
+	store_dberr(s, e, "migration");
+	store_exec(s, "ROLLBACK");
+	return -1;
+}
+
+struct store *store_open(const char *path, struct store_err *e)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+
+	s->path = xstrdup(path);
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
+	                        SQLITE_OPEN_FULLMUTEX,
+	                    NULL) != SQLITE_OK) {
+		store_err_set(e, ERR_INTERNAL, "open %s: %s", path,
+		              s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_extended_result_codes(s->db, 1);
+	if (store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
+	    store_exec(s, "PRAGMA synchronous = NORMAL") == -1 ||
+	    store_exec(s, "PRAGMA foreign_keys = ON") == -1 ||
+	    store_exec(s, "PRAGMA temp_store = MEMORY") == -1) {
+		store_dberr(s, e, "configure");
+		goto fail;
+	}
+	if (store_migrate(s, e) == -1)
+		goto fail;
+	return s;
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void store_close(struct store *s)
+{
+	int i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < STMT_CACHE; i++)
+		if (s->cache[i].stmt != NULL)
+			sqlite3_finalize(s->cache[i].stmt);
+	if (s->db != NULL) {
+		if (s->txn)
+			store_exec(s, "ROLLBACK");
+		sqlite3_close(s->db);
+	}
+	free(s->path);
+	free(s);
+}
+
+const char *store_path(struct store *s)
+{
+	return s->path;
+}
+
+struct sqlite3 *store_sqlite(struct store *s)
+{
+	return s->db;
+}
+
+int store_schema_version(struct store *s)
+{
+	sqlite3_stmt *q;
+	int v = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+int store_begin(struct store *s, struct store_err *e)
+{
+	if (store_exec(s, "BEGIN IMMEDIATE") == -1) {
+		store_dberr(s, e, "begin");
+		return -1;
+	}
+	s->txn = 1;
+	return 0;
+}
+
+int store_commit(struct store *s, struct store_err *e)
+{
+	if (store_exec(s, "COMMIT") == -1) {
+		store_dberr(s, e, "commit");
+		store_exec(s, "ROLLBACK");
+		s->txn = 0;
+		return -1;
+	}
+	s->txn = 0;
+	return 0;
+}
+
+void store_rollback(struct store *s)
+{
+	store_exec(s, "ROLLBACK");
+	s->txn = 0;
+}
+
+int store_in_txn(struct store *s)
+{
+	return s->txn;
+}
+
+int store_savepoint(struct store *s)
+{
+	return store_exec(s, "SAVEPOINT cmd");
+}
+
+void store_savepoint_release(struct store *s)
+{
+	store_exec(s, "RELEASE cmd");
+}
+
+void store_savepoint_rollback(struct store *s)
+{
+	store_exec(s, "ROLLBACK TO cmd");
+	store_exec(s, "RELEASE cmd");
+}
+
+int store_integrity_check(struct store *s, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &q, NULL) != SQLITE_OK) {
+		store_dberr(s, e, "integrity_check");
+		return -1;
+	}
+	if (sqlite3_step(q) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0;
+	if (!ok)
+		store_err_set(e, ERR_INTERNAL, "integrity_check: %s",
+		              (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	return ok ? 0 : -1;
+}
+
+static long long count_of(struct store *s, const char *sql)
+{
+	sqlite3_stmt *q = st(s, sql);
+
+	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
+		return -1;
+	return sqlite3_column_int64(q, 0);
+}
+
+#define READY_WHERE                                                                                \
+	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
+	"d.dep WHERE d.task = t.id AND u.status != 'done')"
+
+json_t *store_counts(struct store *s)
+{
+	json_t *tasks = json_object();
+	sqlite3_stmt *q;
+
+	json_object_set_new(tasks, "open", json_integer(0));
+	json_object_set_new(tasks, "claimed", json_integer(0));
+	json_object_set_new(tasks, "done", json_integer(0));
+	json_object_set_new(tasks, "cancelled", json_integer(0));
+	q = st(s, "SELECT status, count(*) FROM tasks GROUP BY status");
+	while (q != NULL && sqlite3_step(q) == SQLITE_ROW)
+		json_object_set_new(tasks, (const char *)sqlite3_column_text(q, 0),
+		                    json_integer(sqlite3_column_int64(q, 1)));
+	json_object_set_new(
+	    tasks, "ready",
+	    json_integer(count_of(s, "SELECT count(*) FROM tasks t WHERE " READY_WHERE)));
+	return json_pack("{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents",
+	                 (json_int_t)count_of(s, "SELECT count(*) FROM agents"), "tenants",
+	                 (json_int_t)count_of(s, "SELECT count(*) FROM tenants"), "events",
+	                 (json_int_t)count_of(s, "SELECT count(*) FROM events"));
+}
+
+/* ---- tasks ---- */
+
+#define TASK_COLS                                                                                  \
+	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
+	"t.progress, t.created, t.updated, t.claimed, t.completed"
+
+static json_t *col_int_or_null(sqlite3_stmt *q, int i)
+{
+	return sqlite3_column_type(q, i) == SQLITE_NULL ? json_null()
+	                                                : json_integer(sqlite3_column_int64(q, i));
+}
+
+static json_t *col_text_or_null(sqlite3_stmt *q, int i)
+{
+	return sqlite3_column_type(q, i) == SQLITE_NULL
+	           ? json_null()
+	           : json_stringn((const char *)sqlite3_column_text(q, i),
+	                          (size_t)sqlite3_column_bytes(q, i));
+}
+
+static json_t *col_json_or_null(sqlite3_stmt *q, int i)
+{
+	json_t *v;
+
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		return json_null();
+	v = json_loadb((const char *)sqlite3_column_text(q, i), (size_t)sqlite3_column_bytes(q, i),
+	               JSON_DECODE_ANY, NULL);
+	return v != NULL ? v : json_null();
+}
+
+static json_t *task_deps_of(struct store *s, long long id)
+{
+	sqlite3_stmt *q = st(s, "SELECT dep FROM task_deps WHERE task = ? ORDER BY dep");
+	json_t *a = json_array();
+
+	sqlite3_bind_int64(q, 1, id);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		json_array_append_new(a, json_integer(sqlite3_column_int64(q, 0)));
+	return a;
+}
+
+/* Build a task object from a row selected with TASK_COLS. */
+static json_t *task_from_row(struct store *s, sqlite3_stmt *q)
+{
+	json_t *t = json_object();
+	long long id = sqlite3_column_int64(q, 0);
+
+	json_object_set_new(t, "id", json_integer(id));
+	json_object_set_new(t, "title", col_text_or_null(q, 1));
+	json_object_set_new(t, "body", col_text_or_null(q, 2));
+	json_object_set_new(t, "status", col_text_or_null(q, 3));
+	json_object_set_new(t, "priority", json_integer(sqlite3_column_int64(q, 4)));
+	json_object_set_new(t, "owner", col_text_or_null(q, 5));
+	json_object_set_new(t, "lease_expires_ms", col_int_or_null(q, 6));
+	json_object_set_new(t, "result", col_json_or_null(q, 7));
+	json_object_set_new(t, "progress", col_text_or_null(q, 8));
+	json_object_set_new(t, "created_ms", json_integer(sqlite3_column_int64(q, 9)));
+	json_object_set_new(t, "updated_ms", json_integer(sqlite3_column_int64(q, 10)));
+	json_object_set_new(t, "claimed_ms", col_int_or_null(q, 11));
+	json_object_set_new(t, "completed_ms", col_int_or_null(q, 12));
+	json_object_set_new(t, "depends_on", task_deps_of(s, id));
+	return t;
+}
+
+json_t *store_task_get(struct store *s, long long id, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = ?");
+	json_t *t;
+
+	if (q == NULL) {
+		store_dberr(s, e, "task-show");
+		return NULL;
+	}
+	sqlite3_bind_int64(q, 1, id);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		store_err_set(e, ERR_NOT_FOUND, "no task %lld", id);
+		return NULL;
+	}
+	t = task_from_row(s, q);
+	sqlite3_reset(q);
+	return t;
+}
+
+static int task_exists(struct store *s, long long id)
+{
+	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks WHERE id = ?");
+
+	sqlite3_bind_int64(q, 1, id);
+	return sqlite3_step(q) == SQLITE_ROW;
+}
+
+/* Would task -> dep close a cycle (dep already reaches task)? */
+static int task_dep_cycles(struct store *s, long long task, long long dep)
+{
+	sqlite3_stmt *q = st(s, "WITH RECURSIVE r(x) AS (SELECT ? UNION SELECT d.dep FROM "
+	                        "task_deps d JOIN r ON d.task = r.x) SELECT 1 FROM r WHERE x = ?");
+
+	if (task == dep)
+		return 1;
+	sqlite3_bind_int64(q, 1, dep);
+	sqlite3_bind_int64(q, 2, task);
+	return sqlite3_step(q) == SQLITE_ROW;
+}
+
+/* Replace task's dependencies with deps (an array of integers). */
+static int task_set_deps(struct store *s, long long task, json_t *deps, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	size_t i;
+	json_t *v;
+
+	q = st(s, "DELETE FROM task_deps WHERE task = ?");
+	sqlite3_bind_int64(q, 1, task);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		goto dberr;
+	json_array_foreach(deps, i, v)
+	{
+		long long dep;
+
+		if (!json_is_integer(v)) {
+			store_err_set(e, ERR_INVALID_ARGUMENT, "depends_on must hold task ids");
+			return -1;
+		}
+		dep = json_integer_value(v);
+		if (!task_exists(s, dep)) {
+			store_err_set(e, ERR_NOT_FOUND, "no task %lld (in depends_on)", dep);
+			return -1;
+		}
+		if (task_dep_cycles(s, task, dep)) {
+			store_err_set(e, ERR_CONFLICT, "task %lld depending on %lld makes a cycle",
+			              task, dep);
+			return -1;
+		}
+		q = st(s, "INSERT OR IGNORE INTO task_deps (task, dep) VALUES (?, ?)");
+		sqlite3_bind_int64(q, 1, task);
+		sqlite3_bind_int64(q, 2, dep);
+		if (sqlite3_step(q) != SQLITE_DONE)
+			goto dberr;
+	}
+	return 0;
+dberr:
+	store_dberr(s, e, "task dependencies");
+	return -1;
+}
+
+json_t *store_task_create(struct store *s, const char *title, const char *body, long long priority,
+                          json_t *depends_on, int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "INSERT INTO tasks (title, body, priority, created, updated) "
+	                        "VALUES (?, ?, ?, ?, ?)");
+	long long id;
+
+	if (q == NULL)
+		goto dberr;
+	sqlite3_bind_text(q, 1, title, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, body != NULL ? body : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 3, priority);
+	sqlite3_bind_int64(q, 4, now);
+	sqlite3_bind_int64(q, 5, now);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		goto dberr;
+	id = sqlite3_last_insert_rowid(s->db);
+	if (depends_on != NULL && task_set_deps(s, id, depends_on, e) == -1)
+		return NULL;
+	return store_task_get(s, id, e);
+dberr:
+	store_dberr(s, e, "task-create");
+	return NULL;
+}
+
+json_t *store_task_list(struct store *s, const char *status, const char *owner, int ready_only,
+                        long long limit, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	json_t *items = json_array();
+
+	if (ready_only)
+		q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE " READY_WHERE
+		          " ORDER BY t.priority DESC, t.id LIMIT ?");
+	else
+		q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE (?1 IS NULL OR t.status = ?1) "
+		          "AND (?2 IS NULL OR t.owner = ?2) ORDER BY t.id LIMIT ?3");
+	if (q == NULL) {
+		json_decref(items);
+		store_dberr(s, e, "task-list");
+		return NULL;
+	}
+	if (ready_only) {
+		sqlite3_bind_int64(q, 1, limit);
+	} else {
+		bind_text_or_null(q, 1, status);
+		bind_text_or_null(q, 2, owner);
+		sqlite3_bind_int64(q, 3, limit);
+	}
+	while (sqlite3_step(q) == SQLITE_ROW)
+		json_array_append_new(items, task_from_row(s, q));
+	sqlite3_reset(q);
+	return json_pack("{s:o}", "items", items);
+}
+
+static long long task_next_ready(struct store *s)
+{
+	sqlite3_stmt *q = st(s, "SELECT t.id FROM tasks t WHERE " READY_WHERE
+	                        " ORDER BY t.priority DESC, t.id LIMIT 1");
+
+	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
+		return 0;
+	return sqlite3_column_int64(q, 0);
+}
+
+static int task_is_ready(struct store *s, long long id)
+{
+	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks t WHERE t.id = ? AND " READY_WHERE);
+
+	sqlite3_bind_int64(q, 1, id);
+	return sqlite3_step(q) == SQLITE_ROW;
+}
+
+json_t *store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms,
+                         int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	json_t *t;
+
+	if (id == 0) {
+		if ((id = task_next_ready(s)) == 0) {
+			store_err_set(e, ERR_NOT_FOUND, "no ready task");
+			return NULL;
+		}
+	} else {
+		if ((t = store_task_get(s, id, e)) == NULL)
+			return NULL;
+		if (strcmp(json_string_value(json_object_get(t, "status")), "open") != 0) {
+			store_err_set(e, ERR_CONFLICT, "task %lld is %s", id,
+			              json_string_value(json_object_get(t, "status")));
+			json_decref(t);
+			return NULL;
+		}
+		json_decref(t);
+		if (!task_is_ready(s, id)) {
+			store_err_set(e, ERR_CONFLICT, "task %lld waits on its dependencies", id);
+			return NULL;
+		}
+	}
+	q = st(s,
+	       "UPDATE tasks SET status = 'claimed', owner = ?, lease_ms = ?, lease_expires = ?, "
+	       "claimed = ?, updated = ? WHERE id = ? AND status = 'open'");
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, lease_ms);
+	sqlite3_bind_int64(q, 3, now + lease_ms);
+	sqlite3_bind_int64(q, 4, now);
+	sqlite3_bind_int64(q, 5, now);
+	sqlite3_bind_int64(q, 6, id);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "task-claim");
+		return NULL;
+	}
+	if (sqlite3_changes(s->db) != 1) {
+		store_err_set(e, ERR_CONFLICT, "task %lld was claimed meanwhile", id);
+		return NULL;
+	}
+	return store_task_get(s, id, e);
+}
+
+/* Check that agent (if given) owns the claim on task t. */
+static int task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
+{
+	const char *owner = json_string_value(json_object_get(t, "owner"));
+
+	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
+		return -1;
+	}
+	return 0;
+}
+
+static int task_set_text(struct store *s, long long id, const char *sql, const char *v, int64_t now)
+{
+	sqlite3_stmt *q = st(s, sql);
+
+	bind_text_or_null(q, 1, v);
+	sqlite3_bind_int64(q, 2, now);
+	sqlite3_bind_int64(q, 3, id);
+	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+}
+
+static int task_update_status(struct store *s, json_t *t, long long id, const char *to, int64_t now,
+                              struct store_err *e)
+{
+	const char *from = json_string_value(json_object_get(t, "status"));
+	sqlite3_stmt *q;
+
+	if (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0) {
+		store_err_set(e, ERR_INVALID_ARGUMENT,
+		              "status can be set to cancelled or open; use task-claim and "
+		              "task-complete for the rest");
+		return -1;
+	}
+	if (strcmp(from, "done") == 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
+		return -1;
+	}
+	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
+		              from);
+		return -1;
+	}
+	q = st(s, "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, updated = ? "
+	          "WHERE id = ?");
+	sqlite3_bind_text(q, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, now);
+	sqlite3_bind_int64(q, 3, id);
+	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+}
+
+json_t *store_task_update(struct store *s, long long id, json_t *ch, const char *agent, int64_t now,
+                          struct store_err *e)
+{
+	json_t *t, *v;
+	int rc = 0;
+
+	if ((t = store_task_get(s, id, e)) == NULL)
+		return NULL;
+	if (task_check_owner(t, agent, id, e) == -1)
+		goto fail;
+	if ((v = json_object_get(ch, "title")) != NULL)
+		rc |= task_set_text(s, id, "UPDATE tasks SET title = ?, updated = ? WHERE id = ?",
+		                    json_string_value(v), now);
+	if ((v = json_object_get(ch, "body")) != NULL)
+		rc |= task_set_text(s, id, "UPDATE tasks SET body = ?, updated = ? WHERE id = ?",
+		                    json_string_value(v), now);
+	if ((v = json_object_get(ch, "progress")) != NULL)
+		rc |=
+		    task_set_text(s, id, "UPDATE tasks SET progress = ?, updated = ? WHERE id = ?",
+		                  json_string_value(v), now);
+	if ((v = json_object_get(ch, "priority")) != NULL) {
+		sqlite3_stmt *q = st(s, "UPDATE tasks SET priority = ?, updated = ? WHERE id = ?");
+		sqlite3_bind_int64(q, 1, json_integer_value(v));
+		sqlite3_bind_int64(q, 2, now);
+		sqlite3_bind_int64(q, 3, id);
+		rc |= sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+	}
+	if (rc != 0) {
+		store_dberr(s, e, "task-update");
+		goto fail;
+	}
+	if ((v = json_object_get(ch, "depends_on")) != NULL && task_set_deps(s, id, v, e) == -1)
+		goto fail;
+	if ((v = json_object_get(ch, "status")) != NULL &&
+	    task_update_status(s, t, id, json_string_value(v), now, e) == -1)
+		goto fail;
+	json_decref(t);
+	return store_task_get(s, id, e);
+fail:
+	json_decref(t);
+	return NULL;
+}
+
+json_t *store_task_complete(struct store *s, long long id, const char *agent, json_t *result,
+                            int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	json_t *t;
+	char *res = NULL;
+
+	if ((t = store_task_get(s, id, e)) == NULL)
+		return NULL;
+	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
+		              json_string_value(json_object_get(t, "status")));
+		json_decref(t);
+		return NULL;
+	}
+	if (task_check_owner(t, agent, id, e) == -1) {
+		json_decref(t);
+		return NULL;
+	}
+	json_decref(t);
+	if (result != NULL)
+		res = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
+	q = st(s, "UPDATE tasks SET status = 'done', result = ?, lease_expires = NULL, "
+	          "completed = ?, updated = ? WHERE id = ?");
+	bind_text_or_null(q, 1, res);
+	sqlite3_bind_int64(q, 2, now);
+	sqlite3_bind_int64(q, 3, now);
+	sqlite3_bind_int64(q, 4, id);
+	free(res);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "task-complete");
+		return NULL;
+	}
+	return store_task_get(s, id, e);
+}
+
+json_t *store_task_release(struct store *s, long long id, const char *agent, int64_t now,
+                           struct store_err *e)
+{
+	sqlite3_stmt *q;
+	json_t *t;
+
+	if ((t = store_task_get(s, id, e)) == NULL)
+		return NULL;
+	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
+		              json_string_value(json_object_get(t, "status")));
+		json_decref(t);
+		return NULL;
+	}
+	if (task_check_owner(t, agent, id, e) == -1) {
+		json_decref(t);
+		return NULL;
+	}
+	json_decref(t);
+	q = st(s, "UPDATE tasks SET status = 'open', owner = NULL, lease_expires = NULL, "
+	          "updated = ? WHERE id = ?");
+	sqlite3_bind_int64(q, 1, now);
+	sqlite3_bind_int64(q, 2, id);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "task-release");
+		return NULL;
+	}
+	return store_task_get(s, id, e);
+}
+
+/* Collect ids from a one-column query, then release each (the statement is reused). */
+static int task_release_ids(struct store *s, sqlite3_stmt *q, int64_t now,
+                            void (*cb)(json_t *, void *), void *arg)
+{
+	long long *ids = NULL;
+	size_t n = 0, cap = 0, i;
+	json_t *t;
+
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if (n == cap)
+			ids = xreallocarray(ids, cap = cap ? cap * 2 : 16, sizeof *ids);
+		ids[n++] = sqlite3_column_int64(q, 0);
+	}
+	sqlite3_reset(q);
+	for (i = 0; i < n; i++) {
+		if ((t = store_task_release(s, ids[i], NULL, now, NULL)) == NULL)
+			continue;
+		if (cb != NULL)
+			cb(t, arg);
+		json_decref(t);
+	}
+	free(ids);
+	return (int)n;
+}
+
+int store_task_expire(struct store *s, int64_t now, void (*cb)(json_t *, void *), void *arg)
+{
+	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND "
+	                        "lease_expires <= ? ORDER BY id");
+
+	sqlite3_bind_int64(q, 1, now);
+	return task_release_ids(s, q, now, cb, arg);
+}
+
+int store_task_release_agent(struct store *s, const char *agent, int64_t now,
+                             void (*cb)(json_t *, void *), void *arg)
+{
+	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND owner = ? "
+	                        "ORDER BY id");
+
+	sqlite3_bind_text(q, 1, agent, -1, SQLITE_TRANSIENT);
+	return task_release_ids(s, q, now, cb, arg);
+}
+
+int store_task_renew_agent(struct store *s, const char *agent, int64_t now)
+{
+	sqlite3_stmt *q = st(s, "UPDATE tasks SET lease_expires = ? + lease_ms "
+	                        "WHERE status = 'claimed' AND owner = ?");
+
+	sqlite3_bind_int64(q, 1, now);
+	sqlite3_bind_text(q, 2, agent, -1, SQLITE_TRANSIENT);
+	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+}
+
+int64_t store_task_next_expiry(struct store *s)
+{
+	sqlite3_stmt *q = st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'");
+
+	if (q == NULL || sqlite3_step(q) != SQLITE_ROW || sqlite3_column_type(q, 0) == SQLITE_NULL)
+		return -1;
+	return sqlite3_column_int64(q, 0);
+}
+
+/* ---- agents ---- */
+
+#define AGENT_COLS                                                                                 \
+	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
+	"lease_ms, heartbeat, tenant, detail, created, updated"
+
+static json_t *agent_from_row(sqlite3_stmt *q)
+{
+	json_t *a = json_object(), *detail;
+
+	json_object_set_new(a, "id", col_text_or_null(q, 0));
+	json_object_set_new(a, "kind", col_text_or_null(q, 1));
+	json_object_set_new(a, "name", col_text_or_null(q, 2));
+	json_object_set_new(a, "provider", col_text_or_null(q, 3));
+	json_object_set_new(a, "host", col_text_or_null(q, 4));
+	json_object_set_new(a, "pid", col_int_or_null(q, 5));
+	json_object_set_new(a, "pid_start", col_int_or_null(q, 6));
+	json_object_set_new(a, "session_id", col_text_or_null(q, 7));
+	json_object_set_new(a, "state", col_text_or_null(q, 8));
+	json_object_set_new(a, "reason", col_text_or_null(q, 9));
+	json_object_set_new(a, "since_ms", col_int_or_null(q, 10));
+	json_object_set_new(a, "lost", json_boolean(sqlite3_column_int(q, 11)));
+	json_object_set_new(a, "lease_ms", col_int_or_null(q, 12));
+	json_object_set_new(a, "heartbeat_ms", col_int_or_null(q, 13));
+	json_object_set_new(a, "tenant", col_text_or_null(q, 14));
+	detail = col_json_or_null(q, 15);
+	if (json_is_object(detail))
+		json_object_update_missing(a, detail);
+	json_decref(detail);
+	json_object_set_new(a, "created_ms", json_integer(sqlite3_column_int64(q, 16)));
+	json_object_set_new(a, "updated_ms", json_integer(sqlite3_column_int64(q, 17)));
+	return a;
+}
+
+json_t *store_agent_get(struct store *s, const char *id, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE id = ?");
+	json_t *a;
+
+	if (q == NULL) {
+		store_dberr(s, e, "agent");
+		return NULL;
+	}
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		store_err_set(e, ERR_NOT_FOUND, "no agent %s", id);
+		return NULL;
+	}
+	a = agent_from_row(q);
+	sqlite3_reset(q);
+	return a;
+}
+
+/*
+ * Set columns of agent id from fields (creating the row if needed).  Known
+ * keys map to columns; "detail" must be an object and replaces the detail.
+ */
+json_t *store_agent_put(struct store *s, const char *id, json_t *f, int64_t now,
+                        struct store_err *e)
+{
+	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
+	                                  "session_id", "state", "reason",   "tenant"};
+	static const char *int_cols[] = {"pid",  "pid_start", "since",
+	                                 "lost", "lease_ms",  "heartbeat"};
+	sqlite3_stmt *q;
+	const char *key;
+	json_t *v;
+	char sql[160];
+	size_t i;
+
+	q = st(s, "INSERT INTO agents (id, created, updated) VALUES (?, ?, ?) "
+	          "ON CONFLICT (id) DO UPDATE SET updated = excluded.updated");
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, now);
+	sqlite3_bind_int64(q, 3, now);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		goto dberr;
+	json_object_foreach(f, key, v)
+	{
+		sqlite3_stmt *u;
+		int known = 0;
+
+		for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)
+			known |= strcmp(key, text_cols[i]) == 0;
+		for (i = 0; i < sizeof int_cols / sizeof *int_cols; i++)
+			known |= 2 * (strcmp(key, int_cols[i]) == 0);
+		if (strcmp(key, "detail") == 0)
+			known = 4;
+		if (known == 0) {
+			store_err_set(e, ERR_INTERNAL, "agent has no field %s", key);
+			return NULL;
+		}
+		/* key is one of the fixed names above, so building the SQL is safe. */
+		snprintf(sql, sizeof sql, "UPDATE agents SET %s = ? WHERE id = ?", key);
+		if (sqlite3_prepare_v2(s->db, sql, -1, &u, NULL) != SQLITE_OK)
+			goto dberr;
+		if (json_is_null(v))
+			sqlite3_bind_null(u, 1);
+		else if (known == 1)
+			sqlite3_bind_text(u, 1, json_string_value(v), -1, SQLITE_TRANSIENT);
+		else if (known == 2)
+			sqlite3_bind_int64(
+			    u, 1, json_is_boolean(v) ? json_is_true(v) : json_integer_value(v));
+		else {
+			char *d = json_dumps(v, JSON_COMPACT);
+			sqlite3_bind_text(u, 1, d, -1, free);
+		}
+		sqlite3_bind_text(u, 2, id, -1, SQLITE_TRANSIENT);
+		if (sqlite3_step(u) != SQLITE_DONE) {
+			sqlite3_finalize(u);
+			goto dberr;
+		}
+		sqlite3_finalize(u);
+	}
+	return store_agent_get(s, id, e);
+dberr:
+	store_dberr(s, e, "agent");
+	return NULL;
+}
+
+json_t *store_agent_list(struct store *s, const char *kind, const char *state, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE (?1 IS NULL OR kind = ?1) "
+	                        "AND (?2 IS NULL OR state = ?2) ORDER BY created, id");
+	json_t *items = json_array();
+
+	if (q == NULL) {
+		json_decref(items);
+		store_dberr(s, e, "list-agents");
+		return NULL;
+	}
+	bind_text_or_null(q, 1, kind);
+	bind_text_or_null(q, 2, state);
+	while (sqlite3_step(q) == SQLITE_ROW)
+		json_array_append_new(items, agent_from_row(q));
+	sqlite3_reset(q);
+	return json_pack("{s:o}", "items", items);
+}
+
+int store_agent_delete(struct store *s, const char *id)
+{
+	sqlite3_stmt *q = st(s, "DELETE FROM agents WHERE id = ?");
+
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+}
+
+int store_agent_find_lost(struct store *s, int64_t now, void (*cb)(const char *, void *), void *arg)
+{
+	sqlite3_stmt *q = st(s, "SELECT id FROM agents WHERE kind = 'registered' AND lost = 0 "
+	                        "AND heartbeat + lease_ms <= ? ORDER BY id");
+	char **ids = NULL;
+	size_t n = 0, cap = 0, i;
+
+	sqlite3_bind_int64(q, 1, now);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if (n == cap)
+			ids = xreallocarray(ids, cap = cap ? cap * 2 : 8, sizeof *ids);
+		ids[n++] = xstrdup((const char *)sqlite3_column_text(q, 0));
+	}
+	sqlite3_reset(q);
+	for (i = 0; i < n; i++) {
+		cb(ids[i], arg);
+		free(ids[i]);
+	}
+	free(ids);
+	return (int)n;
+}
+
+int64_t store_agent_next_loss(struct store *s)
+{
+	sqlite3_stmt *q = st(s, "SELECT min(heartbeat + lease_ms) FROM agents "
+	                        "WHERE kind = 'registered' AND lost = 0");
+
+	if (q == NULL || sqlite3_step(q) != SQLITE_ROW || sqlite3_column_type(q, 0) == SQLITE_NULL)
+		return -1;
+	return sqlite3_column_int64(q, 0);
+}
+
+/* ---- events ---- */
+
+long long store_event_append(struct store *s, const char *topic, const char *data, int64_t ts,
+                             struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "INSERT INTO events (ts, topic, data) VALUES (?, ?, ?)");
+
+	if (q == NULL)
+		goto dberr;
+	sqlite3_bind_int64(q, 1, ts);
+	sqlite3_bind_text(q, 2, topic, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, data, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		goto dberr;
+	sqlite3_reset(q);
+	return sqlite3_last_insert_rowid(s->db);
+dberr:
+	store_dberr(s, e, "event");
+	if (q != NULL)
+		sqlite3_reset(q);
+	return -1;
+}
+
+long long store_event_last(struct store *s)
+{
+	sqlite3_stmt *q = st(s, "SELECT coalesce(max(seq), 0) FROM events");
+
+	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
+		return 0;
+	return sqlite3_column_int64(q, 0);
+}
+
+static int topic_matches(json_t *topics, const char *topic)
+{
+	size_t i;
+	json_t *v;
+
+	if (topics == NULL || json_array_size(topics) == 0)
+		return 1;
+	json_array_foreach(topics, i, v)
+	{
+		const char *p = json_string_value(v);
+		if (p != NULL && strncmp(topic, p, strlen(p)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int store_event_scan(struct store *s, long long since, long long limit, json_t *topics,
+                     int (*cb)(long long, int64_t, const char *, const char *, void *), void *arg)
+{
+	sqlite3_stmt *q;
+	long long n = 0;
+
+	/* A fresh statement: the callback may append events (which reuses the cache). */
+	if (sqlite3_prepare_v2(s->db,
+	                       "SELECT seq, ts, topic, data FROM events WHERE seq > ? ORDER BY seq",
+	                       -1, &q, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(q, 1, since);
+	while (n < limit && sqlite3_step(q) == SQLITE_ROW) {
+		const char *topic = (const char *)sqlite3_column_text(q, 2);
+		if (!topic_matches(topics, topic))
+			continue;
+		n++;
+		if (cb(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), topic,
+		       (const char *)sqlite3_column_text(q, 3), arg) != 0)
+			break;
+	}
+	sqlite3_finalize(q);
+	return (int)n;
+}
+
+/* ---- tenants ---- */
+
+static json_t *tenant_from_row(sqlite3_stmt *q)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "tenant_id", col_text_or_null(q, 0),
+	                 "jail_root_path", col_text_or_null(q, 1), "collection_id",
+	                 col_text_or_null(q, 2), "status", col_text_or_null(q, 3), "reason",
+	                 col_text_or_null(q, 4), "created_ms",
+	                 (json_int_t)sqlite3_column_int64(q, 5), "updated_ms",
+	                 (json_int_t)sqlite3_column_int64(q, 6));
+}
+
+#define TENANT_COLS "tenant_id, jail_root_path, collection_id, status, reason, created, updated"
+
+json_t *store_tenant_get(struct store *s, const char *tenant_id, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants WHERE tenant_id = ?");
+	json_t *t;
+
+	sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		store_err_set(e, ERR_NOT_FOUND, "no tenant %s", tenant_id);
+		return NULL;
+	}
+	t = tenant_from_row(q);
+	sqlite3_reset(q);
+	return t;
+}
+
+json_t *store_tenant_put(struct store *s, const char *tenant_id, const char *root,
+                         const char *collection, int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q =
+	    st(s, "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, "
+	          "status, reason, created, updated) VALUES (?, ?, ?, 'provisioned', "
+	          "NULL, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET jail_root_path = "
+	          "excluded.jail_root_path, collection_id = excluded.collection_id, "
+	          "status = 'provisioned', reason = NULL, updated = excluded.updated");
+
+	sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, root, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 3, collection, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 4, now);
+	sqlite3_bind_int64(q, 5, now);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "register-tenant");
+		return NULL;
+	}
+	return store_tenant_get(s, tenant_id, e);
+}
+
+json_t *store_tenant_list(struct store *s, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants ORDER BY tenant_id");
+	json_t *items = json_array();
+
+	(void)e;
+	while (sqlite3_step(q) == SQLITE_ROW)
+		json_array_append_new(items, tenant_from_row(q));
+	sqlite3_reset(q);
+	return json_pack("{s:o}", "items", items);
+}
+
+int store_tenant_set_status(struct store *s, const char *tenant_id, const char *status,
+                            const char *reason, int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "UPDATE tenants SET status = ?, reason = ?, updated = ? "
+	                        "WHERE tenant_id = ?");
+
+	sqlite3_bind_text(q, 1, status, -1, SQLITE_TRANSIENT);
+	bind_text_or_null(q, 2, reason);
+	sqlite3_bind_int64(q, 3, now);
+	sqlite3_bind_text(q, 4, tenant_id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "tenant status");
+		return -1;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		store_err_set(e, ERR_NOT_FOUND, "no tenant %s", tenant_id);
+		return -1;
+	}
+	return 0;
+}
+
+int store_tenant_delete(struct store *s, const char *tenant_id, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "DELETE FROM tenants WHERE tenant_id = ?");
+
+	sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "delete-tenant");
+		return -1;
+	}
+	if (sqlite3_changes(s->db) == 0) {
+		store_err_set(e, ERR_NOT_FOUND, "no tenant %s", tenant_id);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- kv ---- */
+
+int store_kv_set(struct store *s, const char *key, const char *value, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+	                        "UPDATE SET value = excluded.value");
+
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 2, value, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) != SQLITE_DONE) {
+		store_dberr(s, e, "kv");
+		return -1;
+	}
+	return 0;
+}
+
+char *store_kv_get(struct store *s, const char *key)
+{
+	sqlite3_stmt *q = st(s, "SELECT value FROM kv WHERE key = ?");
+	char *v = NULL;
+
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = xstrdup((const char *)sqlite3_column_text(q, 0));
+	sqlite3_reset(q);
+	return v;
+}

@@ -1,0 +1,113 @@
+/*
+ * store.h -- the one interface the daemon uses for durable state.
+ *
+ * The store keeps the task board, the agent registry, tenants and the
+ * events log.  Every function runs on the daemon's loop thread.  Results
+ * come back as jansson objects in the protocol's shapes (docs/protocol.md),
+ * so commands can reply with them directly; the caller owns (decrefs) them.
+ *
+ * Transactions are the caller's business (the daemon's group commit, see
+ * src/daemon/txn.c): store_begin/commit/rollback and named savepoints.
+ * Errors fill a struct store_err with a protocol error code and a message
+ * and return -1; they never abort.
+ *
+ * SQLite is the embedded backend (store-sqlite.c).
+ */
+#ifndef COLIBRI_STORE_H
+#define COLIBRI_STORE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+struct store;
+
+struct store_err {
+	const char *code; /* ERR_* from proto.h */
+	char msg[256];
+};
+
+void store_err_set(struct store_err *, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Open (creating and migrating) the database at path.  NULL with cause on error. */
+struct store *store_open(const char *path, struct store_err *);
+void store_close(struct store *);
+const char *store_path(struct store *);
+int store_schema_version(struct store *);
+
+int store_begin(struct store *, struct store_err *);
+int store_commit(struct store *, struct store_err *);
+void store_rollback(struct store *);
+int store_savepoint(struct store *);
+void store_savepoint_release(struct store *);
+void store_savepoint_rollback(struct store *);
+int store_in_txn(struct store *);
+/* Run PRAGMA integrity_check; 0 if "ok". */
+int store_integrity_check(struct store *, struct store_err *);
+
+/* Counts for status: fills {tasks{open,claimed,done,cancelled,ready}, agents, tenants, events}. */
+json_t *store_counts(struct store *);
+
+/* Tasks. */
+json_t *store_task_create(struct store *, const char *title, const char *body, long long priority,
+                          json_t *depends_on, int64_t now, struct store_err *);
+json_t *store_task_get(struct store *, long long id, struct store_err *);
+/* filters: status (NULL any), owner (NULL any), ready_only. */
+json_t *store_task_list(struct store *, const char *status, const char *owner, int ready_only,
+                        long long limit, struct store_err *);
+json_t *store_task_claim(struct store *, const char *agent, long long id /* 0: next */,
+                         long long lease_ms, int64_t now, struct store_err *);
+/* changes: object with any of title, body, priority, progress, depends_on, status. */
+json_t *store_task_update(struct store *, long long id, json_t *changes, const char *agent,
+                          int64_t now, struct store_err *);
+json_t *store_task_complete(struct store *, long long id, const char *agent, json_t *result,
+                            int64_t now, struct store_err *);
+json_t *store_task_release(struct store *, long long id, const char *agent, int64_t now,
+                           struct store_err *);
+/* Release expired claims; calls cb for each released task object (borrowed). Returns count. */
+int store_task_expire(struct store *, int64_t now, void (*cb)(json_t *, void *), void *);
+/* Release every claim of agent; cb per released task. */
+int store_task_release_agent(struct store *, const char *agent, int64_t now,
+                             void (*cb)(json_t *, void *), void *);
+/* Extend the leases of agent's claims to now + their lease. */
+int store_task_renew_agent(struct store *, const char *agent, int64_t now);
+/* Earliest lease expiry among claimed tasks, or -1. */
+int64_t store_task_next_expiry(struct store *);
+
+/* Agents (registry and spawned).  fields: an object of columns to set. */
+json_t *store_agent_put(struct store *, const char *id, json_t *fields, int64_t now,
+                        struct store_err *);
+json_t *store_agent_get(struct store *, const char *id, struct store_err *);
+json_t *store_agent_list(struct store *, const char *kind, const char *state, struct store_err *);
+int store_agent_delete(struct store *, const char *id);
+/* Registered agents whose heartbeat is older than their lease; cb gets each id. */
+int store_agent_find_lost(struct store *, int64_t now, void (*cb)(const char *, void *), void *);
+int64_t store_agent_next_loss(struct store *);
+
+/* Events log. */
+long long store_event_append(struct store *, const char *topic, const char *data, int64_t ts,
+                             struct store_err *);
+long long store_event_last(struct store *);
+/* Visit events with seq > since, matching topic prefixes (NULL: all), up to limit. */
+int store_event_scan(struct store *, long long since, long long limit, json_t *topics,
+                     int (*cb)(long long seq, int64_t ts, const char *topic, const char *data,
+                               void *),
+                     void *);
+
+/* Tenants. */
+json_t *store_tenant_put(struct store *, const char *tenant_id, const char *jail_root_path,
+                         const char *collection_id, int64_t now, struct store_err *);
+json_t *store_tenant_get(struct store *, const char *tenant_id, struct store_err *);
+json_t *store_tenant_list(struct store *, struct store_err *);
+int store_tenant_set_status(struct store *, const char *tenant_id, const char *status,
+                            const char *reason, int64_t now, struct store_err *);
+int store_tenant_delete(struct store *, const char *tenant_id, struct store_err *);
+
+/* Generic key/value for small daemon state (host inventory, cursors). */
+int store_kv_set(struct store *, const char *key, const char *value, struct store_err *);
+char *store_kv_get(struct store *, const char *key); /* caller frees; NULL if absent */
+
+/* Raw access for modules that own their own tables (skills, usage). */
+struct sqlite3 *store_sqlite(struct store *);
+
+#endif
