@@ -1,0 +1,208 @@
+"""Shared fixtures for the integration suites.
+
+Every test that needs a daemon gets its own: `daemon` starts a real
+colibri-daemon --state-dir TMP --foreground, waits for its socket, and stops
+it (SIGTERM, then SIGKILL) afterwards.  `Daemon.call` speaks the socket
+protocol directly; `Daemon.cli` runs the real colibri CLI against it.
+
+Binaries come from COLIBRI_BUILD (default: ../../build).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("COLIBRI_BUILD", os.path.join(ROOT, "build"))
+FIXTURES = os.environ.get("COLIBRI_FIXTURES", os.path.join(ROOT, "..", "shared", "fixtures"))
+
+
+def bin_path(name):
+    """Path of a built program by its installed name."""
+    for sub in ("src/daemon", "src/client", "src/tools", "src/helper", "src/mcp", "src/tui", "tests"):
+        p = os.path.join(BUILD, sub, name)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError(name + " not built in " + BUILD)
+
+
+class Conn:
+    """One protocol connection: call() sends a request and returns the reply."""
+
+    def __init__(self, path, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.next_id = 1
+        self.events = []
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def read_msg(self, timeout=None):
+        """Next JSON line, or None on EOF."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, cmd, args=None, **kw):
+        """Full reply envelope for cmd; events that arrive meanwhile are kept."""
+        if args is None:
+            args = kw
+        rid = self.next_id
+        self.next_id += 1
+        msg = {"id": rid, "cmd": cmd}
+        if args is not None:
+            msg["args"] = args
+        self.sock.sendall((json.dumps(msg) + "\n").encode())
+        while True:
+            m = self.read_msg()
+            if m is None:
+                raise ConnectionError("daemon closed the connection")
+            if "event" in m:
+                self.events.append(m)
+                continue
+            if m.get("id") == rid:
+                return m
+
+    def call(self, cmd, args=None, **kw):
+        """The result of cmd; raises CallError when the daemon refuses."""
+        r = self.request(cmd, args, **kw)
+        if not r["ok"]:
+            raise CallError(r["error"]["code"], r["error"]["message"])
+        return r["result"]
+
+    def next_event(self, timeout=10.0):
+        if self.events:
+            return self.events.pop(0)
+        m = self.read_msg(timeout)
+        return m
+
+
+class CallError(Exception):
+    def __init__(self, code, message):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Daemon:
+    def __init__(self, state_dir, extra_args=(), env=None):
+        self.state_dir = str(state_dir)
+        self.socket = os.path.join(self.state_dir, "colibri.sock")
+        self.extra_args = list(extra_args)
+        self.env = dict(os.environ if env is None else env)
+        self.proc = None
+        self.conns = []
+        self.log_path = os.path.join(self.state_dir + ".log")
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [bin_path("colibri-daemon"), "--state-dir", self.state_dir, "--foreground",
+             "--log-level", "debug"] + self.extra_args,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited with %s:\n%s" % (self.proc.returncode, self.read_log()))
+            try:
+                c = Conn(self.socket)
+                c.call("status")
+                c.close()
+                return
+            except (OSError, ConnectionError):
+                time.sleep(0.02)
+        raise TimeoutError("daemon did not come up:\n" + self.read_log())
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def connect(self):
+        c = Conn(self.socket)
+        self.conns.append(c)
+        return c
+
+    def call(self, cmd, args=None, **kw):
+        c = Conn(self.socket)
+        try:
+            return c.call(cmd, args, **kw)
+        finally:
+            c.close()
+
+    def cli(self, *args, input=None, env=None, timeout=30):
+        e = dict(self.env if env is None else env)
+        e["COLIBRI_SOCKET"] = self.socket
+        return subprocess.run([bin_path("colibri")] + [str(a) for a in args], input=input,
+                              capture_output=True, text=True, env=e, timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = Daemon(tmp_path / "state").start()
+    yield d
+    rc = d.stop()
+    assert rc == 0, "daemon exited %s:\n%s" % (rc, d.read_log())
+
+
+@pytest.fixture
+def make_daemon(tmp_path):
+    """Factory for tests that need options, restarts or several daemons."""
+    made = []
+
+    def make(name="state", extra_args=(), env=None, start=True):
+        d = Daemon(tmp_path / name, extra_args, env)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
