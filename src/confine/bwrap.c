@@ -1,0 +1,222 @@
+/*
+ * bwrap.c -- building the bubblewrap command line for a JailConfig.
+ *
+ * bwrap_wrap is pure: the host's layout of /bin and /lib comes in through
+ * struct bwrap_host, probed once by the daemon at start-up, so the unit tests
+ * can feed both a merged-/usr host and a classic one.  The mapping itself is
+ * documented in bwrap.h.
+ */
+#include "confine/bwrap.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "confine/jail-name.h"
+
+const char *const bwrap_host_dirs[BWRAP_NTOP] = {
+    "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+};
+
+static const char *const bwrap_etc_files[] = {
+    "/etc/passwd",       "/etc/group",        "/etc/nsswitch.conf", "/etc/hosts",
+    "/etc/host.conf",    "/etc/resolv.conf",  "/etc/localtime",     "/etc/ld.so.cache",
+    "/etc/ld.so.conf",   "/etc/ld.so.conf.d", "/etc/ssl",           "/etc/ca-certificates",
+    "/etc/alternatives",
+};
+
+/* Directories visible without an extra bind (besides the root); /tmp is a fresh tmpfs. */
+static const char *const bwrap_visible[] = {
+    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+};
+
+void bwrap_host_probe(struct bwrap_host *h)
+{
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	size_t i;
+
+	memset(h, 0, sizeof *h);
+	for (i = 0; i < BWRAP_NTOP; i++) {
+		if (lstat(bwrap_host_dirs[i], &st) == -1)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			n = readlink(bwrap_host_dirs[i], target, sizeof target - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			h->link[i] = xstrdup(target);
+		} else if (!S_ISDIR(st.st_mode))
+			continue;
+		h->present[i] = 1;
+	}
+}
+
+void bwrap_host_clear(struct bwrap_host *h)
+{
+	size_t i;
+
+	for (i = 0; i < BWRAP_NTOP; i++)
+		free(h->link[i]);
+	memset(h, 0, sizeof *h);
+}
+
+static void bwrap_add2(struct confine_cmd *c, const char *opt, const char *a)
+{
+	confine_cmd_add(c, opt);
+	confine_cmd_add(c, a);
+}
+
+static void bwrap_add3(struct confine_cmd *c, const char *opt, const char *a, const char *b)
+{
+	confine_cmd_add(c, opt);
+	confine_cmd_add(c, a);
+	confine_cmd_add(c, b);
+}
+
+/* Non-zero when p is dir or below it. */
+static int bwrap_path_within(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+static int bwrap_already_visible(const char *p, const char *root)
+{
+	size_t i;
+
+	if (bwrap_path_within(p, root))
+		return 1;
+	for (i = 0; i < sizeof bwrap_visible / sizeof bwrap_visible[0]; i++) {
+		if (bwrap_path_within(p, bwrap_visible[i]))
+			return 1;
+	}
+	return 0;
+}
+
+static void bwrap_add_system(struct confine_cmd *c, const struct bwrap_host *h)
+{
+	size_t i;
+
+	bwrap_add3(c, "--ro-bind", "/usr", "/usr");
+	for (i = 0; h != NULL && i < BWRAP_NTOP; i++) {
+		if (!h->present[i])
+			continue;
+		if (h->link[i] != NULL)
+			bwrap_add3(c, "--symlink", h->link[i], bwrap_host_dirs[i]);
+		else
+			bwrap_add3(c, "--ro-bind", bwrap_host_dirs[i], bwrap_host_dirs[i]);
+	}
+	for (i = 0; i < sizeof bwrap_etc_files / sizeof bwrap_etc_files[0]; i++)
+		bwrap_add3(c, "--ro-bind-try", bwrap_etc_files[i], bwrap_etc_files[i]);
+	bwrap_add2(c, "--proc", "/proc");
+	bwrap_add2(c, "--dev", "/dev");
+	bwrap_add2(c, "--tmpfs", "/tmp");
+}
+
+static void bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
+{
+	char name[JAIL_EPHEMERAL_NAME_SIZE];
+
+	confine_cmd_add(c, "--unshare-all");
+	if (cfg->ip4 != NULL && strcmp(cfg->ip4, "disable") != 0)
+		confine_cmd_add(c, "--share-net");
+	confine_cmd_add(c, "--die-with-parent");
+	confine_cmd_add(c, "--new-session");
+	if (cfg->name != NULL)
+		bwrap_add2(c, "--hostname", cfg->name);
+	else if (cfg->path != NULL) {
+		jail_ephemeral_name(cfg->path, name, sizeof name);
+		bwrap_add2(c, "--hostname", name);
+	}
+}
+
+static void bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
+{
+	const char *const *p;
+	char *dir;
+
+	bwrap_add3(c, "--bind", s->root, s->root);
+	if (s->stage_dir != NULL && !bwrap_path_within(s->stage_dir, s->root))
+		bwrap_add3(c, "--bind", s->stage_dir, s->stage_dir);
+	if (s->agent_binary != NULL && s->agent_binary[0] == '/') {
+		dir = xstrdup(s->agent_binary);
+		*strrchr(dir, '/') = '\0';
+		if (*dir != '\0' && !bwrap_already_visible(dir, s->root))
+			bwrap_add3(c, "--ro-bind", dir, dir);
+		free(dir);
+	}
+	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
+		bwrap_add3(c, "--ro-bind-try", *p, *p);
+}
+
+static void bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
+{
+	char *home = path_join(s->root, "home/clawdie");
+
+	confine_cmd_add(c, "--clearenv");
+	bwrap_add3(c, "--setenv", "HOME", home);
+	bwrap_add3(c, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+	if (s->cfg->user != NULL) {
+		bwrap_add3(c, "--setenv", "USER", s->cfg->user);
+		bwrap_add3(c, "--setenv", "LOGNAME", s->cfg->user);
+	}
+	bwrap_add2(c, "--chdir", s->root);
+	free(home);
+}
+
+static int bwrap_spec_check(const struct bwrap_spec *s, char **cause)
+{
+	const char *const *p;
+
+	if (s->root == NULL || s->root[0] != '/') {
+		xasprintf(cause, "the bubblewrap backend needs an absolute root_path or path");
+		return -1;
+	}
+	if (strcmp(s->root, "/") == 0) {
+		xasprintf(cause, "jail root / would expose the whole host read-write");
+		return -1;
+	}
+	if (s->stage_dir != NULL && s->stage_dir[0] != '/') {
+		xasprintf(cause, "stage directory %s is not absolute", s->stage_dir);
+		return -1;
+	}
+	for (p = s->ro_paths; p != NULL && *p != NULL; p++) {
+		if ((*p)[0] != '/') {
+			xasprintf(cause, "read-only path %s is not absolute", *p);
+			return -1;
+		}
+	}
+	if (s->program == NULL || s->cfg == NULL) {
+		xasprintf(cause, "bubblewrap spec without a program or jail config");
+		return -1;
+	}
+	return 0;
+}
+
+struct confine_cmd *bwrap_wrap(const struct bwrap_spec *s, char **cause)
+{
+	struct confine_cmd *c;
+	const char *const *a;
+
+	*cause = NULL;
+	if (bwrap_spec_check(s, cause) == -1)
+		return NULL;
+	c = confine_cmd_new();
+	confine_cmd_add(c, "bwrap");
+	bwrap_add_namespaces(c, s->cfg);
+	bwrap_add_system(c, s->host);
+	bwrap_add_binds(c, s);
+	bwrap_add_env(c, s);
+	confine_cmd_add(c, "--");
+	confine_cmd_add(c, s->program);
+	for (a = s->args; a != NULL && *a != NULL; a++)
+		confine_cmd_add(c, *a);
+	return c;
+}

@@ -1,0 +1,68 @@
+/*
+ * bwrap.h -- the Linux backend: one JailConfig as a bubblewrap sandbox.
+ *
+ * Mapping (the same JailConfig as on FreeBSD):
+ *   root (root_path, else path)  bound read-write at the SAME path inside the
+ *                                sandbox; the command starts there (--chdir),
+ *                                HOME is ROOT/home/clawdie.  Host and agent see
+ *                                the same paths, so cwd, session files and the
+ *                                stage need no translation.
+ *   name                         --hostname NAME (an ephemeral config gets
+ *                                colibri-<last path component>).
+ *   ip4                          set and not "disable": --share-net (bubblewrap
+ *                                cannot bind one address; the host network is
+ *                                the nearest).  Unset or "disable": no network
+ *                                (only a private loopback).
+ *   user                         USER and LOGNAME only: an unprivileged
+ *                                sandbox always runs as the daemon's uid.
+ * Always: --unshare-all (user, ipc, pid, net, uts, cgroup), --die-with-parent,
+ * --new-session (setsid: no access to the daemon's controlling terminal, so
+ * no TIOCSTI injection; pipes on stdin/stdout/stderr keep working), a
+ * read-only /usr plus /bin /sbin /lib* as symlinks or read-only binds as on
+ * the host, a few read-only files of /etc (passwd, group, nsswitch, hosts,
+ * resolv.conf, localtime, ld.so.*, ssl, ca-certificates, alternatives), a
+ * fresh /proc, /dev and /tmp, --clearenv (env.sh supplies the environment)
+ * with HOME and PATH set, a read-only bind of the agent binary's directory
+ * when it is not already visible, and the stage bound at its own path when it
+ * lies outside the root.  The privilege mode is not used: bubblewrap runs
+ * unprivileged.
+ */
+#ifndef COLIBRI_CONFINE_BWRAP_H
+#define COLIBRI_CONFINE_BWRAP_H
+
+#include "confine/jail.h"
+
+#define BWRAP_NTOP 6
+
+/* How /bin, /sbin, /lib, /lib64, /lib32, /libx32 look on the host. */
+struct bwrap_host {
+	int present[BWRAP_NTOP]; /* exists (as a directory or a symlink) */
+	char *link[BWRAP_NTOP];  /* symlink target, or NULL for a directory */
+};
+
+/* The top-level names bwrap_host describes, in order. */
+extern const char *const bwrap_host_dirs[BWRAP_NTOP];
+
+/* Fill *h from the running host (lstat + readlink).  Release with bwrap_host_clear. */
+void bwrap_host_probe(struct bwrap_host *h);
+void bwrap_host_clear(struct bwrap_host *h);
+
+struct bwrap_spec {
+	const struct jail_config *cfg;
+	const char *root;      /* canonical host root, bound read-write */
+	const char *stage_dir; /* host path of the stage; bound when outside root (may be NULL) */
+	const char *agent_binary;    /* the agent's binary, for the read-only bind (may be NULL) */
+	const char *const *ro_paths; /* extra read-only binds (NULL-terminated, may be NULL) */
+	const struct bwrap_host *host;
+	const char *program;     /* what bwrap runs: "/bin/sh" */
+	const char *const *args; /* its arguments: the launch.sh path */
+};
+
+/*
+ * PURE: the bwrap argv for spec.  Returns the command (free with
+ * confine_cmd_free) or NULL with *cause when the spec cannot be mapped (no
+ * root, root "/", relative paths).
+ */
+struct confine_cmd *bwrap_wrap(const struct bwrap_spec *spec, char **cause);
+
+#endif

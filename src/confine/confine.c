@@ -1,0 +1,180 @@
+/*
+ * confine.c -- the spawner's entry point: options, stage and argv together.
+ *
+ * Glue only: the pure argv builders are jail.c and bwrap.c, the file work is
+ * stage.c, and the OS defaults are confine-linux.c / confine-freebsd.c.
+ */
+#include "confine/confine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xmalloc.h"
+
+const char *confine_backend_name(enum confine_backend b)
+{
+	return b == CONFINE_BACKEND_BWRAP ? "bwrap" : "freebsd-jail";
+}
+
+static char *confine_env_dup(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v != NULL && *v != '\0' ? xstrdup(v) : NULL;
+}
+
+int confine_opts_from_env(struct confine_opts *o, char **cause)
+{
+	memset(o, 0, sizeof *o);
+	*cause = NULL;
+	if (confine_backend_parse(getenv("COLIBRI_CONFINE"), &o->backend, cause) == -1)
+		return -1;
+	if (priv_mode_parse(getenv("COLIBRI_JAIL_PRIV_MODE"), &o->priv, cause) == -1)
+		return -1;
+	o->stage_base = confine_env_dup("COLIBRI_JAIL_STAGE_DIR");
+	if (o->stage_base != NULL && o->stage_base[0] != '/') {
+		xasprintf(cause, "COLIBRI_JAIL_STAGE_DIR=%s is not an absolute path",
+		          o->stage_base);
+		confine_opts_clear(o);
+		return -1;
+	}
+	o->root_base = confine_env_dup("COLIBRI_JAIL_ROOT_BASE");
+	if (o->root_base == NULL && o->backend == CONFINE_BACKEND_JAIL)
+		o->root_base = xstrdup(CONFINE_ROOT_BASE_DEFAULT);
+	bwrap_host_probe(&o->host);
+	return 0;
+}
+
+void confine_opts_clear(struct confine_opts *o)
+{
+	size_t i;
+
+	if (o == NULL)
+		return;
+	free(o->stage_base);
+	free(o->root_base);
+	for (i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
+		free(o->ro_paths[i]);
+	free(o->ro_paths);
+	bwrap_host_clear(&o->host);
+	memset(o, 0, sizeof *o);
+}
+
+/* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
+static struct confine_cmd *confine_wrap_stage(const struct confine_opts *o,
+                                              const struct jail_config *cfg, const struct stage *st,
+                                              const char *agent_binary, char **cause)
+{
+	struct bwrap_spec spec;
+	struct confine_cmd *c;
+	const char *args[2] = {NULL, NULL};
+	char *launch;
+
+	if (o->backend == CONFINE_BACKEND_JAIL && stage_jail_dir(st) == NULL) {
+		xasprintf(cause, "stage %s is outside the jail root %s: a jail cannot see it",
+		          stage_host_dir(st), stage_root(st));
+		return NULL;
+	}
+	xasprintf(&launch, "%s/launch.sh",
+	          o->backend == CONFINE_BACKEND_JAIL ? stage_jail_dir(st) : stage_host_dir(st));
+	args[0] = launch;
+	if (o->backend == CONFINE_BACKEND_JAIL) {
+		c = jail_wrap(o->priv, cfg, "/bin/sh", args);
+	} else {
+		memset(&spec, 0, sizeof spec);
+		spec.cfg = cfg;
+		spec.root = stage_root(st);
+		spec.stage_dir = stage_host_dir(st);
+		spec.agent_binary = agent_binary;
+		spec.ro_paths = (const char *const *)o->ro_paths;
+		spec.host = &o->host;
+		spec.program = "/bin/sh";
+		spec.args = args;
+		c = bwrap_wrap(&spec, cause);
+	}
+	free(launch);
+	return c;
+}
+
+static int confine_fill_stage(struct stage *st, const char *binary, const char *const *args,
+                              const json_t *env, const char *cwd, char **cause)
+{
+	if (stage_write_env_json(st, env, cause) == -1)
+		return -1;
+	return stage_write_launch(st, cwd, binary, args, cause);
+}
+
+static int confine_check_root(const struct confine_opts *o, const struct jail_config *cfg,
+                              char **cause)
+{
+	if (jail_config_root(cfg) != NULL)
+		return 0;
+	xasprintf(cause, "jail %s has no root_path: the payload cannot be staged",
+	          cfg->name != NULL ? cfg->name : "(unnamed)");
+	(void)o;
+	return -1;
+}
+
+struct confine_spawn *confine_prepare(const struct confine_opts *o, const struct jail_config *cfg,
+                                      const char *id, const char *binary, const char *const *args,
+                                      const json_t *env, const char *cwd, char **cause)
+{
+	struct confine_spawn *sp = xcalloc(1, sizeof *sp);
+	char *sub = NULL;
+
+	*cause = NULL;
+	sp->backend = o->backend;
+	if (!jail_config_active(cfg)) {
+		sp->cmd = jail_wrap(o->priv, NULL, binary, args);
+		return sp;
+	}
+	if (confine_check_root(o, cfg, cause) == -1)
+		goto fail;
+	sp->stage = stage_create(jail_config_root(cfg), id, o->stage_base, o->root_base, cause);
+	if (sp->stage == NULL)
+		goto fail;
+	if (confine_fill_stage(sp->stage, binary, args, env, cwd, cause) == -1)
+		goto fail;
+	if ((sp->cmd = confine_wrap_stage(o, cfg, sp->stage, binary, cause)) == NULL)
+		goto fail;
+	return sp;
+fail:
+	if (confine_spawn_finish(sp, &sub) == -1)
+		free(sub);
+	return NULL;
+}
+
+void confine_spawn_status(const struct confine_spawn *sp, int exit_code, int term_signal,
+                          struct stage_status *out)
+{
+	memset(out, 0, sizeof *out);
+	if (sp->stage != NULL) {
+		stage_read_status(sp->stage, out);
+		if (out->kind != STAGE_STATUS_UNKNOWN)
+			return;
+	}
+	out->exit_code = exit_code;
+	if (term_signal != 0) {
+		out->kind = STAGE_STATUS_SIGNALED;
+		out->signal = term_signal;
+		out->exit_code = 128 + term_signal;
+	} else if (sp->stage == NULL)
+		out->kind = STAGE_STATUS_EXITED;
+	else
+		out->kind = STAGE_STATUS_UNKNOWN;
+}
+
+int confine_spawn_finish(struct confine_spawn *sp, char **cause)
+{
+	int rc = 0;
+
+	*cause = NULL;
+	if (sp == NULL)
+		return 0;
+	if (sp->stage != NULL)
+		rc = stage_remove(sp->stage, cause);
+	stage_free(sp->stage);
+	confine_cmd_free(sp->cmd);
+	free(sp);
+	return rc;
+}
