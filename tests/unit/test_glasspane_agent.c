@@ -309,6 +309,18 @@ static void test_hang_then_kill(void **state)
 	assert_string_equal(a.gp.reason, "killed by signal 15 (SIGTERM)");
 }
 
+static pid_t grandchild_pid;
+
+/* Teardown: even when an assertion failed, leave no grandchild behind. */
+static int kill_grandchild(void **state)
+{
+	(void)state;
+	if (grandchild_pid > 0 && kill(grandchild_pid, SIGKILL) == 0)
+		waitpid(grandchild_pid, NULL, 0);
+	grandchild_pid = 0;
+	return 0;
+}
+
 static void test_grandchild(void **state)
 {
 	static const char *const args[] = {"--scenario", "grandchild", NULL};
@@ -328,6 +340,7 @@ static void test_grandchild(void **state)
 	assert_non_null(p);
 	gc = (pid_t)atol(p + 6);
 	assert_true(gc > 0);
+	grandchild_pid = gc;
 	assert_int_equal(getsid(gc), gc); /* escaped into its own session */
 	assert_int_not_equal(getpgid(gc), getpgid(a.pid));
 	agent_until(&a, "agent_end");
@@ -339,6 +352,7 @@ static void test_grandchild(void **state)
 #ifdef __linux__
 	assert_int_equal(waitpid(gc, &st, 0), gc);
 #endif
+	grandchild_pid = 0;
 	while (agent_next(&a))
 		;
 	close(a.out);
@@ -416,10 +430,14 @@ static void test_replay(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scenarios),  cmocka_unit_test(test_counters),
-	    cmocka_unit_test(test_flood),      cmocka_unit_test(test_hang_then_kill),
-	    cmocka_unit_test(test_grandchild), cmocka_unit_test(test_rpc),
-	    cmocka_unit_test(test_rpc_abort),  cmocka_unit_test(test_replay),
+	    cmocka_unit_test(test_scenarios),
+	    cmocka_unit_test(test_counters),
+	    cmocka_unit_test(test_flood),
+	    cmocka_unit_test(test_hang_then_kill),
+	    cmocka_unit_test_teardown(test_grandchild, kill_grandchild),
+	    cmocka_unit_test(test_rpc),
+	    cmocka_unit_test(test_rpc_abort),
+	    cmocka_unit_test(test_replay),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
