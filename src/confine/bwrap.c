@@ -34,7 +34,8 @@ static const char *const bwrap_visible[] = {
     "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
 };
 
-void bwrap_host_probe(struct bwrap_host *h)
+void
+bwrap_host_probe(struct bwrap_host *h)
 {
 	char target[PATH_MAX];
 	struct stat st;
@@ -57,7 +58,8 @@ void bwrap_host_probe(struct bwrap_host *h)
 	}
 }
 
-void bwrap_host_clear(struct bwrap_host *h)
+void
+bwrap_host_clear(struct bwrap_host *h)
 {
 	size_t i;
 
@@ -66,13 +68,15 @@ void bwrap_host_clear(struct bwrap_host *h)
 	memset(h, 0, sizeof *h);
 }
 
-static void bwrap_add2(struct confine_cmd *c, const char *opt, const char *a)
+static void
+bwrap_add2(struct confine_cmd *c, const char *opt, const char *a)
 {
 	confine_cmd_add(c, opt);
 	confine_cmd_add(c, a);
 }
 
-static void bwrap_add3(struct confine_cmd *c, const char *opt, const char *a, const char *b)
+static void
+bwrap_add3(struct confine_cmd *c, const char *opt, const char *a, const char *b)
 {
 	confine_cmd_add(c, opt);
 	confine_cmd_add(c, a);
@@ -80,14 +84,16 @@ static void bwrap_add3(struct confine_cmd *c, const char *opt, const char *a, co
 }
 
 /* Non-zero when p is dir or below it. */
-static int bwrap_path_within(const char *p, const char *dir)
+static int
+bwrap_path_within(const char *p, const char *dir)
 {
 	size_t n = strlen(dir);
 
 	return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == '\0');
 }
 
-static int bwrap_already_visible(const char *p, const char *root)
+static int
+bwrap_already_visible(const char *p, const char *root)
 {
 	size_t i;
 
@@ -100,7 +106,8 @@ static int bwrap_already_visible(const char *p, const char *root)
 	return 0;
 }
 
-static void bwrap_add_system(struct confine_cmd *c, const struct bwrap_host *h)
+static void
+bwrap_add_system(struct confine_cmd *c, const struct bwrap_host *h)
 {
 	size_t i;
 
@@ -120,7 +127,8 @@ static void bwrap_add_system(struct confine_cmd *c, const struct bwrap_host *h)
 	bwrap_add2(c, "--tmpfs", "/tmp");
 }
 
-static void bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
+static void
+bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
 {
 	char name[JAIL_EPHEMERAL_NAME_SIZE];
 
@@ -137,7 +145,8 @@ static void bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config
 	}
 }
 
-static void bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
+static void
+bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 {
 	const char *const *p;
 	char *dir;
@@ -154,9 +163,12 @@ static void bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 	}
 	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
 		bwrap_add3(c, "--ro-bind-try", *p, *p);
+	/* Last: the sandbox's own / (a tmpfs holding the mount points) becomes read-only. */
+	bwrap_add2(c, "--remount-ro", "/");
 }
 
-static void bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
+static void
+bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
 {
 	char *home = path_join(s->root, "home/clawdie");
 
@@ -171,7 +183,8 @@ static void bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
 	free(home);
 }
 
-static int bwrap_spec_check(const struct bwrap_spec *s, char **cause)
+static int
+bwrap_spec_check(const struct bwrap_spec *s, char **cause)
 {
 	const char *const *p;
 
@@ -200,7 +213,8 @@ static int bwrap_spec_check(const struct bwrap_spec *s, char **cause)
 	return 0;
 }
 
-struct confine_cmd *bwrap_wrap(const struct bwrap_spec *s, char **cause)
+struct confine_cmd *
+bwrap_wrap(const struct bwrap_spec *s, char **cause)
 {
 	struct confine_cmd *c;
 	const char *const *a;

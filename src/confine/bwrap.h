@@ -21,7 +21,8 @@
  * read-only /usr plus /bin /sbin /lib* as symlinks or read-only binds as on
  * the host, a few read-only files of /etc (passwd, group, nsswitch, hosts,
  * resolv.conf, localtime, ld.so.*, ssl, ca-certificates, alternatives), a
- * fresh /proc, /dev and /tmp, --clearenv (env.sh supplies the environment)
+ * fresh /proc, /dev and /tmp, the sandbox's own / remounted read-only after
+ * the binds (writable: the root and /tmp only), --clearenv (env.sh supplies the environment)
  * with HOME and PATH set, a read-only bind of the agent binary's directory
  * when it is not already visible, and the stage bound at its own path when it
  * lies outside the root.  The privilege mode is not used: bubblewrap runs

@@ -9,12 +9,14 @@
 #include "common/xmalloc.h"
 #include "confine/confine.h"
 
-enum confine_backend confine_backend_default(void)
+enum confine_backend
+confine_backend_default(void)
 {
 	return CONFINE_BACKEND_JAIL;
 }
 
-int confine_backend_parse(const char *value, enum confine_backend *out, char **cause)
+int
+confine_backend_parse(const char *value, enum confine_backend *out, char **cause)
 {
 	*cause = NULL;
 	if (value == NULL || *value == '\0' || strcmp(value, "freebsd-jail") == 0) {

@@ -11,19 +11,22 @@
 
 #include "common/xmalloc.h"
 
-const char *confine_backend_name(enum confine_backend b)
+const char *
+confine_backend_name(enum confine_backend b)
 {
 	return b == CONFINE_BACKEND_BWRAP ? "bwrap" : "freebsd-jail";
 }
 
-static char *confine_env_dup(const char *name)
+static char *
+confine_env_dup(const char *name)
 {
 	const char *v = getenv(name);
 
 	return v != NULL && *v != '\0' ? xstrdup(v) : NULL;
 }
 
-int confine_opts_from_env(struct confine_opts *o, char **cause)
+int
+confine_opts_from_env(struct confine_opts *o, char **cause)
 {
 	memset(o, 0, sizeof *o);
 	*cause = NULL;
@@ -45,7 +48,8 @@ int confine_opts_from_env(struct confine_opts *o, char **cause)
 	return 0;
 }
 
-void confine_opts_clear(struct confine_opts *o)
+void
+confine_opts_clear(struct confine_opts *o)
 {
 	size_t i;
 
@@ -61,9 +65,9 @@ void confine_opts_clear(struct confine_opts *o)
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
-static struct confine_cmd *confine_wrap_stage(const struct confine_opts *o,
-                                              const struct jail_config *cfg, const struct stage *st,
-                                              const char *agent_binary, char **cause)
+static struct confine_cmd *
+confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
+                   const struct stage *st, const char *agent_binary, char **cause)
 {
 	struct bwrap_spec spec;
 	struct confine_cmd *c;
@@ -96,16 +100,17 @@ static struct confine_cmd *confine_wrap_stage(const struct confine_opts *o,
 	return c;
 }
 
-static int confine_fill_stage(struct stage *st, const char *binary, const char *const *args,
-                              const json_t *env, const char *cwd, char **cause)
+static int
+confine_fill_stage(struct stage *st, const char *binary, const char *const *args, const json_t *env,
+                   const char *cwd, char **cause)
 {
 	if (stage_write_env_json(st, env, cause) == -1)
 		return -1;
 	return stage_write_launch(st, cwd, binary, args, cause);
 }
 
-static int confine_check_root(const struct confine_opts *o, const struct jail_config *cfg,
-                              char **cause)
+static int
+confine_check_root(const struct confine_opts *o, const struct jail_config *cfg, char **cause)
 {
 	if (jail_config_root(cfg) != NULL)
 		return 0;
@@ -115,9 +120,10 @@ static int confine_check_root(const struct confine_opts *o, const struct jail_co
 	return -1;
 }
 
-struct confine_spawn *confine_prepare(const struct confine_opts *o, const struct jail_config *cfg,
-                                      const char *id, const char *binary, const char *const *args,
-                                      const json_t *env, const char *cwd, char **cause)
+struct confine_spawn *
+confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, const char *id,
+                const char *binary, const char *const *args, const json_t *env, const char *cwd,
+                char **cause)
 {
 	struct confine_spawn *sp = xcalloc(1, sizeof *sp);
 	char *sub = NULL;
@@ -144,8 +150,9 @@ fail:
 	return NULL;
 }
 
-void confine_spawn_status(const struct confine_spawn *sp, int exit_code, int term_signal,
-                          struct stage_status *out)
+void
+confine_spawn_status(const struct confine_spawn *sp, int exit_code, int term_signal,
+                     struct stage_status *out)
 {
 	memset(out, 0, sizeof *out);
 	if (sp->stage != NULL) {
@@ -164,7 +171,8 @@ void confine_spawn_status(const struct confine_spawn *sp, int exit_code, int ter
 		out->kind = STAGE_STATUS_UNKNOWN;
 }
 
-int confine_spawn_finish(struct confine_spawn *sp, char **cause)
+int
+confine_spawn_finish(struct confine_spawn *sp, char **cause)
 {
 	int rc = 0;
 

@@ -12,13 +12,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static int name_char_ok(unsigned char c)
+static int
+name_char_ok(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 	       c == '_' || c == '.' || c == '-';
 }
 
-static const char *token_check(const char *s, size_t max)
+static const char *
+token_check(const char *s, size_t max)
 {
 	size_t i, len;
 
@@ -38,7 +40,8 @@ static const char *token_check(const char *s, size_t max)
 	return NULL;
 }
 
-const char *jail_name_check(const char *name)
+const char *
+jail_name_check(const char *name)
 {
 	const char *err;
 
@@ -49,7 +52,8 @@ const char *jail_name_check(const char *name)
 	return NULL;
 }
 
-const char *jail_user_check(const char *user)
+const char *
+jail_user_check(const char *user)
 {
 	const char *err;
 
@@ -60,7 +64,8 @@ const char *jail_user_check(const char *user)
 	return NULL;
 }
 
-const char *jail_ip4_check(const char *ip4)
+const char *
+jail_ip4_check(const char *ip4)
 {
 	struct in_addr a;
 
@@ -73,7 +78,8 @@ const char *jail_ip4_check(const char *ip4)
 	return NULL;
 }
 
-const char *stage_id_check(const char *id)
+const char *
+stage_id_check(const char *id)
 {
 	const char *err;
 
@@ -84,12 +90,14 @@ const char *stage_id_check(const char *id)
 	return NULL;
 }
 
-static int is_dot_component(const char *p, size_t n)
+static int
+is_dot_component(const char *p, size_t n)
 {
 	return (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.');
 }
 
-const char *jail_path_check(const char *path)
+const char *
+jail_path_check(const char *path)
 {
 	const char *p, *end;
 
@@ -113,7 +121,8 @@ const char *jail_path_check(const char *path)
 	return NULL;
 }
 
-void jail_ephemeral_name(const char *path, char *out, size_t outlen)
+void
+jail_ephemeral_name(const char *path, char *out, size_t outlen)
 {
 	const char *last = path, *p;
 	size_t n = 0, i, used;

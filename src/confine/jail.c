@@ -29,12 +29,14 @@ static const struct {
 };
 #define JAIL_NKEYS (sizeof jail_keys / sizeof jail_keys[0])
 
-static char **jail_field(struct jail_config *cfg, size_t i)
+static char **
+jail_field(struct jail_config *cfg, size_t i)
 {
 	return (char **)((char *)cfg + jail_keys[i].off);
 }
 
-static int jail_key_index(const char *key)
+static int
+jail_key_index(const char *key)
 {
 	size_t i;
 
@@ -45,7 +47,8 @@ static int jail_key_index(const char *key)
 	return -1;
 }
 
-static int jail_parse_value(struct jail_config *cfg, int i, const json_t *v, char **cause)
+static int
+jail_parse_value(struct jail_config *cfg, int i, const json_t *v, char **cause)
 {
 	const char *s, *err;
 
@@ -68,7 +71,8 @@ static int jail_parse_value(struct jail_config *cfg, int i, const json_t *v, cha
 	return 0;
 }
 
-int jail_config_parse(const json_t *obj, struct jail_config *out, char **cause)
+int
+jail_config_parse(const json_t *obj, struct jail_config *out, char **cause)
 {
 	const char *key;
 	json_t *v;
@@ -100,7 +104,8 @@ fail:
 	return -1;
 }
 
-void jail_config_clear(struct jail_config *cfg)
+void
+jail_config_clear(struct jail_config *cfg)
 {
 	size_t i;
 
@@ -111,7 +116,8 @@ void jail_config_clear(struct jail_config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 }
 
-void jail_config_copy(struct jail_config *out, const struct jail_config *in)
+void
+jail_config_copy(struct jail_config *out, const struct jail_config *in)
 {
 	size_t i;
 	char *s;
@@ -123,19 +129,22 @@ void jail_config_copy(struct jail_config *out, const struct jail_config *in)
 	}
 }
 
-int jail_config_active(const struct jail_config *cfg)
+int
+jail_config_active(const struct jail_config *cfg)
 {
 	return cfg != NULL && (cfg->name != NULL || cfg->path != NULL);
 }
 
-const char *jail_config_root(const struct jail_config *cfg)
+const char *
+jail_config_root(const struct jail_config *cfg)
 {
 	if (cfg == NULL)
 		return NULL;
 	return cfg->root_path != NULL ? cfg->root_path : cfg->path;
 }
 
-json_t *jail_config_to_json(const struct jail_config *cfg)
+json_t *
+jail_config_to_json(const struct jail_config *cfg)
 {
 	json_t *o = json_object();
 	const char *s;
@@ -156,7 +165,8 @@ static const char *const priv_names[] = {
     [PRIV_MODE_NONE] = "none",
 };
 
-int priv_mode_parse(const char *value, enum priv_mode *out, char **cause)
+int
+priv_mode_parse(const char *value, enum priv_mode *out, char **cause)
 {
 	size_t i;
 
@@ -176,19 +186,22 @@ int priv_mode_parse(const char *value, enum priv_mode *out, char **cause)
 	return -1;
 }
 
-const char *priv_mode_name(enum priv_mode mode)
+const char *
+priv_mode_name(enum priv_mode mode)
 {
 	if ((size_t)mode >= sizeof priv_names / sizeof priv_names[0])
 		return "unknown";
 	return priv_names[mode];
 }
 
-const char *priv_helper_path(void)
+const char *
+priv_helper_path(void)
 {
 	return COLIBRI_LIBEXECDIR "/colibri-jail-spawn";
 }
 
-struct confine_cmd *confine_cmd_new(void)
+struct confine_cmd *
+confine_cmd_new(void)
 {
 	struct confine_cmd *c = xcalloc(1, sizeof *c);
 
@@ -196,7 +209,8 @@ struct confine_cmd *confine_cmd_new(void)
 	return c;
 }
 
-void confine_cmd_add(struct confine_cmd *c, const char *arg)
+void
+confine_cmd_add(struct confine_cmd *c, const char *arg)
 {
 	c->argv = xreallocarray(c->argv, c->argc + 2, sizeof *c->argv);
 	c->argv[c->argc++] = xstrdup(arg);
@@ -205,7 +219,8 @@ void confine_cmd_add(struct confine_cmd *c, const char *arg)
 		c->program = xstrdup(arg);
 }
 
-void confine_cmd_addf(struct confine_cmd *c, const char *fmt, ...)
+void
+confine_cmd_addf(struct confine_cmd *c, const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -217,7 +232,8 @@ void confine_cmd_addf(struct confine_cmd *c, const char *fmt, ...)
 	free(s);
 }
 
-void confine_cmd_free(struct confine_cmd *c)
+void
+confine_cmd_free(struct confine_cmd *c)
 {
 	size_t i;
 
@@ -230,7 +246,8 @@ void confine_cmd_free(struct confine_cmd *c)
 	free(c);
 }
 
-char *confine_cmd_join(const struct confine_cmd *c)
+char *
+confine_cmd_join(const struct confine_cmd *c)
 {
 	struct buf b;
 	size_t i;
@@ -247,7 +264,8 @@ char *confine_cmd_join(const struct confine_cmd *c)
 	return b.data;
 }
 
-static void jail_add_prefix(struct confine_cmd *c, enum priv_mode mode)
+static void
+jail_add_prefix(struct confine_cmd *c, enum priv_mode mode)
 {
 	switch (mode) {
 	case PRIV_MODE_MDO:
@@ -265,15 +283,16 @@ static void jail_add_prefix(struct confine_cmd *c, enum priv_mode mode)
 	}
 }
 
-static void jail_add_args(struct confine_cmd *c, const char *const *args)
+static void
+jail_add_args(struct confine_cmd *c, const char *const *args)
 {
 	for (; args != NULL && *args != NULL; args++)
 		confine_cmd_add(c, *args);
 }
 
 /* The helper request: exec [-U USER] NAME | create [-4 IP4] [-U USER] PATH, then -- binary. */
-static void jail_wrap_helper(struct confine_cmd *c, const struct jail_config *cfg,
-                             const char *binary)
+static void
+jail_wrap_helper(struct confine_cmd *c, const struct jail_config *cfg, const char *binary)
 {
 	confine_cmd_add(c, priv_helper_path());
 	confine_cmd_add(c, cfg->name != NULL ? "exec" : "create");
@@ -290,8 +309,8 @@ static void jail_wrap_helper(struct confine_cmd *c, const struct jail_config *cf
 	confine_cmd_add(c, binary);
 }
 
-static void jail_wrap_jexec(struct confine_cmd *c, const struct jail_config *cfg,
-                            const char *binary)
+static void
+jail_wrap_jexec(struct confine_cmd *c, const struct jail_config *cfg, const char *binary)
 {
 	confine_cmd_add(c, "jexec");
 	if (cfg->user != NULL) {
@@ -302,8 +321,8 @@ static void jail_wrap_jexec(struct confine_cmd *c, const struct jail_config *cfg
 	confine_cmd_add(c, binary);
 }
 
-static void jail_wrap_create(struct confine_cmd *c, const struct jail_config *cfg,
-                             const char *binary)
+static void
+jail_wrap_create(struct confine_cmd *c, const struct jail_config *cfg, const char *binary)
 {
 	char name[JAIL_EPHEMERAL_NAME_SIZE];
 
@@ -323,8 +342,9 @@ static void jail_wrap_create(struct confine_cmd *c, const struct jail_config *cf
 	confine_cmd_addf(c, "command=%s", binary);
 }
 
-struct confine_cmd *jail_wrap(enum priv_mode mode, const struct jail_config *cfg,
-                              const char *binary, const char *const *args)
+struct confine_cmd *
+jail_wrap(enum priv_mode mode, const struct jail_config *cfg, const char *binary,
+          const char *const *args)
 {
 	struct confine_cmd *c = confine_cmd_new();
 

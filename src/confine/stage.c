@@ -39,7 +39,8 @@ struct stage {
 };
 
 /* Canonical path of p, or NULL with *cause. */
-static char *stage_realpath(const char *what, const char *p, char **cause)
+static char *
+stage_realpath(const char *what, const char *p, char **cause)
 {
 	char *r = realpath(p, NULL);
 
@@ -49,7 +50,8 @@ static char *stage_realpath(const char *what, const char *p, char **cause)
 }
 
 /* Non-zero when canonical path p lies strictly under canonical dir. */
-static int stage_path_under(const char *p, const char *dir)
+static int
+stage_path_under(const char *p, const char *dir)
 {
 	size_t n = strlen(dir);
 
@@ -58,8 +60,8 @@ static int stage_path_under(const char *p, const char *dir)
 	return strncmp(p, dir, n) == 0 && p[n] == '/' && p[n + 1] != '\0';
 }
 
-static int stage_open_component(int fd, const char *name, int create, const char *where,
-                                char **cause)
+static int
+stage_open_component(int fd, const char *name, int create, const char *where, char **cause)
 {
 	struct stat st;
 	int nfd;
@@ -82,7 +84,8 @@ static int stage_open_component(int fd, const char *name, int create, const char
 }
 
 /* Walk rel (components separated by '/') below fd; returns the final directory's fd. */
-static int stage_walk(int fd, const char *where, const char *rel, char **cause)
+static int
+stage_walk(int fd, const char *where, const char *rel, char **cause)
 {
 	char *copy = xstrdup(rel), *comp, *save = NULL;
 	char *path = xstrdup(where), *tmp;
@@ -104,7 +107,8 @@ static int stage_walk(int fd, const char *where, const char *rel, char **cause)
 	return cur;
 }
 
-static int stage_check_root(struct stage *st, const char *root, const char *root_base, char **cause)
+static int
+stage_check_root(struct stage *st, const char *root, const char *root_base, char **cause)
 {
 	char *base;
 	int ok;
@@ -124,7 +128,8 @@ static int stage_check_root(struct stage *st, const char *root, const char *root
 }
 
 /* Open the base directory holding the stages; sets jail_dir's prefix in *rel_out. */
-static int stage_open_base(struct stage *st, const char *override, char **rel_out, char **cause)
+static int
+stage_open_base(struct stage *st, const char *override, char **rel_out, char **cause)
 {
 	char *canon;
 	int rootfd, fd;
@@ -157,14 +162,16 @@ static int stage_open_base(struct stage *st, const char *override, char **rel_ou
 	return fd;
 }
 
-static char *stage_base_host_path(const struct stage *st, const char *override, const char *rel)
+static char *
+stage_base_host_path(const struct stage *st, const char *override, const char *rel)
 {
 	if (rel != NULL)
 		return path_join(st->root, rel);
 	return realpath(override, NULL);
 }
 
-static int stage_make_dir(struct stage *st, char **cause)
+static int
+stage_make_dir(struct stage *st, char **cause)
 {
 	if (mkdirat(st->parent_fd, st->id, 0700) == -1) {
 		xasprintf(cause, "cannot create stage %s: %s", st->host_dir, strerror(errno));
@@ -180,8 +187,9 @@ static int stage_make_dir(struct stage *st, char **cause)
 	return 0;
 }
 
-struct stage *stage_create(const char *root, const char *id, const char *base_override,
-                           const char *root_base, char **cause)
+struct stage *
+stage_create(const char *root, const char *id, const char *base_override, const char *root_base,
+             char **cause)
 {
 	struct stage *st = xcalloc(1, sizeof *st);
 	char *rel = NULL, *base = NULL;
@@ -221,22 +229,26 @@ fail:
 	return NULL;
 }
 
-const char *stage_host_dir(const struct stage *st)
+const char *
+stage_host_dir(const struct stage *st)
 {
 	return st->host_dir;
 }
 
-const char *stage_jail_dir(const struct stage *st)
+const char *
+stage_jail_dir(const struct stage *st)
 {
 	return st->jail_dir;
 }
 
-const char *stage_root(const struct stage *st)
+const char *
+stage_root(const struct stage *st)
 {
 	return st->root;
 }
 
-char *stage_shell_quote(const char *s)
+char *
+stage_shell_quote(const char *s)
 {
 	struct buf b;
 
@@ -253,7 +265,8 @@ char *stage_shell_quote(const char *s)
 }
 
 /* Create name (0600) in the stage and write the buffer; never follows a symlink. */
-static int stage_write_file(struct stage *st, const char *name, const struct buf *b, char **cause)
+static int
+stage_write_file(struct stage *st, const char *name, const struct buf *b, char **cause)
 {
 	size_t off = 0, len = buf_used(b);
 	ssize_t n;
@@ -285,7 +298,8 @@ out:
 	return rc;
 }
 
-static int stage_env_name_check(const char *name, char **cause)
+static int
+stage_env_name_check(const char *name, char **cause)
 {
 	if (name == NULL || !is_shell_identifier(name)) {
 		xasprintf(cause, "environment variable name \"%s\" is not a valid shell identifier",
@@ -304,13 +318,15 @@ struct stage_env_pair {
 	const char *value;
 };
 
-static int stage_env_cmp(const void *a, const void *b)
+static int
+stage_env_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct stage_env_pair *)a)->name,
 	              ((const struct stage_env_pair *)b)->name);
 }
 
-static int stage_env_render(struct stage_env_pair *v, size_t n, struct buf *b, char **cause)
+static int
+stage_env_render(struct stage_env_pair *v, size_t n, struct buf *b, char **cause)
 {
 	char *q;
 	size_t i;
@@ -331,8 +347,9 @@ static int stage_env_render(struct stage_env_pair *v, size_t n, struct buf *b, c
 	return 0;
 }
 
-int stage_write_env(struct stage *st, const char *const *names, const char *const *values, size_t n,
-                    char **cause)
+int
+stage_write_env(struct stage *st, const char *const *names, const char *const *values, size_t n,
+                char **cause)
 {
 	struct stage_env_pair *v = xcalloc(n + 1, sizeof *v);
 	struct buf b;
@@ -352,7 +369,8 @@ int stage_write_env(struct stage *st, const char *const *names, const char *cons
 	return rc;
 }
 
-int stage_write_env_json(struct stage *st, const json_t *env, char **cause)
+int
+stage_write_env_json(struct stage *st, const json_t *env, char **cause)
 {
 	size_t n = 0, cap = env != NULL ? json_object_size(env) : 0;
 	const char **names = xcalloc(cap + 1, sizeof *names);
@@ -382,7 +400,8 @@ out:
 	return rc;
 }
 
-static void stage_add_quoted(struct buf *b, const char *s)
+static void
+stage_add_quoted(struct buf *b, const char *s)
 {
 	char *q = stage_shell_quote(s);
 
@@ -390,8 +409,8 @@ static void stage_add_quoted(struct buf *b, const char *s)
 	free(q);
 }
 
-static void stage_render_launch(struct buf *b, const char *cwd, const char *binary,
-                                const char *const *args)
+static void
+stage_render_launch(struct buf *b, const char *cwd, const char *binary, const char *const *args)
 {
 	buf_adds(b, "# colibri launch.sh: runs one confined agent and records its exit status.\n"
 	            "# Run as /bin/sh STAGE/launch.sh; STAGE is ${0%/*}.\n"
@@ -414,8 +433,9 @@ static void stage_render_launch(struct buf *b, const char *cwd, const char *bina
 	            "exit \"$_colibri_rc\"\n");
 }
 
-int stage_write_launch(struct stage *st, const char *cwd, const char *binary,
-                       const char *const *args, char **cause)
+int
+stage_write_launch(struct stage *st, const char *cwd, const char *binary, const char *const *args,
+                   char **cause)
 {
 	struct buf b;
 	int rc;
@@ -436,7 +456,8 @@ int stage_write_launch(struct stage *st, const char *cwd, const char *binary,
 	return rc;
 }
 
-static void stage_parse_status(const char *s, struct stage_status *out)
+static void
+stage_parse_status(const char *s, struct stage_status *out)
 {
 	char *end;
 	long v;
@@ -461,7 +482,8 @@ static void stage_parse_status(const char *s, struct stage_status *out)
 	}
 }
 
-void stage_read_status(const struct stage *st, struct stage_status *out)
+void
+stage_read_status(const struct stage *st, struct stage_status *out)
 {
 	char buf[STAGE_STATUS_MAXREAD + 1];
 	ssize_t n;
@@ -482,7 +504,8 @@ void stage_read_status(const struct stage *st, struct stage_status *out)
 	stage_parse_status(buf, out);
 }
 
-const char *stage_status_str(const struct stage_status *s, char *buf, size_t len)
+const char *
+stage_status_str(const struct stage_status *s, char *buf, size_t len)
 {
 	switch (s->kind) {
 	case STAGE_STATUS_EXITED:
@@ -502,7 +525,8 @@ const char *stage_status_str(const struct stage_status *s, char *buf, size_t len
 
 static int stage_empty_dir(int fd, int depth, char **cause);
 
-static int stage_remove_entry(int fd, const char *name, int depth, char **cause)
+static int
+stage_remove_entry(int fd, const char *name, int depth, char **cause)
 {
 	int sub, rc;
 
@@ -526,7 +550,8 @@ static int stage_remove_entry(int fd, const char *name, int depth, char **cause)
 }
 
 /* Remove every entry below the directory fd (not fd itself). */
-static int stage_empty_dir(int fd, int depth, char **cause)
+static int
+stage_empty_dir(int fd, int depth, char **cause)
 {
 	struct dirent *de;
 	DIR *d;
@@ -552,7 +577,8 @@ static int stage_empty_dir(int fd, int depth, char **cause)
 }
 
 /* Remove <id> from the parent only if it is still the directory we created. */
-static int stage_remove_self(struct stage *st, char **cause)
+static int
+stage_remove_self(struct stage *st, char **cause)
 {
 	struct stat a, b;
 
@@ -574,7 +600,8 @@ static int stage_remove_self(struct stage *st, char **cause)
 	return 0;
 }
 
-int stage_remove(struct stage *st, char **cause)
+int
+stage_remove(struct stage *st, char **cause)
 {
 	char *sub = NULL;
 
@@ -592,7 +619,8 @@ int stage_remove(struct stage *st, char **cause)
 	return 0;
 }
 
-void stage_free(struct stage *st)
+void
+stage_free(struct stage *st)
 {
 	if (st == NULL)
 		return;

@@ -89,7 +89,7 @@ test_parse_ok(void **state)
 {
 	struct jail_config cfg;
 	json_t *j = jparse("{\"name\":\"agent-1\",\"path\":\"/j/a\",\"root_path\":\"/j/a/root\","
-			   "\"ip4\":\"10.0.0.5\",\"user\":\"clawdie\"}");
+	                   "\"ip4\":\"10.0.0.5\",\"user\":\"clawdie\"}");
 	char *cause = NULL;
 
 	(void)state;
@@ -152,8 +152,9 @@ test_parse_errors(void **state)
 	expect_parse_error("{\"name\":\"-rf\"}", "jail.name must not start with '-'");
 	expect_parse_error("{\"name\":\"42\"}", "jail.name must not be all digits");
 	expect_parse_error("{\"name\":\"a b\"}", "jail.name may contain only");
-	expect_parse_error("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-			   "jail.name is too long");
+	expect_parse_error(
+	    "{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+	    "jail.name is too long");
 	expect_parse_error("{\"path\":\"jails/a\"}", "jail.path must be an absolute path");
 	expect_parse_error("{\"path\":\"/jails/../etc\"}", "jail.path must not contain");
 	expect_parse_error("{\"root_path\":\"/a/./b\"}", "jail.root_path must not contain");
@@ -173,7 +174,8 @@ test_validators(void **state)
 	(void)state;
 	assert_null(jail_name_check("a"));
 	assert_null(jail_name_check("A_b.c-9"));
-	assert_null(jail_name_check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_null(
+	    jail_name_check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	assert_non_null(jail_name_check(NULL));
 	assert_null(jail_ip4_check("inherit"));
 	assert_null(jail_ip4_check("disable"));
@@ -240,19 +242,20 @@ test_wrap_golden(void **state)
 	expect_wrap(PRIV_MODE_MDO, &cfg, "/usr/local/bin/pi --mode json it's a \"prompt\"");
 	cfg.name = "dev";
 	expect_wrap(PRIV_MODE_MDO, &cfg,
-		    "mdo -u root jexec dev /usr/local/bin/pi --mode json it's a \"prompt\"");
+	            "mdo -u root jexec dev /usr/local/bin/pi --mode json it's a \"prompt\"");
 	cfg.user = "clawdie";
 	expect_wrap(PRIV_MODE_SUDO, &cfg,
-		    "sudo -n jexec -U clawdie dev /usr/local/bin/pi --mode json it's a \"prompt\"");
+	            "sudo -n jexec -U clawdie dev /usr/local/bin/pi --mode json it's a \"prompt\"");
 	cfg.name = NULL;
 	cfg.path = "/j/dev";
 	cfg.ip4 = "10.1.2.3";
 	expect_wrap(PRIV_MODE_NONE, &cfg,
-		    "jail -c path=/j/dev name=colibri-dev ip4.addr=10.1.2.3 exec.jail_user=clawdie "
-		    "command=/usr/local/bin/pi --mode json it's a \"prompt\"");
+	            "jail -c path=/j/dev name=colibri-dev ip4.addr=10.1.2.3 exec.jail_user=clawdie "
+	            "command=/usr/local/bin/pi --mode json it's a \"prompt\"");
 	expect_wrap(PRIV_MODE_HELPER, &cfg,
-		    COLIBRI_LIBEXECDIR "/colibri-jail-spawn create -4 10.1.2.3 -U clawdie /j/dev -- "
-				       "/usr/local/bin/pi --mode json it's a \"prompt\"");
+	            COLIBRI_LIBEXECDIR
+	            "/colibri-jail-spawn create -4 10.1.2.3 -U clawdie /j/dev -- "
+	            "/usr/local/bin/pi --mode json it's a \"prompt\"");
 }
 
 /* An independent statement of the contract, built clause by clause. */
@@ -272,7 +275,8 @@ wrap_expected(struct buf *b, enum priv_mode m, const struct jail_config *cfg)
 			buf_printf(b, " -4 %s", ip);
 		if (cfg->user != NULL)
 			buf_printf(b, " -U %s", cfg->user);
-		buf_printf(b, " %s -- /usr/local/bin/pi", cfg->name != NULL ? cfg->name : cfg->path);
+		buf_printf(b, " %s -- /usr/local/bin/pi",
+		           cfg->name != NULL ? cfg->name : cfg->path);
 		goto args;
 	}
 	buf_adds(b, m == PRIV_MODE_MDO ? "mdo -u root " : m == PRIV_MODE_SUDO ? "sudo -n " : "");
@@ -301,7 +305,7 @@ static void
 test_wrap_every_combination(void **state)
 {
 	static const enum priv_mode modes[] = {PRIV_MODE_MDO, PRIV_MODE_HELPER, PRIV_MODE_SUDO,
-					       PRIV_MODE_NONE};
+	                                       PRIV_MODE_NONE};
 	static const char *const users[] = {NULL, "clawdie"};
 	static const char *const ips[] = {NULL, "inherit", "disable", "10.0.0.9"};
 	struct jail_config cfg;
@@ -322,13 +326,15 @@ test_wrap_every_combination(void **state)
 					cfg.ip4 = (char *)ips[ip];
 					buf_init(&want);
 					wrap_expected(&want, modes[m], &cfg);
-					c = jail_wrap(modes[m], &cfg, "/usr/local/bin/pi", wrap_args);
+					c = jail_wrap(modes[m], &cfg, "/usr/local/bin/pi",
+					              wrap_args);
 					got = join_cmd(c);
 					if (strcmp(got, buf_cstr(&want)) != 0)
-						fail_msg("mode %s sel %zu user %zu ip %zu:\n got  %s\n "
-							 "want %s",
-							 priv_mode_name(modes[m]), sel, u, ip, got,
-							 buf_cstr(&want));
+						fail_msg(
+						    "mode %s sel %zu user %zu ip %zu:\n got  %s\n "
+						    "want %s",
+						    priv_mode_name(modes[m]), sel, u, ip, got,
+						    buf_cstr(&want));
 					/* argv stays separate: the prompt is one argument. */
 					assert_string_equal(c->argv[c->argc - 1], wrap_args[2]);
 					free(got);
@@ -366,20 +372,19 @@ host_merged(struct bwrap_host *h)
 }
 
 static struct confine_cmd *
-bwrap_for(struct jail_config *cfg, const struct bwrap_host *h, const char *stage,
-	  const char *agent)
+bwrap_for(struct jail_config *cfg, const struct bwrap_host *h, const char *stage, const char *agent)
 {
 	static const char *const args[] = {"/r/home/clawdie/.cache/colibri/stage/a1/launch.sh",
-					   NULL};
+	                                   NULL};
 	static const char *const extra[] = {"/opt/node", NULL};
 	struct bwrap_spec s = {.cfg = cfg,
-			       .root = "/r",
-			       .stage_dir = stage,
-			       .agent_binary = agent,
-			       .ro_paths = extra,
-			       .host = h,
-			       .program = "/bin/sh",
-			       .args = args};
+	                       .root = "/r",
+	                       .stage_dir = stage,
+	                       .agent_binary = agent,
+	                       .ro_paths = extra,
+	                       .host = h,
+	                       .program = "/bin/sh",
+	                       .args = args};
 	char *cause = NULL;
 	struct confine_cmd *c = bwrap_wrap(&s, &cause);
 
@@ -420,10 +425,11 @@ test_bwrap_argv(void **state)
 	assert_true(cmd_has_seq(c, "--setenv", "HOME", "/r/home/clawdie"));
 	assert_true(cmd_has_seq(c, "--setenv", "USER", "clawdie"));
 	assert_true(cmd_has_seq(c, "--chdir", "/r", NULL));
+	assert_true(cmd_has_seq(c, "--remount-ro", "/", NULL));
 	assert_string_equal(c->argv[c->argc - 3], "--");
 	assert_string_equal(c->argv[c->argc - 2], "/bin/sh");
 	assert_string_equal(c->argv[c->argc - 1],
-			    "/r/home/clawdie/.cache/colibri/stage/a1/launch.sh");
+	                    "/r/home/clawdie/.cache/colibri/stage/a1/launch.sh");
 	confine_cmd_free(c);
 
 	/* ip4 set: network shared; name -> hostname; stage outside the root is bound. */
@@ -561,11 +567,31 @@ test_env_round_trip(void **state)
 	struct fx *f = *state;
 	static char all_bytes[256];
 	const char *values[] = {
-		"",	    "plain",	"it's",	   "'",	     "''",	       "'\\''",
-		"$(touch /tmp/colibri-pwned)",	  "`touch /tmp/colibri-pwned`", "back\\slash\\",
-		"-n",	    "--",	"-e \\n",  "line1\nline2\n",   "\n",	       "\n\n",
-		"héllo ✓ 日本", "${HOME}", "$HOME",  "*",	     "a  b\tc",	       "\"dq\"",
-		"!event",   "%s%n",	"~",	   all_bytes,
+	    "",
+	    "plain",
+	    "it's",
+	    "'",
+	    "''",
+	    "'\\''",
+	    "$(touch /tmp/colibri-pwned)",
+	    "`touch /tmp/colibri-pwned`",
+	    "back\\slash\\",
+	    "-n",
+	    "--",
+	    "-e \\n",
+	    "line1\nline2\n",
+	    "\n",
+	    "\n\n",
+	    "héllo ✓ 日本",
+	    "${HOME}",
+	    "$HOME",
+	    "*",
+	    "a  b\tc",
+	    "\"dq\"",
+	    "!event",
+	    "%s%n",
+	    "~",
+	    all_bytes,
 	};
 	size_t n = sizeof values / sizeof values[0], i, len;
 	const char **names = xcalloc(n, sizeof *names);
@@ -575,6 +601,7 @@ test_env_round_trip(void **state)
 	int c;
 
 	(void)state;
+	unlink("/tmp/colibri-pwned"); /* the marker a broken quoting would create */
 	for (c = 1; c < 256; c++)
 		all_bytes[c - 1] = (char)c;
 	for (i = 0; i < n; i++)
@@ -696,7 +723,7 @@ test_env_invalid_names(void **state)
 /* Run launch.sh on the host (no jail) and read the status the stage recorded. */
 static void
 run_launch(struct stage *st, const char *cwd, const char *binary, const char *const *args,
-	   struct stage_status *out, int *shell_rc)
+           struct stage_status *out, int *shell_rc)
 {
 	char *cause = NULL, *launch;
 	int status;
@@ -957,7 +984,7 @@ test_stage_remove(void **state)
 	assert_int_equal(stage_remove(st, &cause), 0);
 	assert_int_equal(lstat(host, &sb), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(stat(victim, &sb), 0); /* the symlink targets survive */
+	assert_int_equal(stat(victim, &sb), 0);        /* the symlink targets survive */
 	assert_int_equal(stage_remove(st, &cause), 0); /* twice is fine */
 	stage_free(st);
 
@@ -1020,11 +1047,11 @@ test_prepare(void **state)
 	cfg.root_path = f->root;
 	opts_for(&o, CONFINE_BACKEND_JAIL, PRIV_MODE_MDO);
 	sp = confine_prepare(&o, &cfg, "ag1", "/usr/local/bin/pi", args, env, "/home/clawdie",
-			     &cause);
+	                     &cause);
 	assert_non_null(sp);
 	got = join_cmd(sp->cmd);
 	assert_string_equal(got, "mdo -u root jexec box /bin/sh "
-				 "/home/clawdie/.cache/colibri/stage/ag1/launch.sh");
+	                         "/home/clawdie/.cache/colibri/stage/ag1/launch.sh");
 	free(got);
 	confine_spawn_status(sp, 1, 0, &s);
 	assert_int_equal(s.kind, STAGE_STATUS_UNKNOWN); /* jexec's 1 proves nothing */
@@ -1132,27 +1159,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_ok),
-		cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_validators),
-		cmocka_unit_test(test_priv_mode),
-		cmocka_unit_test(test_wrap_golden),
-		cmocka_unit_test(test_wrap_every_combination),
-		cmocka_unit_test(test_wrap_no_args),
-		cmocka_unit_test(test_bwrap_argv),
-		cmocka_unit_test(test_bwrap_classic_host_and_errors),
-		cmocka_unit_test(test_bwrap_host_probe),
-		cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_env_invalid_names, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_launch_status, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_status_parsing, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
-		cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
-		cmocka_unit_test(test_opts_from_env),
+	    cmocka_unit_test(test_parse_ok),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_validators),
+	    cmocka_unit_test(test_priv_mode),
+	    cmocka_unit_test(test_wrap_golden),
+	    cmocka_unit_test(test_wrap_every_combination),
+	    cmocka_unit_test(test_wrap_no_args),
+	    cmocka_unit_test(test_bwrap_argv),
+	    cmocka_unit_test(test_bwrap_classic_host_and_errors),
+	    cmocka_unit_test(test_bwrap_host_probe),
+	    cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_env_invalid_names, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_launch_status, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_status_parsing, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_opts_from_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,7 +37,7 @@ static void
 try_usage(void)
 {
 	fprintf(stderr, "usage: confine-try [--id ID] [--jail JSON] [--env JSON] [--cwd DIR] "
-			"[--result FILE] [--keep] [--print] -- BINARY [ARG...]\n");
+	                "[--result FILE] [--keep] [--print] -- BINARY [ARG...]\n");
 	exit(1);
 }
 
@@ -54,12 +54,12 @@ try_parse(struct try_args *a, int argc, char **argv)
 			*(argv[i][2] == 'k' ? &a->keep : &a->print) = 1;
 			continue;
 		}
-		slot = strcmp(argv[i], "--id") == 0	  ? &a->id
-		       : strcmp(argv[i], "--jail") == 0	  ? &a->jail
-		       : strcmp(argv[i], "--env") == 0	  ? &a->env
-		       : strcmp(argv[i], "--cwd") == 0	  ? &a->cwd
+		slot = strcmp(argv[i], "--id") == 0       ? &a->id
+		       : strcmp(argv[i], "--jail") == 0   ? &a->jail
+		       : strcmp(argv[i], "--env") == 0    ? &a->env
+		       : strcmp(argv[i], "--cwd") == 0    ? &a->cwd
 		       : strcmp(argv[i], "--result") == 0 ? &a->result
-							  : NULL;
+		                                          : NULL;
 		if (slot == NULL || i + 1 >= argc)
 			try_usage();
 		*slot = argv[++i];
@@ -126,10 +126,11 @@ try_result(const struct confine_spawn *sp, int code, int sig)
 	confine_spawn_status(sp, code, sig, &s);
 	json_object_set_new(r, "argv", try_argv_json(sp->cmd));
 	json_object_set_new(r, "stage",
-			    sp->stage ? json_string(stage_host_dir(sp->stage)) : json_null());
-	json_object_set_new(r, "jail_dir", sp->stage && stage_jail_dir(sp->stage)
-					       ? json_string(stage_jail_dir(sp->stage))
-					       : json_null());
+	                    sp->stage ? json_string(stage_host_dir(sp->stage)) : json_null());
+	json_object_set_new(r, "jail_dir",
+	                    sp->stage && stage_jail_dir(sp->stage)
+	                        ? json_string(stage_jail_dir(sp->stage))
+	                        : json_null());
 	json_object_set_new(r, "wrapper_exit", json_integer(code));
 	json_object_set_new(r, "wrapper_signal", json_integer(sig));
 	json_object_set_new(r, "status", json_string(try_kinds[s.kind]));
@@ -172,12 +173,13 @@ main(int argc, char **argv)
 	try_parse(&a, argc, argv);
 	jail = try_json("jail", a.jail);
 	env = try_json("env", a.env);
-	if (confine_opts_from_env(&o, &cause) == -1 || jail_config_parse(jail, &cfg, &cause) == -1) {
+	if (confine_opts_from_env(&o, &cause) == -1 ||
+	    jail_config_parse(jail, &cfg, &cause) == -1) {
 		fprintf(stderr, "confine-try: %s\n", cause);
 		return 1;
 	}
 	sp = confine_prepare(&o, &cfg, a.id, a.cmd[0], (const char *const *)a.cmd + 1, env, a.cwd,
-			     &cause);
+	                     &cause);
 	if (sp == NULL) {
 		fprintf(stderr, "confine-try: %s\n", cause);
 		return 1;
