@@ -9,23 +9,27 @@
 #include "buf.h"
 #include "xmalloc.h"
 
-void buf_init(struct buf *b)
+void
+buf_init(struct buf *b)
 {
 	memset(b, 0, sizeof *b);
 }
 
-void buf_free(struct buf *b)
+void
+buf_free(struct buf *b)
 {
 	free(b->data);
 	memset(b, 0, sizeof *b);
 }
 
-void buf_reset(struct buf *b)
+void
+buf_reset(struct buf *b)
 {
 	b->off = b->len = 0;
 }
 
-char *buf_reserve(struct buf *b, size_t n)
+char *
+buf_reserve(struct buf *b, size_t n)
 {
 	size_t need;
 
@@ -50,29 +54,36 @@ char *buf_reserve(struct buf *b, size_t n)
 	return b->data + b->len;
 }
 
-void buf_add(struct buf *b, const void *p, size_t n)
+void
+buf_add(struct buf *b, const void *p, size_t n)
 {
 	memcpy(buf_reserve(b, n), p, n);
 	b->len += n;
 }
 
-void buf_adds(struct buf *b, const char *s)
+void
+buf_adds(struct buf *b, const char *s)
 {
 	buf_add(b, s, strlen(s));
 }
 
-void buf_addc(struct buf *b, char c)
+void
+buf_addc(struct buf *b, char c)
 {
 	buf_add(b, &c, 1);
 }
 
-void buf_printf(struct buf *b, const char *fmt, ...)
+void
+buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
+	char probe[1];
 
+	if (fmt == NULL)
+		return;
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(probe, sizeof probe, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
@@ -82,7 +93,8 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-void buf_consume(struct buf *b, size_t n)
+void
+buf_consume(struct buf *b, size_t n)
 {
 	if (n >= buf_used(b))
 		b->off = b->len = 0;
@@ -90,7 +102,8 @@ void buf_consume(struct buf *b, size_t n)
 		b->off += n;
 }
 
-char *buf_cstr(struct buf *b)
+char *
+buf_cstr(struct buf *b)
 {
 	buf_reserve(b, 0);
 	b->data[b->len] = '\0';

@@ -26,11 +26,13 @@ void buf_adds(struct buf *, const char *);
 void buf_addc(struct buf *, char);
 void buf_printf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
 /* Unread bytes. */
-static inline size_t buf_used(const struct buf *b)
+static inline size_t
+buf_used(const struct buf *b)
 {
 	return b->len - b->off;
 }
-static inline char *buf_head(const struct buf *b)
+static inline char *
+buf_head(const struct buf *b)
 {
 	return b->data + b->off;
 }

@@ -16,7 +16,8 @@ static enum log_level log_level = LOG_LEVEL_INFO;
 static char *log_path;
 static FILE *log_fp;
 
-int log_init(const char *progname, enum log_level level, const char *path)
+int
+log_init(const char *progname, enum log_level level, const char *path)
 {
 	log_prog = progname;
 	log_level = level;
@@ -25,7 +26,8 @@ int log_init(const char *progname, enum log_level level, const char *path)
 	return log_reopen();
 }
 
-int log_reopen(void)
+int
+log_reopen(void)
 {
 	FILE *fp;
 
@@ -42,7 +44,8 @@ int log_reopen(void)
 	return 0;
 }
 
-void log_close(void)
+void
+log_close(void)
 {
 	if (log_fp != NULL)
 		fclose(log_fp);
@@ -51,7 +54,8 @@ void log_close(void)
 	log_path = NULL;
 }
 
-int log_parse_level(const char *s, enum log_level *out)
+int
+log_parse_level(const char *s, enum log_level *out)
 {
 	static const char *names[] = {"error", "warn", "info", "debug"};
 	int i;
@@ -65,12 +69,14 @@ int log_parse_level(const char *s, enum log_level *out)
 	return -1;
 }
 
-enum log_level log_get_level(void)
+enum log_level
+log_get_level(void)
 {
 	return log_level;
 }
 
-static void log_vwrite(enum log_level level, const char *fmt, va_list ap, int with_errno)
+static void __attribute__((format(printf, 2, 0)))
+log_vwrite(enum log_level level, const char *fmt, va_list ap, int with_errno)
 {
 	static const char *tags[] = {"error", "warn", "info", "debug"};
 	int saved = errno;
@@ -109,7 +115,8 @@ LOG_FN(log_warnx, LOG_LEVEL_WARN, 0)
 LOG_FN(log_info, LOG_LEVEL_INFO, 0)
 LOG_FN(log_debug, LOG_LEVEL_DEBUG, 0)
 
-void fatal(const char *fmt, ...)
+void
+fatal(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -119,7 +126,8 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
-void fatalx(const char *fmt, ...)
+void
+fatalx(const char *fmt, ...)
 {
 	va_list ap;
 

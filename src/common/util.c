@@ -12,7 +12,8 @@
 #include "util.h"
 #include "xmalloc.h"
 
-int64_t now_ms(void)
+int64_t
+now_ms(void)
 {
 	struct timespec ts;
 
@@ -20,7 +21,8 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t mono_ms(void)
+int64_t
+mono_ms(void)
 {
 	struct timespec ts;
 
@@ -28,7 +30,8 @@ int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int mkdir_p(const char *path, mode_t mode)
+int
+mkdir_p(const char *path, mode_t mode)
 {
 	char *p = xstrdup(path), *s;
 	int rc = 0;
@@ -50,7 +53,8 @@ out:
 	return rc;
 }
 
-char *path_join(const char *a, const char *b)
+char *
+path_join(const char *a, const char *b)
 {
 	char *r;
 	size_t la = strlen(a);
@@ -63,7 +67,8 @@ char *path_join(const char *a, const char *b)
 	return r;
 }
 
-char *path_normalize_trailing(const char *p)
+char *
+path_normalize_trailing(const char *p)
 {
 	size_t n = strlen(p);
 
@@ -72,21 +77,24 @@ char *path_normalize_trailing(const char *p)
 	return xstrndup(p, n);
 }
 
-int set_cloexec(int fd)
+int
+set_cloexec(int fd)
 {
 	int fl = fcntl(fd, F_GETFD);
 
 	return fl == -1 ? -1 : fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
 }
 
-int set_nonblock(int fd)
+int
+set_nonblock(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 
 	return fl == -1 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int is_shell_identifier(const char *s)
+int
+is_shell_identifier(const char *s)
 {
 	if (s == NULL || *s == '\0' ||
 	    !((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))

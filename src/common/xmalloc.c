@@ -11,7 +11,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
-void *xmalloc(size_t size)
+void *
+xmalloc(size_t size)
 {
 	void *p;
 
@@ -22,7 +23,8 @@ void *xmalloc(size_t size)
 	return p;
 }
 
-void *xcalloc(size_t nmemb, size_t size)
+void *
+xcalloc(size_t nmemb, size_t size)
 {
 	void *p;
 
@@ -33,12 +35,14 @@ void *xcalloc(size_t nmemb, size_t size)
 	return p;
 }
 
-void *xrealloc(void *ptr, size_t size)
+void *
+xrealloc(void *ptr, size_t size)
 {
 	return xreallocarray(ptr, 1, size);
 }
 
-void *xreallocarray(void *ptr, size_t nmemb, size_t size)
+void *
+xreallocarray(void *ptr, size_t nmemb, size_t size)
 {
 	void *p;
 
@@ -51,7 +55,8 @@ void *xreallocarray(void *ptr, size_t nmemb, size_t size)
 	return p;
 }
 
-char *xstrdup(const char *s)
+char *
+xstrdup(const char *s)
 {
 	char *p;
 
@@ -60,7 +65,8 @@ char *xstrdup(const char *s)
 	return p;
 }
 
-char *xstrndup(const char *s, size_t n)
+char *
+xstrndup(const char *s, size_t n)
 {
 	char *p;
 
@@ -69,7 +75,8 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
-int xvasprintf(char **ret, const char *fmt, va_list ap)
+int
+xvasprintf(char **ret, const char *fmt, va_list ap)
 {
 	int n;
 
@@ -78,7 +85,8 @@ int xvasprintf(char **ret, const char *fmt, va_list ap)
 	return n;
 }
 
-int xasprintf(char **ret, const char *fmt, ...)
+int
+xasprintf(char **ret, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
