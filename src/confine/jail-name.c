@@ -7,6 +7,8 @@
  */
 #include "confine/jail-name.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
