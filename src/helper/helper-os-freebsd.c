@@ -28,12 +28,14 @@
 #include <string.h>
 #include <unistd.h>
 
-int helper_os_privileged(void)
+int
+helper_os_privileged(void)
 {
 	return issetugid() != 0 || getuid() != geteuid() || getgid() != getegid();
 }
 
-int helper_os_jail_path(const char *name, char *path, size_t len, char *err, size_t errlen)
+int
+helper_os_jail_path(const char *name, char *path, size_t len, char *err, size_t errlen)
 {
 	char errmsg[256] = "";
 	struct iovec iov[6];

@@ -10,12 +10,14 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-int helper_os_privileged(void)
+int
+helper_os_privileged(void)
 {
 	return getauxval(AT_SECURE) != 0 || getuid() != geteuid() || getgid() != getegid();
 }
 
-int helper_os_jail_path(const char *name, char *path, size_t len, char *err, size_t errlen)
+int
+helper_os_jail_path(const char *name, char *path, size_t len, char *err, size_t errlen)
 {
 	(void)name;
 	(void)path;

@@ -102,7 +102,8 @@ static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const 
 	exit(code);
 }
 
-static void helper_sanitize_process(void)
+static void
+helper_sanitize_process(void)
 {
 	sigset_t none;
 	int fd, sig;
@@ -119,7 +120,8 @@ static void helper_sanitize_process(void)
 	umask(022);
 }
 
-static int parse_option(struct request *r, char **argv, int *i, int argc)
+static int
+parse_option(struct request *r, char **argv, int *i, int argc)
 {
 	const char **slot;
 
@@ -138,7 +140,8 @@ static int parse_option(struct request *r, char **argv, int *i, int argc)
 	return 1;
 }
 
-static void parse_request(struct request *r, int argc, char **argv)
+static void
+parse_request(struct request *r, int argc, char **argv)
 {
 	int i = 2;
 
@@ -165,7 +168,8 @@ static void parse_request(struct request *r, int argc, char **argv)
 		die(EXIT_BADREQ, "refused: more than %d program arguments", HELPER_ARGS);
 }
 
-static void check_values(const struct request *r)
+static void
+check_values(const struct request *r)
 {
 	const char *err;
 
@@ -182,7 +186,8 @@ static void check_values(const struct request *r)
 }
 
 /* The file must be a regular file owned by the effective uid, not writable by group/others. */
-static int config_open(const char *path)
+static int
+config_open(const char *path)
 {
 	struct stat st;
 	int fd;
@@ -202,7 +207,8 @@ static int config_open(const char *path)
 	return fd;
 }
 
-static void config_line(char *line, const char *path, char *base, size_t len)
+static void
+config_line(char *line, const char *path, char *base, size_t len)
 {
 	char *key, *val, *end;
 
@@ -226,7 +232,8 @@ static void config_line(char *line, const char *path, char *base, size_t len)
 }
 
 /* Read root_base from the config file into base; leaves base alone if the file is absent. */
-static void config_read(const char *path, char *base, size_t len)
+static void
+config_read(const char *path, char *base, size_t len)
 {
 	char buf[HELPER_CONFMAX + 1], *line, *save = NULL;
 	ssize_t n;
@@ -244,7 +251,8 @@ static void config_read(const char *path, char *base, size_t len)
 		config_line(line, path, base, len);
 }
 
-static void helper_setup(struct helper *h)
+static void
+helper_setup(struct helper *h)
 {
 	char base[PATH_MAX] = COLIBRI_HELPER_ROOT_BASE;
 	const char *conf = COLIBRI_HELPER_CONF, *v;
@@ -262,7 +270,8 @@ static void helper_setup(struct helper *h)
 		die(EXIT_CONFIG, "root base %s: %s", base, strerror(errno));
 }
 
-static int path_strictly_under(const char *p, const char *dir)
+static int
+path_strictly_under(const char *p, const char *dir)
 {
 	size_t n = strlen(dir);
 
@@ -271,7 +280,8 @@ static int path_strictly_under(const char *p, const char *dir)
 	return strncmp(p, dir, n) == 0 && p[n] == '/' && p[n + 1] != '\0';
 }
 
-static void check_dir_safe(int fd, const char *what)
+static void
+check_dir_safe(int fd, const char *what)
 {
 	struct stat st;
 
@@ -285,7 +295,8 @@ static void check_dir_safe(int fd, const char *what)
 }
 
 /* Walk from the base to canon with O_NOFOLLOW, checking every directory. */
-static void check_chain(const char *base, const char *canon)
+static void
+check_chain(const char *base, const char *canon)
 {
 	char rest[PATH_MAX], *comp, *save = NULL;
 	int fd, nfd;
@@ -306,7 +317,8 @@ static void check_chain(const char *base, const char *canon)
 	close(fd);
 }
 
-static void check_path(const struct helper *h, const char *path)
+static void
+check_path(const struct helper *h, const char *path)
 {
 	char canon[PATH_MAX], given[PATH_MAX];
 	size_t n;
@@ -325,7 +337,8 @@ static void check_path(const struct helper *h, const char *path)
 	check_chain(h->base, canon);
 }
 
-static void check_jail(const struct helper *h, const char *name)
+static void
+check_jail(const struct helper *h, const char *name)
 {
 	char path[PATH_MAX], canon[PATH_MAX], err[512];
 	int rc;
@@ -340,7 +353,8 @@ static void check_jail(const struct helper *h, const char *name)
 		    path, h->base);
 }
 
-static char *xjoin(const char *a, const char *b)
+static char *
+xjoin(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	char *s = malloc(la + lb + 1);
@@ -353,7 +367,8 @@ static char *xjoin(const char *a, const char *b)
 }
 
 /* Build the jexec/jail argv (argv[0] is the program's absolute path). */
-static char **build_argv(const struct helper *h, const struct request *r)
+static char **
+build_argv(const struct helper *h, const struct request *r)
 {
 	char **av = calloc((size_t)r->ncmd + 12, sizeof *av), name[JAIL_EPHEMERAL_NAME_SIZE];
 	int n = 0, i;
@@ -386,7 +401,8 @@ static char **build_argv(const struct helper *h, const struct request *r)
 	return av;
 }
 
-static void become_root(void)
+static void
+become_root(void)
 {
 	gid_t root_group = 0;
 
@@ -394,7 +410,8 @@ static void become_root(void)
 		die(EXIT_OSERR, "cannot become root: %s", strerror(errno));
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	char *envp[] = {HELPER_PATH, NULL};
 	struct request r;
