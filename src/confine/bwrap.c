@@ -19,19 +19,19 @@
 #include "confine/jail-name.h"
 
 const char *const bwrap_host_dirs[BWRAP_NTOP] = {
-    "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+        "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
 };
 
 static const char *const bwrap_etc_files[] = {
-    "/etc/passwd",       "/etc/group",        "/etc/nsswitch.conf", "/etc/hosts",
-    "/etc/host.conf",    "/etc/resolv.conf",  "/etc/localtime",     "/etc/ld.so.cache",
-    "/etc/ld.so.conf",   "/etc/ld.so.conf.d", "/etc/ssl",           "/etc/ca-certificates",
-    "/etc/alternatives",
+        "/etc/passwd",       "/etc/group",        "/etc/nsswitch.conf", "/etc/hosts",
+        "/etc/host.conf",    "/etc/resolv.conf",  "/etc/localtime",     "/etc/ld.so.cache",
+        "/etc/ld.so.conf",   "/etc/ld.so.conf.d", "/etc/ssl",           "/etc/ca-certificates",
+        "/etc/alternatives",
 };
 
 /* Directories visible without an extra bind (besides the root); /tmp is a fresh tmpfs. */
 static const char *const bwrap_visible[] = {
-    "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
+        "/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32",
 };
 
 void

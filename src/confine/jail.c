@@ -21,11 +21,11 @@ static const struct {
 	size_t off;
 	const char *(*check)(const char *);
 } jail_keys[] = {
-    {"name", offsetof(struct jail_config, name), jail_name_check},
-    {"path", offsetof(struct jail_config, path), jail_path_check},
-    {"root_path", offsetof(struct jail_config, root_path), jail_path_check},
-    {"ip4", offsetof(struct jail_config, ip4), jail_ip4_check},
-    {"user", offsetof(struct jail_config, user), jail_user_check},
+        {"name", offsetof(struct jail_config, name), jail_name_check},
+        {"path", offsetof(struct jail_config, path), jail_path_check},
+        {"root_path", offsetof(struct jail_config, root_path), jail_path_check},
+        {"ip4", offsetof(struct jail_config, ip4), jail_ip4_check},
+        {"user", offsetof(struct jail_config, user), jail_user_check},
 };
 #define JAIL_NKEYS (sizeof jail_keys / sizeof jail_keys[0])
 
@@ -159,10 +159,10 @@ jail_config_to_json(const struct jail_config *cfg)
 }
 
 static const char *const priv_names[] = {
-    [PRIV_MODE_MDO] = "mdo",
-    [PRIV_MODE_HELPER] = "helper",
-    [PRIV_MODE_SUDO] = "sudo",
-    [PRIV_MODE_NONE] = "none",
+        [PRIV_MODE_MDO] = "mdo",
+        [PRIV_MODE_HELPER] = "helper",
+        [PRIV_MODE_SUDO] = "sudo",
+        [PRIV_MODE_NONE] = "none",
 };
 
 int

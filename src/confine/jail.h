@@ -95,7 +95,7 @@ struct confine_cmd *jail_wrap(enum priv_mode mode, const struct jail_config *cfg
 struct confine_cmd *confine_cmd_new(void);
 void confine_cmd_add(struct confine_cmd *, const char *arg);
 void confine_cmd_addf(struct confine_cmd *, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+        __attribute__((format(printf, 2, 3)));
 /* Free the command and its strings; NULL is fine. */
 void confine_cmd_free(struct confine_cmd *);
 /* The argv joined with spaces, for logs and tests (caller frees). */

@@ -153,8 +153,8 @@ test_parse_errors(void **state)
 	expect_parse_error("{\"name\":\"42\"}", "jail.name must not be all digits");
 	expect_parse_error("{\"name\":\"a b\"}", "jail.name may contain only");
 	expect_parse_error(
-	    "{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
-	    "jail.name is too long");
+	        "{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+	        "jail.name is too long");
 	expect_parse_error("{\"path\":\"jails/a\"}", "jail.path must be an absolute path");
 	expect_parse_error("{\"path\":\"/jails/../etc\"}", "jail.path must not contain");
 	expect_parse_error("{\"root_path\":\"/a/./b\"}", "jail.root_path must not contain");
@@ -174,8 +174,8 @@ test_validators(void **state)
 	(void)state;
 	assert_null(jail_name_check("a"));
 	assert_null(jail_name_check("A_b.c-9"));
-	assert_null(
-	    jail_name_check("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_null(jail_name_check(
+	        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 	assert_non_null(jail_name_check(NULL));
 	assert_null(jail_ip4_check("inherit"));
 	assert_null(jail_ip4_check("disable"));
@@ -330,11 +330,11 @@ test_wrap_every_combination(void **state)
 					              wrap_args);
 					got = join_cmd(c);
 					if (strcmp(got, buf_cstr(&want)) != 0)
-						fail_msg(
-						    "mode %s sel %zu user %zu ip %zu:\n got  %s\n "
-						    "want %s",
-						    priv_mode_name(modes[m]), sel, u, ip, got,
-						    buf_cstr(&want));
+						fail_msg("mode %s sel %zu user %zu ip %zu:\n got  "
+						         "%s\n "
+						         "want %s",
+						         priv_mode_name(modes[m]), sel, u, ip, got,
+						         buf_cstr(&want));
 					/* argv stays separate: the prompt is one argument. */
 					assert_string_equal(c->argv[c->argc - 1], wrap_args[2]);
 					free(got);
@@ -567,31 +567,31 @@ test_env_round_trip(void **state)
 	struct fx *f = *state;
 	static char all_bytes[256];
 	const char *values[] = {
-	    "",
-	    "plain",
-	    "it's",
-	    "'",
-	    "''",
-	    "'\\''",
-	    "$(touch /tmp/colibri-pwned)",
-	    "`touch /tmp/colibri-pwned`",
-	    "back\\slash\\",
-	    "-n",
-	    "--",
-	    "-e \\n",
-	    "line1\nline2\n",
-	    "\n",
-	    "\n\n",
-	    "héllo ✓ 日本",
-	    "${HOME}",
-	    "$HOME",
-	    "*",
-	    "a  b\tc",
-	    "\"dq\"",
-	    "!event",
-	    "%s%n",
-	    "~",
-	    all_bytes,
+	        "",
+	        "plain",
+	        "it's",
+	        "'",
+	        "''",
+	        "'\\''",
+	        "$(touch /tmp/colibri-pwned)",
+	        "`touch /tmp/colibri-pwned`",
+	        "back\\slash\\",
+	        "-n",
+	        "--",
+	        "-e \\n",
+	        "line1\nline2\n",
+	        "\n",
+	        "\n\n",
+	        "héllo ✓ 日本",
+	        "${HOME}",
+	        "$HOME",
+	        "*",
+	        "a  b\tc",
+	        "\"dq\"",
+	        "!event",
+	        "%s%n",
+	        "~",
+	        all_bytes,
 	};
 	size_t n = sizeof values / sizeof values[0], i, len;
 	const char **names = xcalloc(n, sizeof *names);
@@ -1159,27 +1159,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse_ok),
-	    cmocka_unit_test(test_parse_errors),
-	    cmocka_unit_test(test_validators),
-	    cmocka_unit_test(test_priv_mode),
-	    cmocka_unit_test(test_wrap_golden),
-	    cmocka_unit_test(test_wrap_every_combination),
-	    cmocka_unit_test(test_wrap_no_args),
-	    cmocka_unit_test(test_bwrap_argv),
-	    cmocka_unit_test(test_bwrap_classic_host_and_errors),
-	    cmocka_unit_test(test_bwrap_host_probe),
-	    cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_env_invalid_names, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_launch_status, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_status_parsing, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
-	    cmocka_unit_test(test_opts_from_env),
+	        cmocka_unit_test(test_parse_ok),
+	        cmocka_unit_test(test_parse_errors),
+	        cmocka_unit_test(test_validators),
+	        cmocka_unit_test(test_priv_mode),
+	        cmocka_unit_test(test_wrap_golden),
+	        cmocka_unit_test(test_wrap_every_combination),
+	        cmocka_unit_test(test_wrap_no_args),
+	        cmocka_unit_test(test_bwrap_argv),
+	        cmocka_unit_test(test_bwrap_classic_host_and_errors),
+	        cmocka_unit_test(test_bwrap_host_probe),
+	        cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_env_invalid_names, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_launch_status, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_status_parsing, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
+	        cmocka_unit_test(test_opts_from_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

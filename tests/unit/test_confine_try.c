@@ -129,8 +129,8 @@ try_result(const struct confine_spawn *sp, int code, int sig)
 	                    sp->stage ? json_string(stage_host_dir(sp->stage)) : json_null());
 	json_object_set_new(r, "jail_dir",
 	                    sp->stage && stage_jail_dir(sp->stage)
-	                        ? json_string(stage_jail_dir(sp->stage))
-	                        : json_null());
+	                            ? json_string(stage_jail_dir(sp->stage))
+	                            : json_null());
 	json_object_set_new(r, "wrapper_exit", json_integer(code));
 	json_object_set_new(r, "wrapper_signal", json_integer(sig));
 	json_object_set_new(r, "status", json_string(try_kinds[s.kind]));
