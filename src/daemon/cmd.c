@@ -15,12 +15,15 @@ extern const struct cmd_entry cmd_status_entries[];
 extern const struct cmd_entry cmd_task_entries[];
 extern const struct cmd_entry cmd_agent_entries[];
 extern const struct cmd_entry cmd_events_entries[];
+extern const struct cmd_entry cmd_spawn_entries[];
 
 static const struct cmd_entry *const families[] = {
-    cmd_status_entries, cmd_task_entries, cmd_agent_entries, cmd_events_entries, NULL,
+        cmd_status_entries, cmd_task_entries,  cmd_agent_entries,
+        cmd_events_entries, cmd_spawn_entries, NULL,
 };
 
-const struct cmd_entry *cmd_find(const char *name)
+const struct cmd_entry *
+cmd_find(const char *name)
 {
 	const struct cmd_entry *ce;
 	size_t i;
@@ -32,7 +35,8 @@ const struct cmd_entry *cmd_find(const char *name)
 	return NULL;
 }
 
-void cmd_foreach(void (*cb)(const struct cmd_entry *, void *), void *arg)
+void
+cmd_foreach(void (*cb)(const struct cmd_entry *, void *), void *arg)
 {
 	const struct cmd_entry *ce;
 	size_t i;
@@ -42,7 +46,8 @@ void cmd_foreach(void (*cb)(const struct cmd_entry *, void *), void *arg)
 			cb(ce, arg);
 }
 
-static const char *arg_type_name(enum arg_type t)
+static const char *
+arg_type_name(enum arg_type t)
 {
 	static const char *names[] = {"a string",
 	                              "an integer",
@@ -54,7 +59,8 @@ static const char *arg_type_name(enum arg_type t)
 	return names[t];
 }
 
-static int arg_type_ok(enum arg_type t, json_t *v)
+static int
+arg_type_ok(enum arg_type t, json_t *v)
 {
 	switch (t) {
 	case ARG_STR:
@@ -75,7 +81,8 @@ static int arg_type_ok(enum arg_type t, json_t *v)
 	return 0;
 }
 
-int cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
+int
+cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
 {
 	const struct cmd_arg *a;
 	const char *key;
@@ -107,19 +114,22 @@ int cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t l
 	return 0;
 }
 
-json_t *cmd_arg(struct cmd_req *r, const char *name)
+json_t *
+cmd_arg(struct cmd_req *r, const char *name)
 {
 	json_t *v = json_object_get(r->args, name);
 
 	return json_is_null(v) ? NULL : v;
 }
 
-const char *cmd_arg_str(struct cmd_req *r, const char *name)
+const char *
+cmd_arg_str(struct cmd_req *r, const char *name)
 {
 	return json_string_value(cmd_arg(r, name));
 }
 
-int cmd_arg_int(struct cmd_req *r, const char *name, long long *out)
+int
+cmd_arg_int(struct cmd_req *r, const char *name, long long *out)
 {
 	json_t *v = cmd_arg(r, name);
 
@@ -129,14 +139,16 @@ int cmd_arg_int(struct cmd_req *r, const char *name, long long *out)
 	return 0;
 }
 
-long long cmd_arg_int_or(struct cmd_req *r, const char *name, long long dflt)
+long long
+cmd_arg_int_or(struct cmd_req *r, const char *name, long long dflt)
 {
 	long long v;
 
 	return cmd_arg_int(r, name, &v) == 0 ? v : dflt;
 }
 
-int cmd_arg_bool_or(struct cmd_req *r, const char *name, int dflt)
+int
+cmd_arg_bool_or(struct cmd_req *r, const char *name, int dflt)
 {
 	json_t *v = cmd_arg(r, name);
 

@@ -51,6 +51,7 @@ struct cmd_req {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
+	int privileged; /* uid 0, the daemon's uid or the admin group */
 	int replied;
 	int failed;
 	int held;

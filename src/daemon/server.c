@@ -235,7 +235,8 @@ static void dispatch(struct client *c, struct cmd_req *r)
 	size_t mark = 0;
 	struct store_err e;
 
-	if ((ce->flags & CMD_PRIV) && !peer_is_privileged(c)) {
+	r->privileged = peer_is_privileged(c);
+	if ((ce->flags & CMD_PRIV) && !r->privileged) {
 		cmd_fail(r, ERR_PERMISSION_DENIED,
 		         "%s needs uid 0, the daemon's uid or the admin group", ce->name);
 		return;

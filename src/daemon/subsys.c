@@ -6,6 +6,7 @@
  */
 #include <stddef.h>
 
+#include "daemon/spawner.h"
 #include "daemon/subsys.h"
 
 struct subsys {
@@ -17,10 +18,12 @@ struct subsys {
 };
 
 static const struct subsys subsystems[] = {
-    {NULL, NULL, NULL, NULL, NULL},
+        {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
+        {NULL, NULL, NULL, NULL, NULL},
 };
 
-int subsys_init(char **cause)
+int
+subsys_init(char **cause)
 {
 	const struct subsys *s;
 
@@ -30,7 +33,8 @@ int subsys_init(char **cause)
 	return 0;
 }
 
-void subsys_shutdown(void)
+void
+subsys_shutdown(void)
 {
 	const struct subsys *s;
 
@@ -39,7 +43,8 @@ void subsys_shutdown(void)
 			s->shutdown();
 }
 
-int subsys_busy(void)
+int
+subsys_busy(void)
 {
 	const struct subsys *s;
 
@@ -49,7 +54,8 @@ int subsys_busy(void)
 	return 0;
 }
 
-void subsys_close(void)
+void
+subsys_close(void)
 {
 	size_t n = sizeof subsystems / sizeof *subsystems - 1;
 

@@ -1,0 +1,157 @@
+/*
+ * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
+ * agent-abort and session-read: the socket face of spawner.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/proto.h"
+#include "daemon/cmd.h"
+#include "daemon/session.h"
+#include "daemon/spawner.h"
+
+#define SESSION_READ_MAX_BYTES (8 * 1024 * 1024)
+
+static void
+spawn_common(struct cmd_req *r, const char *provider)
+{
+	const char *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *a;
+
+	if (cmd_arg(r, "jail") != NULL && !r->privileged) {
+		cmd_fail(r, ERR_PERMISSION_DENIED,
+		         "a confined spawn needs uid 0, the daemon's uid or the admin group");
+		return;
+	}
+	if ((a = spawner_spawn(r->args, provider, &code, &cause)) == NULL) {
+		cmd_fail(r, code, "%s", cause != NULL ? cause : "spawn failed");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, a);
+}
+
+static void
+cmd_spawn_agent(struct cmd_req *r)
+{
+	const char *p = cmd_arg_str(r, "provider");
+
+	if (strcmp(p, "pi") != 0 && strcmp(p, "zot") != 0 && strcmp(p, "local") != 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "provider must be pi, zot or local");
+		return;
+	}
+	json_object_del(r->args, "provider");
+	spawn_common(r, p);
+}
+
+static void
+cmd_spawn_local(struct cmd_req *r)
+{
+	spawn_common(r, "local");
+}
+
+static void
+cmd_kill_agent(struct cmd_req *r)
+{
+	long long grace = cmd_arg_int_or(r, "grace_ms", 3000);
+
+	if (grace < 0 || grace > 600000) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "grace_ms must be between 0 and 600000");
+		return;
+	}
+	spawner_kill(r, cmd_arg_str(r, "id"), grace);
+}
+
+static void
+rpc_send(struct cmd_req *r, json_t *cmd)
+{
+	const char *code;
+	char *cause = NULL;
+
+	if (spawner_rpc_send(cmd_arg_str(r, "id"), cmd, &code, &cause) == -1) {
+		cmd_fail(r, code, "%s", cause);
+		free(cause);
+	} else
+		cmd_ok(r, json_object());
+	json_decref(cmd);
+}
+
+static void
+cmd_agent_prompt(struct cmd_req *r)
+{
+	const char *m = cmd_arg_str(r, "message");
+
+	if (strlen(m) != json_string_length(cmd_arg(r, "message"))) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "message must not contain NUL bytes");
+		return;
+	}
+	rpc_send(r, json_pack("{s:s, s:s}", "type", "prompt", "message", m));
+}
+
+static void
+cmd_agent_abort(struct cmd_req *r)
+{
+	rpc_send(r, json_pack("{s:s}", "type", "abort"));
+}
+
+static void
+cmd_session_read(struct cmd_req *r)
+{
+	long long since = cmd_arg_int_or(r, "since", 0), limit = cmd_arg_int_or(r, "limit", 1000);
+	char *sid, *cause = NULL;
+	json_t *res;
+
+	if (since < 0 || limit <= 0 || limit > 100000) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be >= 0 and limit 1..100000");
+		return;
+	}
+	sid = spawner_session_of(cmd_arg_str(r, "id"));
+	if ((res = session_read(sid, since, limit, SESSION_READ_MAX_BYTES, &cause)) == NULL) {
+		cmd_fail(r, ERR_NOT_FOUND, "%s", cause);
+		free(cause);
+	} else {
+		json_object_set_new(res, "session_id", json_string(sid));
+		cmd_ok(r, res);
+	}
+	free(sid);
+}
+
+#define SPAWN_ARGS                                                                                 \
+	{"binary", ARG_STR, 0}, {"args", ARG_ARR, 0}, {"prompt", ARG_STR, 0},                      \
+	        {"mode", ARG_STR, 0}, {"env", ARG_OBJ, 0}, {"cwd", ARG_STR, 0},                    \
+	        {"session_id", ARG_STR, 0}, {"restart", ARG_OBJ, 0}, {"jail", ARG_OBJ, 0},         \
+	        {"stall_ms", ARG_INT, 0},                                                          \
+	{                                                                                          \
+		"id", ARG_STR, 0                                                                   \
+	}
+
+static const struct cmd_arg spawn_agent_args[] = {
+        {"provider", ARG_STR, 1}, SPAWN_ARGS, {NULL, 0, 0}};
+static const struct cmd_arg spawn_local_args[] = {
+        {"binary", ARG_STR, 1},     {"args", ARG_ARR, 0},    {"prompt", ARG_STR, 0},
+        {"mode", ARG_STR, 0},       {"env", ARG_OBJ, 0},     {"cwd", ARG_STR, 0},
+        {"session_id", ARG_STR, 0}, {"restart", ARG_OBJ, 0}, {"jail", ARG_OBJ, 0},
+        {"stall_ms", ARG_INT, 0},   {"id", ARG_STR, 0},      {NULL, 0, 0}};
+static const struct cmd_arg kill_args[] = {
+        {"id", ARG_STR, 1}, {"grace_ms", ARG_INT, 0}, {NULL, 0, 0}};
+static const struct cmd_arg prompt_args[] = {
+        {"id", ARG_STR, 1}, {"message", ARG_STR, 1}, {NULL, 0, 0}};
+static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
+static const struct cmd_arg read_args[] = {
+        {"id", ARG_STR, 1}, {"since", ARG_INT, 0}, {"limit", ARG_INT, 0}, {NULL, 0, 0}};
+
+const struct cmd_entry cmd_spawn_entries[] = {
+        {"spawn-agent",
+         "spawn-agent {provider, binary?, args?, prompt?, mode?, env?, cwd?, session_id?, "
+         "restart?, jail?, stall_ms?, id?}",
+         CMD_WRITE, spawn_agent_args, cmd_spawn_agent},
+        {"spawn-local", "spawn-local {binary, args?, prompt?, mode?, env?, cwd?, session_id?, ...}",
+         CMD_WRITE, spawn_local_args, cmd_spawn_local},
+        {"kill-agent", "kill-agent {id, grace_ms?}", CMD_ASYNC, kill_args, cmd_kill_agent},
+        {"agent-prompt", "agent-prompt {id, message}", CMD_READ, prompt_args, cmd_agent_prompt},
+        {"agent-abort", "agent-abort {id}", CMD_READ, id_args, cmd_agent_abort},
+        {"session-read", "session-read {id, since?, limit?}", CMD_READ, read_args,
+         cmd_session_read},
+        {NULL, NULL, 0, NULL, NULL},
+};

@@ -1,0 +1,1465 @@
+/*
+ * spawner.c -- spawning and supervising coding agents.
+ *
+ * An agent is a record (struct agent) plus, while it runs, one child
+ * process started by proc.c in a process group of its own.  Its stdout is
+ * read in chunks into one shared buffer; complete lines are appended to
+ * the session log in one write per chunk and fed to the glasspane; only a
+ * line split across reads is copied, into the agent's own small buffer.  So
+ * an idle agent costs a struct, two pipes and two log descriptors, and a
+ * busy one no per-line allocation.  A line longer than max_agent_line, or
+ * a session log past max_session_bytes, is a fault: the agent is marked
+ * error with that reason and stopped, and the daemon does not grow.
+ *
+ * A run ends when the process has been reaped AND its stdout and stderr
+ * reached EOF (so every line is judged before the exit).  Whatever the
+ * agent left behind -- its process group, and any descendant that escaped
+ * it (found by the reaper through ancestry and the COLIBRI_AGENT_ID marker
+ * in its environment) -- is killed then.  The restart policy decides what
+ * follows: a clean done is final; a crash restarts with exponential
+ * backoff and jitter while restarts remain; a model error restarts only
+ * with restart.on_error; a kill-agent or a shutdown never restarts.
+ *
+ * State lives in the store: every transition updates the agent's row and
+ * emits agent.state in the current group-commit transaction.  An agent
+ * that a previous daemon left "running" is resolved at start: if its pid
+ * still names the same process (start time recorded at spawn), the process
+ * tree is killed; the row is marked error "daemon restarted".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "confine/confine.h"
+#include "daemon/agent.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/proc.h"
+#include "daemon/reaper.h"
+#include "daemon/session.h"
+#include "daemon/spawner.h"
+#include "daemon/txn.h"
+#include "glasspane/glasspane.h"
+#include "store/store.h"
+
+extern char **environ;
+
+#define MAX_ARGS            256
+#define MAX_ARG_BYTES       65536
+#define MAX_ENV_BYTES       (1024 * 1024)
+#define STDERR_CAP          (1024 * 1024)
+#define EOF_WAIT_MS         2000
+#define TICK_MS             1000
+#define DEFAULT_BACKOFF     1000
+#define DEFAULT_BACKOFF_MAX 30000
+
+void (*spawner_jailed_hook)(const char *, const char *, const char *);
+
+struct victim {
+	pid_t pid;
+	int64_t start;
+};
+
+struct agent {
+	char *id;
+	char *session_id;
+	char *provider;
+	char *binary; /* resolved absolute path */
+	json_t *args; /* array of strings, the caller's */
+	char *prompt;
+	char *cwd;
+	json_t *env; /* object of strings, the caller's */
+	enum glasspane_mode mode;
+	enum glasspane_harness harness;
+	int64_t stall_ms;
+	struct {
+		int max;
+		int64_t backoff_ms, backoff_max_ms;
+		int on_error;
+	} restart;
+	struct jail_config jail;
+
+	/* the current run */
+	struct proc proc;
+	int64_t pid_start;
+	uv_pipe_t out, err, in;
+	int out_open, err_open, in_open;
+	int running; /* a process exists (not yet reaped) */
+	int reaped;
+	int exit_code, term_signal;
+	struct buf line;
+	int discard; /* a fault happened: stop ingesting */
+	struct session_log slog, elog;
+	struct confine_spawn *confine;
+	struct glasspane gp;
+	char fault[256];
+
+	int restarts;
+	int stopping; /* kill-agent or shutdown: no restart */
+	int pending_restart;
+	uv_timer_t timer; /* backoff, kill grace or EOF wait */
+	int timer_use;    /* 0 none, 1 backoff, 2 grace, 3 eof */
+	struct victim *victims;
+	size_t nvictims;
+	struct cmd_req **waiters;
+	size_t nwaiters;
+	int handles_open; /* uv handles still closing */
+	int gone;         /* finished: free once handles are closed */
+	struct agent *next;
+};
+
+static struct agent *agents;
+static int nlive;
+static uv_timer_t tick_timer;
+static struct confine_opts confine_opts;
+static char readbuf[65536];
+static size_t max_agent_line = 8 * 1024 * 1024;
+static off_t max_session_bytes = (off_t)1 << 30;
+
+static void agent_finish_run(struct agent *);
+static void agent_start_run(struct agent *, char **cause, int *ok);
+static void agent_persist(struct agent *, const struct glasspane_transition *);
+static void agent_maybe_free(struct agent *);
+static void agent_close_pipe(struct agent *, uv_pipe_t *, int *);
+
+/* ---- lookup ---- */
+
+static struct agent *
+agent_find(const char *id)
+{
+	struct agent *a;
+
+	for (a = agents; a != NULL; a = a->next)
+		if (!a->gone && strcmp(a->id, id) == 0)
+			return a;
+	return NULL;
+}
+
+/* ---- state ---- */
+
+static json_t *
+agent_detail(struct agent *a)
+{
+	json_t *d = glasspane_to_json(&a->gp);
+
+	json_object_del(d, "state");
+	json_object_del(d, "reason");
+	json_object_del(d, "since");
+	json_object_set_new(d, "binary", json_string(a->binary));
+	json_object_set(d, "args", a->args);
+	json_object_set_new(d, "mode", json_string(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
+	json_object_set_new(d, "restarts", json_integer(a->restarts));
+	json_object_set_new(d, "exit_code",
+	                    a->reaped && a->term_signal == 0 ? json_integer(a->exit_code)
+	                                                     : json_null());
+	json_object_set_new(d, "signal",
+	                    a->reaped && a->term_signal != 0 ? json_integer(a->term_signal)
+	                                                     : json_null());
+	json_object_set_new(d, "jail",
+	                    jail_config_active(&a->jail) ? jail_config_to_json(&a->jail)
+	                                                 : json_null());
+	json_object_set_new(d, "live", json_boolean(a->running || a->pending_restart));
+	return d;
+}
+
+/* Store the agent's state (and emit agent.state when t is a transition). */
+static void
+agent_persist(struct agent *a, const struct glasspane_transition *t)
+{
+	struct store_err e;
+	json_t *f, *row;
+
+	if (txn_write(&e) == -1) {
+		log_warnx("agent %s: %s", a->id, e.msg);
+		return;
+	}
+	f = json_pack("{s:s, s:s, s:I, s:o}", "state", glasspane_state_name(a->gp.state), "reason",
+	              a->gp.reason, "since", (json_int_t)a->gp.since_ms, "detail", agent_detail(a));
+	json_object_set_new(f, "pid", a->running ? json_integer(a->proc.pid) : json_null());
+	if ((row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL)
+		log_warnx("agent %s: %s", a->id, e.msg);
+	json_decref(row);
+	json_decref(f);
+	if (t != NULL)
+		events_emit("agent.state",
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", a->id, "from",
+		                      glasspane_state_name(t->from), "to",
+		                      glasspane_state_name(t->to), "reason", t->reason, "cause",
+		                      t->cause, "at_ms", (json_int_t)t->at_ms));
+}
+
+static void
+agent_transition(struct agent *a, int changed, struct glasspane_transition *t)
+{
+	struct store_err e;
+
+	if (!changed)
+		return;
+	if (txn_write(&e) == -1) {
+		log_warnx("agent %s state lost: %s", a->id, e.msg);
+		return;
+	}
+	log_debug("agent %s: %s -> %s (%s: %s)", a->id, glasspane_state_name(t->from),
+	          glasspane_state_name(t->to), t->cause, t->reason);
+	agent_persist(a, t);
+}
+
+/* Force the agent into error with reason (a fault the glasspane cannot see). */
+static void
+agent_fault(struct agent *a, const char *reason)
+{
+	struct glasspane_transition t;
+
+	if (a->fault[0] != '\0')
+		return;
+	snprintf(a->fault, sizeof a->fault, "%s", reason);
+	log_warnx("agent %s: %s", a->id, reason);
+	t.from = a->gp.state;
+	t.to = GLASSPANE_ERROR;
+	snprintf(a->gp.reason, sizeof a->gp.reason, "%s", reason);
+	snprintf(a->gp.cause, sizeof a->gp.cause, "spawner");
+	snprintf(a->gp.last_error, sizeof a->gp.last_error, "%s", reason);
+	a->gp.state = GLASSPANE_ERROR;
+	a->gp.since_ms = now_ms();
+	a->gp.exited = 1; /* the exit that follows must not overwrite the fault */
+	t.reason = a->gp.reason;
+	t.cause = "spawner";
+	t.at_ms = a->gp.since_ms;
+	agent_transition(a, 1, &t);
+}
+
+/* ---- killing ---- */
+
+static void
+victims_add(struct agent *a, pid_t *pids, int n)
+{
+	int i;
+	size_t j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < a->nvictims; j++)
+			if (a->victims[j].pid == pids[i])
+				break;
+		if (j < a->nvictims)
+			continue;
+		a->victims = xreallocarray(a->victims, a->nvictims + 1, sizeof *a->victims);
+		a->victims[a->nvictims].pid = pids[i];
+		a->victims[a->nvictims].start = reaper_start_time(pids[i]);
+		a->nvictims++;
+	}
+}
+
+/* Signal the agent's group and every descendant found now or before. */
+static void
+agent_signal_tree(struct agent *a, int sig)
+{
+	pid_t *pids = NULL;
+	size_t j;
+	int n;
+
+	n = reaper_descendants(a->running ? a->proc.pid : -1, a->id, &pids);
+	victims_add(a, pids, n);
+	free(pids);
+	if (a->running) {
+		kill(-a->proc.pid, sig);
+		kill(a->proc.pid, sig);
+	}
+	for (j = 0; j < a->nvictims; j++) {
+		struct victim *v = &a->victims[j];
+		/* Only a process that is still the one we saw (pids are reused). */
+		if (v->start != -1 && reaper_start_time(v->pid) == v->start) {
+			kill(-v->pid, sig); /* its own group, if it leads one */
+			kill(v->pid, sig);
+		}
+	}
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	int use = a->timer_use;
+	char *cause = NULL;
+	int ok;
+
+	a->timer_use = 0;
+	switch (use) {
+	case 1: /* backoff over: restart */
+		a->pending_restart = 0;
+		if (a->stopping) {
+			agent_maybe_free(a);
+			break;
+		}
+		agent_start_run(a, &cause, &ok);
+		if (!ok) {
+			agent_fault(a, cause);
+			free(cause);
+			agent_maybe_free(a);
+		}
+		break;
+	case 2: /* grace over: SIGKILL */
+		log_info("agent %s: grace period over, sending SIGKILL", a->id);
+		agent_signal_tree(a, SIGKILL);
+		break;
+	case 3: /* reaped but the pipes stay open: a descendant holds them */
+		agent_signal_tree(a, SIGKILL);
+		agent_close_pipe(a, &a->out, &a->out_open);
+		agent_close_pipe(a, &a->err, &a->err_open);
+		agent_finish_run(a);
+		break;
+	}
+}
+
+static void
+agent_timer(struct agent *a, int use, int64_t ms)
+{
+	a->timer_use = use;
+	uv_timer_start(&a->timer, on_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
+}
+
+/* Begin stopping: SIGTERM now, SIGKILL after grace_ms. */
+static void
+agent_terminate(struct agent *a, int64_t grace_ms)
+{
+	a->stopping = 1;
+	if (a->pending_restart) {
+		uv_timer_stop(&a->timer);
+		a->timer_use = 0;
+		a->pending_restart = 0;
+		agent_maybe_free(a);
+		return;
+	}
+	if (!a->running)
+		return;
+	agent_signal_tree(a, SIGTERM);
+	agent_timer(a, 2, grace_ms);
+}
+
+/* ---- output ---- */
+
+static void
+agent_feed_line(struct agent *a, const char *p, size_t n)
+{
+	struct glasspane_transition t;
+
+	agent_transition(a, glasspane_feed(&a->gp, p, n, now_ms(), &t), &t);
+}
+
+/* Append complete lines to the session log and feed them; returns the bytes consumed. */
+static size_t
+agent_ingest(struct agent *a, const char *p, size_t n)
+{
+	const char *s = p, *nl, *end = p + n;
+
+	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+		agent_feed_line(a, s, (size_t)(nl - s));
+		s = nl + 1;
+	}
+	return (size_t)(s - p);
+}
+
+static void
+agent_log(struct agent *a, const char *p, size_t n)
+{
+	if (n == 0 || a->discard)
+		return;
+	if (a->slog.bytes + (off_t)n > max_session_bytes) {
+		char why[128];
+		snprintf(why, sizeof why, "output flood: session log passed %lld bytes",
+		         (long long)max_session_bytes);
+		a->discard = 1;
+		agent_fault(a, why);
+		agent_terminate(a, 0);
+		return;
+	}
+	if (session_append(&a->slog, p, n) == -1) {
+		a->discard = 1;
+		agent_fault(a, "cannot write the session log");
+		agent_terminate(a, 0);
+	}
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	(void)h;
+	(void)suggested;
+	b->base = readbuf;
+	b->len = sizeof readbuf;
+}
+
+static void
+on_pipe_closed(uv_handle_t *h)
+{
+	struct agent *a = h->data;
+
+	a->handles_open--;
+	agent_maybe_free(a);
+}
+
+static void
+agent_close_pipe(struct agent *a, uv_pipe_t *p, int *open)
+{
+	if (!*open)
+		return;
+	*open = 0;
+	uv_close((uv_handle_t *)p, on_pipe_closed);
+}
+
+static void
+on_stdout(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct agent *a = s->data;
+	const char *p = b->base, *nl;
+	size_t len = n > 0 ? (size_t)n : 0, used;
+
+	if (n < 0) {
+		agent_close_pipe(a, &a->out, &a->out_open);
+		agent_finish_run(a);
+		return;
+	}
+	if (a->discard || len == 0)
+		return;
+	/* Complete a line started in an earlier read. */
+	if (buf_used(&a->line) > 0) {
+		nl = memchr(p, '\n', len);
+		used = nl != NULL ? (size_t)(nl - p) + 1 : len;
+		buf_add(&a->line, p, used);
+		p += used;
+		len -= used;
+		if (nl != NULL) {
+			agent_log(a, buf_head(&a->line), buf_used(&a->line));
+			if (!a->discard)
+				agent_feed_line(a, buf_head(&a->line), buf_used(&a->line) - 1);
+			buf_free(&a->line);
+		}
+	}
+	if (buf_used(&a->line) == 0 && len > 0 && !a->discard) {
+		used = agent_ingest(a, p, len);
+		agent_log(a, p, used);
+		if (used < len && !a->discard)
+			buf_add(&a->line, p + used, len - used);
+	}
+	if (buf_used(&a->line) > max_agent_line && !a->discard) {
+		char why[128];
+		snprintf(why, sizeof why, "stdout line exceeds %zu bytes without a newline",
+		         max_agent_line);
+		buf_free(&a->line);
+		a->discard = 1;
+		agent_fault(a, why);
+		agent_terminate(a, 0);
+	}
+}
+
+static void
+on_stderr(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct agent *a = s->data;
+
+	if (n < 0) {
+		agent_close_pipe(a, &a->err, &a->err_open);
+		agent_finish_run(a);
+		return;
+	}
+	if (n == 0 || a->elog.fd == -1)
+		return;
+	if (session_append(&a->elog, b->base, (size_t)n) == -1 ||
+	    session_rotate_if(&a->elog, STDERR_CAP) == -1) {
+		log_warn("agent %s: stderr log", a->id);
+		session_close(&a->elog);
+	}
+}
+
+/* ---- exit and restart ---- */
+
+static void
+on_proc_exit(struct proc *p, int exit_code, int term_signal)
+{
+	struct agent *a = p->data;
+
+	a->running = 0;
+	a->reaped = 1;
+	a->exit_code = exit_code;
+	a->term_signal = term_signal;
+	nlive--;
+	log_debug("agent %s: pid %ld exited (%d, signal %d)", a->id, (long)p->pid, exit_code,
+	          term_signal);
+	/* No orphans: end whatever the agent left behind. */
+	agent_signal_tree(a, SIGKILL);
+	if (a->timer_use == 2)
+		uv_timer_stop(&a->timer), a->timer_use = 0;
+	if (a->out_open || a->err_open)
+		agent_timer(a, 3, EOF_WAIT_MS);
+	agent_finish_run(a);
+}
+
+static int64_t
+backoff_delay(struct agent *a)
+{
+	int64_t d = a->restart.backoff_ms;
+	uint32_t r = 0;
+	int i;
+
+	for (i = 1; i < a->restarts && d < a->restart.backoff_max_ms; i++)
+		d *= 2;
+	if (d > a->restart.backoff_max_ms)
+		d = a->restart.backoff_max_ms;
+	if (getrandom(&r, sizeof r, 0) != sizeof r)
+		r = (uint32_t)now_ms();
+	/* Equal jitter: half fixed, half random. */
+	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
+}
+
+/* Should this run be followed by another?  Sets *why. */
+static int
+should_restart(struct agent *a, const char **why)
+{
+	if (a->stopping || D.shutting_down || a->restarts >= a->restart.max)
+		return 0;
+	if (a->gp.state != GLASSPANE_ERROR)
+		return 0; /* done (or idle after an RPC session) is final */
+	if (a->term_signal != 0 || a->exit_code != 0 || a->fault[0] != '\0') {
+		*why = "crashed";
+		return a->fault[0] == '\0';
+	}
+	*why = "model error";
+	return a->restart.on_error;
+}
+
+static void
+agent_finish_run(struct agent *a)
+{
+	struct glasspane_transition t;
+	struct stage_status st;
+	const char *why = NULL;
+	char *cause = NULL;
+	int code, sig;
+
+	if (!a->reaped || a->out_open || a->err_open)
+		return;
+	if (a->timer_use == 3)
+		uv_timer_stop(&a->timer), a->timer_use = 0;
+	/* A last line without a newline still counts. */
+	if (buf_used(&a->line) > 0 && !a->discard) {
+		agent_log(a, buf_head(&a->line), buf_used(&a->line));
+		agent_log(a, "\n", 1);
+		agent_feed_line(a, buf_head(&a->line), buf_used(&a->line));
+	}
+	buf_free(&a->line);
+	agent_close_pipe(a, &a->in, &a->in_open);
+	code = a->exit_code;
+	sig = a->term_signal;
+	if (a->confine != NULL) {
+		confine_spawn_status(a->confine, a->exit_code, a->term_signal, &st);
+		if (st.kind == STAGE_STATUS_EXITED)
+			code = st.exit_code, sig = 0;
+		else if (st.kind == STAGE_STATUS_SIGNALED)
+			code = -1, sig = st.signal;
+		else if (st.kind == STAGE_STATUS_SETUP_FAILED) {
+			char why2[128];
+			snprintf(why2, sizeof why2, "confinement setup failed (%s)",
+			         st.setup != NULL ? st.setup : "?");
+			agent_fault(a, why2);
+		}
+		if (confine_spawn_finish(a->confine, &cause) == -1) {
+			log_warnx("agent %s: stage removal: %s", a->id, cause);
+			free(cause);
+		}
+		a->confine = NULL;
+		a->exit_code = code;
+		a->term_signal = sig;
+	}
+	agent_transition(a, glasspane_exit(&a->gp, sig > 0 ? 0 : code, sig, now_ms(), &t), &t);
+	agent_persist(a, NULL);
+	events_emit("agent.exited",
+	            json_pack("{s:s, s:o, s:o, s:s, s:s}", "id", a->id, "exit_code",
+	                      sig == 0 ? json_integer(code) : json_null(), "signal",
+	                      sig != 0 ? json_integer(sig) : json_null(), "state",
+	                      glasspane_state_name(a->gp.state), "reason", a->gp.reason));
+	if (should_restart(a, &why)) {
+		int64_t d;
+		a->restarts++;
+		d = backoff_delay(a);
+		a->pending_restart = 1;
+		log_info("agent %s %s; restart %d/%d in %lld ms", a->id, why, a->restarts,
+		         a->restart.max, (long long)d);
+		events_emit("agent.restarted",
+		            json_pack("{s:s, s:i, s:i, s:s, s:I}", "id", a->id, "restart",
+		                      a->restarts, "max_restarts", a->restart.max, "reason", why,
+		                      "delay_ms", (json_int_t)d));
+		agent_timer(a, 1, d);
+		return;
+	}
+	agent_maybe_free(a);
+}
+
+/* Reply to kill-agent waiters and free the agent once nothing refers to it. */
+static void
+agent_maybe_free(struct agent *a)
+{
+	struct agent **pp;
+	struct store_err e;
+	size_t i;
+
+	if (a->running || a->pending_restart || a->out_open || a->err_open || a->in_open)
+		return;
+	if (!a->gone) {
+		a->gone = 1;
+		agent_persist(a, NULL);
+		for (i = 0; i < a->nwaiters; i++) {
+			json_t *row = store_agent_get(D.store, a->id, &e);
+			if (row != NULL)
+				cmd_ok(a->waiters[i], row);
+			else
+				cmd_fail(a->waiters[i], e.code, "%s", e.msg);
+		}
+		a->nwaiters = 0;
+		session_close(&a->slog);
+		session_close(&a->elog);
+		if (a->timer_use != 0)
+			uv_timer_stop(&a->timer);
+		a->handles_open++;
+		uv_close((uv_handle_t *)&a->timer, on_pipe_closed);
+		return;
+	}
+	if (a->handles_open > 0)
+		return;
+	for (pp = &agents; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	}
+	free(a->id);
+	free(a->session_id);
+	free(a->provider);
+	free(a->binary);
+	free(a->prompt);
+	free(a->cwd);
+	free(a->victims);
+	free(a->waiters);
+	json_decref(a->args);
+	json_decref(a->env);
+	jail_config_clear(&a->jail);
+	free(a);
+}
+
+/* ---- starting ---- */
+
+static int
+env_name_scrubbed(const char *entry)
+{
+	static const char *drop[] = {"BW_",         "COLIBRI_",         "BITWARDENCLI_",
+	                             "LD_PRELOAD=", "LD_LIBRARY_PATH=", NULL};
+	size_t i;
+
+	for (i = 0; drop[i] != NULL; i++)
+		if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* The agent's environment: the daemon's (secrets scrubbed), the caller's, and ours. */
+static char **
+agent_envp(struct agent *a, int confined)
+{
+	char **envp = NULL, *s;
+	size_t n = 0, i;
+	const char *key;
+	json_t *v;
+
+	if (confined) {
+		/* The wrapper gets a minimal environment; launch.sh sets the agent's. */
+		envp = xcalloc(2, sizeof *envp);
+		envp[0] = xstrdup(
+		        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+		return envp;
+	}
+	for (i = 0; environ[i] != NULL; i++) {
+		if (env_name_scrubbed(environ[i]))
+			continue;
+		key = environ[i];
+		s = strchr(key, '=');
+		if (s != NULL && a->env != NULL) {
+			char *name = xstrndup(key, (size_t)(s - key));
+			int overridden = json_object_get(a->env, name) != NULL;
+			free(name);
+			if (overridden)
+				continue;
+		}
+		envp = xreallocarray(envp, n + 2, sizeof *envp);
+		envp[n++] = xstrdup(environ[i]);
+	}
+	json_object_foreach(a->env, key, v)
+	{
+		envp = xreallocarray(envp, n + 2, sizeof *envp);
+		xasprintf(&envp[n++], "%s=%s", key, json_string_value(v));
+	}
+	envp = xreallocarray(envp, n + 5, sizeof *envp);
+	xasprintf(&envp[n++], "COLIBRI_AGENT_ID=%s", a->id);
+	xasprintf(&envp[n++], "COLIBRI_SESSION_ID=%s", a->session_id);
+	xasprintf(&envp[n++], "COLIBRI_SOCKET=%s", D.cfg.socket_path);
+	envp[n] = NULL;
+	return envp;
+}
+
+static void
+strv_free(char **v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The agent's argv after argv[0]: provider flags, the caller's args, the prompt. */
+static char **
+agent_args(struct agent *a)
+{
+	char **v = xcalloc(json_array_size(a->args) + 8, sizeof *v);
+	size_t n = 0, i;
+	json_t *x;
+	int zot = strcmp(a->provider, "zot") == 0;
+
+	if (zot)
+		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "--json");
+	else {
+		v[n++] = xstrdup("--mode");
+		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json");
+	}
+	json_array_foreach(a->args, i, x) v[n++] = xstrdup(json_string_value(x));
+	if (a->prompt != NULL && a->mode == GLASSPANE_MODE_JSON) {
+		if (!zot)
+			v[n++] = xstrdup("-p");
+		v[n++] = xstrdup(a->prompt);
+	}
+	v[n] = NULL;
+	return v;
+}
+
+static int
+agent_open_pipe(struct agent *a, uv_pipe_t *p, int fd, int *open)
+{
+	uv_pipe_init(D.loop, p, 0);
+	p->data = a;
+	a->handles_open++;
+	*open = 1;
+	if (uv_pipe_open(p, fd) != 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+agent_start_run(struct agent *a, char **cause, int *ok)
+{
+	struct proc_spec ps;
+	struct glasspane saved = a->gp;
+	char **args = agent_args(a), **argv = NULL, **envp = NULL, *vcause = NULL;
+	const char *program;
+	size_t n, i;
+	json_t *stage_env = NULL;
+	int confined = jail_config_active(&a->jail);
+
+	*ok = 0;
+	memset(&ps, 0, sizeof ps);
+	if (confined) {
+		stage_env = json_deep_copy(a->env != NULL ? a->env : json_object());
+		if (stage_env == NULL)
+			stage_env = json_object();
+		json_object_set_new(stage_env, "COLIBRI_AGENT_ID", json_string(a->id));
+		json_object_set_new(stage_env, "COLIBRI_SESSION_ID", json_string(a->session_id));
+		a->confine = confine_prepare(&confine_opts, &a->jail, a->id, a->binary,
+		                             (const char *const *)args, stage_env, a->cwd, &vcause);
+		json_decref(stage_env);
+		if (a->confine == NULL) {
+			xasprintf(cause, "confinement: %s", vcause);
+			free(vcause);
+			goto out;
+		}
+		program = a->confine->cmd->program;
+		argv = NULL;
+		ps.argv = a->confine->cmd->argv;
+	} else {
+		for (n = 0; args[n] != NULL; n++)
+			;
+		argv = xcalloc(n + 2, sizeof *argv);
+		argv[0] = a->binary;
+		for (i = 0; i < n; i++)
+			argv[i + 1] = args[i];
+		program = a->binary;
+		ps.argv = argv;
+		ps.cwd = a->cwd;
+	}
+	envp = agent_envp(a, confined);
+	ps.path = program;
+	ps.envp = envp;
+	ps.in = a->mode == GLASSPANE_MODE_RPC ? PROC_PIPE : PROC_NULL;
+	ps.out = PROC_PIPE;
+	ps.err = PROC_PIPE;
+	ps.new_pgroup = 1;
+	memset(&a->proc, 0, sizeof a->proc);
+	a->proc.on_exit = on_proc_exit;
+	a->proc.data = a;
+	if (proc_spawn(&ps, &a->proc, cause) == -1) {
+		if (a->confine != NULL) {
+			confine_spawn_finish(a->confine, &vcause);
+			free(vcause);
+			a->confine = NULL;
+		}
+		goto out;
+	}
+	a->pid_start = reaper_start_time(a->proc.pid);
+	a->running = 1;
+	a->reaped = 0;
+	a->exit_code = a->term_signal = 0;
+	a->discard = 0;
+	a->fault[0] = '\0';
+	a->nvictims = 0;
+	nlive++;
+	agent_open_pipe(a, &a->out, a->proc.out_fd, &a->out_open);
+	agent_open_pipe(a, &a->err, a->proc.err_fd, &a->err_open);
+	uv_read_start((uv_stream_t *)&a->out, on_alloc, on_stdout);
+	uv_read_start((uv_stream_t *)&a->err, on_alloc, on_stderr);
+	if (a->proc.in_fd != -1)
+		agent_open_pipe(a, &a->in, a->proc.in_fd, &a->in_open);
+	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
+	if (a->restarts > 0) {
+		/* Totals are over the agent's life, not one run. */
+		a->gp.usage = saved.usage;
+		a->gp.turns = saved.turns;
+		a->gp.tool_calls = saved.tool_calls;
+	}
+	{
+		struct store_err e;
+		json_t *f = json_pack("{s:I, s:I}", "pid", (json_int_t)a->proc.pid, "pid_start",
+		                      (json_int_t)a->pid_start);
+		json_t *row;
+		txn_write(&e);
+		row = store_agent_put(D.store, a->id, f, now_ms(), &e);
+		json_decref(row);
+		json_decref(f);
+	}
+	snprintf(a->gp.reason, sizeof a->gp.reason, "%s", a->restarts ? "restarted" : "spawned");
+	if (a->restarts > 0) {
+		struct glasspane_transition t = {saved.state, a->gp.state, a->gp.reason, "restart",
+		                                 a->gp.since_ms};
+		agent_persist(a, &t);
+	} else
+		agent_persist(a, NULL);
+	log_info("agent %s: started %s (pid %ld%s)", a->id, a->binary, (long)a->proc.pid,
+	         confined ? ", confined" : "");
+	*ok = 1;
+out:
+	strv_free(args);
+	free(argv);
+	strv_free(envp);
+}
+
+/* ---- validation ---- */
+
+static int
+resolve_binary(const char *name, char **out, char **cause)
+{
+	const char *path;
+	char *dirs, *d, *save = NULL, *cand, self[PATH_MAX];
+	ssize_t n;
+
+	if (strchr(name, '/') != NULL) {
+		if (name[0] != '/') {
+			xasprintf(cause, "binary must be an absolute path or a name on PATH");
+			return -1;
+		}
+		if (access(name, X_OK) == -1) {
+			xasprintf(cause, "binary %s: %s", name, strerror(errno));
+			return -1;
+		}
+		*out = xstrdup(name);
+		return 0;
+	}
+	path = getenv("PATH");
+	dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+		cand = path_join(d, name);
+		if (d[0] == '/' && access(cand, X_OK) == 0) {
+			free(dirs);
+			*out = cand;
+			return 0;
+		}
+		free(cand);
+	}
+	free(dirs);
+	/* Beside the daemon itself (a build tree, or the same bin directory). */
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
+		char *slash;
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			cand = path_join(self, name);
+			if (access(cand, X_OK) == 0) {
+				*out = cand;
+				return 0;
+			}
+			free(cand);
+			xasprintf(&cand, "%s/../tools/%s", self, name);
+			if (access(cand, X_OK) == 0) {
+				*out = cand;
+				return 0;
+			}
+			free(cand);
+		}
+	}
+	xasprintf(cause, "%s not found on PATH", name);
+	return -1;
+}
+
+static int
+check_strings(json_t *arr, char **cause)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(arr) > MAX_ARGS) {
+		xasprintf(cause, "more than %d args", MAX_ARGS);
+		return -1;
+	}
+	json_array_foreach(arr, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v)) ||
+		    json_string_length(v) > MAX_ARG_BYTES) {
+			xasprintf(cause,
+			          "args[%zu] must be a string without NUL bytes, at most %d bytes",
+			          i, MAX_ARG_BYTES);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+check_env(json_t *env, char **cause)
+{
+	const char *k;
+	json_t *v;
+	size_t total = 0;
+
+	json_object_foreach(env, k, v)
+	{
+		if (!is_shell_identifier(k) || strlen(k) > 256) {
+			xasprintf(cause, "env name \"%.64s\" is not a valid variable name", k);
+			return -1;
+		}
+		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v))) {
+			xasprintf(cause, "env %s must be a string without NUL bytes", k);
+			return -1;
+		}
+		total += strlen(k) + json_string_length(v) + 2;
+	}
+	if (total > MAX_ENV_BYTES) {
+		xasprintf(cause, "env is larger than %d bytes", MAX_ENV_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_restart(struct agent *a, json_t *r, char **cause)
+{
+	const char *k;
+	json_t *v;
+
+	a->restart.max = 0;
+	a->restart.backoff_ms = DEFAULT_BACKOFF;
+	a->restart.backoff_max_ms = DEFAULT_BACKOFF_MAX;
+	a->restart.on_error = 0;
+	if (r == NULL)
+		return 0;
+	if (!json_is_object(r)) {
+		xasprintf(cause, "restart must be an object");
+		return -1;
+	}
+	json_object_foreach(r, k, v)
+	{
+		if (strcmp(k, "on_error") == 0 && json_is_boolean(v)) {
+			a->restart.on_error = json_is_true(v);
+			continue;
+		}
+		if (!json_is_integer(v)) {
+			xasprintf(cause, "restart.%.32s must be an integer", k);
+			return -1;
+		}
+		if (strcmp(k, "max_restarts") == 0 && json_integer_value(v) >= 0 &&
+		    json_integer_value(v) <= 1000)
+			a->restart.max = (int)json_integer_value(v);
+		else if (strcmp(k, "backoff_ms") == 0 && json_integer_value(v) >= 1 &&
+		         json_integer_value(v) <= 3600000)
+			a->restart.backoff_ms = json_integer_value(v);
+		else if (strcmp(k, "backoff_max_ms") == 0 && json_integer_value(v) >= 1 &&
+		         json_integer_value(v) <= 86400000)
+			a->restart.backoff_max_ms = json_integer_value(v);
+		else {
+			xasprintf(cause, "restart.%.32s is unknown or out of range", k);
+			return -1;
+		}
+	}
+	if (a->restart.backoff_max_ms < a->restart.backoff_ms)
+		a->restart.backoff_max_ms = a->restart.backoff_ms;
+	return 0;
+}
+
+static void
+agent_new_id(const char *provider, char *out, size_t len)
+{
+	unsigned char r[4];
+	struct store_err e;
+	json_t *row;
+
+	do {
+		if (getrandom(r, sizeof r, 0) != sizeof r)
+			memcpy(r, &(int64_t){now_ms()}, sizeof r);
+		snprintf(out, len, "%s-%02x%02x%02x%02x", provider, r[0], r[1], r[2], r[3]);
+		row = store_agent_get(D.store, out, &e);
+		json_decref(row);
+	} while (row != NULL);
+}
+
+static int
+session_in_use(const char *sid)
+{
+	struct agent *a;
+
+	for (a = agents; a != NULL; a = a->next)
+		if (!a->gone && strcmp(a->session_id, sid) == 0)
+			return 1;
+	return 0;
+}
+
+static struct agent *
+agent_from_args(json_t *args, const char *provider, const char **code, char **cause)
+{
+	struct agent *a = xcalloc(1, sizeof *a);
+	const char *s, *bin;
+	char idbuf[64];
+	json_t *v;
+
+	*code = ERR_INVALID_ARGUMENT;
+	a->provider = xstrdup(provider);
+	a->args = json_incref(
+	        (v = json_object_get(args, "args")) != NULL && !json_is_null(v) ? v : json_array());
+	a->env = (v = json_object_get(args, "env")) != NULL && !json_is_null(v) ? json_incref(v)
+	                                                                        : NULL;
+	if (!json_is_array(a->args) || check_strings(a->args, cause) == -1)
+		goto fail;
+	if (a->env != NULL && (!json_is_object(a->env) || check_env(a->env, cause) == -1))
+		goto fail;
+	if ((s = json_string_value(json_object_get(args, "mode"))) == NULL)
+		s = "json";
+	if (glasspane_mode_parse(s, &a->mode) == -1) {
+		xasprintf(cause, "mode must be json or rpc");
+		goto fail;
+	}
+	glasspane_harness_parse(provider, &a->harness);
+	if ((s = json_string_value(json_object_get(args, "prompt"))) != NULL) {
+		if (strlen(s) != json_string_length(json_object_get(args, "prompt"))) {
+			xasprintf(cause, "prompt must not contain NUL bytes");
+			goto fail;
+		}
+		a->prompt = xstrdup(s);
+	}
+	if ((s = json_string_value(json_object_get(args, "cwd"))) != NULL) {
+		if (s[0] != '/' || strlen(s) > 4096) {
+			xasprintf(cause, "cwd must be an absolute path");
+			goto fail;
+		}
+		a->cwd = xstrdup(s);
+	}
+	a->stall_ms = D.cfg.stall_ms;
+	if ((v = json_object_get(args, "stall_ms")) != NULL && !json_is_null(v)) {
+		a->stall_ms = json_integer_value(v);
+		if (a->stall_ms != 0 && (a->stall_ms < 100 || a->stall_ms > 86400000)) {
+			xasprintf(cause, "stall_ms must be 0 (off) or 100..86400000");
+			goto fail;
+		}
+	}
+	if (parse_restart(a, json_object_get(args, "restart"), cause) == -1)
+		goto fail;
+	if (jail_config_parse(json_object_get(args, "jail"), &a->jail, cause) == -1)
+		goto fail;
+	if (!jail_config_active(&a->jail) && a->cwd != NULL) {
+		struct stat sb;
+		if (stat(a->cwd, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+			xasprintf(cause, "cwd %s is not a directory", a->cwd);
+			goto fail;
+		}
+	}
+	if ((bin = json_string_value(json_object_get(args, "binary"))) == NULL &&
+	    (bin = getenv("COLIBRI_AGENT_BINARY")) == NULL)
+		bin = strcmp(provider, "local") == 0 ? "colibri-test-agent" : provider;
+	if (resolve_binary(bin, &a->binary, cause) == -1)
+		goto fail;
+	if ((s = json_string_value(json_object_get(args, "id"))) != NULL) {
+		json_t *row;
+		struct store_err e;
+		if (!session_id_valid(s)) {
+			xasprintf(cause, "id must be 1-128 of [A-Za-z0-9_.-]");
+			goto fail;
+		}
+		if (agent_find(s) != NULL) {
+			*code = ERR_CONFLICT;
+			xasprintf(cause, "agent %s is running", s);
+			goto fail;
+		}
+		if ((row = store_agent_get(D.store, s, &e)) != NULL &&
+		    strcmp(json_string_value(json_object_get(row, "kind")), "spawned") != 0) {
+			json_decref(row);
+			*code = ERR_CONFLICT;
+			xasprintf(cause, "%s is a registered agent", s);
+			goto fail;
+		}
+		json_decref(row);
+		a->id = xstrdup(s);
+	} else {
+		agent_new_id(provider, idbuf, sizeof idbuf);
+		a->id = xstrdup(idbuf);
+	}
+	s = json_string_value(json_object_get(args, "session_id"));
+	a->session_id = xstrdup(s != NULL ? s : a->id);
+	if (!session_id_valid(a->session_id)) {
+		xasprintf(cause, "session_id must be 1-128 of [A-Za-z0-9_.-], not starting with .");
+		goto fail;
+	}
+	if (session_in_use(a->session_id)) {
+		*code = ERR_CONFLICT;
+		xasprintf(cause, "session %s belongs to a running agent", a->session_id);
+		goto fail;
+	}
+	return a;
+fail:
+	a->gone = 1;
+	jail_config_clear(&a->jail);
+	json_decref(a->args);
+	json_decref(a->env);
+	free(a->provider);
+	free(a->prompt);
+	free(a->cwd);
+	free(a->binary);
+	free(a->id);
+	free(a->session_id);
+	free(a);
+	return NULL;
+}
+
+json_t *
+spawner_spawn(json_t *args, const char *provider, const char **code, char **cause)
+{
+	struct store_err e;
+	struct agent *a;
+	json_t *f, *row;
+	int ok;
+
+	if (D.shutting_down) {
+		*code = ERR_UNAVAILABLE;
+		xasprintf(cause, "the daemon is shutting down");
+		return NULL;
+	}
+	if ((a = agent_from_args(args, provider, code, cause)) == NULL)
+		return NULL;
+	*code = ERR_INTERNAL;
+	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1)
+		goto fail;
+	if (session_open(&a->elog, a->session_id, ".stderr", cause) == -1)
+		goto fail;
+	uv_timer_init(D.loop, &a->timer);
+	a->timer.data = a;
+	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
+	f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:n, s:n, s:n}", "kind", "spawned",
+	              "provider", provider, "host", D.hostname, "session_id", a->session_id,
+	              "state", "idle", "reason", "spawned", "since", (json_int_t)now_ms(), "lost",
+	              0, "name", "lease_ms", "heartbeat");
+	json_object_set_new(f, "tenant",
+	                    a->jail.name != NULL ? json_string(a->jail.name) : json_null());
+	if (txn_write(&e) == -1 ||
+	    (row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL) {
+		json_decref(f);
+		*code = e.code;
+		*cause = xstrdup(e.msg);
+		goto fail;
+	}
+	json_decref(row);
+	json_decref(f);
+	a->next = agents;
+	agents = a;
+	agent_start_run(a, cause, &ok);
+	if (!ok) {
+		*code = ERR_INVALID_ARGUMENT;
+		agent_fault(a, *cause);
+		a->handles_open++;
+		a->gone = 1;
+		agent_persist(a, NULL);
+		session_close(&a->slog);
+		session_close(&a->elog);
+		uv_close((uv_handle_t *)&a->timer, on_pipe_closed);
+		return NULL;
+	}
+	events_emit("agent.spawned",
+	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", provider,
+	                      "session_id", a->session_id, "pid", (json_int_t)a->proc.pid));
+	if (jail_config_active(&a->jail) && a->jail.name != NULL &&
+	    jail_config_root(&a->jail) != NULL && spawner_jailed_hook != NULL)
+		spawner_jailed_hook(a->id, a->jail.name, jail_config_root(&a->jail));
+	row = store_agent_get(D.store, a->id, &e);
+	if (row != NULL && agent_detail_hook != NULL)
+		agent_detail_hook(row);
+	return row;
+fail:
+	session_close(&a->slog);
+	session_close(&a->elog);
+	a->gone = 1;
+	jail_config_clear(&a->jail);
+	json_decref(a->args);
+	json_decref(a->env);
+	free(a->provider);
+	free(a->prompt);
+	free(a->cwd);
+	free(a->binary);
+	free(a->id);
+	free(a->session_id);
+	free(a);
+	return NULL;
+}
+
+/* ---- commands' helpers ---- */
+
+void
+spawner_kill(struct cmd_req *r, const char *id, long long grace_ms)
+{
+	struct agent *a = agent_find(id);
+	struct store_err e;
+	json_t *row;
+
+	if (a == NULL) {
+		if ((row = store_agent_get(D.store, id, &e)) == NULL)
+			cmd_fail(r, e.code, "%s", e.msg);
+		else
+			cmd_ok(r, row); /* already ended: nothing to do */
+		return;
+	}
+	cmd_req_hold(r);
+	a->waiters = xreallocarray(a->waiters, a->nwaiters + 1, sizeof *a->waiters);
+	a->waiters[a->nwaiters++] = r;
+	log_info("agent %s: kill requested (grace %lld ms)", id, grace_ms);
+	if (!a->stopping || a->pending_restart)
+		agent_terminate(a, grace_ms);
+}
+
+int
+spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
+{
+	struct agent *a = agent_find(id);
+	char *line;
+	size_t n;
+	uv_buf_t b;
+	int w;
+
+	if (a == NULL) {
+		*code = ERR_NOT_FOUND;
+		xasprintf(cause, "no running agent %s", id);
+		return -1;
+	}
+	if (a->mode != GLASSPANE_MODE_RPC || !a->in_open) {
+		*code = ERR_CONFLICT;
+		xasprintf(cause, "agent %s is not in rpc mode or its stdin is closed", id);
+		return -1;
+	}
+	line = json_dumps(cmd, JSON_COMPACT);
+	n = strlen(line);
+	line = xrealloc(line, n + 2);
+	line[n++] = '\n';
+	b = uv_buf_init(line, (unsigned int)n);
+	w = uv_try_write((uv_stream_t *)&a->in, &b, 1);
+	free(line);
+	if (w != (int)n) {
+		*code = ERR_UNAVAILABLE;
+		xasprintf(cause, "agent %s is not reading its stdin", id);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+spawner_session_of(const char *id)
+{
+	struct agent *a = agent_find(id);
+	struct store_err e;
+	json_t *row;
+	char *sid;
+
+	if (a != NULL)
+		return xstrdup(a->session_id);
+	if ((row = store_agent_get(D.store, id, &e)) != NULL &&
+	    json_is_string(json_object_get(row, "session_id"))) {
+		sid = xstrdup(json_string_value(json_object_get(row, "session_id")));
+		json_decref(row);
+		return sid;
+	}
+	json_decref(row);
+	return xstrdup(id);
+}
+
+/* Overlay the live glasspane on a stored agent object. */
+static void
+spawner_detail(json_t *obj)
+{
+	const char *id = json_string_value(json_object_get(obj, "id"));
+	struct agent *a;
+	json_t *d;
+
+	if (id == NULL || (a = agent_find(id)) == NULL)
+		return;
+	d = agent_detail(a);
+	json_object_update(obj, d);
+	json_decref(d);
+	json_object_set_new(obj, "state", json_string(glasspane_state_name(a->gp.state)));
+	json_object_set_new(obj, "reason", json_string(a->gp.reason));
+	json_object_set_new(obj, "since_ms", json_integer(a->gp.since_ms));
+	json_object_set_new(obj, "pid", a->running ? json_integer(a->proc.pid) : json_null());
+	json_object_set_new(obj, "last_event_age_ms",
+	                    a->gp.last_event_ms > 0 ? json_integer(now_ms() - a->gp.last_event_ms)
+	                                            : json_null());
+}
+
+/* ---- lifecycle ---- */
+
+static void
+on_tick(uv_timer_t *t)
+{
+	struct glasspane_transition tr;
+	struct agent *a;
+
+	(void)t;
+	for (a = agents; a != NULL; a = a->next)
+		if (a->running && !a->gone)
+			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
+}
+
+/* Agents a previous daemon left running: kill what survives, mark them error. */
+static void
+spawner_recover(void)
+{
+	struct store_err e;
+	json_t *list, *a;
+	size_t i;
+
+	if ((list = store_agent_list(D.store, "spawned", NULL, &e)) == NULL)
+		return;
+	json_array_foreach(json_object_get(list, "items"), i, a)
+	{
+		const char *id = json_string_value(json_object_get(a, "id"));
+		const char *state = json_string_value(json_object_get(a, "state"));
+		json_t *pid = json_object_get(a, "pid"), *f, *row;
+		pid_t *pids = NULL;
+		int n, k;
+
+		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
+			if (!json_is_integer(pid))
+				continue;
+		if (json_is_integer(pid) && json_integer_value(pid) > 1 &&
+		    reaper_start_time((pid_t)json_integer_value(pid)) ==
+		            json_integer_value(json_object_get(a, "pid_start"))) {
+			pid_t p = (pid_t)json_integer_value(pid);
+			log_info("agent %s: killing pid %ld left by a previous daemon", id,
+			         (long)p);
+			kill(-p, SIGKILL);
+			kill(p, SIGKILL);
+		}
+		n = reaper_descendants(-1, id, &pids);
+		for (k = 0; k < n; k++)
+			kill(pids[k], SIGKILL);
+		free(pids);
+		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
+			f = json_pack("{s:n}", "pid");
+		else
+			f = json_pack("{s:s, s:s, s:I, s:n}", "state", "error", "reason",
+			              "daemon restarted", "since", (json_int_t)now_ms(), "pid");
+		txn_write(&e);
+		row = store_agent_put(D.store, id, f, now_ms(), &e);
+		json_decref(f);
+		if (row != NULL && strcmp(state, "done") != 0 && strcmp(state, "error") != 0)
+			events_emit("agent.state",
+			            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "from",
+			                      state, "to", "error", "reason", "daemon restarted",
+			                      "cause", "daemon", "at_ms", (json_int_t)now_ms()));
+		json_decref(row);
+	}
+	json_decref(list);
+}
+
+int
+spawner_init(char **cause)
+{
+	const char *v;
+
+	if (confine_opts_from_env(&confine_opts, cause) == -1)
+		return -1;
+	if ((v = getenv("COLIBRI_MAX_AGENT_LINE")) != NULL && atoll(v) >= 1024)
+		max_agent_line = (size_t)atoll(v);
+	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
+		max_session_bytes = (off_t)atoll(v);
+	if (reaper_acquire() == -1)
+		log_warn("cannot become the reaper of agent processes");
+	proc_init();
+	agent_detail_hook = spawner_detail;
+	spawner_recover();
+	uv_timer_init(D.loop, &tick_timer);
+	uv_timer_start(&tick_timer, on_tick, TICK_MS, TICK_MS);
+	uv_unref((uv_handle_t *)&tick_timer);
+	return 0;
+}
+
+void
+spawner_shutdown(void)
+{
+	struct agent *a;
+
+	for (a = agents; a != NULL; a = a->next) {
+		if (a->gone)
+			continue;
+		agent_terminate(a, D.cfg.kill_grace_ms);
+	}
+}
+
+int
+spawner_busy(void)
+{
+	struct agent *a;
+
+	for (a = agents; a != NULL; a = a->next)
+		if (!a->gone || a->handles_open > 0)
+			return 1;
+	return 0;
+}
+
+void
+spawner_close(void)
+{
+	uv_timer_stop(&tick_timer);
+	uv_close((uv_handle_t *)&tick_timer, NULL);
+	proc_close();
+	confine_opts_clear(&confine_opts);
+}

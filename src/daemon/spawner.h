@@ -1,0 +1,39 @@
+/*
+ * spawner.h -- spawning and supervising coding agents.
+ *
+ * The spawner starts an agent (pi, zot or a local binary) as a child in a
+ * process group of its own, optionally confined (src/confine), reads its
+ * stdout as JSONL into the session log and the glasspane, its stderr into
+ * a bounded log, restarts it by policy, and ends it -- with everything it
+ * started -- on kill-agent or daemon shutdown.  State changes are stored
+ * on the agent's row and published as agent.state events.
+ */
+#ifndef COLIBRI_SPAWNER_H
+#define COLIBRI_SPAWNER_H
+
+#include <jansson.h>
+
+struct cmd_req;
+
+int spawner_init(char **cause);
+void spawner_shutdown(void);
+int spawner_busy(void);
+void spawner_close(void);
+
+/*
+ * Start an agent from a spawn-agent/spawn-local argument object.  Returns
+ * the agent object (new reference) or NULL with *code (ERR_*) and *cause.
+ */
+json_t *spawner_spawn(json_t *args, const char *provider, const char **code, char **cause);
+/* kill-agent: reply on r once the agent has exited (the request is held). */
+void spawner_kill(struct cmd_req *r, const char *id, long long grace_ms);
+/* RPC mode: write one JSON command line to the agent's stdin. */
+int spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause);
+/* The session id of a live or recorded agent id (or id itself if it names a session). */
+char *spawner_session_of(const char *id);
+
+/* Hook for provisioning after a successful jailed spawn (set by the vault). */
+extern void (*spawner_jailed_hook)(const char *agent_id, const char *jail_name,
+                                   const char *jail_root);
+
+#endif
