@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""run-tests.py -- run every Colibri test suite and sum the results.
+
+Suites:
+  unit         cmocka executables from the sanitizer build (ASan + UBSan),
+               run by `meson test`; counts come from cmocka's own summary.
+  integration  pytest over tests/integration against the normal build.
+The last line printed is "N passed, N failed" over all suites, and the exit
+status is non-zero when anything failed (or a suite could not run).
+
+Usage: scripts/run-tests.py [--build DIR] [--asan-build DIR] [--only SUITE] [pytest args...]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def run_unit(asan_build):
+    """Run meson test in the sanitizer build; return (passed, failed)."""
+    print("== unit tests (cmocka, ASan+UBSan): meson test -C " + asan_build, flush=True)
+    rc = subprocess.call(["meson", "test", "-C", asan_build, "--print-errorlogs",
+                          "--num-processes", "2"])
+    passed = failed = 0
+    log = os.path.join(asan_build, "meson-logs", "testlog.json")
+    try:
+        with open(log) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        print("run-tests: no meson test log", file=sys.stderr)
+        return 0, 1
+    for e in entries:
+        out = (e.get("stdout", "") or "") + (e.get("stderr", "") or "")
+        p = sum(int(n) for n in re.findall(r"\[  PASSED  \] (\d+) test", out))
+        f = sum(int(n) for n in re.findall(r"\[  FAILED  \] (\d+) test", out))
+        ok = e.get("result") == "OK"
+        if p == 0 and f == 0:
+            # Not a cmocka executable (or it crashed before its summary).
+            p, f = (1, 0) if ok else (0, 1)
+        elif not ok and f == 0:
+            f = 1  # exited badly after its tests (a sanitizer report, a leak)
+        passed += p
+        failed += f
+    if rc != 0 and failed == 0:
+        failed = 1
+    print("unit: %d passed, %d failed" % (passed, failed), flush=True)
+    return passed, failed
+
+
+def run_pytest(build, paths, extra, name):
+    print("== %s tests (pytest)" % name, flush=True)
+    xml = os.path.join(build, "pytest-%s.xml" % name)
+    env = dict(os.environ, COLIBRI_BUILD=build)
+    env["PATH"] = os.path.join(build, "src", "tools") + os.pathsep + env.get("PATH", "")
+    cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "--junitxml", xml] + paths + extra
+    rc = subprocess.call(cmd, cwd=ROOT, env=env)
+    try:
+        root = ET.parse(xml).getroot()
+    except (OSError, ET.ParseError):
+        print("run-tests: pytest left no report", file=sys.stderr)
+        return 0, 1
+    suites = [root] if root.tag == "testsuite" else list(root)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    passed = total - bad - skipped
+    if rc not in (0, 5) and bad == 0:
+        bad = 1
+    if total == 0:
+        print("run-tests: pytest ran no test", file=sys.stderr)
+        bad = max(bad, 1)
+    print("%s: %d passed, %d failed, %d skipped" % (name, passed, bad, skipped), flush=True)
+    return passed, bad
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
+    ap.add_argument("--only", choices=["unit", "integration"])
+    args, extra = ap.parse_known_args()
+    build = os.path.abspath(args.build)
+    passed = failed = 0
+    if args.only in (None, "unit"):
+        p, f = run_unit(os.path.abspath(args.asan_build))
+        passed += p
+        failed += f
+    if args.only in (None, "integration"):
+        p, f = run_pytest(build, ["tests/integration"], extra, "integration")
+        passed += p
+        failed += f
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
