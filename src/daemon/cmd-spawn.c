@@ -35,14 +35,19 @@ spawn_common(struct cmd_req *r, const char *provider)
 static void
 cmd_spawn_agent(struct cmd_req *r)
 {
+	static const char *const providers[] = {"pi", "zot", "local", NULL};
 	const char *p = cmd_arg_str(r, "provider");
+	size_t i;
 
-	if (strcmp(p, "pi") != 0 && strcmp(p, "zot") != 0 && strcmp(p, "local") != 0) {
+	for (i = 0; providers[i] != NULL && strcmp(p, providers[i]) != 0; i++)
+		;
+	if (providers[i] == NULL) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "provider must be pi, zot or local");
 		return;
 	}
+	/* p points into args: take the static name before the member goes. */
 	json_object_del(r->args, "provider");
-	spawn_common(r, p);
+	spawn_common(r, providers[i]);
 }
 
 static void
