@@ -16,10 +16,16 @@ extern const struct cmd_entry cmd_task_entries[];
 extern const struct cmd_entry cmd_agent_entries[];
 extern const struct cmd_entry cmd_events_entries[];
 extern const struct cmd_entry cmd_spawn_entries[];
+extern const struct cmd_entry cmd_tenant_entries[];
 
 static const struct cmd_entry *const families[] = {
-        cmd_status_entries, cmd_task_entries,  cmd_agent_entries,
-        cmd_events_entries, cmd_spawn_entries, NULL,
+        cmd_status_entries,
+        cmd_task_entries,
+        cmd_agent_entries,
+        cmd_events_entries,
+        cmd_spawn_entries,
+        cmd_tenant_entries,
+        NULL,
 };
 
 const struct cmd_entry *

@@ -8,6 +8,7 @@
 
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
+#include "daemon/vault-run.h"
 
 struct subsys {
 	const char *name;
@@ -19,6 +20,7 @@ struct subsys {
 
 static const struct subsys subsystems[] = {
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
+        {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

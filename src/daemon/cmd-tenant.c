@@ -1,0 +1,162 @@
+/*
+ * cmd-tenant.c -- tenants: register-tenant, list-tenants, delete-tenant,
+ * provision-tenant.  All privileged: a tenant decides where secrets land.
+ *
+ * tenant_id = jail name = collection name (the runbook's 1:1:1 contract);
+ * collection_id defaults to tenant_id.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/paths.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/txn.h"
+#include "daemon/vault-run.h"
+#include "store/store.h"
+
+/* The same rule as a jail name: [A-Za-z0-9_.-], 1-64, no "..", not starting with '-' or '.'. */
+static int
+tenant_id_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 64 || s[0] == '-' || s[0] == '.' || strstr(s, "..") != NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+static int
+check_tenant_arg(struct cmd_req *r)
+{
+	if (!tenant_id_ok(cmd_arg_str(r, "tenant_id"))) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT,
+		         "tenant_id must be 1-64 of [A-Za-z0-9_.-] (it is also the jail name)");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_register_tenant(struct cmd_req *r)
+{
+	const char *root = cmd_arg_str(r, "jail_root_path"),
+	           *coll = cmd_arg_str(r, "collection_id");
+	struct store_err e;
+	json_t *t;
+
+	if (check_tenant_arg(r) == -1)
+		return;
+	if (root[0] != '/' || strlen(root) > 1024 || strstr(root, "/../") != NULL ||
+	    (strlen(root) >= 3 && strcmp(root + strlen(root) - 3, "/..") == 0)) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT,
+		         "jail_root_path must be an absolute path without ..");
+		return;
+	}
+	if (coll != NULL && (*coll == '\0' || strlen(coll) > 256)) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "collection_id must be 1-256 characters");
+		return;
+	}
+	t = store_tenant_put(D.store, cmd_arg_str(r, "tenant_id"), root,
+	                     coll != NULL ? coll : cmd_arg_str(r, "tenant_id"), now_ms(), &e);
+	if (t == NULL) {
+		cmd_fail(r, e.code, "%s", e.msg);
+		return;
+	}
+	events_emit("tenant.registered", json_incref(t));
+	cmd_ok(r, t);
+}
+
+static void
+cmd_list_tenants(struct cmd_req *r)
+{
+	struct store_err e;
+	json_t *res = store_tenant_list(D.store, &e);
+
+	if (res == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else
+		cmd_ok(r, res);
+}
+
+/* Remove STATE/vault/<tenant> (bw's data for the tenant), not following symlinks. */
+static void
+remove_vault_data(const char *tenant)
+{
+	char *base = path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA,
+	                       "vault"),
+	     *dir = path_join(base, tenant);
+	struct dirent *de;
+	DIR *d;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd != -1 && (d = fdopendir(fd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				unlinkat(fd, de->d_name, 0);
+		closedir(d);
+		rmdir(dir);
+	} else if (fd != -1)
+		close(fd);
+	free(dir);
+	free(base);
+}
+
+static void
+cmd_delete_tenant(struct cmd_req *r)
+{
+	struct store_err e;
+
+	if (check_tenant_arg(r) == -1)
+		return;
+	if (store_tenant_delete(D.store, cmd_arg_str(r, "tenant_id"), &e) == -1) {
+		cmd_fail(r, e.code, "%s", e.msg);
+		return;
+	}
+	remove_vault_data(cmd_arg_str(r, "tenant_id"));
+	events_emit("tenant.deleted", json_pack("{s:s}", "tenant_id", cmd_arg_str(r, "tenant_id")));
+	cmd_ok(r, json_object());
+}
+
+static void
+cmd_provision_tenant(struct cmd_req *r)
+{
+	struct store_err e;
+	json_t *t;
+
+	if (check_tenant_arg(r) == -1)
+		return;
+	if ((t = store_tenant_get(D.store, cmd_arg_str(r, "tenant_id"), &e)) == NULL) {
+		cmd_fail(r, e.code, "%s", e.msg);
+		return;
+	}
+	json_decref(t);
+	vault_provision(r, cmd_arg_str(r, "tenant_id"));
+}
+
+static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1},
+                                               {"jail_root_path", ARG_STR, 1},
+                                               {"collection_id", ARG_STR, 0},
+                                               {NULL, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1}, {NULL, 0, 0}};
+
+const struct cmd_entry cmd_tenant_entries[] = {
+        {"register-tenant", "register-tenant {tenant_id, jail_root_path, collection_id?}",
+         CMD_WRITE | CMD_PRIV, register_args, cmd_register_tenant},
+        {"list-tenants", "list-tenants", CMD_READ | CMD_PRIV, no_args, cmd_list_tenants},
+        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE | CMD_PRIV, tenant_args,
+         cmd_delete_tenant},
+        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC | CMD_PRIV, tenant_args,
+         cmd_provision_tenant},
+        {NULL, NULL, 0, NULL, NULL},
+};

@@ -1,0 +1,698 @@
+/*
+ * vault-run.c -- provisioning a tenant's secrets from its vault collection.
+ *
+ * The runbook's chain, off the event loop's critical path: each `bw` call
+ * is a child process (proc.c) whose output is collected through pipes, so
+ * the daemon keeps answering other clients while bw takes its seconds.
+ * Jobs run one at a time from a FIFO: bw's data file is not safe under
+ * concurrency, and one data dir per tenant (STATE/vault/<tenant>, 0700,
+ * BITWARDENCLI_APPDATA_DIR) keeps tenants apart.
+ *
+ * A job: look the tenant up; check the spawned root against the tenant's
+ * (trailing slashes normalised) and contain the target under
+ * COLIBRI_JAIL_ROOT_BASE before anything is created; then
+ *   bw status -> (bw config server BW_SERVER) -> the server must match
+ *   BW_SERVER or the job fails closed -> bw login --apikey (when
+ *   unauthenticated) -> bw unlock --passwordenv BW_PASSWORD --raw -> bw sync
+ *   -> bw list collections --search NAME -> bw list items --collectionid ID
+ * and write <root>/.env atomically at 0600; the tenant becomes active and
+ * a vault.provisioned event names the keys, never the values.
+ *
+ * Secrets travel only through the environment of the bw process that
+ * needs them (BW_CLIENTID/BW_CLIENTSECRET for login, BW_PASSWORD for
+ * unlock, BW_SESSION afterwards), never argv; buffers that held them are
+ * wiped; error messages are scrubbed of every known secret.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/paths.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/proc.h"
+#include "daemon/spawner.h"
+#include "daemon/txn.h"
+#include "daemon/vault-run.h"
+#include "store/store.h"
+#include "vault/vault.h"
+
+#define BW_OUT_MAX (16 * 1024 * 1024)
+
+enum vstep {
+	VS_STATUS,
+	VS_CONFIG,
+	VS_STATUS2,
+	VS_LOGIN,
+	VS_UNLOCK,
+	VS_SYNC,
+	VS_COLLECTIONS,
+	VS_ITEMS,
+};
+
+struct vjob {
+	char *tenant;
+	char *collection;
+	char *root; /* canonical */
+	char *datadir;
+	char *spawned_root; /* from the hook, NULL for provision-tenant */
+	struct vault_creds creds;
+	char *session; /* BW_SESSION, a secret */
+	char *collection_id;
+	enum vstep step;
+	struct cmd_req *req; /* provision-tenant waits for the result */
+	/* the current bw call */
+	struct proc proc;
+	uv_pipe_t out, err;
+	int out_open, err_open, reaped, exit_code, term_signal, timed_out;
+	uv_timer_t timer;
+	struct buf obuf, ebuf;
+	struct vjob *next;
+};
+
+static struct vjob *queue, *running;
+static int64_t bw_timeout_ms = 120000;
+static char *provider_env_path;
+static char *root_base;
+static char *bw_path;
+
+static void job_next_step(struct vjob *);
+static void job_done(struct vjob *, const char *error);
+static void queue_kick(void);
+
+/* ---- bw processes ---- */
+
+static void
+bw_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct vjob *j = h->data;
+	struct buf *dst = h == (uv_handle_t *)&j->out ? &j->obuf : &j->ebuf;
+
+	(void)suggested;
+	b->base = buf_reserve(dst, 65536);
+	b->len = 65536;
+}
+
+static void bw_maybe_done(struct vjob *);
+
+static void
+bw_on_closed(uv_handle_t *h)
+{
+	struct vjob *j = h->data;
+
+	if (h == (uv_handle_t *)&j->out)
+		j->out_open = 0;
+	else if (h == (uv_handle_t *)&j->err)
+		j->err_open = 0;
+	bw_maybe_done(j);
+}
+
+static void
+bw_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct vjob *j = s->data;
+	struct buf *dst = s == (uv_stream_t *)&j->out ? &j->obuf : &j->ebuf;
+
+	(void)b;
+	if (n < 0) {
+		uv_read_stop(s);
+		if (!uv_is_closing((uv_handle_t *)s))
+			uv_close((uv_handle_t *)s, bw_on_closed);
+		return;
+	}
+	dst->len += (size_t)n;
+	if (buf_used(dst) > BW_OUT_MAX) {
+		kill(j->proc.pid, SIGKILL);
+		buf_reset(dst);
+	}
+}
+
+static void
+bw_on_exit(struct proc *p, int code, int sig)
+{
+	struct vjob *j = p->data;
+
+	j->reaped = 1;
+	j->exit_code = code;
+	j->term_signal = sig;
+	bw_maybe_done(j);
+}
+
+static void
+bw_on_timeout(uv_timer_t *t)
+{
+	struct vjob *j = t->data;
+
+	j->timed_out = 1;
+	if (!j->reaped)
+		kill(j->proc.pid, SIGKILL);
+}
+
+static const char *
+step_name(enum vstep s)
+{
+	static const char *names[] = {"status", "config server", "status",           "login",
+	                              "unlock", "sync",          "list collections", "list items"};
+	return names[s];
+}
+
+/* The first line of bw's stderr, scrubbed, for an error message. */
+static char *
+bw_error_text(struct vjob *j)
+{
+	const char *secrets[] = {j->creds.password, j->creds.client_secret, j->creds.client_id,
+	                         j->session};
+	char *e = xstrndup(buf_head(&j->ebuf), buf_used(&j->ebuf) < 300 ? buf_used(&j->ebuf) : 300);
+
+	e[strcspn(e, "\n")] = '\0';
+	vault_scrub(e, secrets, sizeof secrets / sizeof *secrets);
+	return e;
+}
+
+static void
+bw_maybe_done(struct vjob *j)
+{
+	char *err, msg[512];
+
+	if (!j->reaped || j->out_open || j->err_open)
+		return;
+	uv_timer_stop(&j->timer);
+	if (j->timed_out) {
+		snprintf(msg, sizeof msg, "bw %s timed out after %lld ms", step_name(j->step),
+		         (long long)bw_timeout_ms);
+		job_done(j, msg);
+		return;
+	}
+	if (j->exit_code != 0 || j->term_signal != 0) {
+		err = bw_error_text(j);
+		snprintf(msg, sizeof msg, "bw %s failed (%s %d)%s%s", step_name(j->step),
+		         j->term_signal ? "signal" : "exit",
+		         j->term_signal ? j->term_signal : j->exit_code, *err ? ": " : "", err);
+		free(err);
+		job_done(j, msg);
+		return;
+	}
+	job_next_step(j);
+}
+
+/* Run bw with args; extra_env entries (NAME=value) are added to a minimal environment. */
+static int
+bw_run(struct vjob *j, const char *const *args, const char *const *extra_env)
+{
+	static const char *passthrough[] = {"NODE_EXTRA_CA_CERTS", "HTTPS_PROXY", "HTTP_PROXY",
+					    "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+					    NULL};
+	char *argv[16], *envp[24], *cause = NULL;
+	struct proc_spec ps;
+	const char *path = getenv("PATH");
+	size_t n = 0, e = 0, i;
+	int rc;
+
+	argv[n++] = bw_path;
+	for (i = 0; args[i] != NULL && n < 15; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	xasprintf(&envp[e++], "PATH=%s", path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
+	xasprintf(&envp[e++], "HOME=%s", j->datadir);
+	xasprintf(&envp[e++], "BITWARDENCLI_APPDATA_DIR=%s", j->datadir);
+	envp[e++] = xstrdup("BW_NOINTERACTION=true");
+	envp[e++] = xstrdup("BW_RESPONSE=false");
+	for (i = 0; passthrough[i] != NULL; i++)
+		if (getenv(passthrough[i]) != NULL)
+			xasprintf(&envp[e++], "%s=%s", passthrough[i], getenv(passthrough[i]));
+	for (i = 0; extra_env != NULL && extra_env[i] != NULL && e < 23; i++)
+		envp[e++] = xstrdup(extra_env[i]);
+	envp[e] = NULL;
+	buf_reset(&j->obuf);
+	buf_reset(&j->ebuf);
+	memset(&ps, 0, sizeof ps);
+	ps.path = bw_path;
+	ps.argv = argv;
+	ps.envp = envp;
+	ps.in = PROC_NULL;
+	ps.out = PROC_PIPE;
+	ps.err = PROC_PIPE;
+	ps.new_pgroup = 1;
+	memset(&j->proc, 0, sizeof j->proc);
+	j->proc.on_exit = bw_on_exit;
+	j->proc.data = j;
+	j->reaped = j->timed_out = 0;
+	rc = proc_spawn(&ps, &j->proc, &cause);
+	for (i = 0; i < e; i++) {
+		explicit_bzero(envp[i], strlen(envp[i]));
+		free(envp[i]);
+	}
+	if (rc == -1) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return -1;
+	}
+	uv_pipe_init(D.loop, &j->out, 0);
+	uv_pipe_init(D.loop, &j->err, 0);
+	j->out.data = j->err.data = j;
+	uv_pipe_open(&j->out, j->proc.out_fd);
+	uv_pipe_open(&j->err, j->proc.err_fd);
+	j->out_open = j->err_open = 1;
+	uv_read_start((uv_stream_t *)&j->out, bw_on_alloc, bw_on_read);
+	uv_read_start((uv_stream_t *)&j->err, bw_on_alloc, bw_on_read);
+	uv_timer_start(&j->timer, bw_on_timeout, (uint64_t)bw_timeout_ms, 0);
+	return 0;
+}
+
+/* ---- the chain ---- */
+
+static void
+job_run_step(struct vjob *j)
+{
+	char *env[3] = {NULL, NULL, NULL};
+	size_t i;
+
+	switch (j->step) {
+	case VS_STATUS:
+	case VS_STATUS2:
+		bw_run(j, (const char *[]){"status", NULL}, NULL);
+		return;
+	case VS_CONFIG:
+		bw_run(j, (const char *[]){"config", "server", j->creds.server, NULL}, NULL);
+		return;
+	case VS_LOGIN:
+		xasprintf(&env[0], "BW_CLIENTID=%s", j->creds.client_id);
+		xasprintf(&env[1], "BW_CLIENTSECRET=%s", j->creds.client_secret);
+		bw_run(j, (const char *[]){"login", "--apikey", NULL}, (const char *const *)env);
+		break;
+	case VS_UNLOCK:
+		xasprintf(&env[0], "BW_PASSWORD=%s", j->creds.password);
+		bw_run(j, (const char *[]){"unlock", "--passwordenv", "BW_PASSWORD", "--raw", NULL},
+		       (const char *const *)env);
+		break;
+	case VS_SYNC:
+		xasprintf(&env[0], "BW_SESSION=%s", j->session);
+		bw_run(j, (const char *[]){"sync", NULL}, (const char *const *)env);
+		break;
+	case VS_COLLECTIONS:
+		xasprintf(&env[0], "BW_SESSION=%s", j->session);
+		bw_run(j, (const char *[]){"list", "collections", "--search", j->collection, NULL},
+		       (const char *const *)env);
+		break;
+	case VS_ITEMS:
+		xasprintf(&env[0], "BW_SESSION=%s", j->session);
+		bw_run(j,
+		       (const char *[]){"list", "items", "--collectionid", j->collection_id, NULL},
+		       (const char *const *)env);
+		break;
+	}
+	for (i = 0; env[i] != NULL; i++) {
+		explicit_bzero(env[i], strlen(env[i]));
+		free(env[i]);
+	}
+}
+
+static void
+job_write_env(struct vjob *j)
+{
+	char *cause = NULL, *text, msg[512];
+	json_t *vars, *keys;
+	const char *k;
+	json_t *v;
+	size_t len;
+
+	vars = vault_items_to_vars(buf_head(&j->obuf), buf_used(&j->obuf), &cause);
+	explicit_bzero(j->obuf.data, j->obuf.cap);
+	if (vars == NULL) {
+		snprintf(msg, sizeof msg, "collection %s: %s", j->collection, cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
+	text = vault_render_env(vars, &len);
+	if (vault_write_env(j->root, text, len, &cause) == -1) {
+		explicit_bzero(text, len);
+		free(text);
+		json_decref(vars);
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
+	explicit_bzero(text, len);
+	free(text);
+	keys = json_array();
+	json_object_foreach(vars, k, v)
+	{
+		json_array_append_new(keys, json_string(k));
+		/* jansson owns the value strings: wipe them before they are freed. */
+		explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	}
+	json_decref(vars);
+	log_info("vault: tenant %s provisioned: %zu keys written to %s/.env", j->tenant,
+	         json_array_size(keys), j->root);
+	events_emit("vault.provisioned", json_pack("{s:s, s:o, s:s}", "tenant_id", j->tenant,
+	                                           "keys", keys, "path", j->root));
+	job_done(j, NULL);
+}
+
+static void
+job_next_step(struct vjob *j)
+{
+	char *server = NULL, *status = NULL, *cause = NULL, msg[512];
+
+	switch (j->step) {
+	case VS_STATUS:
+	case VS_STATUS2:
+		if (vault_parse_status(buf_head(&j->obuf), buf_used(&j->obuf), &server, &status,
+		                       &cause) == -1) {
+			snprintf(msg, sizeof msg, "%s", cause);
+			free(cause);
+			job_done(j, msg);
+			return;
+		}
+		if (server == NULL && j->step == VS_STATUS) {
+			free(status);
+			j->step = VS_CONFIG;
+			break;
+		}
+		if (!vault_server_matches(server, j->creds.server)) {
+			snprintf(
+			        msg, sizeof msg,
+			        "bw is configured for %s, not BW_SERVER %s: refusing (fail closed)",
+			        server != NULL ? server : "the default server", j->creds.server);
+			free(server);
+			free(status);
+			job_done(j, msg);
+			return;
+		}
+		j->step = strcmp(status, "unauthenticated") == 0 ? VS_LOGIN : VS_UNLOCK;
+		free(server);
+		free(status);
+		break;
+	case VS_CONFIG:
+		j->step = VS_STATUS2;
+		break;
+	case VS_LOGIN:
+		j->step = VS_UNLOCK;
+		break;
+	case VS_UNLOCK:
+		j->session = xstrndup(buf_head(&j->obuf), buf_used(&j->obuf));
+		explicit_bzero(j->obuf.data, j->obuf.cap);
+		j->session[strcspn(j->session, "\r\n")] = '\0';
+		if (j->session[0] == '\0') {
+			job_done(j, "bw unlock printed no session key");
+			return;
+		}
+		j->step = VS_SYNC;
+		break;
+	case VS_SYNC:
+		j->step = VS_COLLECTIONS;
+		break;
+	case VS_COLLECTIONS:
+		if (vault_find_collection(buf_head(&j->obuf), buf_used(&j->obuf), j->collection,
+		                          &j->collection_id, &cause) == -1) {
+			snprintf(msg, sizeof msg, "%s", cause);
+			free(cause);
+			job_done(j, msg);
+			return;
+		}
+		j->step = VS_ITEMS;
+		break;
+	case VS_ITEMS:
+		job_write_env(j);
+		return;
+	}
+	job_run_step(j);
+}
+
+static void
+job_free(struct vjob *j)
+{
+	vault_creds_clear(&j->creds);
+	if (j->session != NULL) {
+		explicit_bzero(j->session, strlen(j->session));
+		free(j->session);
+	}
+	if (j->obuf.data != NULL)
+		explicit_bzero(j->obuf.data, j->obuf.cap);
+	buf_free(&j->obuf);
+	buf_free(&j->ebuf);
+	free(j->tenant);
+	free(j->collection);
+	free(j->collection_id);
+	free(j->root);
+	free(j->datadir);
+	free(j->spawned_root);
+	free(j);
+}
+
+static void
+job_free_closed(uv_handle_t *h)
+{
+	job_free(h->data);
+}
+
+/* Record the outcome, answer provision-tenant, start the next job. */
+static void
+job_done(struct vjob *j, const char *error)
+{
+	struct store_err e;
+	json_t *t;
+	int64_t now = now_ms();
+
+	txn_write(&e);
+	if (error != NULL) {
+		log_warnx("vault: tenant %s: %s", j->tenant, error);
+		store_tenant_set_status(D.store, j->tenant, "failed", error, now, &e);
+		events_emit("vault.failed",
+		            json_pack("{s:s, s:s}", "tenant_id", j->tenant, "reason", error));
+	} else
+		store_tenant_set_status(D.store, j->tenant, "active", NULL, now, &e);
+	t = store_tenant_get(D.store, j->tenant, &e);
+	if (t != NULL)
+		events_emit("tenant.updated", json_incref(t));
+	if (j->req != NULL) {
+		if (error != NULL)
+			cmd_fail(j->req, ERR_UNAVAILABLE, "provisioning %s failed: %s", j->tenant,
+			         error);
+		else if (t != NULL)
+			cmd_ok(j->req, json_incref(t));
+		else
+			cmd_fail(j->req, e.code, "%s", e.msg);
+	}
+	json_decref(t);
+	if (running == j)
+		running = NULL;
+	uv_close((uv_handle_t *)&j->timer, job_free_closed);
+	queue_kick();
+}
+
+static int
+make_datadir(struct vjob *j, char **cause)
+{
+	char *base =
+	        path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA, "vault");
+	struct stat sb;
+
+	j->datadir = path_join(base, j->tenant);
+	if ((mkdir(base, 0700) == -1 && errno != EEXIST) ||
+	    (mkdir(j->datadir, 0700) == -1 && errno != EEXIST) || lstat(j->datadir, &sb) == -1 ||
+	    !S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+		xasprintf(cause, "bw data dir %s: %s", j->datadir,
+		          errno ? strerror(errno) : "not a directory of ours");
+		free(base);
+		return -1;
+	}
+	chmod(j->datadir, 0700);
+	free(base);
+	return 0;
+}
+
+/* Checks before any bw call or file: tenant, root equality, containment, creds. */
+static void
+job_start(struct vjob *j)
+{
+	struct store_err e;
+	char *cause = NULL, *a, *b, msg[512];
+	const char *missing;
+	json_t *t;
+
+	running = j;
+	uv_timer_init(D.loop, &j->timer);
+	j->timer.data = j;
+	if ((t = store_tenant_get(D.store, j->tenant, &e)) == NULL) {
+		job_done(j, "the tenant is no longer registered");
+		return;
+	}
+	j->collection = xstrdup(json_string_value(json_object_get(t, "collection_id")));
+	a = path_normalize_trailing(json_string_value(json_object_get(t, "jail_root_path")));
+	json_decref(t);
+	if (j->spawned_root != NULL) {
+		b = path_normalize_trailing(j->spawned_root);
+		if (strcmp(a, b) != 0) {
+			snprintf(msg, sizeof msg,
+			         "the spawned jail root %s differs from the tenant's %s: refusing",
+			         b, a);
+			free(a);
+			free(b);
+			job_done(j, msg);
+			return;
+		}
+		free(b);
+	}
+	j->root = vault_contain(a, root_base, &cause);
+	free(a);
+	if (j->root == NULL) {
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
+	if (vault_load_creds(provider_env_path, &j->creds, &cause) == -1) {
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
+	if (!vault_creds_complete(&j->creds, &missing)) {
+		snprintf(msg, sizeof msg, "%s is not set in %s or the environment", missing,
+		         provider_env_path);
+		job_done(j, msg);
+		return;
+	}
+	if (bw_path == NULL) {
+		job_done(j, "bw not found on PATH");
+		return;
+	}
+	if (make_datadir(j, &cause) == -1) {
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
+	log_info("vault: provisioning tenant %s from collection %s", j->tenant, j->collection);
+	j->step = VS_STATUS;
+	job_run_step(j);
+}
+
+static void
+queue_kick(void)
+{
+	struct vjob *j;
+
+	if (running != NULL || queue == NULL || D.shutting_down)
+		return;
+	j = queue;
+	queue = j->next;
+	job_start(j);
+}
+
+static void
+vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
+{
+	struct vjob *j = xcalloc(1, sizeof *j), **pp;
+
+	j->tenant = xstrdup(tenant);
+	j->spawned_root = spawned_root != NULL ? xstrdup(spawned_root) : NULL;
+	j->req = req;
+	buf_init(&j->obuf);
+	buf_init(&j->ebuf);
+	for (pp = &queue; *pp != NULL; pp = &(*pp)->next)
+		;
+	*pp = j;
+	queue_kick();
+}
+
+/* After a successful jailed spawn (spawner hook). */
+static void
+vault_on_jailed_spawn(const char *agent_id, const char *jail_name, const char *jail_root)
+{
+	struct store_err e;
+	json_t *t;
+
+	if ((t = store_tenant_get(D.store, jail_name, &e)) == NULL) {
+		log_debug("vault: no tenant for jail %s (agent %s): nothing to provision",
+		          jail_name, agent_id);
+		return;
+	}
+	json_decref(t);
+	log_info("vault: agent %s spawned in jail %s: provisioning tenant env", agent_id,
+	         jail_name);
+	vault_enqueue(jail_name, jail_root, NULL);
+}
+
+void
+vault_provision(struct cmd_req *r, const char *tenant)
+{
+	cmd_req_hold(r);
+	vault_enqueue(tenant, NULL, r);
+}
+
+int
+vault_init(char **cause)
+{
+	const char *v;
+
+	v = getenv("COLIBRI_PROVIDER_ENV");
+	provider_env_path = xstrdup(v != NULL && *v != '\0' ? v : PATH_DEFAULT_PROVIDER_ENV);
+	if (vault_check_provider_env_mode(provider_env_path, cause) == -1)
+		return -1;
+	v = getenv("COLIBRI_JAIL_ROOT_BASE");
+	root_base = xstrdup(v != NULL && *v != '\0' ? v : VAULT_ROOT_BASE_DEFAULT);
+	if ((v = getenv("COLIBRI_BW_TIMEOUT_MS")) != NULL && atoll(v) >= 100)
+		bw_timeout_ms = atoll(v);
+	v = getenv("COLIBRI_BW");
+	if (v != NULL && *v == '/')
+		bw_path = xstrdup(v);
+	else {
+		const char *path = getenv("PATH");
+		char *dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin"), *d,
+		     *save = NULL, *cand;
+		for (d = strtok_r(dirs, ":", &save); d != NULL && bw_path == NULL;
+		     d = strtok_r(NULL, ":", &save)) {
+			cand = path_join(d, "bw");
+			if (d[0] == '/' && access(cand, X_OK) == 0)
+				bw_path = cand;
+			else
+				free(cand);
+		}
+		free(dirs);
+	}
+	spawner_jailed_hook = vault_on_jailed_spawn;
+	return 0;
+}
+
+void
+vault_shutdown(void)
+{
+	struct vjob *j;
+
+	while ((j = queue) != NULL) {
+		queue = j->next;
+		if (j->req != NULL)
+			cmd_fail(j->req, ERR_UNAVAILABLE, "the daemon is shutting down");
+		job_free(j);
+	}
+	if (running != NULL && !running->reaped)
+		kill(running->proc.pid, SIGTERM);
+}
+
+int
+vault_busy(void)
+{
+	return running != NULL;
+}
+
+void
+vault_close(void)
+{
+	free(provider_env_path);
+	free(root_base);
+	free(bw_path);
+}
