@@ -11,6 +11,25 @@
 #include "daemon/spawner.h"
 
 #define SESSION_READ_MAX_BYTES (8 * 1024 * 1024)
+#define CAUSE_MAX              400 /* under cmd_fail's 512-byte message */
+
+/*
+ * Fail r with cause.  cmd_fail cuts its message at a byte count and the
+ * reply must be valid UTF-8 (a cause may quote a client's path or name), so
+ * the cause is cut here first, at a sequence boundary.
+ */
+static void
+fail_cause(struct cmd_req *r, const char *code, const char *cause)
+{
+	size_t n = strlen(cause), max = CAUSE_MAX;
+
+	if (n > max) {
+		while (max > 0 && ((unsigned char)cause[max] & 0xc0) == 0x80)
+			max--;
+		n = max;
+	}
+	cmd_fail(r, code, "%.*s", (int)n, cause);
+}
 
 static void
 spawn_common(struct cmd_req *r, const char *provider)
@@ -25,7 +44,7 @@ spawn_common(struct cmd_req *r, const char *provider)
 		return;
 	}
 	if ((a = spawner_spawn(r->args, provider, &code, &cause)) == NULL) {
-		cmd_fail(r, code, "%s", cause != NULL ? cause : "spawn failed");
+		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
 		return;
 	}
@@ -75,7 +94,7 @@ rpc_send(struct cmd_req *r, json_t *cmd)
 	char *cause = NULL;
 
 	if (spawner_rpc_send(cmd_arg_str(r, "id"), cmd, &code, &cause) == -1) {
-		cmd_fail(r, code, "%s", cause);
+		fail_cause(r, code, cause);
 		free(cause);
 	} else
 		cmd_ok(r, json_object());
@@ -113,7 +132,7 @@ cmd_session_read(struct cmd_req *r)
 	}
 	sid = spawner_session_of(cmd_arg_str(r, "id"));
 	if ((res = session_read(sid, since, limit, SESSION_READ_MAX_BYTES, &cause)) == NULL) {
-		cmd_fail(r, ERR_NOT_FOUND, "%s", cause);
+		fail_cause(r, ERR_NOT_FOUND, cause);
 		free(cause);
 	} else {
 		json_object_set_new(res, "session_id", json_string(sid));

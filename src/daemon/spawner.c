@@ -134,6 +134,31 @@ static void agent_persist(struct agent *, const struct glasspane_transition *);
 static void agent_maybe_free(struct agent *);
 static void agent_close_pipe(struct agent *, uv_pipe_t *, int *);
 
+/* ---- text ---- */
+
+/* The length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+static int
+utf8_cut(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return (int)n;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return (int)max;
+}
+
+/* snprintf(dst, n, "%s", src), but never ending inside a UTF-8 sequence (JSON needs whole ones). */
+static void
+copy_utf8(char *dst, size_t n, const char *src)
+{
+	int len = utf8_cut(src, n - 1);
+
+	memcpy(dst, src, (size_t)len);
+	dst[len] = '\0';
+}
+
 /* ---- lookup ---- */
 
 static struct agent *
@@ -224,13 +249,13 @@ agent_fault(struct agent *a, const char *reason)
 
 	if (a->fault[0] != '\0')
 		return;
-	snprintf(a->fault, sizeof a->fault, "%s", reason);
+	copy_utf8(a->fault, sizeof a->fault, reason);
 	log_warnx("agent %s: %s", a->id, reason);
 	t.from = a->gp.state;
 	t.to = GLASSPANE_ERROR;
-	snprintf(a->gp.reason, sizeof a->gp.reason, "%s", reason);
+	copy_utf8(a->gp.reason, sizeof a->gp.reason, reason);
 	snprintf(a->gp.cause, sizeof a->gp.cause, "spawner");
-	snprintf(a->gp.last_error, sizeof a->gp.last_error, "%s", reason);
+	copy_utf8(a->gp.last_error, sizeof a->gp.last_error, reason);
 	a->gp.state = GLASSPANE_ERROR;
 	a->gp.since_ms = now_ms();
 	a->gp.exited = 1; /* the exit that follows must not overwrite the fault */
@@ -962,7 +987,8 @@ check_env(json_t *env, char **cause)
 	json_object_foreach(env, k, v)
 	{
 		if (!is_shell_identifier(k) || strlen(k) > 256) {
-			xasprintf(cause, "env name \"%.64s\" is not a valid variable name", k);
+			xasprintf(cause, "env name \"%.*s\" is not a valid variable name",
+			          utf8_cut(k, 64), k);
 			return -1;
 		}
 		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v))) {
@@ -1001,7 +1027,7 @@ parse_restart(struct agent *a, json_t *r, char **cause)
 			continue;
 		}
 		if (!json_is_integer(v)) {
-			xasprintf(cause, "restart.%.32s must be an integer", k);
+			xasprintf(cause, "restart.%.*s must be an integer", utf8_cut(k, 32), k);
 			return -1;
 		}
 		if (strcmp(k, "max_restarts") == 0 && json_integer_value(v) >= 0 &&
@@ -1014,7 +1040,8 @@ parse_restart(struct agent *a, json_t *r, char **cause)
 		         json_integer_value(v) <= 86400000)
 			a->restart.backoff_max_ms = json_integer_value(v);
 		else {
-			xasprintf(cause, "restart.%.32s is unknown or out of range", k);
+			xasprintf(cause, "restart.%.*s is unknown or out of range", utf8_cut(k, 32),
+			          k);
 			return -1;
 		}
 	}
