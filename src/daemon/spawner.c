@@ -133,6 +133,7 @@ static void agent_start_run(struct agent *, char **cause, int *ok);
 static void agent_persist(struct agent *, const struct glasspane_transition *);
 static void agent_maybe_free(struct agent *);
 static void agent_close_pipe(struct agent *, uv_pipe_t *, int *);
+static int resolve_binary(const char *name, char **out, char **cause);
 
 /* ---- text ---- */
 
@@ -796,7 +797,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 {
 	struct proc_spec ps;
 	struct glasspane saved = a->gp;
-	char **args = agent_args(a), **argv = NULL, **envp = NULL, *vcause = NULL;
+	char **args = agent_args(a), **argv = NULL, **envp = NULL, *vcause = NULL, *wrapper = NULL;
 	const char *program;
 	size_t n, i;
 	json_t *stage_env = NULL;
@@ -818,7 +819,14 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 			free(vcause);
 			goto out;
 		}
-		program = a->confine->cmd->program;
+		/* posix_spawn does not search PATH: find bwrap, jexec, mdo... on the daemon's. */
+		if (resolve_binary(a->confine->cmd->program, &wrapper, cause) == -1) {
+			confine_spawn_finish(a->confine, &vcause);
+			free(vcause);
+			a->confine = NULL;
+			goto out;
+		}
+		program = wrapper;
 		argv = NULL;
 		ps.argv = a->confine->cmd->argv;
 	} else {
@@ -894,6 +902,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 out:
 	strv_free(args);
 	free(argv);
+	free(wrapper);
 	strv_free(envp);
 }
 
