@@ -1,0 +1,1111 @@
+/*
+ * host.c -- run third-party MCP servers and proxy their tools.
+ *
+ * One struct hsrv per configured server.  Its life is a small state machine:
+ *
+ *   DOWN --spawn--> INIT --initialize ok--> LISTING --last page--> READY
+ *     ^                                                              |
+ *     +---- BACKOFF <---- teardown (exit + stdout EOF, or 1 s after exit)
+ *
+ * A spawn that fails, an initialize that errs or takes longer than 30 s,
+ * and a crash all end in teardown: the calls in flight answer isError
+ * results, the confinement stage is removed and a timer restarts the server.
+ * One timer per server serves every wait (init deadline, exit grace,
+ * backoff, stop escalation); `timer_why` says which.
+ *
+ * Ids: each server sees its own integer ids (sid), counted per process.  A
+ * call keeps the client's id (cid) and progress token to map answers and
+ * progress back.  Cancellation removes the call at once, so a late answer
+ * finds nothing and is dropped, as the MCP cancellation rules ask.
+ */
+#include "mcp/host.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "confine/confine.h"
+#include "confine/jail-name.h"
+#include "mcp/rpc.h"
+#include "mcp/tools.h"
+
+extern char **environ;
+
+#define HOST_SEP             "__"
+#define HOST_INIT_TIMEOUT_MS 30000
+#define HOST_EXIT_GRACE_MS   1000
+#define HOST_BACKOFF_MIN_MS  500
+#define HOST_BACKOFF_MAX_MS  30000
+#define HOST_STABLE_MS       10000
+#define HOST_PROTOCOL        "2025-11-25"
+
+enum hs_state { HS_DOWN, HS_INIT, HS_LISTING, HS_READY, HS_BACKOFF };
+enum hs_timer { T_NONE, T_INIT, T_EXIT_GRACE, T_RESTART, T_STOP_TERM, T_STOP_KILL };
+enum hcall_kind { HC_INIT, HC_LIST, HC_CALL };
+
+static const char *const hs_state_names[] = {"down", "initialising", "listing tools", "ready",
+                                             "restarting"};
+
+struct hcall {
+	struct hcall *next;
+	json_int_t sid;
+	enum hcall_kind kind;
+	json_t *cid;   /* HC_CALL: the client's id */
+	json_t *token; /* HC_CALL: the client's progressToken, or NULL */
+	char *tool;    /* HC_CALL: the offered name */
+	int64_t start_ms;
+};
+
+struct hsrv {
+	struct host *h;
+	struct hostcfg_server *cfg;
+	enum hs_state state;
+	uv_process_t proc;
+	uv_pipe_t in, out, err;
+	int nhandles;    /* open among proc, in, out, err */
+	int proc_inited; /* uv_spawn was called on proc */
+	int running;     /* the process has not exited */
+	int out_open;    /* stdout not at EOF yet */
+	int torn;        /* teardown done for this generation */
+	int64_t exit_status;
+	int term_signal;
+	struct confine_spawn *spawn;
+	struct rpc_lines lines, errlines;
+	json_int_t next_sid;
+	struct hcall *calls;
+	json_t *tools;   /* the server's own tools (array), NULL before a listing */
+	json_t *listing; /* pages of the listing under way */
+	int relist;      /* tools/list_changed arrived during a listing */
+	uv_timer_t timer;
+	enum hs_timer timer_why;
+	int backoff_ms;
+	int64_t ready_ms;
+	unsigned gen;
+	int first_done;
+};
+
+struct host {
+	uv_loop_t *loop;
+	struct hostcfg cfg;
+	struct hsrv *srv;
+	struct host_events ev;
+	size_t max_line;
+	int settle_ms;
+	struct confine_opts copts;
+	int copts_ok;
+	uv_timer_t settle_timer;
+	int started, settled, stopping, stopped;
+	int grace_ms;
+	int timers_open;
+	void (*stop_done)(void *);
+	void *stop_arg;
+};
+
+static void hsrv_spawn(struct hsrv *s);
+static void hsrv_on_timer(uv_timer_t *t);
+static void hsrv_teardown(struct hsrv *s);
+static void host_check_stopped(struct host *h);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static void
+host_send(struct host *h, json_t *msg)
+{
+	h->ev.send(h->ev.arg, msg);
+}
+
+static void
+hsrv_timer(struct hsrv *s, enum hs_timer why, int ms)
+{
+	s->timer_why = why;
+	uv_timer_start(&s->timer, hsrv_on_timer, (uint64_t)ms, 0);
+}
+
+static void
+hsrv_write_cb(uv_write_t *w, int status)
+{
+	free(w->data);
+	free(w);
+}
+
+/* Send msg (stolen) to the server's stdin; dropped when it is not running. */
+static void
+hsrv_send(struct hsrv *s, json_t *msg)
+{
+	uv_write_t *w;
+	uv_buf_t b;
+	size_t len;
+	char *line = rpc_encode(msg, &len);
+
+	json_decref(msg);
+	if (line == NULL || !s->running || uv_is_closing((uv_handle_t *)&s->in)) {
+		free(line);
+		return;
+	}
+	w = xcalloc(1, sizeof *w);
+	w->data = line;
+	b = uv_buf_init(line, (unsigned int)len);
+	if (uv_write(w, (uv_stream_t *)&s->in, &b, 1, hsrv_write_cb) != 0) {
+		free(line);
+		free(w);
+	}
+}
+
+static struct hcall *
+hsrv_call_new(struct hsrv *s, enum hcall_kind kind)
+{
+	struct hcall *c = xcalloc(1, sizeof *c);
+
+	c->sid = s->next_sid++;
+	c->kind = kind;
+	c->start_ms = mono_ms();
+	c->next = s->calls;
+	s->calls = c;
+	return c;
+}
+
+static void
+hcall_free(struct hcall *c)
+{
+	json_decref(c->cid);
+	json_decref(c->token);
+	free(c->tool);
+	free(c);
+}
+
+/* Unlink and return the call with server id sid, or NULL. */
+static struct hcall *
+hsrv_call_take(struct hsrv *s, json_int_t sid)
+{
+	struct hcall **pp, *c;
+
+	for (pp = &s->calls; (c = *pp) != NULL; pp = &c->next) {
+		if (c->sid == sid) {
+			*pp = c->next;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static void
+hsrv_request(struct hsrv *s, enum hcall_kind kind, const char *method, json_t *params)
+{
+	struct hcall *c = hsrv_call_new(s, kind);
+
+	hsrv_send(s, rpc_request(c->sid, method, params));
+}
+
+/* The offered definitions of s's tools (a new array). */
+static json_t *
+hsrv_offered(const struct hsrv *s)
+{
+	json_t *out = json_array(), *t, *d;
+	const char *name;
+	char *full;
+	size_t i;
+
+	json_array_foreach(s->tools, i, t)
+	{
+		name = json_string_value(json_object_get(t, "name"));
+		if (name == NULL || !json_is_object(t) || !hostcfg_allows(s->cfg, name))
+			continue;
+		d = json_deep_copy(t);
+		xasprintf(&full, "%s%s%s", s->cfg->name, HOST_SEP, name);
+		json_object_set_new(d, "name", json_string(full));
+		free(full);
+		json_array_append_new(out, d);
+	}
+	return out;
+}
+
+static void
+host_check_settled(struct host *h)
+{
+	size_t i;
+
+	if (h->settled)
+		return;
+	for (i = 0; i < h->cfg.n; i++)
+		if (!h->srv[i].first_done)
+			return;
+	h->settled = 1;
+	uv_timer_stop(&h->settle_timer);
+	h->ev.settled(h->ev.arg);
+}
+
+static void
+hsrv_first_done(struct hsrv *s)
+{
+	if (s->first_done)
+		return;
+	s->first_done = 1;
+	host_check_settled(s->h);
+}
+
+/* ---- messages from a server ------------------------------------------ */
+
+static void
+hsrv_list(struct hsrv *s, const char *cursor)
+{
+	json_t *params = cursor != NULL ? json_pack("{s:s}", "cursor", cursor) : NULL;
+
+	if (s->listing == NULL)
+		s->listing = json_array();
+	if (s->state != HS_READY)
+		s->state = HS_LISTING;
+	hsrv_request(s, HC_LIST, "tools/list", params);
+}
+
+static void
+hsrv_on_init(struct hsrv *s, const struct rpc_msg *m)
+{
+	json_t *r = json_object_get(m->root, "result"), *info = json_object_get(r, "serverInfo");
+
+	if (!json_is_object(r)) {
+		log_warnx("server %s refused initialize: %s", s->cfg->name,
+		          json_string_value(
+		                  json_object_get(json_object_get(m->root, "error"), "message"))
+		                  ?: "no result");
+		uv_process_kill(&s->proc, SIGKILL);
+		return;
+	}
+	log_info("server %s: %s %s, protocol %s", s->cfg->name,
+	         json_string_value(json_object_get(info, "name")) ?: "?",
+	         json_string_value(json_object_get(info, "version")) ?: "?",
+	         json_string_value(json_object_get(r, "protocolVersion")) ?: "?");
+	hsrv_send(s, rpc_notification("notifications/initialized", NULL));
+	hsrv_list(s, NULL);
+}
+
+/* The listing finished: publish the new list and tell the client if it changed. */
+static void
+hsrv_list_done(struct hsrv *s)
+{
+	json_t *before = s->tools != NULL ? hsrv_offered(s) : json_array(), *after;
+	struct host *h = s->h;
+
+	json_decref(s->tools);
+	s->tools = s->listing;
+	s->listing = NULL;
+	after = hsrv_offered(s);
+	if (s->state != HS_READY) {
+		s->state = HS_READY;
+		s->ready_ms = mono_ms();
+		uv_timer_stop(&s->timer);
+		log_info("server %s ready: %zu tools, %zu offered", s->cfg->name,
+		         json_array_size(s->tools), json_array_size(after));
+	}
+	if (h->settled && !json_equal(before, after))
+		h->ev.tools_changed(h->ev.arg);
+	json_decref(before);
+	json_decref(after);
+	hsrv_first_done(s);
+	if (s->relist) {
+		s->relist = 0;
+		hsrv_list(s, NULL);
+	}
+}
+
+static void
+hsrv_on_list(struct hsrv *s, const struct rpc_msg *m)
+{
+	json_t *r = json_object_get(m->root, "result"), *t;
+	const char *cursor = json_string_value(json_object_get(r, "nextCursor"));
+	size_t i;
+
+	if (s->listing == NULL)
+		s->listing = json_array();
+	if (!json_is_object(r))
+		log_warnx("server %s: tools/list failed; offering none of its tools", s->cfg->name);
+	json_array_foreach(json_object_get(r, "tools"), i, t) json_array_append(s->listing, t);
+	if (cursor != NULL) {
+		hsrv_request(s, HC_LIST, "tools/list", json_pack("{s:s}", "cursor", cursor));
+		return;
+	}
+	hsrv_list_done(s);
+}
+
+static const char *
+hcall_outcome(const json_t *root, char *buf, size_t len)
+{
+	json_t *r = json_object_get(root, "result"), *e = json_object_get(root, "error");
+
+	if (e != NULL) {
+		snprintf(buf, len, "error %lld",
+		         (long long)json_integer_value(json_object_get(e, "code")));
+		return buf;
+	}
+	return json_is_true(json_object_get(r, "isError")) ? "isError" : "ok";
+}
+
+static void
+hsrv_on_call(struct hsrv *s, struct hcall *c, const struct rpc_msg *m)
+{
+	json_t *out = json_object(), *v;
+	char buf[48];
+
+	json_object_set_new(out, "jsonrpc", json_string("2.0"));
+	json_object_set(out, "id", c->cid);
+	if ((v = json_object_get(m->root, "result")) != NULL)
+		json_object_set(out, "result", v);
+	else
+		json_object_set(out, "error", json_object_get(m->root, "error"));
+	log_info("call %s: %s in %lld ms", c->tool, hcall_outcome(m->root, buf, sizeof buf),
+	         (long long)(mono_ms() - c->start_ms));
+	host_send(s->h, out);
+}
+
+static void
+hsrv_on_response(struct hsrv *s, const struct rpc_msg *m)
+{
+	struct hcall *c;
+
+	if (!json_is_integer(m->id) || (c = hsrv_call_take(s, json_integer_value(m->id))) == NULL) {
+		log_debug("server %s: an answer to no pending request", s->cfg->name);
+		return;
+	}
+	if (c->kind == HC_INIT)
+		hsrv_on_init(s, m);
+	else if (c->kind == HC_LIST)
+		hsrv_on_list(s, m);
+	else
+		hsrv_on_call(s, c, m);
+	hcall_free(c);
+}
+
+static void
+hsrv_on_progress(struct hsrv *s, const json_t *params)
+{
+	json_t *tok = json_object_get(params, "progressToken"), *p;
+	struct hcall *c;
+
+	for (c = s->calls; c != NULL; c = c->next)
+		if (c->kind == HC_CALL && c->token != NULL && json_is_integer(tok) &&
+		    json_integer_value(tok) == c->sid)
+			break;
+	if (c == NULL)
+		return;
+	p = json_deep_copy(params);
+	json_object_set(p, "progressToken", c->token);
+	host_send(s->h, rpc_notification("notifications/progress", p));
+}
+
+static void
+hsrv_on_notification(struct hsrv *s, const struct rpc_msg *m)
+{
+	const json_t *p = m->params;
+
+	if (strcmp(m->method, "notifications/progress") == 0) {
+		hsrv_on_progress(s, p);
+	} else if (strcmp(m->method, "notifications/tools/list_changed") == 0) {
+		if (s->state == HS_READY && s->listing == NULL)
+			hsrv_list(s, NULL);
+		else if (s->state == HS_LISTING || s->listing != NULL)
+			s->relist = 1;
+	} else if (strcmp(m->method, "notifications/message") == 0) {
+		char *data = json_dumps(json_object_get(p, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
+		log_info("server %s: [%s] %s", s->cfg->name,
+		         json_string_value(json_object_get(p, "level")) ?: "log", data ?: "");
+		free(data);
+	} else {
+		log_debug("server %s: notification %s", s->cfg->name, m->method);
+	}
+}
+
+static void
+hsrv_on_request(struct hsrv *s, const struct rpc_msg *m)
+{
+	if (strcmp(m->method, "ping") == 0)
+		hsrv_send(s, rpc_result(m->id, json_object()));
+	else
+		hsrv_send(s, rpc_error(m->id, RPC_METHOD_NOT_FOUND,
+		                       "colibri-mcp does not offer %s to servers", m->method));
+}
+
+static void
+hsrv_line(struct hsrv *s, const char *line, size_t len)
+{
+	struct rpc_msg m;
+
+	switch (rpc_parse(line, len, &m)) {
+	case RPC_RESPONSE:
+		hsrv_on_response(s, &m);
+		break;
+	case RPC_NOTIFICATION:
+		hsrv_on_notification(s, &m);
+		break;
+	case RPC_REQUEST:
+		hsrv_on_request(s, &m);
+		break;
+	case RPC_INVALID:
+		log_warnx("server %s sent an invalid message: %s", s->cfg->name, m.error);
+		break;
+	}
+	rpc_msg_clear(&m);
+}
+
+/* ---- process and pipes ------------------------------------------------ */
+
+static void
+hsrv_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
+{
+	b->base = xmalloc(65536);
+	b->len = 65536;
+}
+
+static void
+hsrv_on_stdout(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct hsrv *s = st->data;
+	const char *line;
+	size_t len;
+	int r;
+
+	if (n > 0)
+		rpc_lines_feed(&s->lines, b->base, (size_t)n);
+	free(b->base);
+	while (n > 0 && (r = rpc_lines_next(&s->lines, 0, &line, &len)) != 0) {
+		if (r == -1)
+			log_warnx("server %s sent a line over %zu bytes; dropped", s->cfg->name,
+			          s->h->max_line);
+		else if (len > 0)
+			hsrv_line(s, line, len);
+	}
+	if (n >= 0)
+		return;
+	uv_read_stop(st);
+	s->out_open = 0;
+	if (!s->running)
+		hsrv_teardown(s);
+	else
+		uv_process_kill(&s->proc, SIGTERM);
+}
+
+static void
+hsrv_on_stderr(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct hsrv *s = st->data;
+	const char *line;
+	size_t len;
+	int r;
+
+	if (n > 0)
+		rpc_lines_feed(&s->errlines, b->base, (size_t)n);
+	free(b->base);
+	while ((r = rpc_lines_next(&s->errlines, n < 0, &line, &len)) != 0)
+		if (r == 1 && len > 0)
+			log_info("server %s: stderr: %.*s", s->cfg->name, (int)len, line);
+	if (n < 0)
+		uv_read_stop(st);
+}
+
+static void
+hsrv_on_exit(uv_process_t *p, int64_t status, int sig)
+{
+	struct hsrv *s = p->data;
+
+	s->running = 0;
+	s->exit_status = status;
+	s->term_signal = sig;
+	if (!s->out_open)
+		hsrv_teardown(s);
+	else
+		hsrv_timer(s, T_EXIT_GRACE, HOST_EXIT_GRACE_MS);
+}
+
+static void
+hsrv_closed(uv_handle_t *hd)
+{
+	struct hsrv *s = hd->data;
+
+	s->nhandles--;
+	host_check_stopped(s->h);
+}
+
+static void
+hsrv_close(struct hsrv *s, uv_handle_t *hd)
+{
+	if (!uv_is_closing(hd))
+		uv_close(hd, hsrv_closed);
+}
+
+/* The status for logs: the confined agent's own status when the stage knows it. */
+static void
+hsrv_status(const struct hsrv *s, char *buf, size_t len)
+{
+	struct stage_status st;
+
+	if (s->spawn != NULL) {
+		confine_spawn_status(s->spawn, (int)s->exit_status, s->term_signal, &st);
+		stage_status_str(&st, buf, len);
+		return;
+	}
+	if (s->term_signal != 0)
+		snprintf(buf, len, "signal %d", s->term_signal);
+	else
+		snprintf(buf, len, "exit %lld", (long long)s->exit_status);
+}
+
+static void
+hsrv_fail_calls(struct hsrv *s, const char *status)
+{
+	struct hcall *c;
+
+	while ((c = s->calls) != NULL) {
+		s->calls = c->next;
+		if (c->kind == HC_CALL) {
+			log_info("call %s: server exited (%s) after %lld ms", c->tool, status,
+			         (long long)(mono_ms() - c->start_ms));
+			host_send(s->h,
+			          rpc_result(c->cid,
+			                     mcp_tool_failure("%s: server %s exited (%s) during "
+			                                      "the call; it is being restarted",
+			                                      c->tool, s->cfg->name, status)));
+		}
+		hcall_free(c);
+	}
+}
+
+static int
+hsrv_backoff(struct hsrv *s)
+{
+	int ms;
+
+	if (s->ready_ms != 0 && mono_ms() - s->ready_ms >= HOST_STABLE_MS)
+		s->backoff_ms = 0;
+	ms = s->backoff_ms == 0 ? HOST_BACKOFF_MIN_MS : s->backoff_ms * 2;
+	if (ms > HOST_BACKOFF_MAX_MS)
+		ms = HOST_BACKOFF_MAX_MS;
+	s->backoff_ms = ms;
+	return ms;
+}
+
+static void
+hsrv_teardown(struct hsrv *s)
+{
+	char status[64], *cause = NULL;
+	int ms;
+
+	if (s->torn)
+		return;
+	s->torn = 1;
+	uv_timer_stop(&s->timer);
+	hsrv_status(s, status, sizeof status);
+	hsrv_close(s, (uv_handle_t *)&s->in);
+	hsrv_close(s, (uv_handle_t *)&s->out);
+	hsrv_close(s, (uv_handle_t *)&s->err);
+	if (s->proc_inited)
+		hsrv_close(s, (uv_handle_t *)&s->proc);
+	hsrv_fail_calls(s, status);
+	json_decref(s->listing);
+	s->listing = NULL;
+	s->relist = 0;
+	if (confine_spawn_finish(s->spawn, &cause) == -1) {
+		log_warnx("server %s: %s", s->cfg->name, cause);
+		free(cause);
+	}
+	s->spawn = NULL;
+	if (s->h->stopping) {
+		log_info("server %s stopped (%s)", s->cfg->name, status);
+		s->state = HS_DOWN;
+		return;
+	}
+	ms = hsrv_backoff(s);
+	log_warnx("server %s exited (%s); restarting in %d ms", s->cfg->name, status, ms);
+	s->state = HS_BACKOFF;
+	s->ready_ms = 0;
+	hsrv_timer(s, T_RESTART, ms);
+	hsrv_first_done(s);
+}
+
+/* A failed spawn: nothing ran, so teardown's exit status would mislead. */
+static void
+hsrv_spawn_failed(struct hsrv *s, const char *why)
+{
+	log_warnx("server %s: cannot start: %s", s->cfg->name, why);
+	s->exit_status = 127;
+	s->term_signal = 0;
+	hsrv_teardown(s);
+}
+
+/* The command's absolute path: as given when it has a slash, else from PATH. */
+static char *
+hsrv_resolve(const char *cmd)
+{
+	const char *path = getenv("PATH"), *p, *e;
+	char *cand;
+
+	if (strchr(cmd, '/') != NULL)
+		return xstrdup(cmd);
+	for (p = path != NULL ? path : "/usr/bin:/bin"; *p != '\0'; p = *e ? e + 1 : e) {
+		e = strchrnul(p, ':');
+		xasprintf(&cand, "%.*s/%s", (int)(e - p), p, cmd);
+		if (e > p && access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+	}
+	return NULL;
+}
+
+/* environ with the server's env on top (a new vector; free the strings and it). */
+static char **
+hsrv_environ(const struct hsrv *s)
+{
+	size_t n = 0, k = 0, i;
+	const char *name, *eq;
+	json_t *v;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = xcalloc(n + json_object_size(s->cfg->env) + 1, sizeof *env);
+	for (i = 0; i < n; i++) {
+		eq = strchr(environ[i], '=');
+		if (eq != NULL) {
+			char *key = xstrndup(environ[i], (size_t)(eq - environ[i]));
+			int over = json_object_get(s->cfg->env, key) != NULL;
+			free(key);
+			if (over)
+				continue;
+		}
+		env[k++] = xstrdup(environ[i]);
+	}
+	json_object_foreach(s->cfg->env, name, v)
+	        xasprintf(&env[k++], "%s=%s", name, json_string_value(v));
+	return env;
+}
+
+static void
+hsrv_strv_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The argv to run: confined through confine_prepare when the server has a jail. */
+static struct confine_spawn *
+hsrv_command(struct hsrv *s, const char *program, char **cause)
+{
+	struct confine_opts o = s->h->copts;
+	char id[STAGE_ID_MAX + 1];
+
+	snprintf(id, sizeof id, "mcp-%s-%ld-%u", s->cfg->name, (long)getpid(), s->gen);
+	o.ro_paths = s->cfg->ro_paths;
+	return confine_prepare(&o, &s->cfg->jail, id, program, (const char *const *)s->cfg->args,
+	                       s->cfg->env, s->cfg->cwd, cause);
+}
+
+static void
+hsrv_start_io(struct hsrv *s)
+{
+	s->running = 1;
+	s->out_open = 1;
+	uv_read_start((uv_stream_t *)&s->out, hsrv_alloc, hsrv_on_stdout);
+	uv_read_start((uv_stream_t *)&s->err, hsrv_alloc, hsrv_on_stderr);
+	log_info("server %s started (pid %d%s)", s->cfg->name, s->proc.pid,
+	         s->spawn->stage != NULL ? ", confined" : "");
+	s->state = HS_INIT;
+	hsrv_request(s, HC_INIT, "initialize",
+	             json_pack("{s:s, s:{}, s:{s:s, s:s}}", "protocolVersion", HOST_PROTOCOL,
+	                       "capabilities", "clientInfo", "name", "colibri-mcp", "version",
+	                       COLIBRI_VERSION));
+	hsrv_timer(s, T_INIT, HOST_INIT_TIMEOUT_MS);
+}
+
+static void
+hsrv_init_handles(struct hsrv *s)
+{
+	uv_pipe_init(s->h->loop, &s->in, 0);
+	uv_pipe_init(s->h->loop, &s->out, 0);
+	uv_pipe_init(s->h->loop, &s->err, 0);
+	s->in.data = s->out.data = s->err.data = s->proc.data = s;
+	s->nhandles = 3;
+	s->proc_inited = 0;
+}
+
+static void
+hsrv_spawn(struct hsrv *s)
+{
+	uv_process_options_t o;
+	uv_stdio_container_t io[3];
+	char *program = hsrv_resolve(s->cfg->command), *cause = NULL, **env = NULL;
+	int rc;
+
+	s->gen++;
+	s->torn = 0;
+	s->next_sid = 1;
+	rpc_lines_free(&s->lines);
+	rpc_lines_free(&s->errlines);
+	rpc_lines_init(&s->lines, s->h->max_line);
+	rpc_lines_init(&s->errlines, 8192);
+	hsrv_init_handles(s);
+	memset(&o, 0, sizeof o);
+	if (program == NULL) {
+		xasprintf(&cause, "%s: command not found in PATH", s->cfg->command);
+		goto fail;
+	}
+	if ((s->spawn = hsrv_command(s, program, &cause)) == NULL)
+		goto fail;
+	io[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+	io[0].data.stream = (uv_stream_t *)&s->in;
+	io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	io[1].data.stream = (uv_stream_t *)&s->out;
+	io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+	io[2].data.stream = (uv_stream_t *)&s->err;
+	o.file = s->spawn->cmd->program;
+	o.args = s->spawn->cmd->argv;
+	o.stdio = io;
+	o.stdio_count = 3;
+	o.exit_cb = hsrv_on_exit;
+	if (s->spawn->stage == NULL) {
+		o.env = env = hsrv_environ(s);
+		o.cwd = s->cfg->cwd;
+	}
+	/* The process handle needs uv_close even when uv_spawn fails. */
+	s->nhandles++;
+	s->proc_inited = 1;
+	rc = uv_spawn(s->h->loop, &s->proc, &o);
+	hsrv_strv_free(env);
+	if (rc != 0) {
+		xasprintf(&cause, "%s: %s", o.file, uv_strerror(rc));
+		goto fail;
+	}
+	free(program);
+	hsrv_start_io(s);
+	return;
+fail:
+	hsrv_spawn_failed(s, cause);
+	free(cause);
+	free(program);
+}
+
+static void
+hsrv_on_timer(uv_timer_t *t)
+{
+	struct hsrv *s = t->data;
+	enum hs_timer why = s->timer_why;
+
+	s->timer_why = T_NONE;
+	if (why == T_INIT) {
+		log_warnx("server %s did not initialise within %d ms; killing it", s->cfg->name,
+		          HOST_INIT_TIMEOUT_MS);
+		uv_process_kill(&s->proc, SIGKILL);
+	} else if (why == T_EXIT_GRACE) {
+		hsrv_teardown(s);
+	} else if (why == T_RESTART && s->nhandles > 0) {
+		hsrv_timer(s, T_RESTART, 50);
+	} else if (why == T_RESTART) {
+		hsrv_spawn(s);
+	} else if (why == T_STOP_TERM && s->running) {
+		uv_process_kill(&s->proc, SIGTERM);
+		hsrv_timer(s, T_STOP_KILL, s->h->grace_ms);
+	} else if (why == T_STOP_KILL && s->running) {
+		uv_process_kill(&s->proc, SIGKILL);
+	}
+}
+
+/* ---- the host ---------------------------------------------------------- */
+
+struct host *
+host_new(uv_loop_t *loop, struct hostcfg *cfg, const struct host_events *ev, size_t max_line,
+         int settle_ms)
+{
+	struct host *h = xcalloc(1, sizeof *h);
+	size_t i;
+
+	h->loop = loop;
+	h->cfg = *cfg;
+	memset(cfg, 0, sizeof *cfg);
+	h->ev = *ev;
+	h->max_line = max_line;
+	h->settle_ms = settle_ms;
+	h->srv = xcalloc(h->cfg.n + 1, sizeof *h->srv);
+	for (i = 0; i < h->cfg.n; i++) {
+		h->srv[i].h = h;
+		h->srv[i].cfg = &h->cfg.servers[i];
+		rpc_lines_init(&h->srv[i].lines, max_line);
+		rpc_lines_init(&h->srv[i].errlines, 8192);
+	}
+	return h;
+}
+
+static void
+host_on_settle(uv_timer_t *t)
+{
+	struct host *h = t->data;
+	size_t i;
+
+	if (h->settled)
+		return;
+	for (i = 0; i < h->cfg.n; i++)
+		if (!h->srv[i].first_done)
+			log_warnx("server %s is not ready after %d ms; its tools will follow "
+			          "with notifications/tools/list_changed",
+			          h->cfg.servers[i].name, h->settle_ms);
+	h->settled = 1;
+	h->ev.settled(h->ev.arg);
+}
+
+static int
+host_need_confine(const struct host *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->cfg.n; i++)
+		if (jail_config_active(&h->cfg.servers[i].jail))
+			return 1;
+	return 0;
+}
+
+int
+host_start(struct host *h, char **cause)
+{
+	size_t i;
+
+	*cause = NULL;
+	if (host_need_confine(h)) {
+		if (confine_opts_from_env(&h->copts, cause) == -1)
+			return -1;
+		h->copts_ok = 1;
+	}
+	h->started = 1;
+	uv_timer_init(h->loop, &h->settle_timer);
+	h->settle_timer.data = h;
+	h->timers_open = 1;
+	for (i = 0; i < h->cfg.n; i++) {
+		uv_timer_init(h->loop, &h->srv[i].timer);
+		h->srv[i].timer.data = &h->srv[i];
+		h->timers_open++;
+	}
+	uv_timer_start(&h->settle_timer, host_on_settle, (uint64_t)h->settle_ms, 0);
+	for (i = 0; i < h->cfg.n; i++) {
+		hsrv_spawn(&h->srv[i]);
+	}
+	host_check_settled(h);
+	return 0;
+}
+
+int
+host_settled(const struct host *h)
+{
+	return h->settled;
+}
+
+void
+host_tools(const struct host *h, json_t *tools)
+{
+	size_t i;
+
+	for (i = 0; i < h->cfg.n; i++)
+		if (h->srv[i].tools != NULL)
+			json_array_extend(tools, hsrv_offered(&h->srv[i]));
+}
+
+int
+host_is_proxied(const char *name)
+{
+	return strstr(name, HOST_SEP) != NULL;
+}
+
+static struct hsrv *
+host_find(struct host *h, const char *name, const char **tool)
+{
+	const char *sep = strstr(name, HOST_SEP);
+	size_t i;
+
+	if (sep == NULL)
+		return NULL;
+	*tool = sep + strlen(HOST_SEP);
+	for (i = 0; i < h->cfg.n; i++)
+		if (strlen(h->cfg.servers[i].name) == (size_t)(sep - name) &&
+		    strncmp(h->cfg.servers[i].name, name, (size_t)(sep - name)) == 0)
+			return &h->srv[i];
+	return NULL;
+}
+
+/* Non-zero when s offers tool (the server's own name) right now. */
+static int
+hsrv_offers(const struct hsrv *s, const char *tool)
+{
+	json_t *t;
+	size_t i;
+
+	if (!hostcfg_allows(s->cfg, tool))
+		return 0;
+	json_array_foreach(s->tools, i, t)
+	{
+		const char *n = json_string_value(json_object_get(t, "name"));
+		if (n != NULL && strcmp(n, tool) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+hsrv_forward(struct hsrv *s, json_t *id, const char *name, const char *tool, const json_t *params)
+{
+	struct hcall *c = hsrv_call_new(s, HC_CALL);
+	json_t *p = json_deep_copy(params), *meta = json_object_get(p, "_meta"), *tok;
+
+	c->cid = json_incref(id);
+	c->tool = xstrdup(name);
+	json_object_set_new(p, "name", json_string(tool));
+	tok = json_object_get(meta, "progressToken");
+	if (json_is_object(meta) && tok != NULL) {
+		c->token = json_incref(tok);
+		json_object_set_new(meta, "progressToken", json_integer(c->sid));
+	}
+	if (log_get_level() >= LOG_LEVEL_DEBUG) {
+		char *a =
+		        json_dumps(json_object_get(p, "arguments"), JSON_COMPACT | JSON_ENCODE_ANY);
+		log_debug("call %s: arguments %s", name, a != NULL ? a : "{}");
+		free(a);
+	}
+	hsrv_send(s, rpc_request(c->sid, "tools/call", p));
+}
+
+void
+host_call(struct host *h, json_t *id, const char *name, const json_t *params)
+{
+	const char *tool = NULL;
+	struct hsrv *s = host_find(h, name, &tool);
+
+	if (s == NULL || !hostcfg_allows(s->cfg, tool) ||
+	    (s->tools != NULL && !hsrv_offers(s, tool))) {
+		host_send(h, rpc_error(id, RPC_INVALID_PARAMS, "unknown tool: %s", name));
+		return;
+	}
+	if (s->state != HS_READY) {
+		log_info("call %s: server %s, not forwarded", name, hs_state_names[s->state]);
+		host_send(h, rpc_result(id, mcp_tool_failure(
+		                                    "%s: server %s is %s; try again shortly", name,
+		                                    s->cfg->name, hs_state_names[s->state])));
+		return;
+	}
+	hsrv_forward(s, id, name, tool, params);
+}
+
+int
+host_cancel(struct host *h, const json_t *id, const json_t *reason)
+{
+	struct hcall *c;
+	json_t *p;
+	size_t i;
+
+	for (i = 0; i < h->cfg.n; i++) {
+		struct hsrv *s = &h->srv[i];
+		for (c = s->calls; c != NULL; c = c->next)
+			if (c->kind == HC_CALL && json_equal(c->cid, (json_t *)id))
+				break;
+		if (c == NULL)
+			continue;
+		hsrv_call_take(s, c->sid);
+		p = json_pack("{s:I}", "requestId", c->sid);
+		if (json_is_string(reason))
+			json_object_set(p, "reason", (json_t *)reason);
+		hsrv_send(s, rpc_notification("notifications/cancelled", p));
+		log_info("call %s: cancelled after %lld ms", c->tool,
+		         (long long)(mono_ms() - c->start_ms));
+		hcall_free(c);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+host_timer_closed_srv(uv_handle_t *hd)
+{
+	struct hsrv *s = hd->data;
+	struct host *h = s->h;
+
+	if (--h->timers_open == 0 && h->stop_done != NULL)
+		h->stop_done(h->stop_arg);
+}
+
+static void
+host_timer_closed_settle(uv_handle_t *hd)
+{
+	struct host *h = hd->data;
+
+	if (--h->timers_open == 0 && h->stop_done != NULL)
+		h->stop_done(h->stop_arg);
+}
+
+static void
+host_check_stopped(struct host *h)
+{
+	size_t i;
+
+	if (!h->stopping || h->stopped)
+		return;
+	for (i = 0; i < h->cfg.n; i++)
+		if (h->srv[i].nhandles > 0 || h->srv[i].running)
+			return;
+	h->stopped = 1;
+	if (!h->started) {
+		h->stop_done(h->stop_arg);
+		return;
+	}
+	uv_close((uv_handle_t *)&h->settle_timer, host_timer_closed_settle);
+	for (i = 0; i < h->cfg.n; i++)
+		uv_close((uv_handle_t *)&h->srv[i].timer, host_timer_closed_srv);
+}
+
+void
+host_stop(struct host *h, int grace_ms, void (*done)(void *), void *arg)
+{
+	size_t i;
+
+	h->stopping = 1;
+	h->grace_ms = grace_ms;
+	h->stop_done = done;
+	h->stop_arg = arg;
+	if (h->started)
+		uv_timer_stop(&h->settle_timer);
+	for (i = 0; i < h->cfg.n; i++) {
+		struct hsrv *s = &h->srv[i];
+		uv_timer_stop(&s->timer);
+		if (!s->running)
+			continue;
+		hsrv_close(s, (uv_handle_t *)&s->in);
+		hsrv_timer(s, T_STOP_TERM, grace_ms);
+	}
+	host_check_stopped(h);
+}
+
+void
+host_free(struct host *h)
+{
+	size_t i;
+
+	if (h == NULL)
+		return;
+	for (i = 0; i < h->cfg.n; i++) {
+		struct hsrv *s = &h->srv[i];
+		struct hcall *c;
+		while ((c = s->calls) != NULL) {
+			s->calls = c->next;
+			hcall_free(c);
+		}
+		json_decref(s->tools);
+		json_decref(s->listing);
+		rpc_lines_free(&s->lines);
+		rpc_lines_free(&s->errlines);
+	}
+	if (h->copts_ok)
+		confine_opts_clear(&h->copts);
+	hostcfg_clear(&h->cfg);
+	free(h->srv);
+	free(h);
+}
