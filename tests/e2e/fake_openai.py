@@ -1,0 +1,122 @@
+"""A fake OpenAI-compatible chat-completions server on 127.0.0.1, for running
+the real pi offline (see /work/shared/fixtures/README.md).
+
+pi POSTs /v1/chat/completions with stream: true and
+stream_options.include_usage; the answer is OpenAI-style SSE: chunks with
+choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
+`data: [DONE]`.  The model id picks the behaviour:
+
+  fake-text   streams "Hello from the fake model."
+  fake-tool   first asks for the bash tool with {"command": "echo hi"}; once
+              the request carries the tool's result, streams a text answer
+  fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
+
+Every request body is kept in `requests`.  Run standalone with
+`python3 fake_openai.py [PORT]` to poke at it by hand.
+"""
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ERROR_400 = "fake bad request: model refuses"
+TEXT = ["Hello", " from", " the", " fake", " model", "."]
+
+
+def chunk(model, n, delta=None, finish=None, usage=None):
+    c = {"id": "chatcmpl-fake%d" % n, "object": "chat.completion.chunk", "created": int(time.time()),
+         "model": model, "choices": []}
+    if delta is not None or finish is not None:
+        c["choices"] = [{"index": 0, "delta": delta or {}, "finish_reason": finish}]
+    if usage is not None:
+        c["usage"] = usage
+    return c
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def send_sse(self, chunks):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for c in chunks:
+            self.wfile.write(b"data: " + json.dumps(c).encode() + b"\n\n")
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = json.loads(self.rfile.read(n) or b"{}")
+        self.server.requests.append({"path": self.path, "body": body})
+        if not self.path.endswith("/chat/completions"):
+            self.send_error(404)
+            return
+        model = body.get("model", "")
+        seq = len(self.server.requests)
+        usage = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+        if model == "fake-400":
+            payload = json.dumps({"error": {"message": ERROR_400, "type": "invalid_request_error"}}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(payload)
+            self.close_connection = True
+            return
+        has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
+        if model == "fake-tool" and not has_tool_result:
+            args = json.dumps({"command": "echo hi"})
+            call = {"index": 0, "id": "call_fake_1", "type": "function",
+                    "function": {"name": "bash", "arguments": ""}}
+            chunks = [chunk(model, seq, {"role": "assistant", "content": None, "tool_calls": [call]})]
+            for i in range(0, len(args), 8):
+                chunks.append(chunk(model, seq, {"tool_calls": [
+                    {"index": 0, "function": {"arguments": args[i:i + 8]}}]}))
+            chunks.append(chunk(model, seq, finish="tool_calls"))
+            chunks.append(chunk(model, seq, usage=usage))
+            self.send_sse(chunks)
+            return
+        chunks = [chunk(model, seq, {"role": "assistant", "content": ""})]
+        chunks += [chunk(model, seq, {"content": w}) for w in TEXT]
+        chunks.append(chunk(model, seq, finish="stop"))
+        chunks.append(chunk(model, seq, usage=usage))
+        self.send_sse(chunks)
+
+
+class FakeOpenAI:
+    """The server on 127.0.0.1:port (0 picks one), served from a thread."""
+
+    def __init__(self, port=0):
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.requests = []
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self):
+        return self.httpd.requests
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+if __name__ == "__main__":
+    srv = FakeOpenAI(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    print("fake OpenAI on http://127.0.0.1:%d/v1" % srv.port, flush=True)
+    try:
+        srv.thread.join()
+    except KeyboardInterrupt:
+        srv.close()
