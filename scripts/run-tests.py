@@ -79,11 +79,29 @@ def run_pytest(build, paths, extra, name):
     return passed, bad
 
 
+def run_fuzz_smoke(fuzz_build):
+    """Each libFuzzer target over its seeds for a few thousand inputs."""
+    print("== fuzz smoke (libFuzzer, ASan+UBSan): tests/fuzz/run.sh --smoke", flush=True)
+    p = subprocess.run([os.path.join(ROOT, "tests", "fuzz", "run.sh"), "--smoke", "--build",
+                        fuzz_build], cwd=ROOT, capture_output=True, text=True)
+    sys.stdout.write(p.stdout)
+    sys.stderr.write(p.stderr[-4000:])
+    passed = len(re.findall(r"^\w+: \S+ executions, no crash$", p.stdout, re.M))
+    failed = len(re.findall(r"^\w+: CRASH", p.stdout, re.M))
+    if p.returncode != 0 and failed == 0:
+        failed = 1
+    if passed + failed == 0:
+        failed = 1
+    print("fuzz: %d passed, %d failed" % (passed, failed), flush=True)
+    return passed, failed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
-    ap.add_argument("--only", choices=["unit", "integration"])
+    ap.add_argument("--fuzz-build", default=os.path.join(ROOT, "build-fuzz"))
+    ap.add_argument("--only", choices=["unit", "integration", "fuzz"])
     args, extra = ap.parse_known_args()
     build = os.path.abspath(args.build)
     passed = failed = 0
@@ -93,6 +111,10 @@ def main():
         failed += f
     if args.only in (None, "integration"):
         p, f = run_pytest(build, ["tests/integration"], extra, "integration")
+        passed += p
+        failed += f
+    if args.only in (None, "fuzz"):
+        p, f = run_fuzz_smoke(os.path.abspath(args.fuzz_build))
         passed += p
         failed += f
     print("%d passed, %d failed" % (passed, failed), flush=True)
