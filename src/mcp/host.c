@@ -91,8 +91,16 @@ struct hsrv {
 	int first_done;
 };
 
+/* A call that arrived before the first start settled; replayed then. */
+struct hqueued {
+	struct hqueued *next;
+	json_t *id, *params;
+	char *name;
+};
+
 struct host {
 	uv_loop_t *loop;
+	struct hqueued *queued, **queued_tail;
 	struct hostcfg cfg;
 	struct hsrv *srv;
 	struct host_events ev;
@@ -226,6 +234,25 @@ hsrv_offered(const struct hsrv *s)
 	return out;
 }
 
+static void hqueued_free(struct hqueued *q);
+
+/* The first start is over: tell the session, then replay the calls that waited for it. */
+static void
+host_settle(struct host *h)
+{
+	struct hqueued *q;
+
+	h->settled = 1;
+	uv_timer_stop(&h->settle_timer);
+	h->ev.settled(h->ev.arg);
+	while ((q = h->queued) != NULL) {
+		h->queued = q->next;
+		host_call(h, q->id, q->name, q->params);
+		hqueued_free(q);
+	}
+	h->queued_tail = &h->queued;
+}
+
 static void
 host_check_settled(struct host *h)
 {
@@ -236,9 +263,7 @@ host_check_settled(struct host *h)
 	for (i = 0; i < h->cfg.n; i++)
 		if (!h->srv[i].first_done)
 			return;
-	h->settled = 1;
-	uv_timer_stop(&h->settle_timer);
-	h->ev.settled(h->ev.arg);
+	host_settle(h);
 }
 
 static void
@@ -831,6 +856,7 @@ host_new(uv_loop_t *loop, struct hostcfg *cfg, const struct host_events *ev, siz
 	h->max_line = max_line;
 	h->settle_ms = settle_ms;
 	h->srv = xcalloc(h->cfg.n + 1, sizeof *h->srv);
+	h->queued_tail = &h->queued;
 	for (i = 0; i < h->cfg.n; i++) {
 		h->srv[i].h = h;
 		h->srv[i].cfg = &h->cfg.servers[i];
@@ -853,8 +879,7 @@ host_on_settle(uv_timer_t *t)
 			log_warnx("server %s is not ready after %d ms; its tools will follow "
 			          "with notifications/tools/list_changed",
 			          h->cfg.servers[i].name, h->settle_ms);
-	h->settled = 1;
-	h->ev.settled(h->ev.arg);
+	host_settle(h);
 }
 
 static int
@@ -980,10 +1005,25 @@ host_call(struct host *h, json_t *id, const char *name, const json_t *params)
 {
 	const char *tool = NULL;
 	struct hsrv *s = host_find(h, name, &tool);
+	struct hqueued *q;
 
+	if (s != NULL && !h->settled && !h->stopping) {
+		q = xcalloc(1, sizeof *q);
+		q->id = json_incref(id);
+		q->params = json_deep_copy(params);
+		q->name = xstrdup(name);
+		*h->queued_tail = q;
+		h->queued_tail = &q->next;
+		return;
+	}
 	if (s == NULL || !hostcfg_allows(s->cfg, tool) ||
 	    (s->tools != NULL && !hsrv_offers(s, tool))) {
 		host_send(h, rpc_error(id, RPC_INVALID_PARAMS, "unknown tool: %s", name));
+		return;
+	}
+	if (h->stopping) {
+		host_send(h, rpc_result(id, mcp_tool_failure("%s: colibri-mcp is shutting down",
+		                                             name)));
 		return;
 	}
 	if (s->state != HS_READY) {
@@ -996,6 +1036,34 @@ host_call(struct host *h, json_t *id, const char *name, const json_t *params)
 	hsrv_forward(s, id, name, tool, params);
 }
 
+static void
+hqueued_free(struct hqueued *q)
+{
+	json_decref(q->id);
+	json_decref(q->params);
+	free(q->name);
+	free(q);
+}
+
+/* Drop a call still waiting for the first start; 1 if found. */
+static int
+host_cancel_queued(struct host *h, const json_t *id)
+{
+	struct hqueued **pp, *q;
+
+	for (pp = &h->queued; (q = *pp) != NULL; pp = &q->next) {
+		if (json_equal(q->id, (json_t *)id)) {
+			*pp = q->next;
+			if (h->queued_tail == &q->next)
+				h->queued_tail = pp;
+			log_info("call %s: cancelled before it was forwarded", q->name);
+			hqueued_free(q);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 host_cancel(struct host *h, const json_t *id, const json_t *reason)
 {
@@ -1003,6 +1071,8 @@ host_cancel(struct host *h, const json_t *id, const json_t *reason)
 	json_t *p;
 	size_t i;
 
+	if (host_cancel_queued(h, id))
+		return 1;
 	for (i = 0; i < h->cfg.n; i++) {
 		struct hsrv *s = &h->srv[i];
 		for (c = s->calls; c != NULL; c = c->next)
@@ -1071,8 +1141,8 @@ host_stop(struct host *h, int grace_ms, void (*done)(void *), void *arg)
 	h->grace_ms = grace_ms;
 	h->stop_done = done;
 	h->stop_arg = arg;
-	if (h->started)
-		uv_timer_stop(&h->settle_timer);
+	if (h->started && !h->settled)
+		host_settle(h);
 	for (i = 0; i < h->cfg.n; i++) {
 		struct hsrv *s = &h->srv[i];
 		uv_timer_stop(&s->timer);
@@ -1102,6 +1172,11 @@ host_free(struct host *h)
 		json_decref(s->listing);
 		rpc_lines_free(&s->lines);
 		rpc_lines_free(&s->errlines);
+	}
+	while (h->queued != NULL) {
+		struct hqueued *q = h->queued;
+		h->queued = q->next;
+		hqueued_free(q);
 	}
 	if (h->copts_ok)
 		confine_opts_clear(&h->copts);

@@ -85,7 +85,7 @@ rpc_parse(const char *line, size_t len, struct rpc_msg *out)
 	out->id = json_null();
 	if (rpc_blank(line, len))
 		return rpc_invalid(out, RPC_PARSE_ERROR, "empty message");
-	out->root = json_loadb(line, len, 0, &jerr);
+	out->root = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
 	if (out->root == NULL) {
 		rpc_invalid(out, RPC_PARSE_ERROR, "");
 		snprintf(out->error, sizeof out->error, "parse error at byte %d: %.160s",
