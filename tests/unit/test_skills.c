@@ -233,8 +233,11 @@ test_skill_md(const char *dir, const char *sub, const char *name, const char *bo
 static char *
 test_tree(void)
 {
-	char tmpl[] = "/tmp/colibri-skills-XXXXXX", path[4096], *big;
-	char *root = strdup(mkdtemp(tmpl));
+	char tmpl[] = "/tmp/colibri-skills-......", path[4096], *big, *root;
+
+	/* mkdtemp wants six trailing 'X's */
+	memset(tmpl + sizeof tmpl - 7, 'X', 6);
+	root = strdup(mkdtemp(tmpl));
 
 	snprintf(path, sizeof path, "%s/a", root);
 	mkdir(path, 0755);
