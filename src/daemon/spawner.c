@@ -598,6 +598,14 @@ agent_finish_run(struct agent *a)
 			snprintf(why2, sizeof why2, "confinement setup failed (%s)",
 			         st.setup != NULL ? st.setup : "?");
 			agent_fault(a, why2);
+		} else if (!a->stopping) {
+			/* launch.sh wrote nothing: jexec failed (exit 1), or the shell died under a
+			 * `jail -c` that exits 0 anyway.  The wrapper's code is not the agent's. */
+			char why2[160];
+			snprintf(why2, sizeof why2,
+			         "no agent status from the confinement (%s exited %d)",
+			         a->confine->cmd->program, code);
+			agent_fault(a, why2);
 		}
 		if (confine_spawn_finish(a->confine, &cause) == -1) {
 			log_warnx("agent %s: stage removal: %s", a->id, cause);
