@@ -1,0 +1,58 @@
+"""Helpers shared by the jailed-spawn suites (test_jailed_spawn*.py).
+
+No tests live here.  `jail_env` is a daemon environment with the build's
+tools first on PATH and no confinement variables inherited from the caller;
+`stage_dir` is where the daemon stages a confined spawn's payload;
+`copy_standins` puts the stand-in jexec, jail, mdo and sudo (standins/) into
+a directory of their own, where they log to calls.jsonl.
+"""
+import json
+import os
+import shutil
+import subprocess
+
+from test_supervision_helpers import sup_env
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STANDINS = os.path.join(HERE, "standins")
+STAGE_REL = "home/clawdie/.cache/colibri/stage"
+CONFINE_VARS = ("COLIBRI_CONFINE", "COLIBRI_JAIL_PRIV_MODE", "COLIBRI_JAIL_STAGE_DIR",
+                "COLIBRI_JAIL_ROOT_BASE")
+
+
+def jail_env(extra=None):
+    env = sup_env()
+    for k in CONFINE_VARS:
+        env.pop(k, None)
+    env.update(extra or {})
+    return env
+
+
+def stage_dir(root, aid):
+    return os.path.join(root, STAGE_REL, aid)
+
+
+def bwrap_works():
+    try:
+        return subprocess.run(["bwrap", "--unshare-all", "--ro-bind", "/", "/", "true"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def copy_standins(bindir):
+    os.makedirs(bindir, exist_ok=True)
+    for name in ("jexec", "jail", "mdo", "sudo", "standin_jail.py"):
+        shutil.copy(os.path.join(STANDINS, name), os.path.join(bindir, name))
+        os.chmod(os.path.join(bindir, name), 0o755)
+    return bindir
+
+
+def standin_calls(bindir):
+    """The recorded calls that ran a command (not probes such as `sudo --version`)."""
+    p = os.path.join(bindir, "calls.jsonl")
+    if not os.path.exists(p):
+        return []
+    with open(p) as f:
+        calls = [json.loads(line) for line in f]
+    return [c for c in calls if c["cmd"]]
