@@ -5,6 +5,7 @@
 
 #include "common/proto.h"
 #include "common/util.h"
+#include "daemon/cache.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
@@ -27,6 +28,9 @@ static void cmd_status_exec(struct cmd_req *r)
 	json_object_set_new(res, "clients", json_integer(server_client_count()));
 	json_object_set_new(res, "counts", store_counts(D.store));
 	json_object_set_new(res, "last_seq", json_integer(store_event_last(D.store)));
+	json_object_set_new(res, "host_status", cache_host_status() != NULL
+							? json_incref(cache_host_status())
+							: json_null());
 	cmd_ok(r, res);
 }
 

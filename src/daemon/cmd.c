@@ -17,15 +17,13 @@ extern const struct cmd_entry cmd_agent_entries[];
 extern const struct cmd_entry cmd_events_entries[];
 extern const struct cmd_entry cmd_spawn_entries[];
 extern const struct cmd_entry cmd_tenant_entries[];
+extern const struct cmd_entry cmd_skills_entries[];
+extern const struct cmd_entry cmd_cache_entries[];
 
 static const struct cmd_entry *const families[] = {
-        cmd_status_entries,
-        cmd_task_entries,
-        cmd_agent_entries,
-        cmd_events_entries,
-        cmd_spawn_entries,
-        cmd_tenant_entries,
-        NULL,
+        cmd_status_entries, cmd_task_entries,  cmd_agent_entries,
+        cmd_events_entries, cmd_spawn_entries, cmd_tenant_entries,
+        cmd_skills_entries, cmd_cache_entries, NULL,
 };
 
 const struct cmd_entry *

@@ -6,6 +6,7 @@
  */
 #include <stddef.h>
 
+#include "daemon/cache.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/vault-run.h"
@@ -21,6 +22,7 @@ struct subsys {
 static const struct subsys subsystems[] = {
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
         {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
+        {"cache", cache_init, NULL, cache_busy, cache_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

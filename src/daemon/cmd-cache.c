@@ -1,0 +1,507 @@
+/*
+ * cmd-cache.c -- cache-first prompts, usage metering and host status:
+ * prompt-assemble, usage, host-status.
+ *
+ * prompt-assemble builds the three regions with src/cache/prompt.c.  With a
+ * session_id it also compares regions 1 and 2 with the session's previous
+ * request (kept in memory for the most recent sessions) and reports the
+ * first differing byte -- the answer to "why did my cache hits drop" -- and
+ * records the three region hashes per request in the prompt_log table and
+ * as a prompt.assembled event.
+ *
+ * usage normalises every spawned agent's usage (pi's or zot's counters, as
+ * the glasspane summed them) into one record per agent with
+ * src/cache/usage.c, prices from COLIBRI_PRICES (a JSON price table) when
+ * the agent reported no cost, and totals by tenant and overall.
+ *
+ * Host status is the JSON manifest of colibri-runtime-inventory, run as a
+ * child process (so its `--version` probes never block the loop) at start
+ * and every COLIBRI_INVENTORY_INTERVAL_MS (10 minutes by default); status
+ * shows the latest one, host-status returns it.
+ */
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/prompt.h"
+#include "cache/usage.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/util.h"
+#include "common/xmalloc.h"
+#include "daemon/cache.h"
+#include "daemon/cmd.h"
+#include "daemon/daemon.h"
+#include "daemon/proc.h"
+#include "daemon/skills-index.h"
+#include "daemon/txn.h"
+#include "store/store.h"
+
+#define PROMPT_SESSIONS 256
+
+struct last_prompt {
+	char *session;
+	struct prompt p;
+	int64_t used;
+};
+
+static struct last_prompt last[PROMPT_SESSIONS];
+static struct usage_prices *prices;
+static json_t *host_status;
+static uv_timer_t inv_timer;
+static struct proc inv_proc;
+static uv_pipe_t inv_out;
+static struct buf inv_buf;
+static int inv_running, inv_pipe_open, inv_reaped;
+static char *inv_binary;
+
+/* ---- prompt-assemble ---- */
+
+static struct last_prompt *
+last_slot(const char *session)
+{
+	struct last_prompt *oldest = &last[0];
+	size_t i;
+
+	for (i = 0; i < PROMPT_SESSIONS; i++) {
+		if (last[i].session != NULL && strcmp(last[i].session, session) == 0)
+			return &last[i];
+		if (last[i].used < oldest->used)
+			oldest = &last[i];
+	}
+	if (oldest->session != NULL) {
+		free(oldest->session);
+		prompt_free(&oldest->p);
+	}
+	memset(oldest, 0, sizeof *oldest);
+	oldest->session = xstrdup(session);
+	return oldest;
+}
+
+static void
+prompt_log(const char *session, const struct prompt *p)
+{
+	sqlite3 *db = store_sqlite(D.store);
+	sqlite3_stmt *q;
+	struct store_err e;
+
+	if (txn_write(&e) == -1 ||
+	    sqlite3_prepare_v2(db,
+	                       "INSERT INTO prompt_log (session_id, ts, r1, r2, r3, bytes) VALUES "
+	                       "(?, ?, ?, ?, ?, ?)",
+	                       -1, &q, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(q, 1, session, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, now_ms());
+	sqlite3_bind_text(q, 3, p->region[PROMPT_STABLE].sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, p->region[PROMPT_SEMI_STABLE].sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 5, p->region[PROMPT_VOLATILE].sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 6, (sqlite3_int64)p->len);
+	if (sqlite3_step(q) != SQLITE_DONE)
+		log_warnx("prompt_log: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(q);
+}
+
+static void
+cmd_prompt_assemble(struct cmd_req *r)
+{
+	const char *session = cmd_arg_str(r, "session_id");
+	struct prompt p;
+	struct last_prompt *lp;
+	char *cause = NULL;
+	json_t *input, *res, *drift = NULL;
+	int flags = cmd_arg_bool_or(r, "strip_volatile", 0) ? PROMPT_STRIP_VOLATILE : 0;
+
+	input = json_deep_copy(r->args);
+	json_object_del(input, "session_id");
+	json_object_del(input, "strip_volatile");
+	if (prompt_assemble(input, flags, &p, &cause) == -1) {
+		json_decref(input);
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s", cause);
+		free(cause);
+		return;
+	}
+	json_decref(input);
+	res = prompt_to_json(&p);
+	if (session != NULL) {
+		lp = last_slot(session);
+		if (lp->p.bytes != NULL) {
+			drift = prompt_drift_regions(&lp->p, &p, PROMPT_DRIFT_CONTEXT);
+			prompt_free(&lp->p);
+		}
+		lp->p = p;
+		lp->used = now_ms();
+		json_object_set_new(res, "drift", drift != NULL ? drift : json_null());
+		json_object_set_new(res, "session_id", json_string(session));
+		prompt_log(session, &lp->p);
+		events_emit("prompt.assembled",
+		            json_pack("{s:s, s:[s,s,s], s:O}", "session_id", session, "hashes",
+		                      lp->p.region[PROMPT_STABLE].sha256,
+		                      lp->p.region[PROMPT_SEMI_STABLE].sha256,
+		                      lp->p.region[PROMPT_VOLATILE].sha256, "drift",
+		                      json_object_get(res, "drift")));
+	} else
+		prompt_free(&p);
+	cmd_ok(r, res);
+}
+
+/* ---- usage ---- */
+
+/* The glasspane's usage object, in pi's shape for the normaliser. */
+static int
+agent_usage(json_t *agent, struct usage *u, char **cause)
+{
+	json_t *g = json_object_get(agent, "usage"), *pi;
+	int rc;
+
+	if (!json_is_object(g))
+		return -1;
+	pi = json_pack("{s:O, s:O, s:O, s:O, s:{s:O}}", "input", json_object_get(g, "input"),
+	               "output", json_object_get(g, "output"), "cacheRead",
+	               json_object_get(g, "cache_read"), "cacheWrite",
+	               json_object_get(g, "cache_write"), "cost", "total",
+	               json_object_get(g, "cost"));
+	if (pi == NULL)
+		return -1;
+	/* A zero cost from the agent means "not reported": price it from the table. */
+	if (json_real_value(json_object_get(g, "cost")) == 0.0 &&
+	    json_integer_value(json_object_get(g, "cost")) == 0)
+		json_object_del(pi, "cost");
+	rc = usage_normalize(pi, USAGE_PI, json_string_value(json_object_get(agent, "provider")),
+	                     prices, u, cause);
+	json_decref(pi);
+	return rc;
+}
+
+static int
+matches(json_t *a, const char *key, const char *want)
+{
+	const char *v = json_string_value(json_object_get(a, key));
+
+	return want == NULL || (v != NULL && strcmp(v, want) == 0);
+}
+
+struct tenant_sum {
+	const char *tenant; /* borrowed from the agent list */
+	struct usage u;
+};
+
+static json_t *
+usage_record(const struct usage *u)
+{
+	json_t *rec = usage_to_json(u);
+
+	json_object_set_new(rec, "hit_share", json_real(usage_hit_share(u)));
+	return rec;
+}
+
+static void
+cmd_usage(struct cmd_req *r)
+{
+	struct store_err e;
+	struct usage total, u;
+	struct tenant_sum *sums = NULL;
+	json_t *list, *a, *items = json_array(), *tenants = json_object(), *rec;
+	char *cause = NULL;
+	size_t i, k, nsums = 0;
+
+	memset(&total, 0, sizeof total);
+	if ((list = store_agent_list(D.store, "spawned", NULL, &e)) == NULL) {
+		json_decref(items);
+		json_decref(tenants);
+		cmd_fail(r, e.code, "%s", e.msg);
+		return;
+	}
+	json_array_foreach(json_object_get(list, "items"), i, a)
+	{
+		const char *tenant = json_string_value(json_object_get(a, "tenant"));
+
+		if (!matches(a, "id", cmd_arg_str(r, "agent")) ||
+		    !matches(a, "session_id", cmd_arg_str(r, "session_id")) ||
+		    !matches(a, "tenant", cmd_arg_str(r, "tenant")))
+			continue;
+		memset(&u, 0, sizeof u);
+		if (agent_usage(a, &u, &cause) == -1) {
+			free(cause);
+			cause = NULL;
+			continue;
+		}
+		usage_add(&total, &u);
+		rec = usage_record(&u);
+		json_object_set(rec, "agent", json_object_get(a, "id"));
+		json_object_set(rec, "session_id", json_object_get(a, "session_id"));
+		json_object_set(rec, "tenant", json_object_get(a, "tenant"));
+		json_object_set(rec, "provider", json_object_get(a, "provider"));
+		json_array_append_new(items, rec);
+		if (tenant == NULL)
+			continue;
+		for (k = 0; k < nsums && strcmp(sums[k].tenant, tenant) != 0; k++)
+			;
+		if (k == nsums) {
+			sums = xreallocarray(sums, ++nsums, sizeof *sums);
+			memset(&sums[k], 0, sizeof sums[k]);
+			sums[k].tenant = tenant;
+		}
+		usage_add(&sums[k].u, &u);
+	}
+	for (k = 0; k < nsums; k++)
+		json_object_set_new(tenants, sums[k].tenant, usage_record(&sums[k].u));
+	free(sums);
+	json_decref(list);
+	cmd_ok(r, json_pack("{s:o, s:o, s:o}", "items", items, "by_tenant", tenants, "total",
+	                    usage_record(&total)));
+}
+
+/* ---- host status ---- */
+
+static void inv_maybe_done(void);
+
+static void
+inv_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+	(void)h;
+	(void)s;
+	b->base = buf_reserve(&inv_buf, 65536);
+	b->len = 65536;
+}
+
+static void
+inv_closed(uv_handle_t *h)
+{
+	(void)h;
+	inv_pipe_open = 0;
+	inv_maybe_done();
+}
+
+static void
+inv_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	(void)b;
+	if (n < 0) {
+		uv_close((uv_handle_t *)s, inv_closed);
+		return;
+	}
+	inv_buf.len += (size_t)n;
+	if (buf_used(&inv_buf) > 4 * 1024 * 1024) {
+		kill(inv_proc.pid, SIGKILL);
+		buf_reset(&inv_buf);
+	}
+}
+
+static void
+inv_exit(struct proc *p, int code, int sig)
+{
+	(void)p;
+	inv_reaped = 1;
+	if (code != 0 || sig != 0)
+		log_warnx("runtime inventory exited with %d (signal %d)", code, sig);
+	inv_maybe_done();
+}
+
+static void
+inv_maybe_done(void)
+{
+	struct store_err e;
+	json_t *j;
+	char *s;
+
+	if (!inv_reaped || inv_pipe_open)
+		return;
+	inv_running = 0;
+	j = json_loadb(buf_head(&inv_buf), buf_used(&inv_buf), 0, NULL);
+	buf_reset(&inv_buf);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		log_warnx("runtime inventory: no JSON manifest");
+		return;
+	}
+	json_decref(host_status);
+	host_status = j;
+	s = json_dumps(j, JSON_COMPACT);
+	if (txn_write(&e) == 0)
+		store_kv_set(D.store, "host_status", s, &e);
+	free(s);
+	events_emit("host.status", json_incref(j));
+}
+
+static void
+inv_run(uv_timer_t *t)
+{
+	char *argv[4], *cause = NULL;
+	struct proc_spec ps;
+	extern char **environ;
+
+	(void)t;
+	if (inv_running || inv_binary == NULL || D.shutting_down)
+		return;
+	argv[0] = inv_binary;
+	argv[1] = "--state-dir";
+	argv[2] = D.cfg.state_dir != NULL ? D.cfg.state_dir : (char *)"/";
+	argv[3] = NULL;
+	memset(&ps, 0, sizeof ps);
+	ps.path = inv_binary;
+	ps.argv = argv;
+	ps.envp = environ;
+	ps.in = PROC_NULL;
+	ps.out = PROC_PIPE;
+	ps.err = PROC_NULL;
+	ps.new_pgroup = 1;
+	memset(&inv_proc, 0, sizeof inv_proc);
+	inv_proc.on_exit = inv_exit;
+	if (proc_spawn(&ps, &inv_proc, &cause) == -1) {
+		log_warnx("runtime inventory: %s", cause);
+		free(cause);
+		return;
+	}
+	inv_running = 1;
+	inv_reaped = 0;
+	inv_pipe_open = 1;
+	uv_pipe_init(D.loop, &inv_out, 0);
+	uv_pipe_open(&inv_out, inv_proc.out_fd);
+	uv_read_start((uv_stream_t *)&inv_out, inv_alloc, inv_read);
+}
+
+/* colibri-runtime-inventory: beside the daemon (build tree or bindir), else on PATH. */
+static char *
+find_inventory(void)
+{
+	static const char *rel[] = {"colibri-runtime-inventory",
+	                            "../tools/colibri-runtime-inventory",
+	                            "../bin/colibri-runtime-inventory"};
+	char self[4096], *slash, *cand;
+	const char *path = getenv("PATH");
+	char *dirs, *d, *save = NULL;
+	ssize_t n;
+	size_t i;
+
+	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			for (i = 0; i < sizeof rel / sizeof *rel; i++) {
+				cand = path_join(self, rel[i]);
+				if (access(cand, X_OK) == 0)
+					return cand;
+				free(cand);
+			}
+		}
+	}
+	dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+		cand = path_join(d, "colibri-runtime-inventory");
+		if (d[0] == '/' && access(cand, X_OK) == 0) {
+			free(dirs);
+			return cand;
+		}
+		free(cand);
+	}
+	free(dirs);
+	return NULL;
+}
+
+json_t *
+cache_host_status(void)
+{
+	return host_status;
+}
+
+static void
+cmd_host_status(struct cmd_req *r)
+{
+	if (host_status == NULL) {
+		cmd_fail(r, ERR_UNAVAILABLE, "no host inventory yet%s",
+		         inv_binary == NULL ? " (colibri-runtime-inventory not found)" : "");
+		return;
+	}
+	cmd_ok(r, json_incref(host_status));
+}
+
+int
+cache_init(char **cause)
+{
+	const char *v = getenv("COLIBRI_PRICES");
+	json_error_t jerr;
+	json_t *cfg;
+	char *saved;
+	int64_t interval = 600000;
+
+	if (sqlite3_exec(store_sqlite(D.store),
+	                 "CREATE TABLE IF NOT EXISTS prompt_log (session_id TEXT NOT NULL, ts "
+	                 "INTEGER NOT NULL, r1 TEXT, r2 TEXT, r3 TEXT, bytes INTEGER);"
+	                 "CREATE INDEX IF NOT EXISTS prompt_log_session ON prompt_log (session_id, "
+	                 "ts)",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
+		xasprintf(cause, "prompt_log table: %s", sqlite3_errmsg(store_sqlite(D.store)));
+		return -1;
+	}
+	if (v != NULL && *v != '\0') {
+		if ((cfg = json_load_file(v, 0, &jerr)) == NULL) {
+			xasprintf(cause, "COLIBRI_PRICES %s: %s", v, jerr.text);
+			return -1;
+		}
+		prices = usage_prices_load(cfg, cause);
+		json_decref(cfg);
+		if (prices == NULL)
+			return -1;
+	}
+	if ((saved = store_kv_get(D.store, "host_status")) != NULL) {
+		host_status = json_loads(saved, 0, NULL);
+		free(saved);
+	}
+	if ((v = getenv("COLIBRI_INVENTORY_INTERVAL_MS")) != NULL && atoll(v) >= 1000)
+		interval = atoll(v);
+	buf_init(&inv_buf);
+	inv_binary = find_inventory();
+	uv_timer_init(D.loop, &inv_timer);
+	uv_timer_start(&inv_timer, inv_run, 0, (uint64_t)interval);
+	uv_unref((uv_handle_t *)&inv_timer);
+	return skills_index_init(cause);
+}
+
+int
+cache_busy(void)
+{
+	return inv_running;
+}
+
+void
+cache_close(void)
+{
+	size_t i;
+
+	uv_timer_stop(&inv_timer);
+	uv_close((uv_handle_t *)&inv_timer, NULL);
+	for (i = 0; i < PROMPT_SESSIONS; i++) {
+		if (last[i].session != NULL) {
+			free(last[i].session);
+			prompt_free(&last[i].p);
+		}
+	}
+	usage_prices_free(prices);
+	json_decref(host_status);
+	buf_free(&inv_buf);
+	free(inv_binary);
+	skills_index_close();
+}
+
+static const struct cmd_arg prompt_args[] = {
+        {"session_id", ARG_STR, 0},      {"system", ARG_ANY, 0},
+        {"tools", ARG_ANY, 0},           {"skills", ARG_ANY, 0},
+        {"context", ARG_ANY, 0},         {"turn", ARG_ANY, 0},
+        {"strip_volatile", ARG_BOOL, 0}, {NULL, 0, 0}};
+static const struct cmd_arg usage_args[] = {
+        {"agent", ARG_STR, 0}, {"session_id", ARG_STR, 0}, {"tenant", ARG_STR, 0}, {NULL, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+
+const struct cmd_entry cmd_cache_entries[] = {
+        {"prompt-assemble",
+         "prompt-assemble {session_id?, system, tools?, skills?, context?, turn}", CMD_WRITE,
+         prompt_args, cmd_prompt_assemble},
+        {"usage", "usage {agent?, session_id?, tenant?}", CMD_READ, usage_args, cmd_usage},
+        {"host-status", "host-status", CMD_READ, no_args, cmd_host_status},
+        {NULL, NULL, 0, NULL, NULL},
+};

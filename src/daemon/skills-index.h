@@ -1,0 +1,14 @@
+/*
+ * skills-index.h -- the skills catalog's index in the store (cmd-skills.c).
+ */
+#ifndef COLIBRI_SKILLS_INDEX_H
+#define COLIBRI_SKILLS_INDEX_H
+
+#include <jansson.h>
+
+int skills_index_init(char **cause);
+void skills_index_close(void);
+/* Rescan the skill directories and replace the index: {count, errors, dirs}. */
+json_t *skills_reload(void);
+
+#endif
