@@ -146,6 +146,35 @@ static void bind_text_or_null(sqlite3_stmt *q, int i, const char *v)
 		sqlite3_bind_null(q, i);
 }
 
+/*
+ * Single-row reads: step once, take column 0, reset.  A statement left
+ * un-reset after SQLITE_ROW keeps the connection's read transaction open,
+ * and an open read transaction stops every WAL checkpoint: the WAL would
+ * grow without bound and the database file never be written.
+ */
+static long long row_int64(sqlite3_stmt *q, long long dflt)
+{
+	long long v = dflt;
+
+	if (q == NULL)
+		return dflt;
+	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_reset(q);
+	return v;
+}
+
+static int row_exists(sqlite3_stmt *q)
+{
+	int found;
+
+	if (q == NULL)
+		return 0;
+	found = sqlite3_step(q) == SQLITE_ROW;
+	sqlite3_reset(q);
+	return found;
+}
+
 static int store_exec(struct store *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
@@ -320,11 +349,7 @@ int store_integrity_check(struct store *s, struct store_err *e)
 
 static long long count_of(struct store *s, const char *sql)
 {
-	sqlite3_stmt *q = st(s, sql);
-
-	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
-		return -1;
-	return sqlite3_column_int64(q, 0);
+	return row_int64(st(s, sql), -1);
 }
 
 #define READY_WHERE                                                                                \
@@ -442,7 +467,7 @@ static int task_exists(struct store *s, long long id)
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks WHERE id = ?");
 
 	sqlite3_bind_int64(q, 1, id);
-	return sqlite3_step(q) == SQLITE_ROW;
+	return row_exists(q);
 }
 
 /* Would task -> dep close a cycle (dep already reaches task)? */
@@ -455,7 +480,7 @@ static int task_dep_cycles(struct store *s, long long task, long long dep)
 		return 1;
 	sqlite3_bind_int64(q, 1, dep);
 	sqlite3_bind_int64(q, 2, task);
-	return sqlite3_step(q) == SQLITE_ROW;
+	return row_exists(q);
 }
 
 /* Replace task's dependencies with deps (an array of integers). */
@@ -559,9 +584,7 @@ static long long task_next_ready(struct store *s)
 	sqlite3_stmt *q = st(s, "SELECT t.id FROM tasks t WHERE " READY_WHERE
 	                        " ORDER BY t.priority DESC, t.id LIMIT 1");
 
-	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
-		return 0;
-	return sqlite3_column_int64(q, 0);
+	return row_int64(q, 0);
 }
 
 static int task_is_ready(struct store *s, long long id)
@@ -569,7 +592,7 @@ static int task_is_ready(struct store *s, long long id)
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks t WHERE t.id = ? AND " READY_WHERE);
 
 	sqlite3_bind_int64(q, 1, id);
-	return sqlite3_step(q) == SQLITE_ROW;
+	return row_exists(q);
 }
 
 json_t *store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms,
@@ -834,11 +857,7 @@ int store_task_renew_agent(struct store *s, const char *agent, int64_t now)
 
 int64_t store_task_next_expiry(struct store *s)
 {
-	sqlite3_stmt *q = st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'");
-
-	if (q == NULL || sqlite3_step(q) != SQLITE_ROW || sqlite3_column_type(q, 0) == SQLITE_NULL)
-		return -1;
-	return sqlite3_column_int64(q, 0);
+	return row_int64(st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'"), -1);
 }
 
 /* ---- agents ---- */
@@ -1015,9 +1034,7 @@ int64_t store_agent_next_loss(struct store *s)
 	sqlite3_stmt *q = st(s, "SELECT min(heartbeat + lease_ms) FROM agents "
 	                        "WHERE kind = 'registered' AND lost = 0");
 
-	if (q == NULL || sqlite3_step(q) != SQLITE_ROW || sqlite3_column_type(q, 0) == SQLITE_NULL)
-		return -1;
-	return sqlite3_column_int64(q, 0);
+	return row_int64(q, -1);
 }
 
 /* ---- events ---- */
@@ -1045,11 +1062,7 @@ dberr:
 
 long long store_event_last(struct store *s)
 {
-	sqlite3_stmt *q = st(s, "SELECT coalesce(max(seq), 0) FROM events");
-
-	if (q == NULL || sqlite3_step(q) != SQLITE_ROW)
-		return 0;
-	return sqlite3_column_int64(q, 0);
+	return row_int64(st(s, "SELECT coalesce(max(seq), 0) FROM events"), 0);
 }
 
 static int topic_matches(json_t *topics, const char *topic)
