@@ -191,3 +191,134 @@ def test_root_outside_the_base_is_refused(jails, tmp_path):
     assert not r["ok"] and "not strictly under" in r["error"]["message"], r
     assert jails.calls() == []
     assert not (other / "home").exists()
+
+
+# ---- helper mode: the built colibri-jail-spawn at its compiled-in path ----------
+
+NS_SETUP = r"""
+set -e
+# Private mounts only (unshare --mount --propagation private): the host is untouched.
+helper_dir="$1" upper="$2" work="$3" jails="$4"; shift 4
+mount -t tmpfs -o mode=0755 colibri-test /usr/local
+mkdir -p /usr/local/libexec /usr/local/bastille/jails
+cp "$helper_dir/colibri-jail-spawn" /usr/local/libexec/colibri-jail-spawn
+mount --bind "$jails" /usr/local/bastille/jails
+mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$upper,workdir=$work" /usr/sbin
+exec "$@"
+"""
+
+
+def libexecdir():
+    """COLIBRI_LIBEXECDIR of the build: prefix/libexecdir from meson's introspection."""
+    p = subprocess.run(["meson", "introspect", BUILD, "--buildoptions"], capture_output=True,
+                       text=True, timeout=30)
+    if p.returncode != 0:
+        return None
+    opts = {o["name"]: o["value"] for o in json.loads(p.stdout)}
+    return os.path.join(opts["prefix"], opts["libexecdir"])
+
+
+class NsDaemon(Daemon):
+    """A daemon started inside a private mount namespace prepared by NS_SETUP."""
+
+    def __init__(self, state_dir, env, ns_args):
+        super().__init__(state_dir, env=env)
+        self.ns_args = ns_args
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NS_SETUP, "ns"]
+            + self.ns_args + [bin_path("colibri-daemon"), "--state-dir", self.state_dir,
+                              "--foreground", "--log-level", "debug"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        if wait:
+            self.wait_ready()
+        return self
+
+
+def helper_mode_possible():
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return "needs root and unshare (a private mount namespace)"
+    if libexecdir() != "/usr/local/libexec":
+        return "the build's libexecdir is not /usr/local/libexec (the namespace mounts there)"
+    return None
+
+
+@pytest.mark.skipif(helper_mode_possible() is not None, reason=str(helper_mode_possible()))
+@pytest.mark.parametrize("kind", ["exec", "create"])
+def test_helper_mode_in_a_mount_namespace(tmp_path, kind):
+    """COLIBRI_JAIL_PRIV_MODE=helper: daemon -> colibri-jail-spawn -> jexec/jail, for real.
+
+    In the daemon's own mount namespace /usr/local is a tmpfs holding the built
+    helper at /usr/local/libexec/colibri-jail-spawn (the compiled-in path) and
+    the default root base /usr/local/bastille/jails (bound from tmp_path); the
+    stand-in jexec and jail appear in /usr/sbin through an overlay, where the
+    helper (which clears the environment and ignores PATH) finds them.
+    """
+    jails = tmp_path / "jails"
+    (jails / "box").mkdir(parents=True)
+    os.chmod(tmp_path, 0o755)
+    os.chmod(jails, 0o755)
+    os.chmod(jails / "box", 0o755)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    work.mkdir()
+    copy_standins(str(upper))
+    ns_root = "/usr/local/bastille/jails/box"
+    (upper / "jails.json").write_text(json.dumps({"box": ns_root}))
+    env = jail_env({"COLIBRI_CONFINE": "freebsd-jail", "COLIBRI_JAIL_PRIV_MODE": "helper"})
+    d = NsDaemon(str(tmp_path / "state"), env,
+                 [os.path.dirname(bin_path("colibri-jail-spawn")), str(upper), str(work),
+                  str(jails)]).start()
+    try:
+        jail = ({"name": "box", "root_path": ns_root, "user": "clawdie"} if kind == "exec"
+                else {"path": ns_root, "ip4": "disable"})
+        st, ex = run_agent(d, jail, "hm1", "crash", env={"VAL": HOSTILE, "EMPTY": ""},
+                           cwd=ns_root)
+        assert (st["state"], st["reason"], st["exit_code"]) == ("error", "exited with status 3",
+                                                               3), st
+        calls = standin_calls(str(upper))
+        assert len(calls) == 1, calls
+        launch = LAUNCH_REL % "hm1"
+        if kind == "exec":
+            assert (calls[0]["prog"], calls[0]["argv"]) == (
+                "jexec", ["-U", "clawdie", "box", "/bin/sh", launch])
+        else:
+            assert (calls[0]["prog"], calls[0]["argv"]) == (
+                "jail", ["-c", "path=" + ns_root, "name=colibri-box", "ip4=disable",
+                         "command=/bin/sh", launch])
+        # The helper's environment, not the daemon's wrapper PATH: it went through the helper.
+        assert calls[0]["env"] == {
+            "PATH": "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin"}
+        check_payload(calls[0], "hm1", ns_root)
+        assert os.listdir(jails / "box" / STAGE_REL) == []
+    finally:
+        assert d.stop() == 0, d.read_log()[-3000:]
+
+
+def cli_or_skip():
+    try:
+        return bin_path("colibri")
+    except FileNotFoundError:
+        pytest.skip("the colibri CLI is not built")
+
+
+def test_cli_jail_flags(jails):
+    """colibri spawn-local --jail-name/--jail-root/--jail-user and --jail-path/--jail-ip4."""
+    cli_or_skip()
+    d = jails.daemon("mdo")
+    r = d.cli("spawn-local", agent_bin(), "--id", "cl1", "--jail-name", "box", "--jail-root",
+              jails.root, "--jail-user", "clawdie", "--env", "COLIBRI_TEST_AGENT_SCENARIO=crash")
+    assert r.returncode == 0, r.stderr
+    st = wait_gone(d, "cl1")
+    assert (st["state"], st["reason"]) == ("error", "exited with status 3"), st
+    r = d.cli("spawn-local", agent_bin(), "--id", "cl2", "--jail-path", jails.root,
+              "--jail-ip4", "10.0.0.3")
+    assert r.returncode == 0, r.stderr
+    assert wait_gone(d, "cl2")["state"] == "done"
+    calls = [c for c in jails.calls() if c["prog"] == "mdo"]
+    assert calls[0]["argv"] == expected_argv(
+        "mdo", {"name": "box", "root_path": jails.root, "user": "clawdie"}, "cl1")[1:]
+    assert calls[1]["argv"] == expected_argv(
+        "mdo", {"path": jails.root, "ip4": "10.0.0.3"}, "cl2")[1:]
+    assert os.listdir(os.path.join(jails.root, STAGE_REL)) == []
