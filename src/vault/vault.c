@@ -73,32 +73,43 @@ creds_slot(struct vault_creds *c, const char *key, size_t klen)
 int
 vault_parse_provider_env(const char *text, size_t len, struct vault_creds *c, char **cause)
 {
-	const char *p = text, *end = text + len, *eol, *eq, *k, *v, *ve;
-	char **slot;
-	int line = 0;
+	const char *p = text, *end = text + len, *eol, *le, *eq, *k, *v, *ve;
+	char **slot, *key;
+	int line = 0, ok;
 
 	while (p < end) {
 		line++;
 		eol = memchr(p, '\n', (size_t)(end - p));
 		if (eol == NULL)
 			eol = end;
-		while (p < eol && (*p == ' ' || *p == '\t'))
+		le = eol; /* a CRLF line ends before its CR */
+		if (le > p && le[-1] == '\r')
+			le--;
+		while (p < le && (*p == ' ' || *p == '\t'))
 			p++;
-		if (p == eol || *p == '#') {
+		if (p == le || *p == '#') {
 			p = eol + 1;
 			continue;
 		}
-		if ((size_t)(eol - p) > 7 && memcmp(p, "export ", 7) == 0)
+		if ((size_t)(le - p) > 7 && memcmp(p, "export ", 7) == 0)
 			p += 7;
-		if ((eq = memchr(p, '=', (size_t)(eol - p))) == NULL) {
+		if ((eq = memchr(p, '=', (size_t)(le - p))) == NULL) {
 			xasprintf(cause, "provider env line %d: expected NAME=value", line);
 			return -1;
 		}
 		k = p;
+		key = xstrndup(k, (size_t)(eq - k));
+		ok = is_shell_identifier(key) && strlen(key) == (size_t)(eq - k);
+		free(key);
+		if (!ok) {
+			xasprintf(cause,
+			          "provider env line %d: the name before '=' is not a valid "
+			          "variable name",
+			          line);
+			return -1;
+		}
 		v = eq + 1;
-		ve = eol;
-		if (ve > v && ve[-1] == '\r')
-			ve--;
+		ve = le;
 		if (ve - v >= 2 && (*v == '\'' || *v == '"') && ve[-1] == *v) {
 			v++;
 			ve--;
@@ -270,7 +281,8 @@ vault_find_collection(const char *out, size_t len, const char *name, char **id, 
 json_t *
 vault_items_to_vars(const char *out, size_t len, char **cause)
 {
-	json_t *j = json_loadb(out, len, 0, NULL), *it, *vars, *pw;
+	/* NUL is allowed while parsing so that it can be refused by name below. */
+	json_t *j = json_loadb(out, len, JSON_ALLOW_NUL, NULL), *it, *vars, *pw, *nm;
 	size_t i;
 
 	if (!json_is_array(j)) {
@@ -286,8 +298,9 @@ vault_items_to_vars(const char *out, size_t len, char **cause)
 	vars = json_object();
 	json_array_foreach(j, i, it)
 	{
-		const char *name = json_string_value(json_object_get(it, "name"));
-		if (name == NULL || !is_shell_identifier(name) || strlen(name) > 128) {
+		const char *name = json_string_value(nm = json_object_get(it, "name"));
+		if (name == NULL || !is_shell_identifier(name) || strlen(name) > 128 ||
+		    strlen(name) != json_string_length(nm)) {
 			xasprintf(cause, "item %zu: name \"%.64s\" is not a valid variable name", i,
 			          name != NULL ? name : "(none)");
 			goto fail;
@@ -389,16 +402,16 @@ vault_render_env(json_t *vars, size_t *len)
 			buf_adds(&b, v);
 			buf_addc(&b, '\'');
 		} else {
-			/* Double quotes with \\ \" \$ \` and \n escaped. */
+			/*
+			 * Double quotes with \\ \" \$ and \` escaped.  A newline stays a
+			 * literal newline: inside double quotes sh reads "\n" as a
+			 * backslash and an n, not as a newline.
+			 */
 			buf_addc(&b, '"');
 			for (; *v != '\0'; v++) {
-				if (*v == '\n')
-					buf_adds(&b, "\\n");
-				else {
-					if (strchr("\\\"$`", *v) != NULL)
-						buf_addc(&b, '\\');
-					buf_addc(&b, *v);
-				}
+				if (strchr("\\\"$`", *v) != NULL)
+					buf_addc(&b, '\\');
+				buf_addc(&b, *v);
 			}
 			buf_addc(&b, '"');
 		}
