@@ -932,9 +932,15 @@ host_tools(const struct host *h, json_t *tools)
 {
 	size_t i;
 
-	for (i = 0; i < h->cfg.n; i++)
-		if (h->srv[i].tools != NULL)
-			json_array_extend(tools, hsrv_offered(&h->srv[i]));
+	json_t *offered;
+
+	for (i = 0; i < h->cfg.n; i++) {
+		if (h->srv[i].tools == NULL)
+			continue;
+		offered = hsrv_offered(&h->srv[i]);
+		json_array_extend(tools, offered);
+		json_decref(offered);
+	}
 }
 
 int

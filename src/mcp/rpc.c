@@ -189,6 +189,8 @@ rpc_lines_free(struct rpc_lines *l)
 void
 rpc_lines_feed(struct rpc_lines *l, const char *data, size_t len)
 {
+	if (len == 0)
+		return;
 	buf_add(&l->b, data, len);
 }
 
