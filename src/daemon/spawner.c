@@ -1304,11 +1304,26 @@ spawner_kill(struct cmd_req *r, const char *id, long long grace_ms)
 			cmd_ok(r, row); /* already ended: nothing to do */
 		return;
 	}
+	log_info("agent %s: kill requested (grace %lld ms)", id, grace_ms);
+	if (a->pending_restart) {
+		/*
+		 * Waiting out a backoff, no process: stopping ends the agent now.
+		 * Reply directly -- a held request answered inside its own exec
+		 * would be freed under the dispatcher.
+		 */
+		agent_terminate(a, grace_ms);
+		if (a->gone) {
+			if ((row = store_agent_get(D.store, id, &e)) == NULL)
+				cmd_fail(r, e.code, "%s", e.msg);
+			else
+				cmd_ok(r, row);
+			return;
+		}
+	}
 	cmd_req_hold(r);
 	a->waiters = xreallocarray(a->waiters, a->nwaiters + 1, sizeof *a->waiters);
 	a->waiters[a->nwaiters++] = r;
-	log_info("agent %s: kill requested (grace %lld ms)", id, grace_ms);
-	if (!a->stopping || a->pending_restart)
+	if (!a->stopping)
 		agent_terminate(a, grace_ms);
 }
 
