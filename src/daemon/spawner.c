@@ -1104,8 +1104,8 @@ agent_from_args(json_t *args, const char *provider, const char **code, char **ca
 
 	*code = ERR_INVALID_ARGUMENT;
 	a->provider = xstrdup(provider);
-	a->args = json_incref(
-	        (v = json_object_get(args, "args")) != NULL && !json_is_null(v) ? v : json_array());
+	v = json_object_get(args, "args");
+	a->args = v != NULL && !json_is_null(v) ? json_incref(v) : json_array();
 	a->env = (v = json_object_get(args, "env")) != NULL && !json_is_null(v) ? json_incref(v)
 	                                                                        : NULL;
 	if (!json_is_array(a->args) || check_strings(a->args, cause) == -1)
