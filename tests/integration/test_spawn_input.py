@@ -16,7 +16,9 @@ def sup(make_daemon):
 
 
 def children_of(pid):
-    """Live (non-zombie) processes whose parent is pid."""
+    """Live (non-zombie) agent processes whose parent is pid: those carrying
+    COLIBRI_AGENT_ID (the daemon may run helpers of its own, such as the
+    runtime inventory at start)."""
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -27,9 +29,17 @@ def children_of(pid):
         except OSError:
             continue
         rest = st[st.rindex(")") + 2:].split()
-        if int(rest[1]) == pid and rest[0] not in ("Z", "X"):
+        if int(rest[1]) == pid and rest[0] not in ("Z", "X") and has_agent_marker(int(name)):
             out.append(int(name))
     return out
+
+
+def has_agent_marker(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            return any(v.startswith(b"COLIBRI_AGENT_ID=") for v in f.read().split(b"\0"))
+    except OSError:
+        return False
 
 
 BAD = [
