@@ -12,7 +12,6 @@
  * agent-status under a budget.  Every accepted event also becomes one short
  * line in the overall log and in its agent's own ring.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,14 +262,46 @@ tui_str(json_t *data, const char *key)
 	return s != NULL ? s : "";
 }
 
-/* One line describing the event, without its time (the view adds it). */
+/* Append s to dst (holding *len bytes of n), cutting at the end. */
+static void
+tui_cat(char *dst, size_t *len, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+
+	if (*len + 1 >= n)
+		return;
+	if (k > n - 1 - *len)
+		k = n - 1 - *len;
+	memcpy(dst + *len, s, k);
+	*len += k;
+	dst[*len] = '\0';
+}
+
+/*
+ * One line describing the event, without its time (the view adds it).
+ * agent.state, nine in ten events under load, is built by appending:
+ * snprintf cost more than anything else of ours in the benchmark's profile.
+ */
 static void
 tui_event_text(char *dst, size_t n, const char *name, json_t *data)
 {
-	if (strcmp(name, "agent.state") == 0)
-		snprintf(dst, n, "%s %s %s->%s %s", name, tui_str(data, "id"),
-		         tui_str(data, "from"), tui_str(data, "to"), tui_str(data, "reason"));
-	else if (strcmp(name, "agent.exited") == 0)
+	size_t len = 0;
+
+	dst[0] = '\0';
+	if (strcmp(name, "agent.state") == 0) {
+		const char *parts[] = {name,
+		                       " ",
+		                       tui_str(data, "id"),
+		                       " ",
+		                       tui_str(data, "from"),
+		                       "->",
+		                       tui_str(data, "to"),
+		                       " ",
+		                       tui_str(data, "reason")};
+		size_t i;
+		for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
+			tui_cat(dst, &len, n, parts[i]);
+	} else if (strcmp(name, "agent.exited") == 0)
 		snprintf(dst, n, "%s %s %s: %s", name, tui_str(data, "id"), tui_str(data, "state"),
 		         tui_str(data, "reason"));
 	else if (strcmp(name, "agent.restarted") == 0)
