@@ -814,7 +814,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 	*ok = 0;
 	memset(&ps, 0, sizeof ps);
 	if (confined) {
-		stage_env = json_deep_copy(a->env != NULL ? a->env : json_object());
+		stage_env = a->env != NULL ? json_deep_copy(a->env) : NULL;
 		if (stage_env == NULL)
 			stage_env = json_object();
 		json_object_set_new(stage_env, "COLIBRI_AGENT_ID", json_string(a->id));
