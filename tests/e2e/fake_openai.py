@@ -9,6 +9,7 @@ choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
   fake-text   streams "Hello from the fake model."
   fake-tool   first asks for the bash tool with {"command": "echo hi"}; once
               the request carries the tool's result, streams a text answer
+  fake-sleep  like fake-tool, with {"command": "sleep 60"} (a tool child to kill)
   fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
 
 Every request body is kept in `requests`.  Run standalone with
@@ -74,8 +75,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
-        if model == "fake-tool" and not has_tool_result:
-            args = json.dumps({"command": "echo hi"})
+        if model in ("fake-tool", "fake-sleep") and not has_tool_result:
+            args = json.dumps({"command": "echo hi" if model == "fake-tool" else "sleep 60"})
             call = {"index": 0, "id": "call_fake_1", "type": "function",
                     "function": {"name": "bash", "arguments": ""}}
             chunks = [chunk(model, seq, {"role": "assistant", "content": None, "tool_calls": [call]})]

@@ -4,7 +4,7 @@ through Colibri, against a fake OpenAI-compatible server on 127.0.0.1.
 A text answer ends done; a bash tool call (`echo hi`) then text ends done
 with tool_calls >= 1; an HTTP 400 from the model ends error with the model's
 message although pi exits 0; RPC mode goes idle -> working -> idle per
-prompt.  Run by tests/e2e/run.sh, which installs pi and sets COLIBRI_E2E_PI
+prompt; kill-agent during a bash tool call leaves no process behind.  Run by tests/e2e/run.sh, which installs pi and sets COLIBRI_E2E_PI
 and COLIBRI_BUILD.
 """
 import importlib.util
@@ -49,7 +49,8 @@ def world(tmp_path, fake):
         "baseUrl": "http://127.0.0.1:%d/v1" % fake.port, "api": "openai-completions",
         "apiKey": "FAKE_API_KEY",
         "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
-        "models": [{"id": "fake-text"}, {"id": "fake-tool"}, {"id": "fake-400"}]}}}
+        "models": [{"id": "fake-text"}, {"id": "fake-tool"}, {"id": "fake-sleep"},
+                   {"id": "fake-400"}]}}}
     (agent_dir / "models.json").write_text(json.dumps(models))
     env = dict(os.environ)
     env["PATH"] = os.path.join(harness.BUILD, "src", "tools") + ":" + env.get("PATH", "/usr/bin:/bin")
@@ -161,3 +162,42 @@ def test_rpc_mode_prompts(world, fake):
     assert len(fake.requests) == 2
     k = d.call("kill-agent", id=a["id"], grace_ms=5000)
     assert k["state"] in FINAL and not k.get("live"), k
+
+
+def agent_pids(aid):
+    """Live processes carrying COLIBRI_AGENT_ID=aid: pi, node's helpers, the tool's shell."""
+    needle = ("COLIBRI_AGENT_ID=%s" % aid).encode()
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/environ" % name, "rb") as f:
+                env = f.read().split(b"\0")
+            with open("/proc/%s/stat" % name) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if needle in env and st[st.rindex(")") + 2] not in "ZX":
+            out.append(int(name))
+    return out
+
+
+def test_kill_during_a_tool_call_leaves_nothing(world, fake):
+    d, pi_env, tmp = world
+    a = spawn_pi(d, pi_env, "fake-sleep", tmp, prompt="Sleep")
+    deadline = time.time() + TIMEOUT
+    while not any('"tool_execution_start"' in l for l in session(d, a["id"])):
+        assert time.time() < deadline, session(d, a["id"])
+        time.sleep(0.1)
+    time.sleep(0.3)
+    pids = agent_pids(a["id"])
+    assert len(pids) >= 2, "pi and its tool's shell: %s" % pids
+    k = d.call("kill-agent", id=a["id"], grace_ms=1000)
+    # pi catches SIGTERM and exits 143 itself (as in fixtures/pi/kill-term.rc).
+    assert k["state"] == "error", k
+    assert k["reason"] == "exited with status 143" or k["reason"].startswith("killed by signal"), k
+    deadline = time.time() + 5
+    while agent_pids(a["id"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert agent_pids(a["id"]) == []
