@@ -764,8 +764,14 @@ hsrv_spawn(struct hsrv *s)
 {
 	uv_process_options_t o;
 	uv_stdio_container_t io[3];
-	char *program = hsrv_resolve(s->cfg->command), *cause = NULL, **env = NULL;
+	char *program, *cause = NULL, **env = NULL;
 	int rc;
+
+	/* Inside a FreeBSD jail the jail's PATH finds the command, not the host's. */
+	if (jail_config_active(&s->cfg->jail) && s->h->copts.backend == CONFINE_BACKEND_JAIL)
+		program = xstrdup(s->cfg->command);
+	else
+		program = hsrv_resolve(s->cfg->command);
 
 	s->gen++;
 	s->torn = 0;

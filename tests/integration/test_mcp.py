@@ -8,7 +8,11 @@ survives all of it: each test ends by checking a ping still round-trips.
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -339,3 +343,59 @@ def test_logs_name_duration_outcome_and_hide_arguments(mcp, mcp_factory, daemon)
     dbg.call("task_create", {"title": "visible-at-debug"})
     dbg.close()
     assert "visible-at-debug" in dbg.log()
+
+
+def test_socket_from_environment(daemon, tmp_path):
+    env = dict(os.environ)
+    env["COLIBRI_SOCKET"] = daemon.socket
+    m = McpProc(bin_path("colibri-mcp"), [], env=env, log_path=str(tmp_path / "env.log"))
+    try:
+        r = m.call("task_create", {"title": "via env"})["result"]
+        assert r["structuredContent"]["title"] == "via env"
+    finally:
+        assert m.close() == 0
+
+
+def test_hung_daemon_costs_the_call_not_the_bridge(tmp_path, mcp_factory):
+    """A daemon that accepts but never answers: the call times out, pings are served meanwhile."""
+    path = str(tmp_path / "hung.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except socket.timeout:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        m = mcp_factory(path, "--timeout", "1500")
+        m.send({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": {"name": "task_list"}})
+        start = time.time()
+        m.send({"jsonrpc": "2.0", "id": "p", "method": "ping"})
+        first = m.recv(5)
+        assert first["id"] == "p" and time.time() - start < 1.0, "the ping waited for the daemon"
+        r = m.recv(10)
+        assert r["id"] == "slow" and r["result"]["isError"] is True
+        assert "no answer within 1500 ms" in result_text(r["result"])
+        assert m.alive()
+    finally:
+        stop.set()
+        t.join()
+        for c in held:
+            c.close()
+        srv.close()
+
+
+def test_usage_errors(tmp_path):
+    p = subprocess.run([bin_path("colibri-mcp"), "--bogus"], capture_output=True, timeout=10)
+    assert p.returncode == 2 and p.stdout == b""
+    p = subprocess.run([bin_path("colibri-mcp"), "--version"], capture_output=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith(b"colibri-mcp ")
