@@ -15,7 +15,8 @@
 #include "common/proto.h"
 #include "common/xmalloc.h"
 
-const char *client_default_socket(void)
+const char *
+client_default_socket(void)
 {
 	const char *s = getenv("COLIBRI_SOCKET");
 
@@ -24,7 +25,8 @@ const char *client_default_socket(void)
 	return PATH_DEFAULT_SOCKET;
 }
 
-struct client *client_connect(const char *path)
+struct client *
+client_connect(const char *path)
 {
 	struct sockaddr_un sun;
 	struct client *c;
@@ -55,7 +57,8 @@ struct client *client_connect(const char *path)
 	return c;
 }
 
-void client_close(struct client *c)
+void
+client_close(struct client *c)
 {
 	if (c == NULL)
 		return;
@@ -65,7 +68,8 @@ void client_close(struct client *c)
 	free(c);
 }
 
-static int client_write_all(int fd, const char *p, size_t n)
+static int
+client_write_all(int fd, const char *p, size_t n)
 {
 	ssize_t w;
 
@@ -83,7 +87,8 @@ static int client_write_all(int fd, const char *p, size_t n)
 }
 
 /* Read one line (without the newline) as JSON; 1 ok, 0 timeout, -1 EOF/error. */
-static int client_read_line(struct client *c, int timeout_ms, json_t **out)
+static int
+client_read_line(struct client *c, int timeout_ms, json_t **out)
 {
 	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
 	json_error_t jerr;
@@ -92,7 +97,7 @@ static int client_read_line(struct client *c, int timeout_ms, json_t **out)
 	size_t len;
 
 	for (;;) {
-		nl = memchr(buf_head(&c->in), '\n', buf_used(&c->in));
+		nl = buf_used(&c->in) > 0 ? memchr(buf_head(&c->in), '\n', buf_used(&c->in)) : NULL;
 		if (nl != NULL) {
 			len = (size_t)(nl - buf_head(&c->in));
 			*out = json_loadb(buf_head(&c->in), len, 0, &jerr);
@@ -117,8 +122,9 @@ static int client_read_line(struct client *c, int timeout_ms, json_t **out)
 	}
 }
 
-int client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
-                struct client_error *err)
+int
+client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
+            struct client_error *err)
 {
 	json_t *req, *msg, *v;
 	long long id = c->next_id++;
@@ -154,7 +160,7 @@ int client_call(struct client *c, const char *cmd, json_t *args, json_t **result
 				json_t *e = json_object_get(msg, "error");
 				snprintf(err->code, sizeof err->code, "%s",
 				         json_string_value(json_object_get(e, "code"))
-				             ?: "internal");
+				                 ?: "internal");
 				snprintf(err->message, sizeof err->message, "%s",
 				         json_string_value(json_object_get(e, "message")) ?: "");
 				json_decref(msg);
@@ -186,7 +192,8 @@ unreachable:
 	return -2;
 }
 
-int client_next(struct client *c, int timeout_ms, json_t **msg)
+int
+client_next(struct client *c, int timeout_ms, json_t **msg)
 {
 	if (json_array_size(c->pending_events) > 0) {
 		*msg = json_incref(json_array_get(c->pending_events, 0));
