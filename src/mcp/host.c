@@ -866,6 +866,7 @@ host_new(uv_loop_t *loop, struct hostcfg *cfg, const struct host_events *ev, siz
 	for (i = 0; i < h->cfg.n; i++) {
 		h->srv[i].h = h;
 		h->srv[i].cfg = &h->cfg.servers[i];
+		h->srv[i].torn = 1; /* nothing to tear down before the first spawn */
 		rpc_lines_init(&h->srv[i].lines, max_line);
 		rpc_lines_init(&h->srv[i].errlines, 8192);
 	}
@@ -1158,6 +1159,11 @@ host_stop(struct host *h, int grace_ms, void (*done)(void *), void *arg)
 	for (i = 0; i < h->cfg.n; i++) {
 		struct hsrv *s = &h->srv[i];
 		uv_timer_stop(&s->timer);
+		if (!s->running && !s->torn) {
+			/* Exited, waiting for its stdout to end: do not wait any longer. */
+			hsrv_teardown(s);
+			continue;
+		}
 		if (!s->running)
 			continue;
 		hsrv_close(s, (uv_handle_t *)&s->in);

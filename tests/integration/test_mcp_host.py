@@ -244,3 +244,18 @@ def test_jailed_server_runs_inside_bubblewrap(host, tmp_path):
     m.close()
     stage = root / "home" / "clawdie" / ".cache" / "colibri" / "stage"
     assert not stage.exists() or os.listdir(stage) == [], "stage left behind"
+
+
+def test_stop_escalates_to_sigkill(host):
+    """A server that ignores stdin EOF and SIGTERM is killed; colibri-mcp still exits 0 promptly."""
+    stubborn = {"name": "stubborn", "command": sys.executable, "allow": ["*"],
+                "args": ["-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(120)"]}
+    m = host([stubborn], "--settle", "500")
+    tool_names(m)
+    kids = [p for p in descendants(m.pid) if comm(p).startswith("python")]
+    assert kids, "the stubborn server is not running"
+    start = time.time()
+    assert m.close() == 0
+    assert time.time() - start < 10
+    assert all(not os.path.exists("/proc/%d" % p) or comm(p) == "" for p in kids), "server survived"
+    assert "server stubborn stopped (signal 9)" in m.log()
