@@ -140,14 +140,16 @@ def test_scenario(sup, scenario, extra, state, reason, via):
 
 
 def test_slow_tool_passes_through_working(make_daemon):
-    """A tool that prints a line every 400 ms keeps the agent working under a
-    stall time of 1 s: tool_execution_update events count as life."""
+    """A tool that prints a line every 700 ms keeps the agent working under a
+    stall time of 1 s: tool_execution_update events count as life.  (Without
+    them the tool's 2.1 s would hold a 1.1 s window without events, and the
+    once-a-second stall check would see it.)"""
     d = sup_daemon(make_daemon, extra_args=["--stall-ms", "1000"])
     w = Watch(d)
-    a = spawn(d, provider="local", args=["--scenario", "slow-tool"])
+    a = spawn(d, provider="local", args=["--scenario", "slow-tool", "--delay-ms", "700"])
     st = wait_state(d, a["id"], ("working",), timeout=5)
     assert st["activity"]
-    st = wait_gone(d, a["id"])
+    st = wait_gone(d, a["id"], timeout=30)
     assert (st["state"], st["reason"]) == ("done", "exited cleanly")
     w.wait_final(a["id"])
     assert [t[1] for t in w.states(a["id"])] == ["working", "done"], w.states(a["id"])
