@@ -6,6 +6,13 @@ it (SIGTERM, then SIGKILL) afterwards.  `Daemon.call` speaks the socket
 protocol directly; `Daemon.cli` runs the real colibri CLI against it.
 
 Binaries come from COLIBRI_BUILD (default: ../../build).
+
+Every message a Conn reads is checked against schemas/ (the protocol's
+contract): each reply envelope against envelope.json, each ok result against
+commands/CMD.result.json, the args of each request that succeeded against
+commands/CMD.args.json, and each event's data against events/TOPIC.json.  A
+mismatch raises an AssertionError naming the schema and the path inside the
+message.  COLIBRI_SCHEMA_CHECK=0 turns the check off.
 """
 import json
 import os
@@ -14,6 +21,7 @@ import socket
 import subprocess
 import time
 
+import jsonschema
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -30,6 +38,76 @@ def bin_path(name):
     raise FileNotFoundError(name + " not built in " + BUILD)
 
 
+SCHEMAS = os.path.join(ROOT, "schemas")
+SCHEMA_BASE = "https://colibri.invalid/schemas/"
+
+
+class SchemaCheck:
+    """Validators for schemas/, compiled once per schema file and cached.
+
+    Every file under schemas/ is loaded into one store keyed by its $id, so
+    the $refs between files (defs.json, runtime-inventory.schema.json)
+    resolve without touching the network.
+    """
+
+    def __init__(self, root=SCHEMAS):
+        self.root = root
+        self.store = {}
+        for d, _, files in os.walk(root):
+            for f in files:
+                if f.endswith(".json"):
+                    with open(os.path.join(d, f)) as fp:
+                        doc = json.load(fp)
+                    self.store[doc.get("$id", SCHEMA_BASE + os.path.relpath(os.path.join(d, f), root))] = doc
+        self.cache = {}
+
+    def validator(self, rel):
+        """The validator for schemas/REL[#fragment], or None when there is no such file."""
+        if rel in self.cache:
+            return self.cache[rel]
+        path, _, frag = rel.partition("#")
+        doc = self.store.get(SCHEMA_BASE + path)
+        v = None
+        if doc is not None:
+            jsonschema.Draft202012Validator.check_schema(doc)
+            schema = {"$ref": SCHEMA_BASE + rel} if frag else doc
+            resolver = jsonschema.RefResolver(SCHEMA_BASE + path, doc, store=self.store)
+            v = jsonschema.Draft202012Validator(schema, resolver=resolver)
+        self.cache[rel] = v
+        return v
+
+    def check(self, rel, value, what):
+        """Raise AssertionError when value does not match schemas/REL.
+
+        REL may carry a fragment (envelope.json#/$defs/event_line).
+        """
+        v = self.validator(rel)
+        if v is None:
+            raise AssertionError("no schema schemas/%s for %s" % (rel, what))
+        err = jsonschema.exceptions.best_match(v.iter_errors(value))
+        if err is not None:
+            path = "/".join(str(p) for p in err.absolute_path) or "(top)"
+            raise AssertionError("%s does not match schemas/%s at %s: %s\n%s" % (
+                what, rel, path, err.message, json.dumps(value)[:2000]))
+
+    def check_event(self, msg):
+        """An event line and its data (events/TOPIC.json)."""
+        self.check("envelope.json#/$defs/event_line", msg, "event line")
+        self.check("events/%s.json" % msg["event"], msg["data"], "event %s" % msg["event"])
+
+    def check_reply(self, msg, cmd=None, args=None):
+        """A reply envelope; with cmd, its result (and, when ok, the args sent)."""
+        self.check("envelope.json", msg, "reply envelope")
+        if cmd is None or not msg["ok"]:
+            return
+        self.check("commands/%s.result.json" % cmd, msg["result"], "result of %s" % cmd)
+        if args is not None:
+            self.check("commands/%s.args.json" % cmd, args, "args of %s (accepted)" % cmd)
+
+
+SCHEMA_CHECK = SchemaCheck() if os.environ.get("COLIBRI_SCHEMA_CHECK", "1") != "0" else None
+
+
 class Conn:
     """One protocol connection: call() sends a request and returns the reply."""
 
@@ -40,12 +118,36 @@ class Conn:
         self.buf = b""
         self.next_id = 1
         self.events = []
+        self.pending = {}  # request id -> (cmd, args), for the schema check
 
     def close(self):
         self.sock.close()
 
+    def note_requests(self, data):
+        """Remember the cmd and args of each request line in data (by id)."""
+        for line in data.split(b"\n"):
+            try:
+                m = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(m, dict) and isinstance(m.get("cmd"), str) and \
+                    isinstance(m.get("id"), (int, str)) and not isinstance(m.get("id"), bool):
+                self.pending[m["id"]] = (m["cmd"], m.get("args", {}))
+
     def send_raw(self, data):
+        self.note_requests(data)
         self.sock.sendall(data)
+
+    def schema_check(self, m):
+        """Check one message read from the daemon against schemas/."""
+        if SCHEMA_CHECK is None or not isinstance(m, dict):
+            return
+        if "event" in m:
+            SCHEMA_CHECK.check_event(m)
+            return
+        rid = m.get("id")
+        cmd, args = self.pending.pop(rid, (None, None)) if isinstance(rid, (int, str)) else (None, None)
+        SCHEMA_CHECK.check_reply(m, cmd, args if isinstance(args, dict) else None)
 
     def read_msg(self, timeout=None):
         """Next JSON line, or None on EOF."""
@@ -57,7 +159,9 @@ class Conn:
                 return None
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+        m = json.loads(line)
+        self.schema_check(m)
+        return m
 
     def request(self, cmd, args=None, **kw):
         """Full reply envelope for cmd; events that arrive meanwhile are kept."""
@@ -68,6 +172,7 @@ class Conn:
         msg = {"id": rid, "cmd": cmd}
         if args is not None:
             msg["args"] = args
+        self.pending[rid] = (cmd, args if args is not None else {})
         self.sock.sendall((json.dumps(msg) + "\n").encode())
         while True:
             m = self.read_msg()
