@@ -76,3 +76,20 @@ def test_last_line_without_newline_still_counts(make_daemon):
     assert lines[-1] == head + "x" * (40 - len(head)), lines[-1]
     # The run never ended: exit 0 is not success here.
     assert (st["state"], st["reason"]) == ("error", "exited with status 0 before the run ended"), st
+
+
+def test_stderr_log_is_bounded_and_rotated(make_daemon, tmp_path):
+    """3 MiB on stderr: the log rotates at 1 MiB into .stderr.1 and no file grows past the cap."""
+    script = tmp_path / "noisy"
+    script.write_text("#!/bin/sh\nhead -c %d /dev/zero | tr '\\\\0' e >&2\n"
+                      "echo '{\"type\":\"agent_start\"}'\necho '{\"type\":\"agent_end\",\"messages\":[]}'\n"
+                      % (3 * MiB))
+    script.chmod(0o755)
+    d = sup_daemon(make_daemon)
+    a = spawn(d, provider="local", binary=str(script))
+    assert wait_gone(d, a["id"])["state"] == "done"
+    base = os.path.join(d.state_dir, "sessions", a["session_id"] + ".stderr")
+    cur, old = os.path.getsize(base), os.path.getsize(base + ".1")
+    assert old >= MiB and old <= MiB + 65536, old
+    assert cur < MiB + 65536, cur
+    assert session_lines(d, a["id"]) == ['{"type":"agent_start"}', '{"type":"agent_end","messages":[]}']
