@@ -79,6 +79,7 @@ BAD = [
 @pytest.mark.parametrize("what,args,code,needle", BAD, ids=[b[0] for b in BAD])
 def test_bad_spawn_input(sup, what, args, code, needle):
     e = spawn_error(sup, **args)
+    assert sup.call("list-agents", kind="spawned")["items"] == [], "a refused spawn leaves no agent"
     assert e.code == code, (what, e)
     assert needle in e.message, (what, e.message)
     assert children_of(sup.proc.pid) == []
@@ -102,6 +103,20 @@ def test_nul_bytes_are_refused(sup, args):
     assert r["ok"] is False and r["error"]["code"] == "bad_request", r
     assert children_of(sup.proc.pid) == []
     assert c.call("status")["pid"] == sup.proc.pid
+
+
+@pytest.mark.parametrize("content,mode,needle", [
+    ("\x7fELF not really", 0o755, "Exec format error"),
+    ("#!/bin/sh\n", 0o644, "Permission denied"),
+], ids=["not-an-executable", "not-executable"])
+def test_binary_that_cannot_run(sup, tmp_path, content, mode, needle):
+    p = tmp_path / "agent"
+    p.write_text(content)
+    p.chmod(mode)
+    e = spawn_error(sup, provider="local", binary=str(p))
+    assert e.code == "invalid_argument" and needle in e.message, e
+    assert sup.call("list-agents", kind="spawned")["items"] == []
+    assert children_of(sup.proc.pid) == []
 
 
 def test_spawn_local_needs_a_binary(sup):
