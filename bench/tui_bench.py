@@ -69,6 +69,11 @@ class Tmux:
 
     def kill(self):
         self.run("kill-server", check=False)
+        sock = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), "tmux-%d" % os.getuid(), self.name)
+        try:
+            os.unlink(sock)  # tmux leaves it behind; ours by its unique name
+        except OSError:
+            pass
 
 
 def cpu_share(pid, seconds, sample=None):
