@@ -5,11 +5,10 @@
  * tenant_id = jail name = collection name (the runbook's 1:1:1 contract);
  * collection_id defaults to tenant_id.
  */
-#include <dirent.h>
-#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/log.h"
 #include "common/paths.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -19,6 +18,7 @@
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"
 #include "store/store.h"
+#include "vault/vault.h"
 
 /* The same rule as a jail name: [A-Za-z0-9_.-], 1-64, no "..", not starting with '-' or '.'. */
 static int
@@ -95,18 +95,9 @@ remove_vault_data(const char *tenant)
 	char *base = path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA,
 	                       "vault"),
 	     *dir = path_join(base, tenant);
-	struct dirent *de;
-	DIR *d;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd != -1 && (d = fdopendir(fd)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-				unlinkat(fd, de->d_name, 0);
-		closedir(d);
-		rmdir(dir);
-	} else if (fd != -1)
-		close(fd);
+	if (vault_remove_dir(dir) == -1)
+		log_warn("tenant %s: removing %s", tenant, dir);
 	free(dir);
 	free(base);
 }

@@ -61,7 +61,8 @@ enum vstep {
 struct vjob {
 	char *tenant;
 	char *collection;
-	char *root; /* canonical */
+	char *root;        /* canonical */
+	char *tenant_root; /* as registered, trailing slashes normalised */
 	char *datadir;
 	char *spawned_root; /* from the hook, NULL for provision-tenant */
 	struct vault_creds creds;
@@ -102,6 +103,7 @@ bw_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void bw_maybe_done(struct vjob *);
+static int job_tenant_unchanged(struct vjob *, const char **why);
 
 static void
 bw_on_closed(uv_handle_t *h)
@@ -130,7 +132,7 @@ bw_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	}
 	dst->len += (size_t)n;
 	if (buf_used(dst) > BW_OUT_MAX) {
-		kill(j->proc.pid, SIGKILL);
+		kill(-j->proc.pid, SIGKILL);
 		buf_reset(dst);
 	}
 }
@@ -151,9 +153,12 @@ bw_on_timeout(uv_timer_t *t)
 {
 	struct vjob *j = t->data;
 
+	/*
+	 * The whole process group: a helper bw left behind would keep the
+	 * pipes open, and the job would wait for their end of file.
+	 */
 	j->timed_out = 1;
-	if (!j->reaped)
-		kill(j->proc.pid, SIGKILL);
+	kill(-j->proc.pid, SIGKILL);
 }
 
 static const char *
@@ -182,9 +187,19 @@ bw_maybe_done(struct vjob *j)
 {
 	char *err, msg[512];
 
+	const char *why;
+
 	if (!j->reaped || j->out_open || j->err_open)
 		return;
 	uv_timer_stop(&j->timer);
+	if (D.shutting_down) {
+		job_done(j, "the daemon is shutting down");
+		return;
+	}
+	if (!job_tenant_unchanged(j, &why)) {
+		job_done(j, why);
+		return;
+	}
 	if (j->timed_out) {
 		snprintf(msg, sizeof msg, "bw %s timed out after %lld ms", step_name(j->step),
 		         (long long)bw_timeout_ms);
@@ -207,9 +222,9 @@ bw_maybe_done(struct vjob *j)
 static int
 bw_run(struct vjob *j, const char *const *args, const char *const *extra_env)
 {
-	static const char *passthrough[] = {"NODE_EXTRA_CA_CERTS", "HTTPS_PROXY", "HTTP_PROXY",
-					    "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-					    NULL};
+	static const char *passthrough[] = {
+	        "NODE_EXTRA_CA_CERTS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
+	        "https_proxy",         "http_proxy",  "no_proxy",   NULL};
 	char *argv[16], *envp[24], *cause = NULL;
 	struct proc_spec ps;
 	const char *path = getenv("PATH");
@@ -447,6 +462,7 @@ job_free(struct vjob *j)
 	free(j->collection);
 	free(j->collection_id);
 	free(j->root);
+	free(j->tenant_root);
 	free(j->datadir);
 	free(j->spawned_root);
 	free(j);
@@ -458,23 +474,64 @@ job_free_closed(uv_handle_t *h)
 	job_free(h->data);
 }
 
+/*
+ * Whether the tenant is still registered as the job found it (same root,
+ * same collection).  A tenant deleted, or registered again elsewhere, while
+ * bw ran must not get the secrets written into the old root.
+ */
+static int
+job_tenant_unchanged(struct vjob *j, const char **why)
+{
+	struct store_err e;
+	const char *coll;
+	char *root;
+	json_t *t;
+	int same;
+
+	if (j->tenant_root == NULL)
+		return 1; /* the job's checks have not passed yet */
+	if ((t = store_tenant_get(D.store, j->tenant, &e)) == NULL) {
+		*why = "the tenant was deleted while provisioning ran";
+		return 0;
+	}
+	root = path_normalize_trailing(json_string_value(json_object_get(t, "jail_root_path")));
+	coll = json_string_value(json_object_get(t, "collection_id"));
+	same = strcmp(root, j->tenant_root) == 0 && coll != NULL &&
+	       strcmp(coll, j->collection) == 0;
+	free(root);
+	json_decref(t);
+	if (!same)
+		*why = "the tenant was registered again with another jail root or collection "
+		       "while provisioning ran";
+	return same;
+}
+
 /* Record the outcome, answer provision-tenant, start the next job. */
 static void
 job_done(struct vjob *j, const char *error)
 {
 	struct store_err e;
-	json_t *t;
+	const char *why;
+	json_t *t = NULL, *row;
 	int64_t now = now_ms();
 
 	txn_write(&e);
 	if (error != NULL) {
 		log_warnx("vault: tenant %s: %s", j->tenant, error);
-		store_tenant_set_status(D.store, j->tenant, "failed", error, now, &e);
 		events_emit("vault.failed",
 		            json_pack("{s:s, s:s}", "tenant_id", j->tenant, "reason", error));
+	}
+	if (job_tenant_unchanged(j, &why)) {
+		store_tenant_set_status(D.store, j->tenant, error != NULL ? "failed" : "active",
+		                        error, now, &e);
+		t = store_tenant_get(D.store, j->tenant, &e);
+	} else if ((row = store_tenant_get(D.store, j->tenant, &e)) == NULL) {
+		/* Deleted meanwhile (a registration anew keeps its own status): bw may
+		 * have recreated the data dir delete-tenant removed. */
+		if (j->datadir != NULL && vault_remove_dir(j->datadir) == -1)
+			log_warn("vault: tenant %s: removing %s", j->tenant, j->datadir);
 	} else
-		store_tenant_set_status(D.store, j->tenant, "active", NULL, now, &e);
-	t = store_tenant_get(D.store, j->tenant, &e);
+		json_decref(row);
 	if (t != NULL)
 		events_emit("tenant.updated", json_incref(t));
 	if (j->req != NULL) {
@@ -547,7 +604,7 @@ job_start(struct vjob *j)
 		free(b);
 	}
 	j->root = vault_contain(a, root_base, &cause);
-	free(a);
+	j->tenant_root = a;
 	if (j->root == NULL) {
 		snprintf(msg, sizeof msg, "%s", cause);
 		free(cause);
@@ -679,8 +736,8 @@ vault_shutdown(void)
 			cmd_fail(j->req, ERR_UNAVAILABLE, "the daemon is shutting down");
 		job_free(j);
 	}
-	if (running != NULL && !running->reaped)
-		kill(running->proc.pid, SIGTERM);
+	if (running != NULL && running->proc.pid > 0)
+		kill(-running->proc.pid, SIGTERM);
 }
 
 int

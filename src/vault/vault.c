@@ -3,6 +3,7 @@
  * See vault.h.  Everything that holds a secret is wiped before it is freed.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -501,6 +502,52 @@ out:
 		close(fd);
 	close(dfd);
 	return rc;
+}
+
+/* Empty the directory open at fd (which this takes over), depth levels at most. */
+static int
+remove_tree_at(int fd, int depth)
+{
+	struct dirent *de;
+	DIR *d;
+	int sub, rc = 0;
+
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			continue;
+		if (errno != EISDIR && errno != EPERM) {
+			rc = -1;
+			continue;
+		}
+		if (depth <= 0) {
+			rc = -1;
+			continue;
+		}
+		sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub == -1 || remove_tree_at(sub, depth - 1) == -1 ||
+		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == -1)
+			rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+int
+vault_remove_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd == -1)
+		return errno == ENOENT ? 0 : -1;
+	if (remove_tree_at(fd, 8) == -1)
+		return -1;
+	return rmdir(dir) == -1 && errno != ENOENT ? -1 : 0;
 }
 
 void

@@ -74,6 +74,12 @@ char *vault_render_env(json_t *vars, size_t *len);
  * directory.  Returns 0, or -1 with *cause; nothing is left behind on error.
  */
 int vault_write_env(const char *canon_root, const char *text, size_t len, char **cause);
+/*
+ * Remove a tenant's bw data dir and everything in it, without following a
+ * symlink anywhere (a symlinked dir is unlinked, not entered).  Returns 0
+ * when the dir is gone (or was absent), else -1 with errno set.
+ */
+int vault_remove_dir(const char *dir);
 /* Replace every occurrence of each secret in msg with "***" (in place). */
 void vault_scrub(char *msg, const char *const *secrets, size_t n);
 
