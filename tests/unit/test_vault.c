@@ -712,6 +712,43 @@ test_write_refuses_symlinks(void **state)
 	free(root);
 }
 
+/* ---- bw data dir removal ---- */
+
+static void
+test_remove_dir(void **state)
+{
+	struct tree *t = *state;
+	char *dd = tpath(t, "state-vault-T"), *p, *victim = tpath(t, "outside/keep");
+	int fd;
+
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	tmkdir(t, "state-vault-T");
+	tmkdir(t, "state-vault-T/sub");
+	tmkdir(t, "state-vault-T/sub/deeper");
+	p = tpath(t, "state-vault-T/data.json");
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	close(fd);
+	free(p);
+	p = tpath(t, "outside");
+	tsymlink(t, p, "state-vault-T/sub/link"); /* must be unlinked, not entered */
+	free(p);
+	assert_int_equal(vault_remove_dir(dd), 0);
+	assert_int_equal(access(dd, F_OK), -1);
+	assert_int_equal(access(victim, F_OK), 0);
+	assert_int_equal(vault_remove_dir(dd), 0); /* absent: nothing to do */
+	/* The dir itself a symlink: refused, its target untouched. */
+	p = tpath(t, "outside");
+	assert_int_equal(symlink(p, dd), 0);
+	free(p);
+	assert_int_equal(vault_remove_dir(dd), -1);
+	assert_int_equal(access(victim, F_OK), 0);
+	unlink(dd);
+	free(victim);
+	free(dd);
+}
+
 /* ---- scrub ---- */
 
 static void
@@ -745,6 +782,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_render_round_trip, tree_setup, tree_teardown),
 	        cmocka_unit_test_setup_teardown(test_write_refuses_symlinks, tree_setup,
 	                                        tree_teardown),
+	        cmocka_unit_test_setup_teardown(test_remove_dir, tree_setup, tree_teardown),
 	        cmocka_unit_test(test_scrub),
 	};
 
