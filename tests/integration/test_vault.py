@@ -347,3 +347,38 @@ def test_tenant_commands_need_a_privileged_peer(other_user, make_daemon):
             assert d.stop() == 0, d.read_log()[-3000:]
     finally:
         shutil.rmtree(world, ignore_errors=True)
+
+
+@needs_bwrap
+def test_runbook_through_the_cli(make_daemon, tmp_path):
+    """The runbook's steps 3-5 and the cleanup, verb by verb, with the colibri CLI."""
+    from conftest import bin_path
+    v = Vault(tmp_path)
+    d = v.start(make_daemon)
+    r = d.cli("register-tenant", "proof0", v.root, "proof0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "provisioned"
+    r = d.cli("spawn-agent", "local", bin_path("colibri-test-agent"), "--jail-name", "proof0",
+              "--jail-root", v.root, "--session-id", "proof0-proof", "--", "--scenario", "text")
+    assert r.returncode == 0, r.stderr
+    assert wait_tenant(d, "proof0")["status"] == "active"
+    r = d.cli("list-tenants")
+    assert r.returncode == 0, r.stderr
+    line = [ln for ln in r.stdout.splitlines() if "proof0" in ln]
+    assert len(line) == 1 and "active" in line[0], r.stdout
+    assert_env_file(v, ITEMS)
+    r = d.cli("provision-tenant", "proof0", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "active", r.stderr
+    v.write_vault(password="MPW-changed-upstream-5")
+    write_provider_env(v.provider)  # still the old password: unlock fails
+    r = d.cli("provision-tenant", "proof0")
+    assert r.returncode != 0
+    assert "Invalid master password" in r.stderr and PASSWORD not in r.stderr, r.stderr
+    v.replies += [r.stdout, r.stderr]
+    r = d.cli("list-tenants")
+    assert "failed" in r.stdout and "Invalid master password" in r.stdout, r.stdout
+    r = d.cli("delete-tenant", "proof0")
+    assert r.returncode == 0, r.stderr
+    assert "proof0" not in d.cli("list-tenants").stdout
+    assert not os.path.exists(os.path.join(d.state_dir, "vault", "proof0"))
+    assert_no_secrets(v, d, sessions=True)
