@@ -22,7 +22,8 @@
 #include "common/xmalloc.h"
 #include "tui/conn.h"
 
-#define TUI_BACKLOG 50 /* events replayed into the log on the first connect */
+#define TUI_BACKLOG    50 /* events replayed into the log on the first connect */
+#define TUI_TAIL_PAGES 20 /* session-read pages per call: a huge log catches up over ticks */
 
 void
 tui_conn_init(struct tui_conn *k, const char *path)
@@ -303,7 +304,7 @@ tui_conn_tail(struct tui_conn *k, struct tui_tail *t)
 		return 0;
 	do {
 		rc = tui_tail_page(k, t);
-	} while (rc > 0 && ++pages < 1000);
+	} while (rc > 0 && ++pages < TUI_TAIL_PAGES);
 	return rc == -1 ? -1 : 0;
 }
 

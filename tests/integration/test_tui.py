@@ -253,3 +253,16 @@ def test_no_color_is_honoured(sup, panes):
     plain.wait(row_re(hang, "working"))
     s = plain.screen(escapes=True)
     assert not has_colour(s), repr(s[:2000])
+
+
+def test_task_counts_follow_the_board(sup, panes):
+    p = panes(sup.socket)
+    p.wait(r"tasks open 0 ready 0 claimed 0 done 0")
+    a = sup.call("task-create", title="first")
+    sup.call("task-create", title="second", depends_on=[a["id"]])
+    p.wait(r"tasks open 2 ready 1 claimed 0 done 0")
+    sup.call("task-claim", agent="someone", id=a["id"])
+    p.wait(r"tasks open 1 ready 0 claimed 1 done 0")
+    sup.call("task-complete", id=a["id"])
+    p.wait(r"tasks open 1 ready 1 claimed 0 done 1")
+    p.wait(r"task\.completed #%d" % a["id"])
