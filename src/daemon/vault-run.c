@@ -80,6 +80,8 @@ struct vjob {
 };
 
 static struct vjob *queue, *running;
+static uv_timer_t kick_timer; /* starts queued jobs from the loop, never inside a request */
+static int kick_open;
 static int64_t bw_timeout_ms = 120000;
 static char *provider_env_path;
 static char *root_base;
@@ -651,6 +653,18 @@ queue_kick(void)
 }
 
 static void
+on_kick(uv_timer_t *t)
+{
+	(void)t;
+	queue_kick();
+}
+
+/*
+ * Queue a job.  It starts from the loop, not here: a job can end at once
+ * (a refused root), and answering a held provision-tenant request while its
+ * dispatch is still on the stack would free the request under the server.
+ */
+static void
 vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
 {
 	struct vjob *j = xcalloc(1, sizeof *j), **pp;
@@ -663,7 +677,7 @@ vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
 	for (pp = &queue; *pp != NULL; pp = &(*pp)->next)
 		;
 	*pp = j;
-	queue_kick();
+	uv_timer_start(&kick_timer, on_kick, 0, 0);
 }
 
 /* After a successful jailed spawn (spawner hook). */
@@ -673,6 +687,8 @@ vault_on_jailed_spawn(const char *agent_id, const char *jail_name, const char *j
 	struct store_err e;
 	json_t *t;
 
+	if (!kick_open)
+		return; /* shutting down */
 	if ((t = store_tenant_get(D.store, jail_name, &e)) == NULL) {
 		log_debug("vault: no tenant for jail %s (agent %s): nothing to provision",
 		          jail_name, agent_id);
@@ -687,6 +703,10 @@ vault_on_jailed_spawn(const char *agent_id, const char *jail_name, const char *j
 void
 vault_provision(struct cmd_req *r, const char *tenant)
 {
+	if (!kick_open || D.shutting_down) {
+		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
+		return;
+	}
 	cmd_req_hold(r);
 	vault_enqueue(tenant, NULL, r);
 }
@@ -721,6 +741,8 @@ vault_init(char **cause)
 		}
 		free(dirs);
 	}
+	uv_timer_init(D.loop, &kick_timer);
+	kick_open = 1;
 	spawner_jailed_hook = vault_on_jailed_spawn;
 	return 0;
 }
@@ -730,6 +752,10 @@ vault_shutdown(void)
 {
 	struct vjob *j;
 
+	if (kick_open) {
+		kick_open = 0;
+		uv_close((uv_handle_t *)&kick_timer, NULL);
+	}
 	while ((j = queue) != NULL) {
 		queue = j->next;
 		if (j->req != NULL)
