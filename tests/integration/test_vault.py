@@ -280,7 +280,11 @@ def test_socket_answers_while_bw_is_slow(make_daemon, tmp_path):
     assert reply is not None and reply["ok"], reply
     assert took >= 8 * 1.5, took  # eight bw calls of 1.5 s each
     assert len(lat) >= 20
-    assert max(lat) < 0.05, sorted(lat)[-5:]
+    # A loop blocked by bw would stall for a whole 1.5 s call.  Allow a rare
+    # scheduling hiccup on a loaded host, never a stall.
+    fast_enough = [x for x in lat if x < 0.05]
+    assert len(fast_enough) >= 0.9 * len(lat), sorted(lat)[-5:]
+    assert max(lat) < 0.5, sorted(lat)[-5:]
 
 
 # ---- privileged commands ----
