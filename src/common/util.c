@@ -106,3 +106,60 @@ is_shell_identifier(const char *s)
 	}
 	return 1;
 }
+
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid. */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned int cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+char *
+utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t n = strlen(s), i = 0, k;
+
+	while (i < n) {
+		if ((k = utf8_seq(p + i, n - i)) > 0) {
+			i += k;
+			continue;
+		}
+		/* A lead byte whose sequence runs past the end: the string was cut. */
+		if (p[i] >= 0xc2 && p[i] <= 0xf4) {
+			size_t want = p[i] >= 0xf0 ? 4 : p[i] >= 0xe0 ? 3 : 2, j;
+			int cut = n - i < want;
+			for (j = i + 1; cut && j < n; j++)
+				cut = (p[j] & 0xc0) == 0x80;
+			if (cut) {
+				p[i] = '\0';
+				break;
+			}
+		}
+		p[i++] = '?';
+	}
+	return s;
+}

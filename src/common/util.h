@@ -19,6 +19,12 @@ char *path_join(const char *a, const char *b);
 char *path_normalize_trailing(const char *p);
 int set_cloexec(int fd);
 int set_nonblock(int fd);
+/*
+ * Make s valid UTF-8 in place: every byte of an invalid or overlong
+ * sequence becomes '?', and an incomplete sequence at the end (a cut
+ * string) is dropped.  Returns s.
+ */
+char *utf8_scrub(char *s);
 /* A valid shell identifier: [A-Za-z_][A-Za-z0-9_]* */
 int is_shell_identifier(const char *s);
 

@@ -25,6 +25,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
@@ -103,8 +104,17 @@ void server_client_write(struct client *c, const char *p, size_t n)
 /* Serialise a reply envelope and send or hold it. */
 static void reply_send(struct cmd_req *r, json_t *env)
 {
-	char *s = json_dumps(env, JSON_COMPACT);
-	size_t n = strlen(s);
+	static const char fallback[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
+				       "\"internal\",\"message\":\"the reply could not be encoded\"}}";
+	char *s = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
+	size_t n;
+
+	if (s == NULL) {
+		/* Never lose the reply: a generic error in its place (logged). */
+		log_warnx("a reply could not be encoded; sent an internal error instead");
+		s = xstrdup(fallback);
+	}
+	n = strlen(s);
 
 	s = xrealloc(s, n + 2);
 	s[n++] = '\n';
@@ -154,6 +164,12 @@ void cmd_ok(struct cmd_req *r, json_t *result)
 
 static json_t *error_envelope(json_t *id, const char *code, const char *msg)
 {
+	char clean[1024];
+
+	/* A message may quote a client's bytes or be cut mid-character: keep it valid UTF-8. */
+	snprintf(clean, sizeof clean, "%s", msg);
+	utf8_scrub(clean);
+	msg = clean;
 	return json_pack("{s:O, s:b, s:{s:s, s:s}}", "id", id != NULL ? id : json_null(), "ok", 0,
 	                 "error", "code", code, "message", msg);
 }

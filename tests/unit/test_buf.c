@@ -56,12 +56,27 @@ test_path_helpers(void **state)
 	assert_false(is_shell_identifier("A B"));
 }
 
+static void
+test_utf8_scrub(void **state)
+{
+	char a[] = "caf\xc3\xa9 ok", b[] = "cut \xe2\x82", c[] = "bad \xff\xfe x",
+	     d[] = "over \xc0\xaf long", e[] = "surrogate \xed\xa0\x80.";
+
+	(void)state;
+	assert_string_equal(utf8_scrub(a), "caf\xc3\xa9 ok");
+	assert_string_equal(utf8_scrub(b), "cut ");
+	assert_string_equal(utf8_scrub(c), "bad ?? x");
+	assert_string_equal(utf8_scrub(d), "over ?? long");
+	assert_string_equal(utf8_scrub(e), "surrogate ???.");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_grow_and_consume),
 		cmocka_unit_test(test_path_helpers),
+		cmocka_unit_test(test_utf8_scrub),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
