@@ -114,6 +114,7 @@ static const struct cli_opt opt_spawn[] = {
 static const struct cli_opt opt_session_read[] = {
         {"since", 0, "since", CLI_INT, "first line number (0 first)"},
         {"limit", 0, "limit", CLI_INT, "at most N lines"},
+        {"stream", 0, "stream", CLI_STR, "stdout (the JSONL log, default) or stderr"},
         OPT_END};
 static const struct cli_opt opt_usage[] = {{"agent", 0, "agent", CLI_STR, "one agent"},
                                            {"session-id", 0, "session_id", CLI_STR, "one session"},

@@ -123,6 +123,7 @@ static void
 cmd_session_read(struct cmd_req *r)
 {
 	long long since = cmd_arg_int_or(r, "since", 0), limit = cmd_arg_int_or(r, "limit", 1000);
+	const char *stream = cmd_arg_str(r, "stream");
 	char *sid, *cause = NULL;
 	json_t *res;
 
@@ -130,8 +131,14 @@ cmd_session_read(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be >= 0 and limit 1..100000");
 		return;
 	}
+	if (stream != NULL && strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "stream must be stdout or stderr");
+		return;
+	}
 	sid = spawner_session_of(cmd_arg_str(r, "id"));
-	if ((res = session_read(sid, since, limit, SESSION_READ_MAX_BYTES, &cause)) == NULL) {
+	if ((res = session_read(
+	             sid, stream != NULL && strcmp(stream, "stderr") == 0 ? ".stderr" : ".jsonl",
+	             since, limit, SESSION_READ_MAX_BYTES, &cause)) == NULL) {
 		fail_cause(r, ERR_NOT_FOUND, cause);
 		free(cause);
 	} else {
@@ -162,8 +169,11 @@ static const struct cmd_arg kill_args[] = {
 static const struct cmd_arg prompt_args[] = {
         {"id", ARG_STR, 1}, {"message", ARG_STR, 1}, {NULL, 0, 0}};
 static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
-static const struct cmd_arg read_args[] = {
-        {"id", ARG_STR, 1}, {"since", ARG_INT, 0}, {"limit", ARG_INT, 0}, {NULL, 0, 0}};
+static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1},
+                                           {"since", ARG_INT, 0},
+                                           {"limit", ARG_INT, 0},
+                                           {"stream", ARG_STR, 0},
+                                           {NULL, 0, 0}};
 
 const struct cmd_entry cmd_spawn_entries[] = {
         {"spawn-agent",
@@ -175,7 +185,7 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {"kill-agent", "kill-agent {id, grace_ms?}", CMD_ASYNC, kill_args, cmd_kill_agent},
         {"agent-prompt", "agent-prompt {id, message}", CMD_READ, prompt_args, cmd_agent_prompt},
         {"agent-abort", "agent-abort {id}", CMD_READ, id_args, cmd_agent_abort},
-        {"session-read", "session-read {id, since?, limit?}", CMD_READ, read_args,
+        {"session-read", "session-read {id, since?, limit?, stream?}", CMD_READ, read_args,
          cmd_session_read},
         {NULL, NULL, 0, NULL, NULL},
 };

@@ -55,6 +55,7 @@ struct cmd_req {
 	int replied;
 	int failed;
 	int held;
+	int in_dispatch; /* exec is running: a held reply must not free it yet */
 	char *reply; /* serialised reply line, with newline */
 	size_t reply_len;
 	struct cmd_req *next;

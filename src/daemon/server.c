@@ -156,7 +156,7 @@ void cmd_ok(struct cmd_req *r, json_t *result)
 	json_object_set_new(env, "ok", json_true());
 	json_object_set_new(env, "result", result != NULL ? result : json_object());
 	reply_send(r, env);
-	if (r->held) {
+	if (r->held && !r->in_dispatch) {
 		req_unlink_held(r);
 		cmd_req_free(r);
 	}
@@ -187,7 +187,7 @@ void cmd_fail(struct cmd_req *r, const char *code, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	reply_send(r, error_envelope(r->id, code, msg));
-	if (r->held) {
+	if (r->held && !r->in_dispatch) {
 		req_unlink_held(r);
 		cmd_req_free(r);
 	}
@@ -269,7 +269,9 @@ static void dispatch(struct client *c, struct cmd_req *r)
 		mark = events_mark();
 		store_savepoint(D.store);
 	}
+	r->in_dispatch = 1;
 	ce->exec(r);
+	r->in_dispatch = 0;
 	if (ce->flags & CMD_WRITE) {
 		if (r->failed) {
 			store_savepoint_rollback(D.store);
@@ -341,6 +343,11 @@ static void handle_line(struct client *c, const char *line, size_t len)
 	r->gid = c->cred.gid;
 	r->pid = c->cred.pid;
 	dispatch(c, r);
+	if (r->held && r->replied) {
+		/* Held, but answered before exec returned: free it here, not under exec. */
+		req_unlink_held(r);
+		r->held = 0;
+	}
 	if (!r->held)
 		cmd_req_free(r);
 out:

@@ -133,7 +133,8 @@ string_lossy(const char *p, size_t n)
 }
 
 json_t *
-session_read(const char *id, long long since, long long limit, size_t max_bytes, char **cause)
+session_read(const char *id, const char *suffix, long long since, long long limit, size_t max_bytes,
+             char **cause)
 {
 	char *name, *path, *line = NULL;
 	size_t cap = 0, total = 0;
@@ -147,7 +148,7 @@ session_read(const char *id, long long since, long long limit, size_t max_bytes,
 		xasprintf(cause, "invalid session id");
 		return NULL;
 	}
-	xasprintf(&name, "%s.jsonl", id);
+	xasprintf(&name, "%s%s", id, suffix);
 	path = path_join(D.cfg.sessions_dir, name);
 	free(name);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);

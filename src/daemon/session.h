@@ -32,10 +32,10 @@ int session_append(struct session_log *, const char *p, size_t n);
 /* Rotate when past cap: rename to <path>.1 and reopen.  */
 int session_rotate_if(struct session_log *, off_t cap);
 /*
- * Read lines [since, since+limit) of sessions/<id>.jsonl, up to max_bytes
+ * Read lines [since, since+limit) of sessions/<id><suffix> (.jsonl or .stderr), up to max_bytes
  * in total.  Returns {"lines": [...], "next": N} or NULL with *cause.
  */
-json_t *session_read(const char *id, long long since, long long limit, size_t max_bytes,
-                     char **cause);
+json_t *session_read(const char *id, const char *suffix, long long since, long long limit,
+                     size_t max_bytes, char **cause);
 
 #endif
