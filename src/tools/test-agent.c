@@ -777,6 +777,10 @@ static void ta_parse(struct ta_opts *o, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--grandchild-close") == 0)
 			o->grandchild_close = 1;
+		else if (strcmp(argv[i], "--json") == 0)
+			o->zot = 1; /* invoked the way the spawner runs zot: zot --json PROMPT */
+		else if (o->zot && argv[i][0] != '-')
+			o->prompt = argv[i]; /* zot's positional prompt */
 		else if (i + 1 < argc && ta_opt_value(o, argv[i], argv[i + 1]))
 			i++;
 		else
