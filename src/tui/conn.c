@@ -249,6 +249,17 @@ tui_tail_reset(struct tui_tail *t, const char *id)
 		snprintf(t->id, sizeof t->id, "%s", id);
 }
 
+void
+tui_tail_toggle_stream(struct tui_tail *t)
+{
+	char id[sizeof t->id];
+	int err = !t->stderr_stream;
+
+	memcpy(id, t->id, sizeof id);
+	tui_tail_reset(t, id);
+	t->stderr_stream = err;
+}
+
 const char *
 tui_tail_get(const struct tui_tail *t, unsigned i)
 {
@@ -276,8 +287,8 @@ tui_tail_page(struct tui_conn *k, struct tui_tail *t)
 	size_t i;
 	int rc;
 
-	args = json_pack("{s:s, s:I, s:i}", "id", t->id, "since", (json_int_t)t->next, "limit",
-	                 1000);
+	args = json_pack("{s:s, s:I, s:i, s:s}", "id", t->id, "since", (json_int_t)t->next, "limit",
+	                 1000, "stream", t->stderr_stream ? "stderr" : "stdout");
 	rc = tui_conn_call(k, "session-read", args, &res, &err);
 	json_decref(args);
 	if (rc != 0) {

@@ -44,6 +44,7 @@ struct tui_tail {
 	char *lines[TUI_TAIL_LINES]; /* ring of the newest lines */
 	unsigned n;                  /* lines ever added */
 	long long next;              /* session-read cursor */
+	int stderr_stream;           /* 1: the agent's stderr log, 0: its JSONL session log */
 	char error[160];             /* why the log cannot be read, or empty */
 };
 
@@ -87,6 +88,8 @@ int tui_conn_tasks(struct tui_conn *, struct tui_model *, int64_t mono_now);
  */
 int tui_conn_tail(struct tui_conn *, struct tui_tail *);
 void tui_tail_reset(struct tui_tail *, const char *id);
+/* Switch the tail between the session log and the stderr log (and reload). */
+void tui_tail_toggle_stream(struct tui_tail *);
 /* The i-th newest line of the tail, or NULL. */
 const char *tui_tail_get(const struct tui_tail *, unsigned i);
 

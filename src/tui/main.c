@@ -233,6 +233,11 @@ tui_key(struct tui_app *app, int ch)
 			ui->mode = TUI_MODE_TABLE;
 		else if (ch == 'K' && ui->mode == TUI_MODE_DETAIL)
 			tui_ask_kill(app, tui_model_find(&app->m, ui->tail.id));
+		else if (ch == 'e' && ui->mode == TUI_MODE_DETAIL) {
+			tui_tail_toggle_stream(&ui->tail);
+			tui_conn_tail(&app->conn, &ui->tail);
+			app->need_render = 1;
+		}
 	} else
 		tui_key_table(app, ch);
 }

@@ -688,8 +688,9 @@ tui_render_detail(struct tui_ui *ui)
 		tui_event_line(tui_agent_event_get(a, (unsigned)i), line, sizeof line);
 		y = tui_textf(ui, y, 0, " %s", line);
 	}
-	y = tui_textf(ui, y, A_BOLD, "-- session log %s (newest last) %s", ui->tail.id,
-	              ui->tail.error);
+	y = tui_textf(ui, y, A_BOLD, "-- %s %s (newest last; e: %s) %s",
+	              ui->tail.stderr_stream ? "stderr of" : "session log", ui->tail.id,
+	              ui->tail.stderr_stream ? "session log" : "stderr", ui->tail.error);
 	room = ui->rows - 1 - y;
 	for (i = room - 1; i >= 0; i--) {
 		const char *s = tui_tail_get(&ui->tail, (unsigned)i);
@@ -706,6 +707,7 @@ tui_render_help(struct tui_ui *ui)
 	        "",
 	        "  Up/Down, j/k   move the selection       PgUp/PgDn, g/G  page, first, last",
 	        "  Enter          the agent's detail: facts, recent events, session log",
+	        "  e              (detail) switch between the session log and stderr",
 	        "  K              kill the selected agent (asks y/n)",
 	        "  /              filter by id, provider or state (empty: all)",
 	        "  s              cycle the sort: id, state, last event, cost",

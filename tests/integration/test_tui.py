@@ -160,6 +160,22 @@ def test_detail_opens_on_enter(sup, panes):
     p.wait(r"^ID\s+PROVIDER")
 
 
+def test_detail_switches_to_stderr(sup, panes):
+    aid = spawn(sup, "stderr")["id"]
+    wait_state(sup, aid)
+    err = sup.call("session-read", id=aid, stream="stderr")["lines"]
+    assert err
+    p = panes(sup.socket)
+    p.wait(row_re(aid, "done"))
+    p.keys("Enter")
+    p.wait(r"-- session log %s" % re.escape(aid))
+    p.keys("e")
+    s = p.wait(r"-- stderr of %s" % re.escape(aid))
+    assert err[-1][:40] in s, s
+    p.keys("e")
+    p.wait(r"-- session log %s" % re.escape(aid))
+
+
 def test_kill_asks_then_kills(sup, panes):
     hang = spawn(sup, "hang")["id"]
     p = panes(sup.socket)
