@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/log.h"
 #include "common/paths.h"
@@ -40,7 +41,9 @@ static void
 dirs_init(void)
 {
 	const char *v = getenv("COLIBRI_SKILLS_DIRS");
-	char *copy, *d, *save = NULL;
+	char *copy, *d, *save = NULL, *defaults[2];
+	struct stat sb;
+	size_t i;
 
 	if (v != NULL && *v != '\0') {
 		copy = xstrdup(v);
@@ -51,10 +54,17 @@ dirs_init(void)
 		free(copy);
 		return;
 	}
+	/* The defaults count only when they exist; a configured dir that is missing is an error. */
 	skill_dirs = xcalloc(2, sizeof *skill_dirs);
-	skill_dirs[nskill_dirs++] =
+	defaults[0] =
 	        path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA, "skills");
-	skill_dirs[nskill_dirs++] = path_join(PATH_DEFAULT_CONFIG_DIR, "skills");
+	defaults[1] = path_join(PATH_DEFAULT_CONFIG_DIR, "skills");
+	for (i = 0; i < 2; i++) {
+		if (stat(defaults[i], &sb) == 0 && S_ISDIR(sb.st_mode))
+			skill_dirs[nskill_dirs++] = defaults[i];
+		else
+			free(defaults[i]);
+	}
 }
 
 /* Scan and replace the index.  Returns {count, errors: [{path, message}], dirs}. */

@@ -128,3 +128,14 @@ def test_host_status_from_runtime_inventory(daemon):
             time.sleep(0.1)
     assert h["cpus"] >= 1 and h["os"]
     assert daemon.call("status")["host_status"]["kernel"] == h["kernel"]
+
+
+def test_missing_default_skill_dirs_are_not_errors(daemon):
+    r = daemon.call("skills-reload")
+    assert r["count"] == 0 and r["errors"] == [] and r["dirs"] == []
+
+
+def test_missing_configured_skill_dir_is_an_error(tmp_path, make_daemon):
+    d = make_daemon(env=dict(os.environ, COLIBRI_SKILLS_DIRS=str(tmp_path / "nowhere")))
+    r = d.call("skills-reload")
+    assert r["count"] == 0 and len(r["errors"]) == 1
