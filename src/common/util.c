@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <limits.h>
 
 #include "util.h"
 #include "xmalloc.h"
@@ -162,4 +163,46 @@ utf8_scrub(char *s)
 		p[i++] = '?';
 	}
 	return s;
+}
+
+static char *
+path_try(const char *dir, const char *name)
+{
+	char *cand = path_join(dir, name);
+
+	if (access(cand, X_OK) == 0)
+		return cand;
+	free(cand);
+	return NULL;
+}
+
+char *
+path_search(const char *name)
+{
+	static const char *beside[] = {".", "../tools", "../bin"};
+	const char *path = getenv("PATH");
+	char *dirs, *d, *save = NULL, *found = NULL, self[PATH_MAX], *slash, *dir;
+	ssize_t n;
+	size_t i;
+
+	if (strchr(name, '/') != NULL)
+		return access(name, X_OK) == 0 ? xstrdup(name) : NULL;
+	dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (d = strtok_r(dirs, ":", &save); d != NULL && found == NULL;
+	     d = strtok_r(NULL, ":", &save))
+		if (d[0] == '/')
+			found = path_try(d, name);
+	free(dirs);
+	if (found != NULL || (n = readlink("/proc/self/exe", self, sizeof self - 1)) <= 0)
+		return found;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return NULL;
+	*slash = '\0';
+	for (i = 0; i < sizeof beside / sizeof *beside && found == NULL; i++) {
+		dir = path_join(self, beside[i]);
+		found = path_try(dir, name);
+		free(dir);
+	}
+	return found;
 }

@@ -25,6 +25,13 @@ int set_nonblock(int fd);
  * string) is dropped.  Returns s.
  */
 char *utf8_scrub(char *s);
+/*
+ * Find an executable: name itself when it holds a '/', else the first
+ * PATH directory (absolute entries only) that has it, else the directory
+ * of the running program or, for a build tree, its ../tools and ../bin.
+ * Returns a new string, or NULL.
+ */
+char *path_search(const char *name);
 /* A valid shell identifier: [A-Za-z_][A-Za-z0-9_]* */
 int is_shell_identifier(const char *s);
 

@@ -365,44 +365,6 @@ inv_run(uv_timer_t *t)
 	uv_read_start((uv_stream_t *)&inv_out, inv_alloc, inv_read);
 }
 
-/* colibri-runtime-inventory: beside the daemon (build tree or bindir), else on PATH. */
-static char *
-find_inventory(void)
-{
-	static const char *rel[] = {"colibri-runtime-inventory",
-	                            "../tools/colibri-runtime-inventory",
-	                            "../bin/colibri-runtime-inventory"};
-	char self[4096], *slash, *cand;
-	const char *path = getenv("PATH");
-	char *dirs, *d, *save = NULL;
-	ssize_t n;
-	size_t i;
-
-	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
-		self[n] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL) {
-			*slash = '\0';
-			for (i = 0; i < sizeof rel / sizeof *rel; i++) {
-				cand = path_join(self, rel[i]);
-				if (access(cand, X_OK) == 0)
-					return cand;
-				free(cand);
-			}
-		}
-	}
-	dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-		cand = path_join(d, "colibri-runtime-inventory");
-		if (d[0] == '/' && access(cand, X_OK) == 0) {
-			free(dirs);
-			return cand;
-		}
-		free(cand);
-	}
-	free(dirs);
-	return NULL;
-}
-
 json_t *
 cache_host_status(void)
 {
@@ -455,7 +417,7 @@ cache_init(char **cause)
 	if ((v = getenv("COLIBRI_INVENTORY_INTERVAL_MS")) != NULL && atoll(v) >= 1000)
 		interval = atoll(v);
 	buf_init(&inv_buf);
-	inv_binary = find_inventory();
+	inv_binary = path_search("colibri-runtime-inventory");
 	uv_timer_init(D.loop, &inv_timer);
 	uv_timer_start(&inv_timer, inv_run, 0, (uint64_t)interval);
 	uv_unref((uv_handle_t *)&inv_timer);

@@ -919,10 +919,6 @@ out:
 static int
 resolve_binary(const char *name, char **out, char **cause)
 {
-	const char *path;
-	char *dirs, *d, *save = NULL, *cand, self[PATH_MAX];
-	ssize_t n;
-
 	if (strchr(name, '/') != NULL) {
 		if (name[0] != '/') {
 			xasprintf(cause, "binary must be an absolute path or a name on PATH");
@@ -935,38 +931,8 @@ resolve_binary(const char *name, char **out, char **cause)
 		*out = xstrdup(name);
 		return 0;
 	}
-	path = getenv("PATH");
-	dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (d = strtok_r(dirs, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
-		cand = path_join(d, name);
-		if (d[0] == '/' && access(cand, X_OK) == 0) {
-			free(dirs);
-			*out = cand;
-			return 0;
-		}
-		free(cand);
-	}
-	free(dirs);
-	/* Beside the daemon itself (a build tree, or the same bin directory). */
-	if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
-		char *slash;
-		self[n] = '\0';
-		if ((slash = strrchr(self, '/')) != NULL) {
-			*slash = '\0';
-			cand = path_join(self, name);
-			if (access(cand, X_OK) == 0) {
-				*out = cand;
-				return 0;
-			}
-			free(cand);
-			xasprintf(&cand, "%s/../tools/%s", self, name);
-			if (access(cand, X_OK) == 0) {
-				*out = cand;
-				return 0;
-			}
-			free(cand);
-		}
-	}
+	if ((*out = path_search(name)) != NULL)
+		return 0;
 	xasprintf(cause, "%s not found on PATH", name);
 	return -1;
 }
@@ -1094,6 +1060,22 @@ session_in_use(const char *sid)
 	return 0;
 }
 
+/* Free an agent that never ran (a refused spawn). */
+static void
+agent_discard(struct agent *a)
+{
+	jail_config_clear(&a->jail);
+	json_decref(a->args);
+	json_decref(a->env);
+	free(a->provider);
+	free(a->prompt);
+	free(a->cwd);
+	free(a->binary);
+	free(a->id);
+	free(a->session_id);
+	free(a);
+}
+
 static struct agent *
 agent_from_args(json_t *args, const char *provider, const char **code, char **cause)
 {
@@ -1195,17 +1177,7 @@ agent_from_args(json_t *args, const char *provider, const char **code, char **ca
 	}
 	return a;
 fail:
-	a->gone = 1;
-	jail_config_clear(&a->jail);
-	json_decref(a->args);
-	json_decref(a->env);
-	free(a->provider);
-	free(a->prompt);
-	free(a->cwd);
-	free(a->binary);
-	free(a->id);
-	free(a->session_id);
-	free(a);
+	agent_discard(a);
 	return NULL;
 }
 
@@ -1274,17 +1246,7 @@ spawner_spawn(json_t *args, const char *provider, const char **code, char **caus
 fail:
 	session_close(&a->slog);
 	session_close(&a->elog);
-	a->gone = 1;
-	jail_config_clear(&a->jail);
-	json_decref(a->args);
-	json_decref(a->env);
-	free(a->provider);
-	free(a->prompt);
-	free(a->cwd);
-	free(a->binary);
-	free(a->id);
-	free(a->session_id);
-	free(a);
+	agent_discard(a);
 	return NULL;
 }
 

@@ -725,22 +725,7 @@ vault_init(char **cause)
 	if ((v = getenv("COLIBRI_BW_TIMEOUT_MS")) != NULL && atoll(v) >= 100)
 		bw_timeout_ms = atoll(v);
 	v = getenv("COLIBRI_BW");
-	if (v != NULL && *v == '/')
-		bw_path = xstrdup(v);
-	else {
-		const char *path = getenv("PATH");
-		char *dirs = xstrdup(path != NULL ? path : "/usr/local/bin:/usr/bin:/bin"), *d,
-		     *save = NULL, *cand;
-		for (d = strtok_r(dirs, ":", &save); d != NULL && bw_path == NULL;
-		     d = strtok_r(NULL, ":", &save)) {
-			cand = path_join(d, "bw");
-			if (d[0] == '/' && access(cand, X_OK) == 0)
-				bw_path = cand;
-			else
-				free(cand);
-		}
-		free(dirs);
-	}
+	bw_path = v != NULL && *v == '/' ? xstrdup(v) : path_search("bw");
 	uv_timer_init(D.loop, &kick_timer);
 	kick_open = 1;
 	spawner_jailed_hook = vault_on_jailed_spawn;
