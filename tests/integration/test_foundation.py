@@ -354,17 +354,20 @@ def test_subscribe_resumes_without_gap_or_duplicate(daemon):
     last = seen[-1]["seq"]
     r = sub.call("subscribe", topics=["task."], since=last)
     produce(30, "c")  # produced after the resubscribe: live
-    final = prod.call("status")["last_seq"]
+    # other subsystems log events of their own (skills.*, host.*): the
+    # stream must equal the stored task.* events, whatever their seqs
+    stored = prod.call("events-read", since=base, limit=100000, topics=["task."])["items"]
+    final = stored[-1]["seq"]
     while seen[-1]["seq"] < final:
         ev = sub.next_event(timeout=5)
         assert ev is not None, "stream stopped at %d of %d" % (seen[-1]["seq"], final)
         seen.append(ev)
     assert r["seq"] >= last
     seqs = [e["seq"] for e in seen]
-    assert seqs == list(range(base + 1, final + 1)), "gap or duplicate"
-    stored = prod.call("events-read", since=base, limit=100000, topics=["task."])["items"]
+    assert seqs == sorted(set(seqs)), "duplicate or out of order"
+    assert len(stored) == 30 + 10 + 30 + 10 + 30 + 10
     assert [(e["seq"], e["event"], e["data"]) for e in stored] == \
-        [(e["seq"], e["event"], e["data"]) for e in seen]
+        [(e["seq"], e["event"], e["data"]) for e in seen], "gap or duplicate"
     assert {e["event"] for e in seen} == {"task.created", "task.claimed"}
     # nothing more arrives: no duplicate tail
     assert poll_event(sub, 0.3) is None
