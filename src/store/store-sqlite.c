@@ -180,6 +180,23 @@ static int store_exec(struct store *s, const char *sql)
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
+/*
+ * Run a cached statement without results (transaction control on the
+ * request path: sqlite3_exec would parse BEGIN, SAVEPOINT, RELEASE and
+ * COMMIT again for every request).
+ */
+static int store_run(struct store *s, const char *sql)
+{
+	sqlite3_stmt *q = st(s, sql);
+	int rc;
+
+	if (q == NULL)
+		return -1;
+	rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int store_migrate(struct store *s, struct store_err *e)
 {
 	int have = store_schema_version(s), n = (int)(sizeof migrations / sizeof *migrations);
@@ -282,7 +299,7 @@ int store_schema_version(struct store *s)
 
 int store_begin(struct store *s, struct store_err *e)
 {
-	if (store_exec(s, "BEGIN IMMEDIATE") == -1) {
+	if (store_run(s, "BEGIN IMMEDIATE") == -1) {
 		store_dberr(s, e, "begin");
 		return -1;
 	}
@@ -292,7 +309,7 @@ int store_begin(struct store *s, struct store_err *e)
 
 int store_commit(struct store *s, struct store_err *e)
 {
-	if (store_exec(s, "COMMIT") == -1) {
+	if (store_run(s, "COMMIT") == -1) {
 		store_dberr(s, e, "commit");
 		store_exec(s, "ROLLBACK");
 		s->txn = 0;
@@ -315,18 +332,18 @@ int store_in_txn(struct store *s)
 
 int store_savepoint(struct store *s)
 {
-	return store_exec(s, "SAVEPOINT cmd");
+	return store_run(s, "SAVEPOINT cmd");
 }
 
 void store_savepoint_release(struct store *s)
 {
-	store_exec(s, "RELEASE cmd");
+	store_run(s, "RELEASE cmd");
 }
 
 void store_savepoint_rollback(struct store *s)
 {
-	store_exec(s, "ROLLBACK TO cmd");
-	store_exec(s, "RELEASE cmd");
+	store_run(s, "ROLLBACK TO cmd");
+	store_run(s, "RELEASE cmd");
 }
 
 int store_integrity_check(struct store *s, struct store_err *e)
