@@ -73,7 +73,8 @@ def staged(tmp_path_factory):
         for n in names + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
             p = os.path.join(d, n)
             files[os.path.relpath(p, dest)] = os.lstat(p)
-    return dest, files
+    yield dest, files
+    shutil.rmtree(str(tmp), ignore_errors=True)
 
 
 def test_staged_file_list_is_exact(staged):
@@ -138,7 +139,8 @@ def freebsd_plan(tmp_path_factory):
     run([MESON, "setup", "--cross-file", str(cross), "--prefix=/usr/local", "-Dtests=disabled",
          build, ROOT])
     installed = json.loads(run([MESON, "introspect", "--installed", build]).stdout)
-    return build, {v: k for k, v in installed.items()}
+    yield build, {v: k for k, v in installed.items()}
+    shutil.rmtree(str(tmp), ignore_errors=True)
 
 
 def test_freebsd_installs_rc_script_newsyslog_and_helper(freebsd_plan):
