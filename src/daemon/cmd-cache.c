@@ -6,8 +6,8 @@
  * session_id it also compares regions 1 and 2 with the session's previous
  * request (kept in memory for the most recent sessions) and reports the
  * first differing byte -- the answer to "why did my cache hits drop" -- and
- * records the three region hashes per request in the prompt_log table and
- * as a prompt.assembled event.
+ * records the three region hashes per request in the store's prompt log
+ * (store_prompt_log_append) and as a prompt.assembled event.
  *
  * usage normalises every spawned agent's usage (pi's or zot's counters, as
  * the glasspane summed them) into one record per agent with
@@ -20,7 +20,6 @@
  * shows the latest one, host-status returns it.
  */
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,25 +84,13 @@ last_slot(const char *session)
 static void
 prompt_log(const char *session, const struct prompt *p)
 {
-	sqlite3 *db = store_sqlite(D.store);
-	sqlite3_stmt *q;
 	struct store_err e;
 
 	if (txn_write(&e) == -1 ||
-	    sqlite3_prepare_v2(db,
-	                       "INSERT INTO prompt_log (session_id, ts, r1, r2, r3, bytes) VALUES "
-	                       "(?, ?, ?, ?, ?, ?)",
-	                       -1, &q, NULL) != SQLITE_OK)
-		return;
-	sqlite3_bind_text(q, 1, session, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(q, 2, now_ms());
-	sqlite3_bind_text(q, 3, p->region[PROMPT_STABLE].sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 4, p->region[PROMPT_SEMI_STABLE].sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 5, p->region[PROMPT_VOLATILE].sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 6, (sqlite3_int64)p->len);
-	if (sqlite3_step(q) != SQLITE_DONE)
-		log_warnx("prompt_log: %s", sqlite3_errmsg(db));
-	sqlite3_finalize(q);
+	    store_prompt_log_append(D.store, session, now_ms(), p->region[PROMPT_STABLE].sha256,
+	                            p->region[PROMPT_SEMI_STABLE].sha256,
+	                            p->region[PROMPT_VOLATILE].sha256, (long long)p->len, &e) == -1)
+		log_warnx("prompt_log: %s", e.msg);
 }
 
 static void
@@ -391,15 +378,6 @@ cache_init(char **cause)
 	char *saved;
 	int64_t interval = 600000;
 
-	if (sqlite3_exec(store_sqlite(D.store),
-	                 "CREATE TABLE IF NOT EXISTS prompt_log (session_id TEXT NOT NULL, ts "
-	                 "INTEGER NOT NULL, r1 TEXT, r2 TEXT, r3 TEXT, bytes INTEGER);"
-	                 "CREATE INDEX IF NOT EXISTS prompt_log_session ON prompt_log (session_id, "
-	                 "ts)",
-	                 NULL, NULL, NULL) != SQLITE_OK) {
-		xasprintf(cause, "prompt_log table: %s", sqlite3_errmsg(store_sqlite(D.store)));
-		return -1;
-	}
 	if (v != NULL && *v != '\0') {
 		if ((cfg = json_load_file(v, 0, &jerr)) == NULL) {
 			xasprintf(cause, "COLIBRI_PRICES %s: %s", v, jerr.text);

@@ -4,11 +4,10 @@
  * Skill directories (COLIBRI_SKILLS_DIRS, colon-separated; by default
  * STATE/skills and the config dir's skills/) are scanned at start and on
  * skills-reload by src/skills, and the result is indexed in the store's
- * skills table in one transaction, replacing the previous index; queries
- * read the table.  A bad SKILL.md is a per-file error in the reload's answer
- * (and the log) and does not stop the scan.
+ * skills table (store_skills_replace) in the current transaction, replacing
+ * the previous index; queries read the table through the store.  A bad SKILL.md is a per-file error
+ * in the reload's answer (and the log) and does not stop the scan.
  */
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,14 +27,6 @@
 
 static char **skill_dirs;
 static size_t nskill_dirs;
-
-static const char *schema = "CREATE TABLE IF NOT EXISTS skills ("
-                            "  name TEXT PRIMARY KEY,"
-                            "  description TEXT NOT NULL,"
-                            "  path TEXT,"
-                            "  fields TEXT NOT NULL,"
-                            "  body TEXT NOT NULL,"
-                            "  indexed INTEGER NOT NULL)";
 
 static void
 dirs_init(void)
@@ -67,17 +58,35 @@ dirs_init(void)
 	}
 }
 
+/* The catalog as store_skills_replace wants it. */
+static json_t *
+skills_json(const struct skills_catalog *cat)
+{
+	json_t *a = json_array(), *f;
+	size_t i, k;
+
+	for (i = 0; i < cat->nskills; i++) {
+		const struct skill *sk = &cat->skills[i];
+
+		f = json_object();
+		for (k = 0; k < sk->nfields; k++)
+			json_object_set_new(f, sk->fields[k].key, json_string(sk->fields[k].value));
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s?, s:o, s:s}", "name", sk->name,
+		                                   "description", sk->description, "path", sk->path,
+		                                   "fields", f, "body",
+		                                   sk->body != NULL ? sk->body : ""));
+	}
+	return a;
+}
+
 /* Scan and replace the index.  Returns {count, errors: [{path, message}], dirs}. */
 json_t *
 skills_reload(void)
 {
 	struct skills_catalog cat;
 	struct store_err e;
-	sqlite3 *db = store_sqlite(D.store);
-	sqlite3_stmt *q = NULL;
-	json_t *errors = json_array(), *dirs = json_array(), *f;
-	int64_t now = now_ms();
-	size_t i, k;
+	json_t *errors = json_array(), *dirs = json_array(), *list, *res;
+	size_t i;
 
 	skills_catalog_init(&cat);
 	skills_scan(&cat, (const char *const *)skill_dirs, nskill_dirs);
@@ -88,42 +97,20 @@ skills_reload(void)
 		json_array_append_new(errors, json_pack("{s:s, s:s}", "path", cat.errors[i].path,
 		                                        "message", cat.errors[i].message));
 	}
-	if (txn_write(&e) == -1 || sqlite3_exec(db, "DELETE FROM skills", NULL, NULL, NULL) != 0 ||
-	    sqlite3_prepare_v2(db,
-	                       "INSERT OR REPLACE INTO skills (name, description, path, fields, "
-	                       "body, indexed) VALUES (?, ?, ?, ?, ?, ?)",
-	                       -1, &q, NULL) != SQLITE_OK) {
-		log_warnx("skills: cannot index: %s", sqlite3_errmsg(db));
-		goto out;
+	list = skills_json(&cat);
+	if (txn_write(&e) == -1 || store_skills_replace(D.store, list, now_ms(), &e) == -1) {
+		log_warnx("skills: cannot index: %s", e.msg);
+	} else {
+		log_info("skills: %zu indexed, %zu errors", cat.nskills, cat.nerrors);
+		events_emit("skills.reloaded",
+		            json_pack("{s:I, s:I}", "count", (json_int_t)cat.nskills, "errors",
+		                      (json_int_t)cat.nerrors));
 	}
-	for (i = 0; i < cat.nskills; i++) {
-		const struct skill *sk = &cat.skills[i];
-		char *fs;
-
-		f = json_object();
-		for (k = 0; k < sk->nfields; k++)
-			json_object_set_new(f, sk->fields[k].key, json_string(sk->fields[k].value));
-		fs = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
-		json_decref(f);
-		sqlite3_reset(q);
-		sqlite3_bind_text(q, 1, sk->name, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 2, sk->description, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 3, sk->path, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(q, 4, fs, -1, free);
-		sqlite3_bind_text(q, 5, sk->body != NULL ? sk->body : "", -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(q, 6, now);
-		if (sqlite3_step(q) != SQLITE_DONE)
-			log_warnx("skills: indexing %s: %s", sk->name, sqlite3_errmsg(db));
-	}
-	log_info("skills: %zu indexed, %zu errors", cat.nskills, cat.nerrors);
-	events_emit("skills.reloaded", json_pack("{s:I, s:I}", "count", (json_int_t)cat.nskills,
-	                                         "errors", (json_int_t)cat.nerrors));
-out:
-	sqlite3_finalize(q);
-	f = json_pack("{s:I, s:o, s:o}", "count", (json_int_t)cat.nskills, "errors", errors, "dirs",
-	              dirs);
+	json_decref(list);
+	res = json_pack("{s:I, s:o, s:o}", "count", (json_int_t)cat.nskills, "errors", errors,
+	                "dirs", dirs);
 	skills_catalog_free(&cat);
-	return f;
+	return res;
 }
 
 int
@@ -131,10 +118,7 @@ skills_index_init(char **cause)
 {
 	json_t *r;
 
-	if (sqlite3_exec(store_sqlite(D.store), schema, NULL, NULL, NULL) != SQLITE_OK) {
-		xasprintf(cause, "skills table: %s", sqlite3_errmsg(store_sqlite(D.store)));
-		return -1;
-	}
+	(void)cause; /* the store creates the skills table when it opens */
 	dirs_init();
 	r = skills_reload();
 	json_decref(r);
@@ -153,88 +137,31 @@ skills_index_close(void)
 	nskill_dirs = 0;
 }
 
-static json_t *
-skill_row(sqlite3_stmt *q, int with_body)
-{
-	json_t *s = json_object(), *fields;
-
-	json_object_set_new(s, "name", json_string((const char *)sqlite3_column_text(q, 0)));
-	json_object_set_new(s, "description", json_string((const char *)sqlite3_column_text(q, 1)));
-	json_object_set_new(s, "path",
-	                    sqlite3_column_type(q, 2) == SQLITE_NULL
-	                            ? json_null()
-	                            : json_string((const char *)sqlite3_column_text(q, 2)));
-	fields = json_loads((const char *)sqlite3_column_text(q, 3), 0, NULL);
-	json_object_set_new(s, "fields", fields != NULL ? fields : json_object());
-	if (with_body)
-		json_object_set_new(s, "body",
-		                    json_string((const char *)sqlite3_column_text(q, 4)));
-	return s;
-}
-
 static void
 cmd_skills_list(struct cmd_req *r)
 {
 	const char *query = cmd_arg_str(r, "query");
-	sqlite3 *db = store_sqlite(D.store);
-	sqlite3_stmt *q;
-	json_t *items = json_array();
-	char *like = NULL;
+	struct store_err e;
+	json_t *res;
 
 	if (query != NULL && strlen(query) > 256) {
-		json_decref(items);
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "query is longer than 256 bytes");
 		return;
 	}
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT name, description, path, fields, body FROM skills WHERE ?1 "
-	                       "IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE "
-	                       "'\\' OR body LIKE ?1 ESCAPE '\\' ORDER BY name",
-	                       -1, &q, NULL) != SQLITE_OK) {
-		json_decref(items);
-		cmd_fail(r, ERR_INTERNAL, "skills: %s", sqlite3_errmsg(db));
-		return;
-	}
-	if (query != NULL) {
-		/* A substring match: escape LIKE's own wildcards in the query. */
-		size_t i, o = 0, n = strlen(query);
-		like = xmalloc(2 * n + 3);
-		like[o++] = '%';
-		for (i = 0; i < n; i++) {
-			if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
-				like[o++] = '\\';
-			like[o++] = query[i];
-		}
-		like[o++] = '%';
-		like[o] = '\0';
-		sqlite3_bind_text(q, 1, like, -1, free);
-	}
-	while (sqlite3_step(q) == SQLITE_ROW)
-		json_array_append_new(items, skill_row(q, 0));
-	sqlite3_finalize(q);
-	cmd_ok(r, json_pack("{s:o}", "items", items));
+	if ((res = store_skills_list(D.store, query, &e)) == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else
+		cmd_ok(r, res);
 }
 
 static void
 cmd_skill_show(struct cmd_req *r)
 {
-	sqlite3 *db = store_sqlite(D.store);
-	sqlite3_stmt *q;
-	json_t *s = NULL;
+	struct store_err e;
+	json_t *s;
 
-	if (sqlite3_prepare_v2(db,
-	                       "SELECT name, description, path, fields, body FROM skills "
-	                       "WHERE name = ?",
-	                       -1, &q, NULL) != SQLITE_OK) {
-		cmd_fail(r, ERR_INTERNAL, "skills: %s", sqlite3_errmsg(db));
-		return;
-	}
-	sqlite3_bind_text(q, 1, cmd_arg_str(r, "name"), -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		s = skill_row(q, 1);
-	sqlite3_finalize(q);
-	if (s == NULL)
-		cmd_fail(r, ERR_NOT_FOUND, "no skill named %.64s", cmd_arg_str(r, "name"));
+	if ((s = store_skill_get(D.store, cmd_arg_str(r, "name"), &e)) == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
 	else
 		cmd_ok(r, s);
 }

@@ -13,7 +13,12 @@
  * the address of their SQL text, which is always a string literal here.
  *
  * Schema changes are migrations indexed by PRAGMA user_version; append new
- * ones to the migrations[] array, never edit a shipped one.
+ * ones to the migrations[] array, never edit a shipped one.  The skills
+ * index and the prompt log predate that rule: their tables are created
+ * (if missing) at every open, outside the numbered migrations.
+ *
+ * The functions are the sqlite_store_* half of store-backend.h; store.c
+ * dispatches store.h calls to them.
  */
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -23,11 +28,12 @@
 
 #include "common/proto.h"
 #include "common/xmalloc.h"
+#include "store/store-backend.h"
 #include "store/store.h"
 
 #define STMT_CACHE 96
 
-struct store {
+struct sqlite_store {
 	sqlite3 *db;
 	char *path;
 	int txn;
@@ -90,19 +96,20 @@ static const char *migrations[] = {
     "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
-void store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
-{
-	va_list ap;
+/* Tables of the skills index and the prompt log (not numbered migrations). */
+static const char aux_tables[] =
+    "CREATE TABLE IF NOT EXISTS skills ("
+    "  name TEXT PRIMARY KEY,"
+    "  description TEXT NOT NULL,"
+    "  path TEXT,"
+    "  fields TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  indexed INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS prompt_log (session_id TEXT NOT NULL, ts INTEGER NOT NULL,"
+    "  r1 TEXT, r2 TEXT, r3 TEXT, bytes INTEGER);"
+    "CREATE INDEX IF NOT EXISTS prompt_log_session ON prompt_log (session_id, ts);";
 
-	if (e == NULL)
-		return;
-	e->code = code;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-}
-
-static void store_dberr(struct store *s, struct store_err *e, const char *what)
+static void store_dberr(struct sqlite_store *s, struct store_err *e, const char *what)
 {
 	int rc = sqlite3_extended_errcode(s->db);
 
@@ -113,7 +120,7 @@ static void store_dberr(struct store *s, struct store_err *e, const char *what)
 }
 
 /* The cached, reset statement for sql (a string literal). */
-static sqlite3_stmt *st(struct store *s, const char *sql)
+static sqlite3_stmt *st(struct sqlite_store *s, const char *sql)
 {
 	int i;
 
@@ -175,7 +182,7 @@ static int row_exists(sqlite3_stmt *q)
 	return found;
 }
 
-static int store_exec(struct store *s, const char *sql)
+static int store_exec(struct sqlite_store *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
@@ -185,7 +192,7 @@ static int store_exec(struct store *s, const char *sql)
  * request path: sqlite3_exec would parse BEGIN, SAVEPOINT, RELEASE and
  * COMMIT again for every request).
  */
-static int store_run(struct store *s, const char *sql)
+static int store_run(struct sqlite_store *s, const char *sql)
 {
 	sqlite3_stmt *q = st(s, sql);
 	int rc;
@@ -197,9 +204,9 @@ static int store_run(struct store *s, const char *sql)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int store_migrate(struct store *s, struct store_err *e)
+static int store_migrate(struct sqlite_store *s, struct store_err *e)
 {
-	int have = store_schema_version(s), n = (int)(sizeof migrations / sizeof *migrations);
+	int have = sqlite_store_schema_version(s), n = (int)(sizeof migrations / sizeof *migrations);
 	char pragma[64];
 
 	if (have > n) {
@@ -226,9 +233,9 @@ fail:
 	return -1;
 }
 
-struct store *store_open(const char *path, struct store_err *e)
+struct sqlite_store *sqlite_store_open(const char *path, struct store_err *e)
 {
-	struct store *s = xcalloc(1, sizeof *s);
+	struct sqlite_store *s = xcalloc(1, sizeof *s);
 
 	s->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &s->db,
@@ -250,13 +257,17 @@ struct store *store_open(const char *path, struct store_err *e)
 	}
 	if (store_migrate(s, e) == -1)
 		goto fail;
+	if (store_exec(s, aux_tables) == -1) {
+		store_dberr(s, e, "skills and prompt_log tables");
+		goto fail;
+	}
 	return s;
 fail:
-	store_close(s);
+	sqlite_store_close(s);
 	return NULL;
 }
 
-void store_close(struct store *s)
+void sqlite_store_close(struct sqlite_store *s)
 {
 	int i;
 
@@ -274,17 +285,12 @@ void store_close(struct store *s)
 	free(s);
 }
 
-const char *store_path(struct store *s)
-{
-	return s->path;
-}
-
-struct sqlite3 *store_sqlite(struct store *s)
+struct sqlite3 *sqlite_store_db(struct sqlite_store *s)
 {
 	return s->db;
 }
 
-int store_schema_version(struct store *s)
+int sqlite_store_schema_version(struct sqlite_store *s)
 {
 	sqlite3_stmt *q;
 	int v = 0;
@@ -297,7 +303,7 @@ int store_schema_version(struct store *s)
 	return v;
 }
 
-int store_begin(struct store *s, struct store_err *e)
+int sqlite_store_begin(struct sqlite_store *s, struct store_err *e)
 {
 	if (store_run(s, "BEGIN IMMEDIATE") == -1) {
 		store_dberr(s, e, "begin");
@@ -307,7 +313,7 @@ int store_begin(struct store *s, struct store_err *e)
 	return 0;
 }
 
-int store_commit(struct store *s, struct store_err *e)
+int sqlite_store_commit(struct sqlite_store *s, struct store_err *e)
 {
 	if (store_run(s, "COMMIT") == -1) {
 		store_dberr(s, e, "commit");
@@ -319,34 +325,34 @@ int store_commit(struct store *s, struct store_err *e)
 	return 0;
 }
 
-void store_rollback(struct store *s)
+void sqlite_store_rollback(struct sqlite_store *s)
 {
 	store_exec(s, "ROLLBACK");
 	s->txn = 0;
 }
 
-int store_in_txn(struct store *s)
+int sqlite_store_in_txn(struct sqlite_store *s)
 {
 	return s->txn;
 }
 
-int store_savepoint(struct store *s)
+int sqlite_store_savepoint(struct sqlite_store *s)
 {
 	return store_run(s, "SAVEPOINT cmd");
 }
 
-void store_savepoint_release(struct store *s)
+void sqlite_store_savepoint_release(struct sqlite_store *s)
 {
 	store_run(s, "RELEASE cmd");
 }
 
-void store_savepoint_rollback(struct store *s)
+void sqlite_store_savepoint_rollback(struct sqlite_store *s)
 {
 	store_run(s, "ROLLBACK TO cmd");
 	store_run(s, "RELEASE cmd");
 }
 
-int store_integrity_check(struct store *s, struct store_err *e)
+int sqlite_store_integrity_check(struct sqlite_store *s, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	int ok = 0;
@@ -364,7 +370,7 @@ int store_integrity_check(struct store *s, struct store_err *e)
 	return ok ? 0 : -1;
 }
 
-static long long count_of(struct store *s, const char *sql)
+static long long count_of(struct sqlite_store *s, const char *sql)
 {
 	return row_int64(st(s, sql), -1);
 }
@@ -373,7 +379,7 @@ static long long count_of(struct store *s, const char *sql)
 	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
 	"d.dep WHERE d.task = t.id AND u.status != 'done')"
 
-json_t *store_counts(struct store *s)
+json_t *sqlite_store_counts(struct sqlite_store *s)
 {
 	json_t *tasks = json_object();
 	sqlite3_stmt *q;
@@ -426,7 +432,7 @@ static json_t *col_json_or_null(sqlite3_stmt *q, int i)
 	return v != NULL ? v : json_null();
 }
 
-static json_t *task_deps_of(struct store *s, long long id)
+static json_t *task_deps_of(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT dep FROM task_deps WHERE task = ? ORDER BY dep");
 	json_t *a = json_array();
@@ -438,7 +444,7 @@ static json_t *task_deps_of(struct store *s, long long id)
 }
 
 /* Build a task object from a row selected with TASK_COLS. */
-static json_t *task_from_row(struct store *s, sqlite3_stmt *q)
+static json_t *task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
 {
 	json_t *t = json_object();
 	long long id = sqlite3_column_int64(q, 0);
@@ -460,7 +466,7 @@ static json_t *task_from_row(struct store *s, sqlite3_stmt *q)
 	return t;
 }
 
-json_t *store_task_get(struct store *s, long long id, struct store_err *e)
+json_t *sqlite_store_task_get(struct sqlite_store *s, long long id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = ?");
 	json_t *t;
@@ -479,7 +485,7 @@ json_t *store_task_get(struct store *s, long long id, struct store_err *e)
 	return t;
 }
 
-static int task_exists(struct store *s, long long id)
+static int task_exists(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks WHERE id = ?");
 
@@ -488,7 +494,7 @@ static int task_exists(struct store *s, long long id)
 }
 
 /* Would task -> dep close a cycle (dep already reaches task)? */
-static int task_dep_cycles(struct store *s, long long task, long long dep)
+static int task_dep_cycles(struct sqlite_store *s, long long task, long long dep)
 {
 	sqlite3_stmt *q = st(s, "WITH RECURSIVE r(x) AS (SELECT ? UNION SELECT d.dep FROM "
 	                        "task_deps d JOIN r ON d.task = r.x) SELECT 1 FROM r WHERE x = ?");
@@ -501,7 +507,7 @@ static int task_dep_cycles(struct store *s, long long task, long long dep)
 }
 
 /* Replace task's dependencies with deps (an array of integers). */
-static int task_set_deps(struct store *s, long long task, json_t *deps, struct store_err *e)
+static int task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	size_t i;
@@ -541,7 +547,7 @@ dberr:
 	return -1;
 }
 
-json_t *store_task_create(struct store *s, const char *title, const char *body, long long priority,
+json_t *sqlite_store_task_create(struct sqlite_store *s, const char *title, const char *body, long long priority,
                           json_t *depends_on, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO tasks (title, body, priority, created, updated) "
@@ -560,13 +566,13 @@ json_t *store_task_create(struct store *s, const char *title, const char *body, 
 	id = sqlite3_last_insert_rowid(s->db);
 	if (depends_on != NULL && task_set_deps(s, id, depends_on, e) == -1)
 		return NULL;
-	return store_task_get(s, id, e);
+	return sqlite_store_task_get(s, id, e);
 dberr:
 	store_dberr(s, e, "task-create");
 	return NULL;
 }
 
-json_t *store_task_list(struct store *s, const char *status, const char *owner, int ready_only,
+json_t *sqlite_store_task_list(struct sqlite_store *s, const char *status, const char *owner, int ready_only,
                         long long limit, struct store_err *e)
 {
 	sqlite3_stmt *q;
@@ -596,7 +602,7 @@ json_t *store_task_list(struct store *s, const char *status, const char *owner, 
 	return json_pack("{s:o}", "items", items);
 }
 
-static long long task_next_ready(struct store *s)
+static long long task_next_ready(struct sqlite_store *s)
 {
 	sqlite3_stmt *q = st(s, "SELECT t.id FROM tasks t WHERE " READY_WHERE
 	                        " ORDER BY t.priority DESC, t.id LIMIT 1");
@@ -604,7 +610,7 @@ static long long task_next_ready(struct store *s)
 	return row_int64(q, 0);
 }
 
-static int task_is_ready(struct store *s, long long id)
+static int task_is_ready(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks t WHERE t.id = ? AND " READY_WHERE);
 
@@ -612,7 +618,7 @@ static int task_is_ready(struct store *s, long long id)
 	return row_exists(q);
 }
 
-json_t *store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms,
+json_t *sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id, long long lease_ms,
                          int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
@@ -624,7 +630,7 @@ json_t *store_task_claim(struct store *s, const char *agent, long long id, long 
 			return NULL;
 		}
 	} else {
-		if ((t = store_task_get(s, id, e)) == NULL)
+		if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 			return NULL;
 		if (strcmp(json_string_value(json_object_get(t, "status")), "open") != 0) {
 			store_err_set(e, ERR_CONFLICT, "task %lld is %s", id,
@@ -655,7 +661,7 @@ json_t *store_task_claim(struct store *s, const char *agent, long long id, long 
 		store_err_set(e, ERR_CONFLICT, "task %lld was claimed meanwhile", id);
 		return NULL;
 	}
-	return store_task_get(s, id, e);
+	return sqlite_store_task_get(s, id, e);
 }
 
 /* Check that agent (if given) owns the claim on task t. */
@@ -670,7 +676,7 @@ static int task_check_owner(json_t *t, const char *agent, long long id, struct s
 	return 0;
 }
 
-static int task_set_text(struct store *s, long long id, const char *sql, const char *v, int64_t now)
+static int task_set_text(struct sqlite_store *s, long long id, const char *sql, const char *v, int64_t now)
 {
 	sqlite3_stmt *q = st(s, sql);
 
@@ -680,7 +686,7 @@ static int task_set_text(struct store *s, long long id, const char *sql, const c
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
 }
 
-static int task_update_status(struct store *s, json_t *t, long long id, const char *to, int64_t now,
+static int task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *to, int64_t now,
                               struct store_err *e)
 {
 	const char *from = json_string_value(json_object_get(t, "status"));
@@ -709,13 +715,13 @@ static int task_update_status(struct store *s, json_t *t, long long id, const ch
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
 }
 
-json_t *store_task_update(struct store *s, long long id, json_t *ch, const char *agent, int64_t now,
+json_t *sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const char *agent, int64_t now,
                           struct store_err *e)
 {
 	json_t *t, *v;
 	int rc = 0;
 
-	if ((t = store_task_get(s, id, e)) == NULL)
+	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
 	if (task_check_owner(t, agent, id, e) == -1)
 		goto fail;
@@ -746,20 +752,20 @@ json_t *store_task_update(struct store *s, long long id, json_t *ch, const char 
 	    task_update_status(s, t, id, json_string_value(v), now, e) == -1)
 		goto fail;
 	json_decref(t);
-	return store_task_get(s, id, e);
+	return sqlite_store_task_get(s, id, e);
 fail:
 	json_decref(t);
 	return NULL;
 }
 
-json_t *store_task_complete(struct store *s, long long id, const char *agent, json_t *result,
+json_t *sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *agent, json_t *result,
                             int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
 	char *res = NULL;
 
-	if ((t = store_task_get(s, id, e)) == NULL)
+	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
 	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
 		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
@@ -785,16 +791,16 @@ json_t *store_task_complete(struct store *s, long long id, const char *agent, js
 		store_dberr(s, e, "task-complete");
 		return NULL;
 	}
-	return store_task_get(s, id, e);
+	return sqlite_store_task_get(s, id, e);
 }
 
-json_t *store_task_release(struct store *s, long long id, const char *agent, int64_t now,
+json_t *sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agent, int64_t now,
                            struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
 
-	if ((t = store_task_get(s, id, e)) == NULL)
+	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
 	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
 		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
@@ -815,11 +821,11 @@ json_t *store_task_release(struct store *s, long long id, const char *agent, int
 		store_dberr(s, e, "task-release");
 		return NULL;
 	}
-	return store_task_get(s, id, e);
+	return sqlite_store_task_get(s, id, e);
 }
 
 /* Collect ids from a one-column query, then release each (the statement is reused). */
-static int task_release_ids(struct store *s, sqlite3_stmt *q, int64_t now,
+static int task_release_ids(struct sqlite_store *s, sqlite3_stmt *q, int64_t now,
                             void (*cb)(json_t *, void *), void *arg)
 {
 	long long *ids = NULL;
@@ -833,7 +839,7 @@ static int task_release_ids(struct store *s, sqlite3_stmt *q, int64_t now,
 	}
 	sqlite3_reset(q);
 	for (i = 0; i < n; i++) {
-		if ((t = store_task_release(s, ids[i], NULL, now, NULL)) == NULL)
+		if ((t = sqlite_store_task_release(s, ids[i], NULL, now, NULL)) == NULL)
 			continue;
 		if (cb != NULL)
 			cb(t, arg);
@@ -843,7 +849,7 @@ static int task_release_ids(struct store *s, sqlite3_stmt *q, int64_t now,
 	return (int)n;
 }
 
-int store_task_expire(struct store *s, int64_t now, void (*cb)(json_t *, void *), void *arg)
+int sqlite_store_task_expire(struct sqlite_store *s, int64_t now, void (*cb)(json_t *, void *), void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND "
 	                        "lease_expires <= ? ORDER BY id");
@@ -852,7 +858,7 @@ int store_task_expire(struct store *s, int64_t now, void (*cb)(json_t *, void *)
 	return task_release_ids(s, q, now, cb, arg);
 }
 
-int store_task_release_agent(struct store *s, const char *agent, int64_t now,
+int sqlite_store_task_release_agent(struct sqlite_store *s, const char *agent, int64_t now,
                              void (*cb)(json_t *, void *), void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND owner = ? "
@@ -862,7 +868,7 @@ int store_task_release_agent(struct store *s, const char *agent, int64_t now,
 	return task_release_ids(s, q, now, cb, arg);
 }
 
-int store_task_renew_agent(struct store *s, const char *agent, int64_t now)
+int sqlite_store_task_renew_agent(struct sqlite_store *s, const char *agent, int64_t now)
 {
 	sqlite3_stmt *q = st(s, "UPDATE tasks SET lease_expires = ? + lease_ms "
 	                        "WHERE status = 'claimed' AND owner = ?");
@@ -872,7 +878,7 @@ int store_task_renew_agent(struct store *s, const char *agent, int64_t now)
 	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
 }
 
-int64_t store_task_next_expiry(struct store *s)
+int64_t sqlite_store_task_next_expiry(struct sqlite_store *s)
 {
 	return row_int64(st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'"), -1);
 }
@@ -911,7 +917,7 @@ static json_t *agent_from_row(sqlite3_stmt *q)
 	return a;
 }
 
-json_t *store_agent_get(struct store *s, const char *id, struct store_err *e)
+json_t *sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE id = ?");
 	json_t *a;
@@ -934,7 +940,7 @@ json_t *store_agent_get(struct store *s, const char *id, struct store_err *e)
  * Set columns of agent id from fields (creating the row if needed).  Known
  * keys map to columns; "detail" must be an object and replaces the detail.
  */
-json_t *store_agent_put(struct store *s, const char *id, json_t *f, int64_t now,
+json_t *sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_t now,
                         struct store_err *e)
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
@@ -991,13 +997,13 @@ json_t *store_agent_put(struct store *s, const char *id, json_t *f, int64_t now,
 		}
 		sqlite3_finalize(u);
 	}
-	return store_agent_get(s, id, e);
+	return sqlite_store_agent_get(s, id, e);
 dberr:
 	store_dberr(s, e, "agent");
 	return NULL;
 }
 
-json_t *store_agent_list(struct store *s, const char *kind, const char *state, struct store_err *e)
+json_t *sqlite_store_agent_list(struct sqlite_store *s, const char *kind, const char *state, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE (?1 IS NULL OR kind = ?1) "
 	                        "AND (?2 IS NULL OR state = ?2) ORDER BY created, id");
@@ -1016,7 +1022,7 @@ json_t *store_agent_list(struct store *s, const char *kind, const char *state, s
 	return json_pack("{s:o}", "items", items);
 }
 
-int store_agent_delete(struct store *s, const char *id)
+int sqlite_store_agent_delete(struct sqlite_store *s, const char *id)
 {
 	sqlite3_stmt *q = st(s, "DELETE FROM agents WHERE id = ?");
 
@@ -1024,7 +1030,7 @@ int store_agent_delete(struct store *s, const char *id)
 	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
 }
 
-int store_agent_find_lost(struct store *s, int64_t now, void (*cb)(const char *, void *), void *arg)
+int sqlite_store_agent_find_lost(struct sqlite_store *s, int64_t now, void (*cb)(const char *, void *), void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM agents WHERE kind = 'registered' AND lost = 0 "
 	                        "AND heartbeat + lease_ms <= ? ORDER BY id");
@@ -1046,7 +1052,7 @@ int store_agent_find_lost(struct store *s, int64_t now, void (*cb)(const char *,
 	return (int)n;
 }
 
-int64_t store_agent_next_loss(struct store *s)
+int64_t sqlite_store_agent_next_loss(struct sqlite_store *s)
 {
 	sqlite3_stmt *q = st(s, "SELECT min(heartbeat + lease_ms) FROM agents "
 	                        "WHERE kind = 'registered' AND lost = 0");
@@ -1056,7 +1062,7 @@ int64_t store_agent_next_loss(struct store *s)
 
 /* ---- events ---- */
 
-long long store_event_append(struct store *s, const char *topic, const char *data, int64_t ts,
+long long sqlite_store_event_append(struct sqlite_store *s, const char *topic, const char *data, int64_t ts,
                              struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO events (ts, topic, data) VALUES (?, ?, ?)");
@@ -1077,7 +1083,7 @@ dberr:
 	return -1;
 }
 
-long long store_event_last(struct store *s)
+long long sqlite_store_event_last(struct sqlite_store *s)
 {
 	return row_int64(st(s, "SELECT coalesce(max(seq), 0) FROM events"), 0);
 }
@@ -1098,7 +1104,7 @@ static int topic_matches(json_t *topics, const char *topic)
 	return 0;
 }
 
-int store_event_scan(struct store *s, long long since, long long limit, json_t *topics,
+int sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit, json_t *topics,
                      int (*cb)(long long, int64_t, const char *, const char *, void *), void *arg)
 {
 	sqlite3_stmt *q;
@@ -1137,7 +1143,7 @@ static json_t *tenant_from_row(sqlite3_stmt *q)
 
 #define TENANT_COLS "tenant_id, jail_root_path, collection_id, status, reason, created, updated"
 
-json_t *store_tenant_get(struct store *s, const char *tenant_id, struct store_err *e)
+json_t *sqlite_store_tenant_get(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants WHERE tenant_id = ?");
 	json_t *t;
@@ -1152,7 +1158,7 @@ json_t *store_tenant_get(struct store *s, const char *tenant_id, struct store_er
 	return t;
 }
 
-json_t *store_tenant_put(struct store *s, const char *tenant_id, const char *root,
+json_t *sqlite_store_tenant_put(struct sqlite_store *s, const char *tenant_id, const char *root,
                          const char *collection, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q =
@@ -1171,10 +1177,10 @@ json_t *store_tenant_put(struct store *s, const char *tenant_id, const char *roo
 		store_dberr(s, e, "register-tenant");
 		return NULL;
 	}
-	return store_tenant_get(s, tenant_id, e);
+	return sqlite_store_tenant_get(s, tenant_id, e);
 }
 
-json_t *store_tenant_list(struct store *s, struct store_err *e)
+json_t *sqlite_store_tenant_list(struct sqlite_store *s, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants ORDER BY tenant_id");
 	json_t *items = json_array();
@@ -1186,7 +1192,7 @@ json_t *store_tenant_list(struct store *s, struct store_err *e)
 	return json_pack("{s:o}", "items", items);
 }
 
-int store_tenant_set_status(struct store *s, const char *tenant_id, const char *status,
+int sqlite_store_tenant_set_status(struct sqlite_store *s, const char *tenant_id, const char *status,
                             const char *reason, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "UPDATE tenants SET status = ?, reason = ?, updated = ? "
@@ -1207,7 +1213,7 @@ int store_tenant_set_status(struct store *s, const char *tenant_id, const char *
 	return 0;
 }
 
-int store_tenant_delete(struct store *s, const char *tenant_id, struct store_err *e)
+int sqlite_store_tenant_delete(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "DELETE FROM tenants WHERE tenant_id = ?");
 
@@ -1225,7 +1231,7 @@ int store_tenant_delete(struct store *s, const char *tenant_id, struct store_err
 
 /* ---- kv ---- */
 
-int store_kv_set(struct store *s, const char *key, const char *value, struct store_err *e)
+int sqlite_store_kv_set(struct sqlite_store *s, const char *key, const char *value, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
 	                        "UPDATE SET value = excluded.value");
@@ -1239,7 +1245,7 @@ int store_kv_set(struct store *s, const char *key, const char *value, struct sto
 	return 0;
 }
 
-char *store_kv_get(struct store *s, const char *key)
+char *sqlite_store_kv_get(struct sqlite_store *s, const char *key)
 {
 	sqlite3_stmt *q = st(s, "SELECT value FROM kv WHERE key = ?");
 	char *v = NULL;
@@ -1249,4 +1255,146 @@ char *store_kv_get(struct store *s, const char *key)
 		v = xstrdup((const char *)sqlite3_column_text(q, 0));
 	sqlite3_reset(q);
 	return v;
+}
+
+/* ---- skills index and prompt log ---- */
+
+static int skill_insert(struct sqlite_store *s, json_t *sk, int64_t now)
+{
+	sqlite3_stmt *q = st(s, "INSERT OR REPLACE INTO skills (name, description, path, fields, "
+	                        "body, indexed) VALUES (?, ?, ?, ?, ?, ?)");
+	char *fields;
+	int rc;
+
+	if (q == NULL)
+		return -1;
+	fields = json_dumps(json_object_get(sk, "fields"), JSON_COMPACT | JSON_SORT_KEYS);
+	bind_text_or_null(q, 1, json_string_value(json_object_get(sk, "name")));
+	bind_text_or_null(q, 2, json_string_value(json_object_get(sk, "description")));
+	bind_text_or_null(q, 3, json_string_value(json_object_get(sk, "path")));
+	sqlite3_bind_text(q, 4, fields != NULL ? fields : "{}", -1, SQLITE_TRANSIENT);
+	bind_text_or_null(q, 5, json_string_value(json_object_get(sk, "body")));
+	sqlite3_bind_int64(q, 6, now);
+	rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(q);
+	free(fields);
+	return rc;
+}
+
+int sqlite_store_skills_replace(struct sqlite_store *s, json_t *skills, int64_t now,
+                                struct store_err *e)
+{
+	size_t i;
+	json_t *sk;
+
+	if (store_run(s, "DELETE FROM skills") == -1) {
+		store_dberr(s, e, "skills index");
+		return -1;
+	}
+	json_array_foreach(skills, i, sk)
+	{
+		if (skill_insert(s, sk, now) == -1) {
+			store_dberr(s, e, "skills index");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static json_t *skill_from_row(sqlite3_stmt *q, int with_body)
+{
+	json_t *sk = json_object(), *fields;
+
+	json_object_set_new(sk, "name", col_text_or_null(q, 0));
+	json_object_set_new(sk, "description", col_text_or_null(q, 1));
+	json_object_set_new(sk, "path", col_text_or_null(q, 2));
+	fields = col_json_or_null(q, 3);
+	json_object_set_new(sk, "fields", json_is_object(fields) ? fields : json_object());
+	if (!json_is_object(fields))
+		json_decref(fields);
+	if (with_body)
+		json_object_set_new(sk, "body", col_text_or_null(q, 4));
+	return sk;
+}
+
+/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
+static char *like_substring(const char *query)
+{
+	size_t i, o = 0, n = strlen(query);
+	char *like = xmalloc(2 * n + 3);
+
+	like[o++] = '%';
+	for (i = 0; i < n; i++) {
+		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
+			like[o++] = '\\';
+		like[o++] = query[i];
+	}
+	like[o++] = '%';
+	like[o] = '\0';
+	return like;
+}
+
+json_t *sqlite_store_skills_list(struct sqlite_store *s, const char *query, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "SELECT name, description, path, fields, body FROM skills WHERE ?1 "
+	                        "IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE "
+	                        "'\\' OR body LIKE ?1 ESCAPE '\\' ORDER BY name");
+	json_t *items;
+
+	if (q == NULL) {
+		store_dberr(s, e, "skills-list");
+		return NULL;
+	}
+	if (query != NULL)
+		sqlite3_bind_text(q, 1, like_substring(query), -1, free);
+	items = json_array();
+	while (sqlite3_step(q) == SQLITE_ROW)
+		json_array_append_new(items, skill_from_row(q, 0));
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return json_pack("{s:o}", "items", items);
+}
+
+json_t *sqlite_store_skill_get(struct sqlite_store *s, const char *name, struct store_err *e)
+{
+	sqlite3_stmt *q =
+	    st(s, "SELECT name, description, path, fields, body FROM skills WHERE name = ?");
+	json_t *sk = NULL;
+
+	if (q == NULL) {
+		store_dberr(s, e, "skill-show");
+		return NULL;
+	}
+	sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		sk = skill_from_row(q, 1);
+	sqlite3_reset(q);
+	if (sk == NULL)
+		store_err_set(e, ERR_NOT_FOUND, "no skill named %.64s", name);
+	return sk;
+}
+
+int sqlite_store_prompt_log_append(struct sqlite_store *s, const char *session_id, int64_t ts,
+                                   const char *r1, const char *r2, const char *r3,
+                                   long long bytes, struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, "INSERT INTO prompt_log (session_id, ts, r1, r2, r3, bytes) "
+	                        "VALUES (?, ?, ?, ?, ?, ?)");
+	int rc;
+
+	if (q == NULL) {
+		store_dberr(s, e, "prompt_log");
+		return -1;
+	}
+	sqlite3_bind_text(q, 1, session_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(q, 2, ts);
+	bind_text_or_null(q, 3, r1);
+	bind_text_or_null(q, 4, r2);
+	bind_text_or_null(q, 5, r3);
+	sqlite3_bind_int64(q, 6, bytes);
+	rc = sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
+	if (rc == -1)
+		store_dberr(s, e, "prompt_log");
+	sqlite3_reset(q);
+	return rc;
 }

@@ -11,7 +11,16 @@
  * Errors fill a struct store_err with a protocol error code and a message
  * and return -1; they never abort.
  *
- * SQLite is the embedded backend (store-sqlite.c).
+ * Two backends sit behind this one interface (store.c dispatches):
+ * SQLite, embedded, the default (store-sqlite.c); and PostgreSQL
+ * (store-postgres.c), chosen by giving store_open a postgres:// or
+ * postgresql:// URL, so several daemons on several hosts share one task
+ * board, registry and events log.  Both keep the same schema semantics,
+ * error codes and JSON shapes.  On PostgreSQL every call is a synchronous
+ * libpq round trip on the loop thread; events carry the host id set with
+ * store_set_host, and events committed through other daemons reach this
+ * one through store_notify_fd/store_notify_read (LISTEN/NOTIFY) and the
+ * event sink, in sequence order.
  */
 #ifndef COLIBRI_STORE_H
 #define COLIBRI_STORE_H
@@ -29,11 +38,24 @@ struct store_err {
 void store_err_set(struct store_err *, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Open (creating and migrating) the database at path.  NULL with cause on error. */
+/*
+ * Open (creating and migrating) the database at path: a SQLite file, or a
+ * PostgreSQL URL (postgres://... or postgresql://...).  NULL with cause on
+ * error.
+ */
 struct store *store_open(const char *path, struct store_err *);
 void store_close(struct store *);
+/* The path, or the URL without its password.  Owned by the store. */
 const char *store_path(struct store *);
+/* "sqlite" or "postgres". */
+const char *store_backend(struct store *);
 int store_schema_version(struct store *);
+/*
+ * The host id stamped on the events this store appends (PostgreSQL; the
+ * SQLite log has one host).  On a shared store, kind "spawned" in
+ * store_agent_list means the agents this host supervises.  Copied.
+ */
+void store_set_host(struct store *, const char *host);
 
 int store_begin(struct store *, struct store_err *);
 int store_commit(struct store *, struct store_err *);
@@ -107,7 +129,42 @@ int store_tenant_delete(struct store *, const char *tenant_id, struct store_err 
 int store_kv_set(struct store *, const char *key, const char *value, struct store_err *);
 char *store_kv_get(struct store *, const char *key); /* caller frees; NULL if absent */
 
-/* Raw access for modules that own their own tables (skills, usage). */
+/*
+ * Skills catalog index.  skills_replace replaces the whole index with
+ * skills, an array of {name, description, path, fields (object), body}.
+ * skills_list returns {"items": [{name, description, path, fields}]} whose
+ * name, description or body contains query (case-insensitive; NULL: all);
+ * skill_get the one skill with its body, or NULL with not_found.
+ */
+int store_skills_replace(struct store *, json_t *skills, int64_t now, struct store_err *);
+json_t *store_skills_list(struct store *, const char *query, struct store_err *);
+json_t *store_skill_get(struct store *, const char *name, struct store_err *);
+
+/* Append one row to the prompt log (prompt-assemble's region hashes). */
+int store_prompt_log_append(struct store *, const char *session_id, int64_t ts, const char *r1,
+                            const char *r2, const char *r3, long long bytes,
+                            struct store_err *);
+
+/*
+ * Cross-host events (PostgreSQL).  After each commit that appended events
+ * the store sends NOTIFY colibri_events; every store LISTENs on a second
+ * connection.  store_notify_fd is that connection's socket (-1 on SQLite,
+ * or while the connection is down): watch it for readability and call
+ * store_notify_read, which consumes the notifications and hands the events
+ * committed by other daemons to the sink, in seq order, each once.  It
+ * returns the number of events handed over, or -1 when the listening
+ * connection was lost (it reconnects on the next call; the fd may change).
+ * The store also hands over, right after each of its own commits, the
+ * other daemons' events that precede its own, so the sink and the daemon's
+ * own publication together see one increasing sequence.
+ */
+typedef void (*store_event_cb)(long long seq, int64_t ts, const char *topic, const char *data,
+                               void *arg);
+void store_set_event_sink(struct store *, store_event_cb, void *arg);
+int store_notify_fd(struct store *);
+int store_notify_read(struct store *);
+
+/* Raw access to the SQLite connection (tests, tools); NULL on PostgreSQL. */
 struct sqlite3 *store_sqlite(struct store *);
 
 #endif

@@ -1,0 +1,418 @@
+/*
+ * store.c -- one store interface, two backends: the dispatch.
+ *
+ * store_open looks at what it is given: a postgres:// or postgresql://
+ * URL opens the PostgreSQL backend (store-postgres.c, when the build found
+ * libpq), anything else is the path of a SQLite database
+ * (store-sqlite.c).  Every other store_* function forwards to the backend
+ * the store was opened with.  The backends share nothing but the contract
+ * of store.h; see store-backend.h for how a function is added.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/proto.h"
+#include "common/xmalloc.h"
+#include "store/store-backend.h"
+#include "store/store.h"
+
+struct store {
+	struct sqlite_store *sq;
+#ifdef COLIBRI_HAVE_POSTGRES
+	struct pg_store *pg;
+#endif
+	char *path;
+};
+
+#ifdef COLIBRI_HAVE_POSTGRES
+#define CALL(fn, ...)                                                                              \
+	(s->pg != NULL ? pg_store_##fn(s->pg, ##__VA_ARGS__)                                       \
+	               : sqlite_store_##fn(s->sq, ##__VA_ARGS__))
+#else
+#define CALL(fn, ...) sqlite_store_##fn(s->sq, ##__VA_ARGS__)
+#endif
+
+void
+store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
+int
+store_is_postgres_url(const char *path)
+{
+	return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
+}
+
+struct store *
+store_open(const char *path, struct store_err *e)
+{
+	struct store *s = xcalloc(1, sizeof *s);
+
+	if (store_is_postgres_url(path)) {
+#ifdef COLIBRI_HAVE_POSTGRES
+		if ((s->pg = pg_store_open(path, e)) == NULL)
+			goto fail;
+		s->path = xstrdup(pg_store_url(s->pg));
+		return s;
+#else
+		store_err_set(e, ERR_INVALID_ARGUMENT,
+		              "this build has no PostgreSQL backend (meson -Dpostgres=enabled)");
+		goto fail;
+#endif
+	}
+	if ((s->sq = sqlite_store_open(path, e)) == NULL)
+		goto fail;
+	s->path = xstrdup(path);
+	return s;
+fail:
+	free(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+#ifdef COLIBRI_HAVE_POSTGRES
+	if (s->pg != NULL)
+		pg_store_close(s->pg);
+#endif
+	if (s->sq != NULL)
+		sqlite_store_close(s->sq);
+	free(s->path);
+	free(s);
+}
+
+const char *
+store_path(struct store *s)
+{
+	return s->path;
+}
+
+const char *
+store_backend(struct store *s)
+{
+	return s->sq != NULL ? "sqlite" : "postgres";
+}
+
+struct sqlite3 *
+store_sqlite(struct store *s)
+{
+	return s->sq != NULL ? sqlite_store_db(s->sq) : NULL;
+}
+
+void
+store_set_host(struct store *s, const char *host)
+{
+#ifdef COLIBRI_HAVE_POSTGRES
+	if (s->pg != NULL)
+		pg_store_set_host(s->pg, host);
+#else
+	(void)s;
+	(void)host;
+#endif
+}
+
+void
+store_set_event_sink(struct store *s, store_event_cb cb, void *arg)
+{
+#ifdef COLIBRI_HAVE_POSTGRES
+	if (s->pg != NULL)
+		pg_store_set_event_sink(s->pg, cb, arg);
+#else
+	(void)s;
+	(void)cb;
+	(void)arg;
+#endif
+}
+
+int
+store_notify_fd(struct store *s)
+{
+#ifdef COLIBRI_HAVE_POSTGRES
+	if (s->pg != NULL)
+		return pg_store_notify_fd(s->pg);
+#endif
+	(void)s;
+	return -1;
+}
+
+int
+store_notify_read(struct store *s)
+{
+#ifdef COLIBRI_HAVE_POSTGRES
+	if (s->pg != NULL)
+		return pg_store_notify_read(s->pg);
+#endif
+	(void)s;
+	return 0;
+}
+
+int
+store_schema_version(struct store *s)
+{
+	return CALL(schema_version);
+}
+
+int
+store_begin(struct store *s, struct store_err *e)
+{
+	return CALL(begin, e);
+}
+
+int
+store_commit(struct store *s, struct store_err *e)
+{
+	return CALL(commit, e);
+}
+
+void
+store_rollback(struct store *s)
+{
+	CALL(rollback);
+}
+
+int
+store_savepoint(struct store *s)
+{
+	return CALL(savepoint);
+}
+
+void
+store_savepoint_release(struct store *s)
+{
+	CALL(savepoint_release);
+}
+
+void
+store_savepoint_rollback(struct store *s)
+{
+	CALL(savepoint_rollback);
+}
+
+int
+store_in_txn(struct store *s)
+{
+	return CALL(in_txn);
+}
+
+int
+store_integrity_check(struct store *s, struct store_err *e)
+{
+	return CALL(integrity_check, e);
+}
+
+json_t *
+store_counts(struct store *s)
+{
+	return CALL(counts);
+}
+
+json_t *
+store_task_create(struct store *s, const char *title, const char *body, long long priority,
+                  json_t *depends_on, int64_t now, struct store_err *e)
+{
+	return CALL(task_create, title, body, priority, depends_on, now, e);
+}
+
+json_t *
+store_task_get(struct store *s, long long id, struct store_err *e)
+{
+	return CALL(task_get, id, e);
+}
+
+json_t *
+store_task_list(struct store *s, const char *status, const char *owner, int ready_only,
+                long long limit, struct store_err *e)
+{
+	return CALL(task_list, status, owner, ready_only, limit, e);
+}
+
+json_t *
+store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms, int64_t now,
+                 struct store_err *e)
+{
+	return CALL(task_claim, agent, id, lease_ms, now, e);
+}
+
+json_t *
+store_task_update(struct store *s, long long id, json_t *changes, const char *agent, int64_t now,
+                  struct store_err *e)
+{
+	return CALL(task_update, id, changes, agent, now, e);
+}
+
+json_t *
+store_task_complete(struct store *s, long long id, const char *agent, json_t *result, int64_t now,
+                    struct store_err *e)
+{
+	return CALL(task_complete, id, agent, result, now, e);
+}
+
+json_t *
+store_task_release(struct store *s, long long id, const char *agent, int64_t now,
+                   struct store_err *e)
+{
+	return CALL(task_release, id, agent, now, e);
+}
+
+int
+store_task_expire(struct store *s, int64_t now, void (*cb)(json_t *, void *), void *arg)
+{
+	return CALL(task_expire, now, cb, arg);
+}
+
+int
+store_task_release_agent(struct store *s, const char *agent, int64_t now,
+                         void (*cb)(json_t *, void *), void *arg)
+{
+	return CALL(task_release_agent, agent, now, cb, arg);
+}
+
+int
+store_task_renew_agent(struct store *s, const char *agent, int64_t now)
+{
+	return CALL(task_renew_agent, agent, now);
+}
+
+int64_t
+store_task_next_expiry(struct store *s)
+{
+	return CALL(task_next_expiry);
+}
+
+json_t *
+store_agent_put(struct store *s, const char *id, json_t *fields, int64_t now, struct store_err *e)
+{
+	return CALL(agent_put, id, fields, now, e);
+}
+
+json_t *
+store_agent_get(struct store *s, const char *id, struct store_err *e)
+{
+	return CALL(agent_get, id, e);
+}
+
+json_t *
+store_agent_list(struct store *s, const char *kind, const char *state, struct store_err *e)
+{
+	return CALL(agent_list, kind, state, e);
+}
+
+int
+store_agent_delete(struct store *s, const char *id)
+{
+	return CALL(agent_delete, id);
+}
+
+int
+store_agent_find_lost(struct store *s, int64_t now, void (*cb)(const char *, void *), void *arg)
+{
+	return CALL(agent_find_lost, now, cb, arg);
+}
+
+int64_t
+store_agent_next_loss(struct store *s)
+{
+	return CALL(agent_next_loss);
+}
+
+long long
+store_event_append(struct store *s, const char *topic, const char *data, int64_t ts,
+                   struct store_err *e)
+{
+	return CALL(event_append, topic, data, ts, e);
+}
+
+long long
+store_event_last(struct store *s)
+{
+	return CALL(event_last);
+}
+
+int
+store_event_scan(struct store *s, long long since, long long limit, json_t *topics,
+                 int (*cb)(long long, int64_t, const char *, const char *, void *), void *arg)
+{
+	return CALL(event_scan, since, limit, topics, cb, arg);
+}
+
+json_t *
+store_tenant_put(struct store *s, const char *tenant_id, const char *jail_root_path,
+                 const char *collection_id, int64_t now, struct store_err *e)
+{
+	return CALL(tenant_put, tenant_id, jail_root_path, collection_id, now, e);
+}
+
+json_t *
+store_tenant_get(struct store *s, const char *tenant_id, struct store_err *e)
+{
+	return CALL(tenant_get, tenant_id, e);
+}
+
+json_t *
+store_tenant_list(struct store *s, struct store_err *e)
+{
+	return CALL(tenant_list, e);
+}
+
+int
+store_tenant_set_status(struct store *s, const char *tenant_id, const char *status,
+                        const char *reason, int64_t now, struct store_err *e)
+{
+	return CALL(tenant_set_status, tenant_id, status, reason, now, e);
+}
+
+int
+store_tenant_delete(struct store *s, const char *tenant_id, struct store_err *e)
+{
+	return CALL(tenant_delete, tenant_id, e);
+}
+
+int
+store_kv_set(struct store *s, const char *key, const char *value, struct store_err *e)
+{
+	return CALL(kv_set, key, value, e);
+}
+
+char *
+store_kv_get(struct store *s, const char *key)
+{
+	return CALL(kv_get, key);
+}
+
+int
+store_skills_replace(struct store *s, json_t *skills, int64_t now, struct store_err *e)
+{
+	return CALL(skills_replace, skills, now, e);
+}
+
+json_t *
+store_skills_list(struct store *s, const char *query, struct store_err *e)
+{
+	return CALL(skills_list, query, e);
+}
+
+json_t *
+store_skill_get(struct store *s, const char *name, struct store_err *e)
+{
+	return CALL(skill_get, name, e);
+}
+
+int
+store_prompt_log_append(struct store *s, const char *session_id, int64_t ts, const char *r1,
+                        const char *r2, const char *r3, long long bytes, struct store_err *e)
+{
+	return CALL(prompt_log_append, session_id, ts, r1, r2, r3, bytes, e);
+}
