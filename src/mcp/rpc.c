@@ -198,8 +198,11 @@ rpc_lines_feed(struct rpc_lines *l, const char *data, size_t len)
 static int
 rpc_lines_skip(struct rpc_lines *l)
 {
-	char *nl = memchr(buf_head(&l->b), '\n', buf_used(&l->b));
+	char *nl;
 
+	if (buf_used(&l->b) == 0)
+		return 0;
+	nl = memchr(buf_head(&l->b), '\n', buf_used(&l->b));
 	if (nl == NULL) {
 		buf_consume(&l->b, buf_used(&l->b));
 		return 0;
@@ -217,6 +220,8 @@ rpc_lines_next(struct rpc_lines *l, int eof, const char **line, size_t *len)
 
 	if (l->skipping && !rpc_lines_skip(l))
 		return 0;
+	if (buf_used(&l->b) == 0)
+		return 0; /* nothing buffered (its data may still be NULL) */
 	nl = memchr(buf_head(&l->b), '\n', buf_used(&l->b));
 	n = nl != NULL ? (size_t)(nl - buf_head(&l->b)) : buf_used(&l->b);
 	if (n > l->max) {
