@@ -7,6 +7,7 @@
 
 #include "common/proto.h"
 #include "daemon/cmd.h"
+#include "daemon/daemon.h"
 #include "daemon/session.h"
 #include "daemon/spawner.h"
 
@@ -38,6 +39,10 @@ spawn_common(struct cmd_req *r, const char *provider)
 	char *cause = NULL;
 	json_t *a;
 
+	if (D.cfg.spawn_disabled) {
+		cmd_fail(r, ERR_UNAVAILABLE, "this daemon runs with --no-spawn: it starts no agents");
+		return;
+	}
 	if (cmd_arg(r, "jail") != NULL && !r->privileged) {
 		cmd_fail(r, ERR_PERMISSION_DENIED,
 		         "a confined spawn needs uid 0, the daemon's uid or the admin group");

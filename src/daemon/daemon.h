@@ -20,9 +20,13 @@ struct daemon_config {
 	char *db_path;
 	char *sessions_dir;
 	char *log_path;
-	char *group; /* admin group name, or NULL */
+	char *group; /* --group: who may connect (socket's group), or NULL */
+	gid_t group_gid;
+	int have_group_gid;
+	char *admin_group; /* --admin-group: who is privileged, or NULL */
 	gid_t admin_gid;
 	int have_admin_gid;
+	int spawn_disabled; /* --no-spawn: a board-only daemon */
 	size_t max_line;
 	int max_clients;
 	size_t max_output;

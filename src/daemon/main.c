@@ -43,14 +43,16 @@ static void __attribute__((noreturn)) usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 	        "usage: colibri-daemon [--state-dir DIR] [--socket PATH] [--db PATH]\n"
-	        "                      [--group GROUP] [--log-level error|warn|info|debug]\n"
+	        "                      [--group GROUP] [--admin-group GROUP] [--no-spawn]\n"
+	        "                      [--log-level error|warn|info|debug]\n"
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--version]\n");
 	exit(code);
 }
 
-static long long parse_num(const char *opt, const char *s, long long min, long long max)
+static long long
+parse_num(const char *opt, const char *s, long long min, long long max)
 {
 	char *end;
 	long long v;
@@ -65,7 +67,8 @@ static long long parse_num(const char *opt, const char *s, long long min, long l
 	return v;
 }
 
-static char *absolute(const char *p)
+static char *
+absolute(const char *p)
 {
 	char cwd[4096];
 
@@ -76,24 +79,27 @@ static char *absolute(const char *p)
 	return path_join(cwd, p);
 }
 
-static void parse_args(int argc, char **argv, int *foreground, enum log_level *level)
+static void
+parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 {
 	static const struct option opts[] = {
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"socket", required_argument, NULL, 'S'},
-	    {"db", required_argument, NULL, 'd'},
-	    {"group", required_argument, NULL, 'g'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"log", required_argument, NULL, 'L'},
-	    {"foreground", no_argument, NULL, 'f'},
-	    {"max-line", required_argument, NULL, 1},
-	    {"max-clients", required_argument, NULL, 2},
-	    {"max-output", required_argument, NULL, 3},
-	    {"stall-ms", required_argument, NULL, 4},
-	    {"kill-grace-ms", required_argument, NULL, 5},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	        {"state-dir", required_argument, NULL, 's'},
+	        {"socket", required_argument, NULL, 'S'},
+	        {"db", required_argument, NULL, 'd'},
+	        {"group", required_argument, NULL, 'g'},
+	        {"admin-group", required_argument, NULL, 6},
+	        {"no-spawn", no_argument, NULL, 7},
+	        {"log-level", required_argument, NULL, 'l'},
+	        {"log", required_argument, NULL, 'L'},
+	        {"foreground", no_argument, NULL, 'f'},
+	        {"max-line", required_argument, NULL, 1},
+	        {"max-clients", required_argument, NULL, 2},
+	        {"max-output", required_argument, NULL, 3},
+	        {"stall-ms", required_argument, NULL, 4},
+	        {"kill-grace-ms", required_argument, NULL, 5},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	struct daemon_config *c = &D.cfg;
 	int ch;
@@ -110,7 +116,15 @@ static void parse_args(int argc, char **argv, int *foreground, enum log_level *l
 			c->db_path = absolute(optarg);
 			break;
 		case 'g':
+			free(c->group);
 			c->group = xstrdup(optarg);
+			break;
+		case 6:
+			free(c->admin_group);
+			c->admin_group = xstrdup(optarg);
+			break;
+		case 7:
+			c->spawn_disabled = 1;
 			break;
 		case 'l':
 			if (log_parse_level(optarg, level) == -1) {
@@ -154,7 +168,8 @@ static void parse_args(int argc, char **argv, int *foreground, enum log_level *l
 }
 
 /* Fill unset paths from the state dir or the OS defaults. */
-static void resolve_paths(void)
+static void
+resolve_paths(void)
 {
 	struct daemon_config *c = &D.cfg;
 	const char *data = c->state_dir != NULL ? c->state_dir : PATH_DEFAULT_DATA;
@@ -179,7 +194,8 @@ static void resolve_paths(void)
 }
 
 /* Create a directory of ours, 0750 at most; refuse a symlink or a stranger's. */
-static void ensure_private_dir(const char *dir)
+static void
+ensure_private_dir(const char *dir)
 {
 	struct stat sb;
 
@@ -199,7 +215,8 @@ static void ensure_private_dir(const char *dir)
 	}
 }
 
-static char *dir_of(const char *path)
+static char *
+dir_of(const char *path)
 {
 	char *d = xstrdup(path), *s = strrchr(d, '/');
 
@@ -209,7 +226,8 @@ static char *dir_of(const char *path)
 }
 
 /* One daemon per database: an flock'd lock file beside it holding our pid. */
-static void take_lock(void)
+static void
+take_lock(void)
 {
 	char *path, pid[32], other[32] = "";
 	ssize_t n;
@@ -233,19 +251,34 @@ static void take_lock(void)
 	free(path);
 }
 
-static void resolve_group(void)
+static gid_t
+group_id(const char *opt, const char *name)
 {
 	struct group *gr;
 
-	if (D.cfg.group == NULL)
-		return;
-	if ((gr = getgrnam(D.cfg.group)) == NULL)
-		fatalx("unknown group %s", D.cfg.group);
-	D.cfg.admin_gid = gr->gr_gid;
-	D.cfg.have_admin_gid = 1;
+	if ((gr = getgrnam(name)) == NULL)
+		fatalx("%s: unknown group %s", opt, name);
+	return gr->gr_gid;
 }
 
-static void finish(void)
+/* --group: who may connect (the socket's group); --admin-group: who is privileged. */
+static void
+resolve_groups(void)
+{
+	struct daemon_config *c = &D.cfg;
+
+	if (c->group != NULL) {
+		c->group_gid = group_id("--group", c->group);
+		c->have_group_gid = 1;
+	}
+	if (c->admin_group != NULL) {
+		c->admin_gid = group_id("--admin-group", c->admin_group);
+		c->have_admin_gid = 1;
+	}
+}
+
+static void
+finish(void)
 {
 	log_info("shut down");
 	uv_timer_stop(&shutdown_timer);
@@ -259,7 +292,8 @@ static void finish(void)
 	server_close();
 }
 
-static void shutdown_tick(uv_timer_t *t)
+static void
+shutdown_tick(uv_timer_t *t)
 {
 	(void)t;
 	txn_flush();
@@ -269,7 +303,8 @@ static void shutdown_tick(uv_timer_t *t)
 	finish();
 }
 
-void daemon_shutdown(void)
+void
+daemon_shutdown(void)
 {
 	if (D.shutting_down)
 		return;
@@ -281,7 +316,8 @@ void daemon_shutdown(void)
 	uv_timer_start(&shutdown_timer, shutdown_tick, 0, 20);
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+static void
+on_signal(uv_signal_t *s, int signum)
 {
 	(void)s;
 	if (signum == SIGHUP) {
@@ -294,7 +330,8 @@ static void on_signal(uv_signal_t *s, int signum)
 	daemon_shutdown();
 }
 
-static void start_signals(void)
+static void
+start_signals(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(D.loop, &sig_term);
@@ -306,7 +343,8 @@ static void start_signals(void)
 	uv_timer_init(D.loop, &shutdown_timer);
 }
 
-static void open_store(void)
+static void
+open_store(void)
 {
 	struct store_err e;
 
@@ -316,7 +354,8 @@ static void open_store(void)
 		log_warn("chmod %s", D.cfg.db_path);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	enum log_level level = LOG_LEVEL_INFO;
 	int foreground = 0;
@@ -329,6 +368,7 @@ int main(int argc, char **argv)
 		strcpy(D.hostname, "localhost");
 	parse_args(argc, argv, &foreground, &level);
 	resolve_paths();
+	resolve_groups();
 	if (!foreground && D.cfg.log_path == NULL)
 		D.cfg.log_path = D.cfg.state_dir != NULL ? path_join(D.cfg.state_dir, "colibri.log")
 		                                         : xstrdup(PATH_DEFAULT_LOG);
@@ -341,7 +381,6 @@ int main(int argc, char **argv)
 	free(dir);
 	take_lock();
 	ensure_private_dir(D.cfg.sessions_dir);
-	resolve_group();
 	if (!foreground && daemon(1, 0) == -1)
 		fatal("daemon");
 	if (!foreground && lock_fd != -1) {

@@ -38,6 +38,7 @@ struct client {
 	uv_pipe_t pipe;
 	struct peercred cred;
 	int fd;
+	int detached; /* no socket: output stays in `out` (the fuzz seam) */
 	int closing;
 	int close_after_flush;
 	int dirty;
@@ -63,12 +64,14 @@ static struct client *dirty;
 static void client_close(struct client *, const char *why);
 static void client_flush(struct client *);
 
-int server_client_count(void)
+int
+server_client_count(void)
 {
 	return nclients;
 }
 
-int server_output_pending(void)
+int
+server_output_pending(void)
 {
 	struct client *c;
 
@@ -78,7 +81,8 @@ int server_output_pending(void)
 	return 0;
 }
 
-static void client_mark_dirty(struct client *c)
+static void
+client_mark_dirty(struct client *c)
 {
 	if (!c->dirty) {
 		c->dirty = 1;
@@ -87,7 +91,8 @@ static void client_mark_dirty(struct client *c)
 	}
 }
 
-void server_client_write(struct client *c, const char *p, size_t n)
+void
+server_client_write(struct client *c, const char *p, size_t n)
 {
 	if (c->closing)
 		return;
@@ -102,10 +107,12 @@ void server_client_write(struct client *c, const char *p, size_t n)
 }
 
 /* Serialise a reply envelope and send or hold it. */
-static void reply_send(struct cmd_req *r, json_t *env)
+static void
+reply_send(struct cmd_req *r, json_t *env)
 {
-	static const char fallback[] = "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
-				       "\"internal\",\"message\":\"the reply could not be encoded\"}}";
+	static const char fallback[] =
+	        "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
+	        "\"internal\",\"message\":\"the reply could not be encoded\"}}";
 	char *s = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
 	size_t n;
 
@@ -130,7 +137,8 @@ static void cmd_req_free(struct cmd_req *);
 /* Requests held by CMD_ASYNC commands, so a closing client can detach. */
 static struct cmd_req *held_reqs;
 
-static void req_unlink_held(struct cmd_req *r)
+static void
+req_unlink_held(struct cmd_req *r)
 {
 	struct cmd_req **pp;
 
@@ -142,7 +150,8 @@ static void req_unlink_held(struct cmd_req *r)
 	}
 }
 
-void cmd_ok(struct cmd_req *r, json_t *result)
+void
+cmd_ok(struct cmd_req *r, json_t *result)
 {
 	json_t *env;
 
@@ -162,7 +171,8 @@ void cmd_ok(struct cmd_req *r, json_t *result)
 	}
 }
 
-static json_t *error_envelope(json_t *id, const char *code, const char *msg)
+static json_t *
+error_envelope(json_t *id, const char *code, const char *msg)
 {
 	char clean[1024];
 
@@ -174,7 +184,8 @@ static json_t *error_envelope(json_t *id, const char *code, const char *msg)
 	                 "error", "code", code, "message", msg);
 }
 
-void cmd_fail(struct cmd_req *r, const char *code, const char *fmt, ...)
+void
+cmd_fail(struct cmd_req *r, const char *code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -193,21 +204,24 @@ void cmd_fail(struct cmd_req *r, const char *code, const char *fmt, ...)
 	}
 }
 
-void cmd_req_hold(struct cmd_req *r)
+void
+cmd_req_hold(struct cmd_req *r)
 {
 	r->held = 1;
 	r->next = held_reqs;
 	held_reqs = r;
 }
 
-static void cmd_req_free(struct cmd_req *r)
+static void
+cmd_req_free(struct cmd_req *r)
 {
 	json_decref(r->id);
 	json_decref(r->args);
 	free(r);
 }
 
-void server_client_fail_held(struct client *c, const char *line, size_t len, const char *why)
+void
+server_client_fail_held(struct client *c, const char *line, size_t len, const char *why)
 {
 	json_t *orig = json_loadb(line, len, 0, NULL), *env;
 	char *s;
@@ -222,9 +236,10 @@ void server_client_fail_held(struct client *c, const char *line, size_t len, con
 }
 
 static void send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
-static void send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
+static void
+send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
 {
 	struct cmd_req r;
 	char msg[512];
@@ -238,14 +253,16 @@ static void send_error(struct client *c, json_t *id, const char *code, const cha
 	reply_send(&r, error_envelope(id, code, msg));
 }
 
-static int peer_is_privileged(struct client *c)
+static int
+peer_is_privileged(struct client *c)
 {
 	if (c->cred.uid == 0 || c->cred.uid == D.uid)
 		return 1;
 	return D.cfg.have_admin_gid && peercred_in_group(c->fd, &c->cred, D.cfg.admin_gid);
 }
 
-static void dispatch(struct client *c, struct cmd_req *r)
+static void
+dispatch(struct client *c, struct cmd_req *r)
 {
 	const struct cmd_entry *ce = r->entry;
 	size_t mark = 0;
@@ -284,7 +301,8 @@ static void dispatch(struct client *c, struct cmd_req *r)
 }
 
 /* Handle one complete line (without its newline). */
-static void handle_line(struct client *c, const char *line, size_t len)
+static void
+handle_line(struct client *c, const char *line, size_t len)
 {
 	json_error_t jerr;
 	json_t *req, *id, *cmd, *args;
@@ -354,7 +372,8 @@ out:
 	json_decref(req);
 }
 
-static void process_input(struct client *c)
+static void
+process_input(struct client *c)
 {
 	char *p, *nl;
 	size_t n;
@@ -369,7 +388,8 @@ static void process_input(struct client *c)
 				           "line exceeds %zu bytes; closing the connection",
 				           D.cfg.max_line);
 				c->close_after_flush = 1;
-				uv_read_stop((uv_stream_t *)&c->pipe);
+				if (!c->detached)
+					uv_read_stop((uv_stream_t *)&c->pipe);
 				buf_reset(&c->in);
 			}
 			return;
@@ -379,7 +399,8 @@ static void process_input(struct client *c)
 	}
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+static void
+on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct client *c = h->data;
 
@@ -388,7 +409,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	b->len = 65536;
 }
 
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+static void
+on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct client *c = s->data;
 
@@ -401,10 +423,9 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	process_input(c);
 }
 
-static void on_client_closed(uv_handle_t *h)
+static void
+client_free(struct client *c)
 {
-	struct client *c = h->data;
-
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->wbuf);
@@ -412,7 +433,14 @@ static void on_client_closed(uv_handle_t *h)
 	free(c);
 }
 
-static void client_close(struct client *c, const char *why)
+static void
+on_client_closed(uv_handle_t *h)
+{
+	client_free(h->data);
+}
+
+static void
+client_close(struct client *c, const char *why)
 {
 	struct client **pp;
 	struct cmd_req *r;
@@ -439,10 +467,13 @@ static void client_close(struct client *c, const char *why)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	nclients--;
-	uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+	if (!c->detached)
+		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
+	/* A detached client is freed by server_client_free_detached. */
 }
 
-static void on_write(uv_write_t *w, int status)
+static void
+on_write(uv_write_t *w, int status)
 {
 	struct client *c = w->data;
 
@@ -457,12 +488,13 @@ static void on_write(uv_write_t *w, int status)
 	client_flush(c);
 }
 
-static void client_flush(struct client *c)
+static void
+client_flush(struct client *c)
 {
 	uv_buf_t ub;
 	int n;
 
-	if (c->closing || c->writing)
+	if (c->closing || c->writing || c->detached)
 		return;
 	if (buf_used(&c->out) > 0) {
 		ub = uv_buf_init(buf_head(&c->out), (unsigned int)buf_used(&c->out));
@@ -493,7 +525,8 @@ static void client_flush(struct client *c)
 		client_close(c, "closed after error");
 }
 
-void server_flush_all(void)
+void
+server_flush_all(void)
 {
 	struct client *c;
 
@@ -504,7 +537,8 @@ void server_flush_all(void)
 	}
 }
 
-static int topics_match(json_t *topics, const char *topic)
+static int
+topics_match(json_t *topics, const char *topic)
 {
 	size_t i;
 	json_t *v;
@@ -520,7 +554,8 @@ static int topics_match(json_t *topics, const char *topic)
 	return 0;
 }
 
-void server_client_subscribe(struct client *c, json_t *topics, long long cursor)
+void
+server_client_subscribe(struct client *c, json_t *topics, long long cursor)
 {
 	json_decref(c->topics);
 	c->topics = topics != NULL ? json_incref(topics) : NULL;
@@ -528,12 +563,14 @@ void server_client_subscribe(struct client *c, json_t *topics, long long cursor)
 	c->subscribed = 1;
 }
 
-void server_client_unsubscribe(struct client *c)
+void
+server_client_unsubscribe(struct client *c)
 {
 	c->subscribed = 0;
 }
 
-void server_publish(long long seq, const char *topic, const char *line, size_t len)
+void
+server_publish(long long seq, const char *topic, const char *line, size_t len)
 {
 	struct client *c, *next;
 
@@ -547,7 +584,18 @@ void server_publish(long long seq, const char *topic, const char *line, size_t l
 	}
 }
 
-static void on_connection(uv_stream_t *s, int status)
+static void
+client_link(struct client *c)
+{
+	c->next = clients;
+	if (clients != NULL)
+		clients->prev = c;
+	clients = c;
+	nclients++;
+}
+
+static void
+on_connection(uv_stream_t *s, int status)
 {
 	struct client *c;
 	uv_os_fd_t fd;
@@ -573,11 +621,7 @@ static void on_connection(uv_stream_t *s, int status)
 		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
 		return;
 	}
-	c->next = clients;
-	if (clients != NULL)
-		clients->prev = c;
-	clients = c;
-	nclients++;
+	client_link(c);
 	if (nclients > D.cfg.max_clients || D.shutting_down) {
 		send_error(c, NULL, ERR_UNAVAILABLE, "%s",
 		           D.shutting_down ? "the daemon is shutting down" : "too many clients");
@@ -588,44 +632,69 @@ static void on_connection(uv_stream_t *s, int status)
 	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
-/* Check the socket's directory: ours, 0750 at most (fix the mode, refuse a stranger's). */
-static int server_check_dir(const char *sock, char **cause)
+/* With --group G, give path to G (the socket or its directory), or fail naming why. */
+static int
+server_give_group(const char *path, const struct stat *sb, char **cause)
+{
+	if (!D.cfg.have_group_gid || sb->st_gid == D.cfg.group_gid)
+		return 0;
+	if (chown(path, (uid_t)-1, D.cfg.group_gid) == -1) {
+		xasprintf(cause, "cannot give %s to group %s: %s (is the daemon's user a member?)",
+		          path, D.cfg.group, strerror(errno));
+		return -1;
+	}
+	log_info("%s now belongs to group %s", path, D.cfg.group);
+	return 0;
+}
+
+/*
+ * Check the socket's directory: a real directory of ours, 0750 at most (a
+ * wider mode is fixed with a log line, a stranger's directory or a symlink
+ * refused); with --group it belongs to that group so members can traverse.
+ */
+static int
+server_check_dir(const char *sock, char **cause)
 {
 	char *dir = xstrdup(sock), *slash = strrchr(dir, '/');
 	struct stat sb;
-	int rc = 0;
+	int rc = -1;
 
-	if (slash == NULL || slash == dir)
+	if (slash == NULL || slash == dir) {
+		rc = 0;
 		goto out;
+	}
 	*slash = '\0';
-	if (lstat(dir, &sb) == -1) {
-		if (mkdir(dir, 0750) == -1 || lstat(dir, &sb) == -1) {
-			xasprintf(cause, "socket directory %s: %s", dir, strerror(errno));
-			rc = -1;
-			goto out;
-		}
+	if (lstat(dir, &sb) == -1 && (mkdir(dir, 0750) == -1 || lstat(dir, &sb) == -1)) {
+		xasprintf(cause, "socket directory %s: %s", dir, strerror(errno));
+		goto out;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
-		xasprintf(cause, "socket directory %s is not a directory", dir);
-		rc = -1;
-	} else if (sb.st_uid != D.uid) {
-		xasprintf(cause, "socket directory %s belongs to uid %ld, not to us", dir,
-		          (long)sb.st_uid);
-		rc = -1;
-	} else if ((sb.st_mode & 0027) != 0) {
+		xasprintf(cause, "socket directory %s is not a directory (a symlink is refused)",
+		          dir);
+		goto out;
+	}
+	if (sb.st_uid != D.uid) {
+		xasprintf(cause,
+		          "socket directory %s belongs to uid %ld, not to the daemon's uid %ld",
+		          dir, (long)sb.st_uid, (long)D.uid);
+		goto out;
+	}
+	if ((sb.st_mode & 0027) != 0) {
 		log_warnx("socket directory %s had mode %04o; setting 0750", dir,
 		          (unsigned)(sb.st_mode & 07777));
 		if (chmod(dir, 0750) == -1) {
 			xasprintf(cause, "chmod %s: %s", dir, strerror(errno));
-			rc = -1;
+			goto out;
 		}
 	}
+	rc = server_give_group(dir, &sb, cause);
 out:
 	free(dir);
 	return rc;
 }
 
-int server_start(char **cause)
+int
+server_start(char **cause)
 {
 	const char *path = D.cfg.socket_path;
 	struct stat sb;
@@ -647,12 +716,12 @@ int server_start(char **cause)
 		xasprintf(cause, "bind %s: %s", path, uv_strerror(rc));
 		return -1;
 	}
-	if (chmod(path, 0660) == -1) {
+	if (chmod(path, 0660) == -1 || lstat(path, &sb) == -1) {
 		xasprintf(cause, "chmod %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (D.cfg.have_admin_gid && chown(path, (uid_t)-1, D.cfg.admin_gid) == -1)
-		log_warn("chown %s to the admin group", path);
+	if (server_give_group(path, &sb, cause) == -1)
+		return -1;
 	if ((rc = uv_listen((uv_stream_t *)&listener, 512, on_connection)) != 0) {
 		xasprintf(cause, "listen %s: %s", path, uv_strerror(rc));
 		return -1;
@@ -661,7 +730,8 @@ int server_start(char **cause)
 	return 0;
 }
 
-void server_stop_accepting(void)
+void
+server_stop_accepting(void)
 {
 	if (!listening)
 		return;
@@ -670,9 +740,68 @@ void server_stop_accepting(void)
 	unlink(D.cfg.socket_path);
 }
 
-void server_close(void)
+void
+server_close(void)
 {
 	server_stop_accepting();
 	while (clients != NULL)
 		client_close(clients, "shutdown");
+}
+
+/*
+ * The detached-client seam: the request path without a socket, for the
+ * fuzz target tests/fuzz/fuzz_request.c (nothing else uses it).  Input is
+ * framed and dispatched exactly as socket input is; output is never
+ * written anywhere, it accumulates in the client's buffer until taken.
+ */
+struct client *
+server_client_new_detached(uid_t uid, gid_t gid)
+{
+	struct client *c = xcalloc(1, sizeof *c);
+
+	c->detached = 1;
+	c->fd = -1;
+	c->cred.uid = uid;
+	c->cred.gid = gid;
+	c->cred.pid = -1;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	buf_init(&c->wbuf);
+	client_link(c);
+	return c;
+}
+
+void
+server_client_feed(struct client *c, const char *p, size_t n)
+{
+	if (n == 0 || c->closing || c->close_after_flush)
+		return;
+	buf_add(&c->in, p, n);
+	process_input(c);
+}
+
+size_t
+server_client_take_output(struct client *c, struct buf *to)
+{
+	size_t n = buf_used(&c->out);
+
+	if (n > 0)
+		buf_add(to, buf_head(&c->out), n);
+	buf_reset(&c->out);
+	return n;
+}
+
+int
+server_client_closed(const struct client *c)
+{
+	return c->closing || c->close_after_flush;
+}
+
+void
+server_client_free_detached(struct client *c)
+{
+	if (c == NULL)
+		return;
+	client_close(c, NULL);
+	client_free(c);
 }

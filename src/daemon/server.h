@@ -12,7 +12,9 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
+struct buf;
 struct client;
 
 int server_start(char **cause);
@@ -36,5 +38,22 @@ void server_client_subscribe(struct client *, json_t *topics, long long cursor);
 void server_client_unsubscribe(struct client *);
 /* Send an event line to every subscriber whose topics match and cursor is behind. */
 void server_publish(long long seq, const char *topic, const char *line, size_t len);
+
+/*
+ * The detached-client seam, used only by the fuzz target
+ * tests/fuzz/fuzz_request.c: a client with no socket, credentials given
+ * (uid, gid; no pid, so only the primary gid counts for the admin group).
+ * server_client_feed runs bytes through the real framing and dispatch;
+ * replies and events accumulate in the client and server_client_take_output
+ * appends them to `to` (returning the byte count) -- held write replies
+ * arrive only after txn_flush.  server_client_closed is non-zero once the
+ * server has given up on the client (over-long line, output cap); further
+ * input is ignored.  Free with server_client_free_detached (NULL is fine).
+ */
+struct client *server_client_new_detached(uid_t uid, gid_t gid);
+void server_client_feed(struct client *, const char *, size_t);
+size_t server_client_take_output(struct client *, struct buf *to);
+int server_client_closed(const struct client *);
+void server_client_free_detached(struct client *);
 
 #endif

@@ -27,6 +27,9 @@ if [ ! -f "$build/build.ninja" ]; then
 		-Db_lundef=false >/dev/null
 fi
 ninja -C "$build" >/dev/null
+# Undefined behaviour is a crash too, not a line in the log.
+UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
+export UBSAN_OPTIONS
 work=$(mktemp -d /tmp/colibri-fuzz.XXXXXX)
 fixtures=../shared/fixtures/pi
 failed=0
