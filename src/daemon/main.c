@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -277,6 +278,30 @@ resolve_groups(void)
 	}
 }
 
+/*
+ * Raise the soft descriptor limit to the hard one: each client and each
+ * spawned agent costs descriptors, and the usual soft limit of 1024 would
+ * run out before --max-clients (1024), so connections past it would be
+ * dropped by accept(2) failing instead of answered with unavailable.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)D.cfg.max_clients + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == rl.rlim_max)
+		goto check;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("raising RLIMIT_NOFILE to %llu", (unsigned long long)rl.rlim_cur);
+check:
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+		log_warnx("only %llu descriptors for --max-clients %d; clients past the limit "
+		          "will be dropped",
+		          (unsigned long long)rl.rlim_cur, D.cfg.max_clients);
+}
+
 static void
 finish(void)
 {
@@ -374,6 +399,7 @@ main(int argc, char **argv)
 		                                         : xstrdup(PATH_DEFAULT_LOG);
 	if (log_init("colibri-daemon", level, D.cfg.log_path) == -1)
 		fatal("log file %s", D.cfg.log_path);
+	raise_nofile();
 	if (D.cfg.state_dir != NULL)
 		ensure_private_dir(D.cfg.state_dir);
 	dir = dir_of(D.cfg.db_path);

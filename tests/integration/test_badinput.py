@@ -260,3 +260,52 @@ def test_slow_reader_does_not_block_others(make_daemon):
     assert c.call("status")["clients"] == 1
     assert "dropping" in d.read_log()
     lazy.close()
+
+
+def test_clients_beyond_the_limit_get_unavailable_with_a_low_nofile(make_daemon):
+    """Regression: started with the common soft RLIMIT_NOFILE of 1024, the
+    daemon ran out of descriptors before --max-clients (1024 by default), so
+    connections beyond ~1010 were closed without a word.  It now raises its
+    soft limit (to the hard one) at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1400:
+        pytest.skip("hard RLIMIT_NOFILE below 1400")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        d = make_daemon()  # inherits the soft limit of 1024
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1400), hard))
+    conns = []
+    refused = served = 0
+    try:
+        for i in range(1100):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.socket)
+            conns.append(s)
+        for s in conns:
+            s.settimeout(5)
+            buf = b""
+            try:
+                s.sendall(b'{"id": 1, "cmd": "status"}\n')
+            except OSError:
+                pass  # refused ones may be closed already; their error line waits
+            try:
+                while b"\n" not in buf:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+            except OSError:
+                pass
+            assert buf, "a connection closed without a word"
+            m = json.loads(buf.split(b"\n")[0])
+            if m["ok"]:
+                served += 1
+            else:
+                assert m["error"]["code"] == "unavailable", m
+                refused += 1
+    finally:
+        for s in conns:
+            s.close()
+    assert served == 1024 and refused == 76, (served, refused)
+    still_serving(d)
