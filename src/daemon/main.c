@@ -7,6 +7,12 @@
  * SIGTERM/SIGINT begin an orderly shutdown (stop accepting, finish what
  * was read, stop agents, commit, close the database, exit 0), SIGHUP
  * reopens the log file.
+ *
+ * --store URL puts the state in PostgreSQL instead of the SQLite file, so
+ * several daemons (one per host, each with its own state directory and
+ * socket) share one board; events committed through the others reach this
+ * daemon's subscribers through the store's LISTEN connection, watched here
+ * with a uv_poll handle (store_notify_fd/store_notify_read).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +45,10 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t shutdown_timer;
 static int64_t shutdown_deadline;
 static int lock_fd = -1;
+static char *store_url; /* --store: a PostgreSQL URL, or NULL for the SQLite file */
+static uv_poll_t notify_poll;
+static uv_timer_t notify_retry;
+static int notify_polling;
 
 static void __attribute__((noreturn)) usage(int code)
 {
@@ -48,7 +58,8 @@ static void __attribute__((noreturn)) usage(int code)
 	        "                      [--log-level error|warn|info|debug]\n"
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
-	        "                      [--kill-grace-ms MS] [--version]\n");
+	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
+	        "                      [--version]\n");
 	exit(code);
 }
 
@@ -98,6 +109,8 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"max-output", required_argument, NULL, 3},
 	        {"stall-ms", required_argument, NULL, 4},
 	        {"kill-grace-ms", required_argument, NULL, 5},
+	        {"store", required_argument, NULL, 8},
+	        {"host-id", required_argument, NULL, 9},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -154,6 +167,18 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 		case 5:
 			c->kill_grace_ms = parse_num("--kill-grace-ms", optarg, 0, 600000);
 			break;
+		case 8:
+			free(store_url);
+			store_url = xstrdup(optarg);
+			break;
+		case 9:
+			if (*optarg == '\0' || strlen(optarg) >= sizeof D.hostname) {
+				fprintf(stderr, "colibri-daemon: --host-id wants 1 to %zu bytes\n",
+				        sizeof D.hostname - 1);
+				exit(EXIT_USAGE);
+			}
+			snprintf(D.hostname, sizeof D.hostname, "%s", optarg);
+			break;
 		case 'V':
 			printf("colibri-daemon %s (protocol %d)\n", COLIBRI_VERSION,
 			       COLIBRI_PROTOCOL_VERSION);
@@ -194,6 +219,29 @@ resolve_paths(void)
 		c->kill_grace_ms = 3000;
 }
 
+/* Refuse dir unless it is a real directory (not a symlink) owned by the daemon's uid. */
+static void
+check_own_dir(const char *dir, const struct stat *sb)
+{
+	if (!S_ISDIR(sb->st_mode))
+		fatalx("%s is not a directory (a symlink is refused)", dir);
+	if (sb->st_uid != D.uid)
+		fatalx("%s belongs to uid %ld, not to the daemon's uid %ld", dir, (long)sb->st_uid,
+		       (long)D.uid);
+}
+
+/* Give dir at most mode max (0750, 0700), with a log line when it was wider. */
+static void
+narrow_dir_mode(const char *dir, const struct stat *sb, mode_t max)
+{
+	if ((sb->st_mode & 0777 & ~max) == 0)
+		return;
+	log_warnx("%s had mode %04o; setting %04o", dir, (unsigned)(sb->st_mode & 07777),
+	          (unsigned)max);
+	if (chmod(dir, max) == -1)
+		fatal("chmod %s", dir);
+}
+
 /* Create a directory of ours, 0750 at most; refuse a symlink or a stranger's. */
 static void
 ensure_private_dir(const char *dir)
@@ -204,16 +252,40 @@ ensure_private_dir(const char *dir)
 		fatal("cannot create %s", dir);
 	if (lstat(dir, &sb) == -1)
 		fatal("%s", dir);
-	if (!S_ISDIR(sb.st_mode))
-		fatalx("%s is not a directory (a symlink is refused)", dir);
-	if (sb.st_uid != D.uid)
-		fatalx("%s belongs to uid %ld, not to the daemon's uid %ld", dir, (long)sb.st_uid,
-		       (long)D.uid);
-	if ((sb.st_mode & 0027) != 0) {
-		log_warnx("%s had mode %04o; setting 0750", dir, (unsigned)(sb.st_mode & 07777));
-		if (chmod(dir, 0750) == -1)
-			fatal("chmod %s", dir);
+	check_own_dir(dir, &sb);
+	narrow_dir_mode(dir, &sb, 0750);
+}
+
+/* A directory made later (the vault's): if it is there already, ours and 0700 at most. */
+static void
+check_later_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (lstat(dir, &sb) == -1) {
+		if (errno != ENOENT)
+			fatal("%s", dir);
+		return;
 	}
+	check_own_dir(dir, &sb);
+	narrow_dir_mode(dir, &sb, 0700);
+}
+
+/*
+ * Before the log is opened: the state directory, if there, must be ours (the
+ * log file may live in it), and the log file must not be a symlink (it is
+ * opened for appending, which would follow one).  Messages go to stderr.
+ */
+static void
+check_before_log(void)
+{
+	const char *log = D.cfg.log_path;
+	struct stat sb;
+
+	if (D.cfg.state_dir != NULL && lstat(D.cfg.state_dir, &sb) == 0)
+		check_own_dir(D.cfg.state_dir, &sb);
+	if (log != NULL && lstat(log, &sb) == 0 && !S_ISREG(sb.st_mode))
+		fatalx("log file %s is not a regular file (a symlink is refused)", log);
 }
 
 static char *
@@ -226,14 +298,17 @@ dir_of(const char *path)
 	return d;
 }
 
-/* One daemon per database: an flock'd lock file beside it holding our pid. */
+/*
+ * One daemon per database: an flock'd lock file beside it holding our pid.
+ * On PostgreSQL, where daemons share the database, one daemon per socket.
+ */
 static void
 take_lock(void)
 {
 	char *path, pid[32], other[32] = "";
 	ssize_t n;
 
-	xasprintf(&path, "%s.lock", D.cfg.db_path);
+	xasprintf(&path, "%s.lock", store_url != NULL ? D.cfg.socket_path : D.cfg.db_path);
 	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (lock_fd == -1)
 		fatal("lock file %s", path);
@@ -244,7 +319,7 @@ take_lock(void)
 		other[n > 0 ? n : 0] = '\0';
 		other[strcspn(other, "\n")] = '\0';
 		fatalx("another colibri-daemon (pid %s) is running on %s", *other ? other : "?",
-		       D.cfg.db_path);
+		       store_url != NULL ? D.cfg.socket_path : D.cfg.db_path);
 	}
 	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(lock_fd, 0) == -1 || pwrite(lock_fd, pid, strlen(pid), 0) == -1)
@@ -302,6 +377,79 @@ check:
 		          (unsigned long long)rl.rlim_cur, D.cfg.max_clients);
 }
 
+/* Events other daemons committed (PostgreSQL): publish them like our own. */
+static void
+store_event_sink(long long seq, int64_t ts, const char *topic, const char *data, void *arg)
+{
+	size_t len;
+	char *line = events_line(seq, ts, topic, data, &len);
+
+	(void)arg;
+	server_publish(seq, topic, line, len);
+	free(line);
+}
+
+static void notify_start(void);
+
+static void
+notify_retry_cb(uv_timer_t *t)
+{
+	(void)t;
+	if (store_notify_read(D.store) == -1) {
+		uv_timer_start(&notify_retry, notify_retry_cb, 1000, 0);
+		return;
+	}
+	log_info("LISTEN connection to the store is back");
+	notify_start();
+}
+
+static void
+notify_closed(uv_handle_t *h)
+{
+	(void)h;
+	if (!D.shutting_down)
+		uv_timer_start(&notify_retry, notify_retry_cb, 1000, 0);
+}
+
+static void
+on_notify(uv_poll_t *h, int status, int events)
+{
+	(void)events;
+	if (status == 0 && store_notify_read(D.store) != -1)
+		return;
+	log_warnx("lost the LISTEN connection to the store; other hosts' events wait until it is "
+	          "back");
+	uv_poll_stop(h);
+	notify_polling = 0;
+	uv_close((uv_handle_t *)h, notify_closed);
+}
+
+/* Watch the store's LISTEN connection, if it has one (PostgreSQL). */
+static void
+notify_start(void)
+{
+	int fd = store_notify_fd(D.store);
+
+	if (fd < 0)
+		return;
+	uv_poll_init(D.loop, &notify_poll, fd);
+	uv_poll_start(&notify_poll, UV_READABLE, on_notify);
+	uv_unref((uv_handle_t *)&notify_poll);
+	notify_polling = 1;
+}
+
+static void
+notify_close(void)
+{
+	uv_timer_stop(&notify_retry);
+	uv_close((uv_handle_t *)&notify_retry, NULL);
+	if (notify_polling) {
+		uv_poll_stop(&notify_poll);
+		uv_close((uv_handle_t *)&notify_poll, NULL);
+		notify_polling = 0;
+	}
+}
+
 static void
 finish(void)
 {
@@ -312,6 +460,7 @@ finish(void)
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	subsys_close();
+	notify_close();
 	sweep_close();
 	txn_close();
 	server_close();
@@ -373,10 +522,18 @@ open_store(void)
 {
 	struct store_err e;
 
-	if ((D.store = store_open(D.cfg.db_path, &e)) == NULL)
-		fatalx("database %s: %s", D.cfg.db_path, e.msg);
-	if (chmod(D.cfg.db_path, 0600) == -1)
+	if ((D.store = store_open(store_url != NULL ? store_url : D.cfg.db_path, &e)) == NULL)
+		fatalx("database %s: %s", store_url != NULL ? "(--store)" : D.cfg.db_path, e.msg);
+	store_set_host(D.store, D.hostname);
+	if (store_url != NULL) {
+		/* status and the logs show the URL without its password */
+		free(D.cfg.db_path);
+		D.cfg.db_path = xstrdup(store_path(D.store));
+	} else if (chmod(D.cfg.db_path, 0600) == -1)
 		log_warn("chmod %s", D.cfg.db_path);
+	store_set_event_sink(D.store, store_event_sink, NULL);
+	uv_timer_init(D.loop, &notify_retry);
+	notify_start();
 }
 
 int
@@ -384,7 +541,7 @@ main(int argc, char **argv)
 {
 	enum log_level level = LOG_LEVEL_INFO;
 	int foreground = 0;
-	char *cause = NULL, *dir;
+	char *cause = NULL, *dir, *vault;
 
 	umask(0027);
 	D.uid = geteuid();
@@ -397,16 +554,22 @@ main(int argc, char **argv)
 	if (!foreground && D.cfg.log_path == NULL)
 		D.cfg.log_path = D.cfg.state_dir != NULL ? path_join(D.cfg.state_dir, "colibri.log")
 		                                         : xstrdup(PATH_DEFAULT_LOG);
+	check_before_log();
 	if (log_init("colibri-daemon", level, D.cfg.log_path) == -1)
 		fatal("log file %s", D.cfg.log_path);
 	raise_nofile();
 	if (D.cfg.state_dir != NULL)
 		ensure_private_dir(D.cfg.state_dir);
-	dir = dir_of(D.cfg.db_path);
-	ensure_private_dir(dir);
-	free(dir);
+	if (store_url == NULL) {
+		dir = dir_of(D.cfg.db_path);
+		ensure_private_dir(dir);
+		free(dir);
+	}
 	take_lock();
 	ensure_private_dir(D.cfg.sessions_dir);
+	vault = path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA, "vault");
+	check_later_dir(vault);
+	free(vault);
 	if (!foreground && daemon(1, 0) == -1)
 		fatal("daemon");
 	if (!foreground && lock_fd != -1) {
