@@ -44,7 +44,7 @@
 #include "store/store.h"
 
 #define FUZZ_MAX_LINE   4096  /* small, so the bound is reached often */
-#define FUZZ_MAX_OUTPUT 65536 /* the smallest the daemon accepts */
+#define FUZZ_MAX_OUTPUT 16384 /* small, so a flood is dropped often */
 #define FUZZ_STORE_RUNS 32    /* inputs per fresh store (opening one costs ~2 ms) */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
