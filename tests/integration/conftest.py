@@ -13,6 +13,13 @@ commands/CMD.result.json, the args of each request that succeeded against
 commands/CMD.args.json, and each event's data against events/TOPIC.json.  A
 mismatch raises an AssertionError naming the schema and the path inside the
 message.  COLIBRI_SCHEMA_CHECK=0 turns the check off.
+
+COLIBRI_STORE, when set to a PostgreSQL URL (the one tests/pg/start.sh
+prints; a "{db}" in it marks where the database name goes, else the URL's
+path is replaced), runs every daemon on PostgreSQL: each state directory
+gets a fresh database of its own (a restarted daemon finds its data again),
+passed with --store.  Tests that inspect the SQLite file itself are skipped
+then (SQLITE_ONLY below, each with its reason).
 """
 import json
 import os
@@ -20,6 +27,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 
 import jsonschema
 import pytest
@@ -205,6 +213,75 @@ class CallError(Exception):
         self.message = message
 
 
+STORE = os.environ.get("COLIBRI_STORE", "")
+
+# Tests that look at the SQLite database file (or its filesystem), by node id prefix.
+SQLITE_ONLY = {
+    "test_foundation.py::test_list_filters_and_status_counts": "status's db_path names the SQLite file",
+    "test_faults.py::test_sigkill_at_random_points": "checks the SQLite file after each kill",
+    "test_faults.py::test_full_filesystem": "a tiny filesystem under the SQLite file",
+    "test_faults.py::test_writes_resume_after_space": "a tiny filesystem under the SQLite file",
+    "test_crash.py::test_sigterm_finishes_in_flight_and_closes_db": "opens the SQLite file",
+    "test_crash.py::test_second_daemon_refused": "one daemon per SQLite file",
+    "test_crash.py::test_stale_socket_removed_and_modes": "the SQLite file's mode",
+    "test_crash.py::test_wal_is_checkpointed_under_load": "SQLite's WAL",
+    "test_golden.py::test_golden_transcript[": "the transcripts name the SQLite file",
+    "test_supervision_kill.py::test_restart_does_not_kill_a_reused_pid": "edits the SQLite file",
+    "test_vault.py::test_runbook_chain": "assert_no_secrets scans the SQLite file",
+    "test_vault.py::test_provision_on_demand": "assert_no_secrets scans the SQLite file",
+    "test_vault.py::test_runbook_through_the_cli": "assert_no_secrets scans the SQLite file",
+    "test_vault_refusals.py::": "assert_no_secrets scans the SQLite file",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not STORE:
+        return
+    for item in items:
+        for prefix, reason in SQLITE_ONLY.items():
+            if item.nodeid.split("/")[-1].startswith(prefix):
+                item.add_marker(pytest.mark.skip(reason="SQLite only: " + reason))
+
+
+def pg_url(url, db):
+    """url with its database name replaced by db."""
+    if "{db}" in url:
+        return url.replace("{db}", db)
+    scheme, rest = url.split("://", 1)
+    netloc, _, tail = rest.partition("/")
+    query = tail.partition("?")[2]
+    return "%s://%s/%s%s" % (scheme, netloc, urllib.parse.quote(db), "?" + query if query else "")
+
+
+def pg_psql(url, sql, timeout=60):
+    """Run sql with psql on url; its stdout (unaligned, tuples only)."""
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                       capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("psql: " + p.stderr)
+    return p.stdout
+
+
+_pg_dbs = {}
+
+
+def pg_fresh_db(url, key=None):
+    """The URL of a new, empty database on url's server (the same one again for the same key)."""
+    if key is not None and key in _pg_dbs:
+        return _pg_dbs[key]
+    name = "colibri_%d_%d" % (os.getpid(), len(_pg_dbs) + 1)
+    pg_psql(pg_url(url, "postgres"), 'CREATE DATABASE "%s"' % name)
+    _pg_dbs[key if key is not None else name] = pg_url(url, name)
+    return _pg_dbs[key if key is not None else name]
+
+
+def store_args(state_dir, extra_args):
+    """--store for a daemon on state_dir under COLIBRI_STORE (none if the test chose a store)."""
+    if not STORE or "--store" in extra_args:
+        return []
+    return ["--store", pg_fresh_db(STORE, os.path.abspath(state_dir))]
+
+
 class Daemon:
     def __init__(self, state_dir, extra_args=(), env=None):
         self.state_dir = str(state_dir)
@@ -219,7 +296,7 @@ class Daemon:
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [bin_path("colibri-daemon"), "--state-dir", self.state_dir, "--foreground",
-             "--log-level", "debug"] + self.extra_args,
+             "--log-level", "debug"] + self.extra_args + store_args(self.state_dir, self.extra_args),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         if wait:
             self.wait_ready()
