@@ -5,6 +5,8 @@ Suites:
   unit         cmocka executables from the sanitizer build (ASan + UBSan),
                run by `meson test`; counts come from cmocka's own summary.
   integration  pytest over tests/integration against the normal build.
+  integration-pg  a representative part of tests/integration again, every
+               daemon on PostgreSQL (a throwaway server from tests/pg/start.sh).
 The last line printed is "N passed, N failed" over all suites, and the exit
 status is non-zero when anything failed (or a suite could not run).
 
@@ -79,6 +81,39 @@ def run_pytest(build, paths, extra, name):
     return passed, bad
 
 
+# The part of the integration suite that runs again on PostgreSQL: the board
+# and events, the CLI, faults, supervision, the vault, the cache commands and
+# the multi-daemon tests (about 80 s; the whole suite would take 3.5 min more).
+PG_SUITE = ["tests/integration/test_foundation.py", "tests/integration/test_cli.py",
+            "tests/integration/test_faults.py", "tests/integration/test_supervision.py",
+            "tests/integration/test_supervision_kill.py",
+            "tests/integration/test_supervision_limits.py",
+            "tests/integration/test_supervision_restart.py", "tests/integration/test_vault.py",
+            "tests/integration/test_cache_daemon.py", "tests/integration/test_crash.py",
+            "tests/integration/test_postgres.py"]
+
+
+def run_integration_pg(build, extra):
+    """PG_SUITE with COLIBRI_STORE set to a PostgreSQL server started for it."""
+    print("== integration tests on PostgreSQL: tests/pg/start.sh", flush=True)
+    p = subprocess.run([os.path.join(ROOT, "tests", "pg", "start.sh")], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        print("run-tests: PostgreSQL did not start: " + p.stderr.strip(), file=sys.stderr)
+        return 0, 1
+    url = p.stdout.strip()
+    old = os.environ.get("COLIBRI_STORE")
+    os.environ["COLIBRI_STORE"] = url
+    try:
+        return run_pytest(build, PG_SUITE, extra, "integration-pg")
+    finally:
+        if old is None:
+            del os.environ["COLIBRI_STORE"]
+        else:
+            os.environ["COLIBRI_STORE"] = old
+        subprocess.call([os.path.join(ROOT, "tests", "pg", "stop.sh"), url])
+
+
 def run_fuzz_smoke(fuzz_build):
     """Each libFuzzer target over its seeds for a few thousand inputs."""
     print("== fuzz smoke (libFuzzer, ASan+UBSan): tests/fuzz/run.sh --smoke", flush=True)
@@ -101,7 +136,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
     ap.add_argument("--fuzz-build", default=os.path.join(ROOT, "build-fuzz"))
-    ap.add_argument("--only", choices=["unit", "integration", "fuzz"])
+    ap.add_argument("--only", choices=["unit", "integration", "integration-pg", "fuzz"])
     args, extra = ap.parse_known_args()
     build = os.path.abspath(args.build)
     passed = failed = 0
@@ -111,6 +146,10 @@ def main():
         failed += f
     if args.only in (None, "integration"):
         p, f = run_pytest(build, ["tests/integration"], extra, "integration")
+        passed += p
+        failed += f
+    if args.only in (None, "integration-pg"):
+        p, f = run_integration_pg(build, extra)
         passed += p
         failed += f
     if args.only in (None, "fuzz"):
