@@ -211,6 +211,8 @@ pg_ok(const PGresult *r)
 	return t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK;
 }
 
+static int pg_ensure(struct pg_store *, struct store_err *);
+
 /* The prepared statement name for sql, preparing it on first use; NULL on error. */
 static const char *
 pg_prepared(struct pg_store *s, const char *sql)
@@ -244,8 +246,15 @@ pg_prepared(struct pg_store *s, const char *sql)
 static PGresult *
 pg_run(struct pg_store *s, const char *sql, const struct pg_params *p)
 {
-	const char *name = pg_prepared(s, sql);
+	const char *name;
 	PGresult *r;
+
+	/* Outside a transaction a lost connection can be replaced at once (reads). */
+	if (!s->txn && PQstatus(s->db) != CONNECTION_OK && pg_ensure(s, NULL) == -1) {
+		pg_note(s, NULL);
+		return NULL;
+	}
+	name = pg_prepared(s, sql);
 
 	if (name == NULL) {
 		if (s->nprep == STMT_CACHE) {
