@@ -6,7 +6,8 @@ Suites:
                run by `meson test`; counts come from cmocka's own summary.
   integration  pytest over tests/integration against the normal build.
   integration-pg  a representative part of tests/integration again, every
-               daemon on PostgreSQL (a throwaway server from tests/pg/start.sh).
+               daemon on PostgreSQL (a throwaway server from tests/pg/start.sh),
+               against the build with the PostgreSQL backend (build-pg).
 The last line printed is "N passed, N failed" over all suites, and the exit
 status is non-zero when anything failed (or a suite could not run).
 
@@ -136,6 +137,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
     ap.add_argument("--fuzz-build", default=os.path.join(ROOT, "build-fuzz"))
+    ap.add_argument("--pg-build", default=os.path.join(ROOT, "build-pg"))
     ap.add_argument("--only", choices=["unit", "integration", "integration-pg", "fuzz"])
     args, extra = ap.parse_known_args()
     build = os.path.abspath(args.build)
@@ -149,7 +151,7 @@ def main():
         passed += p
         failed += f
     if args.only in (None, "integration-pg"):
-        p, f = run_integration_pg(build, extra)
+        p, f = run_integration_pg(os.path.abspath(args.pg_build), extra)
         passed += p
         failed += f
     if args.only in (None, "fuzz"):

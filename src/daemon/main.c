@@ -180,8 +180,8 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 			snprintf(D.hostname, sizeof D.hostname, "%s", optarg);
 			break;
 		case 'V':
-			printf("colibri-daemon %s (protocol %d)\n", COLIBRI_VERSION,
-			       COLIBRI_PROTOCOL_VERSION);
+			printf("colibri-daemon %s (protocol %d; stores: %s)\n", COLIBRI_VERSION,
+			       COLIBRI_PROTOCOL_VERSION, store_backends_built());
 			exit(0);
 		case 'h':
 			usage(0);

@@ -47,6 +47,16 @@ store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *
+store_backends_built(void)
+{
+#ifdef COLIBRI_HAVE_POSTGRES
+	return "sqlite postgres";
+#else
+	return "sqlite";
+#endif
+}
+
 int
 store_is_postgres_url(const char *path)
 {

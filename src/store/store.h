@@ -49,6 +49,8 @@ void store_close(struct store *);
 const char *store_path(struct store *);
 /* "sqlite" or "postgres". */
 const char *store_backend(struct store *);
+/* The backends this build has: "sqlite" or "sqlite postgres". */
+const char *store_backends_built(void);
 int store_schema_version(struct store *);
 /*
  * The host id stamped on the events this store appends (PostgreSQL; the
