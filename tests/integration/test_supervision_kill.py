@@ -147,7 +147,9 @@ def test_restart_does_not_kill_a_reused_pid(make_daemon, tmp_path):
     os.kill(a["pid"], signal.SIGKILL)
     assert wait_pids_gone([a["pid"]]) == []
     # A bystander: not an agent, no marker.  Its pid differs, so record it in
-    # the database in the agent's place to model pid reuse.
+    # the database in the agent's place to model pid reuse.  Start times are in
+    # clock ticks (10 ms): let one pass so the bystander's cannot equal the agent's.
+    time.sleep(0.05)
     by = subprocess.Popen(["sleep", "30"])
     try:
         import sqlite3

@@ -120,6 +120,15 @@ def spawn(d, scenario, **extra):
     return d.call("spawn-local", args)
 
 
+def wait_last_seq(p, d):
+    """The screen once its status line shows the daemon's last seq, re-read each time
+    (the daemon logs events of its own, such as host.status, at any moment)."""
+    def shows(screen):
+        m = re.search(r"seq (\d+)\s+\? help", screen)
+        return m is not None and int(m.group(1)) == d.call("status")["last_seq"]
+    return p.wait_until(shows, "the daemon's last seq")
+
+
 def row_re(aid, state):
     return r"^%s\s.*\b%s\b" % (re.escape(aid), state)
 
@@ -141,8 +150,7 @@ def test_states_appear_and_change(sup, panes):
     # The recent-events area shows the transitions.
     p.wait(r"agent\.state %s working->done exited cleanly" % re.escape(text))
     # The status line shows the daemon's last seq once everything arrived.
-    last = sup.call("status")["last_seq"]
-    p.wait(r"seq %d\s+\? help" % last)
+    wait_last_seq(p, sup)
 
 
 def test_detail_opens_on_enter(sup, panes):
@@ -244,8 +252,7 @@ def test_daemon_restart_is_survived(sup, panes):
     # Events after the restart arrive, each once: the shown seq is the daemon's.
     hang = spawn(sup, "hang")["id"]
     p.wait(row_re(hang, "working"))
-    last = sup.call("status")["last_seq"]
-    s = p.wait(r"seq %d\s+\? help" % last)
+    s = wait_last_seq(p, sup)
     spawned = [l for l in s.splitlines() if re.search(r"agent\.spawned %s$" % re.escape(hang), l)]
     assert len(spawned) <= 1, s
 
