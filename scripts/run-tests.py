@@ -84,14 +84,17 @@ def run_pytest(build, paths, extra, name):
 
 # The part of the integration suite that runs again on PostgreSQL: the board
 # and events, the CLI, faults, supervision, the vault, the cache commands and
-# the multi-daemon tests (about 80 s; the whole suite would take 3.5 min more).
+# the multi-daemon tests, bad input, every CLI verb's schema, MCP through the SDK and
+# access control (about 2 min; the whole suite would take 3 min more).
 PG_SUITE = ["tests/integration/test_foundation.py", "tests/integration/test_cli.py",
             "tests/integration/test_faults.py", "tests/integration/test_supervision.py",
             "tests/integration/test_supervision_kill.py",
             "tests/integration/test_supervision_limits.py",
             "tests/integration/test_supervision_restart.py", "tests/integration/test_vault.py",
             "tests/integration/test_cache_daemon.py", "tests/integration/test_crash.py",
-            "tests/integration/test_postgres.py"]
+            "tests/integration/test_postgres.py", "tests/integration/test_badinput.py",
+            "tests/integration/test_schemas_cli.py", "tests/integration/test_mcp_sdk.py",
+            "tests/integration/test_access.py"]
 
 
 def run_integration_pg(build, extra):

@@ -333,7 +333,7 @@ def test_subscribe_resumes_without_gap_or_duplicate(daemon):
     prod = daemon.connect()
     base = prod.call("status")["last_seq"]
     sub = Conn(daemon.socket)
-    assert sub.call("subscribe", topics=["task."], since=base)["seq"] == base
+    assert sub.call("subscribe", topics=["task."], since=base)["seq"] >= base  # host.* may land
     seen = []
 
     def produce(n, tag):
