@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
@@ -106,29 +107,26 @@ server_client_write(struct client *c, const char *p, size_t n)
 	client_mark_dirty(c);
 }
 
-/* Serialise a reply envelope and send or hold it. */
+/* Serialise a reply envelope (once, with jsonw) and send or hold it. */
 static void
 reply_send(struct cmd_req *r, json_t *env)
 {
 	static const char fallback[] =
 	        "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
-	        "\"internal\",\"message\":\"the reply could not be encoded\"}}";
-	char *s = env != NULL ? json_dumps(env, JSON_COMPACT) : NULL;
-	size_t n;
+	        "\"internal\",\"message\":\"the reply could not be encoded\"}}\n";
+	struct buf b;
 
-	if (s == NULL) {
+	buf_init(&b);
+	if (env == NULL || jsonw_dump(&b, env) == -1) {
 		/* Never lose the reply: a generic error in its place (logged). */
 		log_warnx("a reply could not be encoded; sent an internal error instead");
-		s = xstrdup(fallback);
-	}
-	n = strlen(s);
-
-	s = xrealloc(s, n + 2);
-	s[n++] = '\n';
-	s[n] = '\0';
+		buf_reset(&b);
+		buf_add(&b, fallback, sizeof fallback - 1);
+	} else
+		buf_addc(&b, '\n');
 	if (r->client != NULL)
-		txn_reply(r->client, s, n);
-	free(s);
+		txn_reply(r->client, buf_head(&b), buf_used(&b));
+	buf_free(&b);
 	json_decref(env);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -173,8 +174,12 @@ long long events_emit(const char *topic, json_t *data)
 		json_decref(data);
 		return -1;
 	}
-	d = json_dumps(data, JSON_COMPACT);
+	d = jsonw_dumps(data);
 	json_decref(data);
+	if (d == NULL) {
+		log_warnx("event %s lost: its data could not be encoded", topic);
+		return -1;
+	}
 	if ((seq = store_event_append(D.store, topic, d, ts, &e)) == -1) {
 		log_warnx("event %s lost: %s", topic, e.msg);
 		free(d);

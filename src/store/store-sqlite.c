@@ -240,7 +240,7 @@ struct sqlite_store *sqlite_store_open(const char *path, struct store_err *e)
 	s->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
-	                        SQLITE_OPEN_FULLMUTEX,
+	                        SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
 		store_err_set(e, ERR_INTERNAL, "open %s: %s", path,
 		              s->db ? sqlite3_errmsg(s->db) : "out of memory");
