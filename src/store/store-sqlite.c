@@ -45,71 +45,72 @@ struct sqlite_store {
 };
 
 static const char *migrations[] = {
-    /* 1: the task board, the agent registry, the events log, tenants, kv. */
-    "CREATE TABLE tasks ("
-    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  title TEXT NOT NULL,"
-    "  body TEXT NOT NULL DEFAULT '',"
-    "  status TEXT NOT NULL DEFAULT 'open'"
-    "    CHECK (status IN ('open','claimed','done','cancelled')),"
-    "  priority INTEGER NOT NULL DEFAULT 0,"
-    "  owner TEXT,"
-    "  lease_ms INTEGER,"
-    "  lease_expires INTEGER,"
-    "  result TEXT,"
-    "  progress TEXT,"
-    "  created INTEGER NOT NULL,"
-    "  updated INTEGER NOT NULL,"
-    "  claimed INTEGER,"
-    "  completed INTEGER);"
-    "CREATE INDEX tasks_queue ON tasks (status, priority DESC, id);"
-    "CREATE INDEX tasks_owner ON tasks (owner) WHERE owner IS NOT NULL;"
-    "CREATE INDEX tasks_lease ON tasks (lease_expires) WHERE status = 'claimed';"
-    "CREATE TABLE task_deps ("
-    "  task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
-    "  dep INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
-    "  PRIMARY KEY (task, dep)) WITHOUT ROWID;"
-    "CREATE INDEX task_deps_dep ON task_deps (dep);"
-    "CREATE TABLE agents ("
-    "  id TEXT PRIMARY KEY,"
-    "  kind TEXT NOT NULL DEFAULT 'registered',"
-    "  name TEXT, provider TEXT, host TEXT,"
-    "  pid INTEGER, pid_start INTEGER, session_id TEXT,"
-    "  state TEXT NOT NULL DEFAULT 'idle', reason TEXT, since INTEGER,"
-    "  lost INTEGER NOT NULL DEFAULT 0,"
-    "  lease_ms INTEGER, heartbeat INTEGER,"
-    "  tenant TEXT, detail TEXT,"
-    "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
-    "CREATE INDEX agents_kind ON agents (kind, state);"
-    "CREATE TABLE events ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  ts INTEGER NOT NULL,"
-    "  topic TEXT NOT NULL,"
-    "  data TEXT NOT NULL);"
-    "CREATE TABLE tenants ("
-    "  tenant_id TEXT PRIMARY KEY,"
-    "  jail_root_path TEXT NOT NULL,"
-    "  collection_id TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'provisioned',"
-    "  reason TEXT,"
-    "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
-    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        /* 1: the task board, the agent registry, the events log, tenants, kv. */
+        "CREATE TABLE tasks ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  title TEXT NOT NULL,"
+        "  body TEXT NOT NULL DEFAULT '',"
+        "  status TEXT NOT NULL DEFAULT 'open'"
+        "    CHECK (status IN ('open','claimed','done','cancelled')),"
+        "  priority INTEGER NOT NULL DEFAULT 0,"
+        "  owner TEXT,"
+        "  lease_ms INTEGER,"
+        "  lease_expires INTEGER,"
+        "  result TEXT,"
+        "  progress TEXT,"
+        "  created INTEGER NOT NULL,"
+        "  updated INTEGER NOT NULL,"
+        "  claimed INTEGER,"
+        "  completed INTEGER);"
+        "CREATE INDEX tasks_queue ON tasks (status, priority DESC, id);"
+        "CREATE INDEX tasks_owner ON tasks (owner) WHERE owner IS NOT NULL;"
+        "CREATE INDEX tasks_lease ON tasks (lease_expires) WHERE status = 'claimed';"
+        "CREATE TABLE task_deps ("
+        "  task INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+        "  dep INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,"
+        "  PRIMARY KEY (task, dep)) WITHOUT ROWID;"
+        "CREATE INDEX task_deps_dep ON task_deps (dep);"
+        "CREATE TABLE agents ("
+        "  id TEXT PRIMARY KEY,"
+        "  kind TEXT NOT NULL DEFAULT 'registered',"
+        "  name TEXT, provider TEXT, host TEXT,"
+        "  pid INTEGER, pid_start INTEGER, session_id TEXT,"
+        "  state TEXT NOT NULL DEFAULT 'idle', reason TEXT, since INTEGER,"
+        "  lost INTEGER NOT NULL DEFAULT 0,"
+        "  lease_ms INTEGER, heartbeat INTEGER,"
+        "  tenant TEXT, detail TEXT,"
+        "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+        "CREATE INDEX agents_kind ON agents (kind, state);"
+        "CREATE TABLE events ("
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  ts INTEGER NOT NULL,"
+        "  topic TEXT NOT NULL,"
+        "  data TEXT NOT NULL);"
+        "CREATE TABLE tenants ("
+        "  tenant_id TEXT PRIMARY KEY,"
+        "  jail_root_path TEXT NOT NULL,"
+        "  collection_id TEXT NOT NULL,"
+        "  status TEXT NOT NULL DEFAULT 'provisioned',"
+        "  reason TEXT,"
+        "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */
 static const char aux_tables[] =
-    "CREATE TABLE IF NOT EXISTS skills ("
-    "  name TEXT PRIMARY KEY,"
-    "  description TEXT NOT NULL,"
-    "  path TEXT,"
-    "  fields TEXT NOT NULL,"
-    "  body TEXT NOT NULL,"
-    "  indexed INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS prompt_log (session_id TEXT NOT NULL, ts INTEGER NOT NULL,"
-    "  r1 TEXT, r2 TEXT, r3 TEXT, bytes INTEGER);"
-    "CREATE INDEX IF NOT EXISTS prompt_log_session ON prompt_log (session_id, ts);";
+        "CREATE TABLE IF NOT EXISTS skills ("
+        "  name TEXT PRIMARY KEY,"
+        "  description TEXT NOT NULL,"
+        "  path TEXT,"
+        "  fields TEXT NOT NULL,"
+        "  body TEXT NOT NULL,"
+        "  indexed INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS prompt_log (session_id TEXT NOT NULL, ts INTEGER NOT NULL,"
+        "  r1 TEXT, r2 TEXT, r3 TEXT, bytes INTEGER);"
+        "CREATE INDEX IF NOT EXISTS prompt_log_session ON prompt_log (session_id, ts);";
 
-static void store_dberr(struct sqlite_store *s, struct store_err *e, const char *what)
+static void
+store_dberr(struct sqlite_store *s, struct store_err *e, const char *what)
 {
 	int rc = sqlite3_extended_errcode(s->db);
 
@@ -120,7 +121,8 @@ static void store_dberr(struct sqlite_store *s, struct store_err *e, const char 
 }
 
 /* The cached, reset statement for sql (a string literal). */
-static sqlite3_stmt *st(struct sqlite_store *s, const char *sql)
+static sqlite3_stmt *
+st(struct sqlite_store *s, const char *sql)
 {
 	int i;
 
@@ -145,7 +147,8 @@ static sqlite3_stmt *st(struct sqlite_store *s, const char *sql)
 	return s->cache[i].stmt;
 }
 
-static void bind_text_or_null(sqlite3_stmt *q, int i, const char *v)
+static void
+bind_text_or_null(sqlite3_stmt *q, int i, const char *v)
 {
 	if (v != NULL)
 		sqlite3_bind_text(q, i, v, -1, SQLITE_TRANSIENT);
@@ -159,7 +162,8 @@ static void bind_text_or_null(sqlite3_stmt *q, int i, const char *v)
  * and an open read transaction stops every WAL checkpoint: the WAL would
  * grow without bound and the database file never be written.
  */
-static long long row_int64(sqlite3_stmt *q, long long dflt)
+static long long
+row_int64(sqlite3_stmt *q, long long dflt)
 {
 	long long v = dflt;
 
@@ -171,7 +175,8 @@ static long long row_int64(sqlite3_stmt *q, long long dflt)
 	return v;
 }
 
-static int row_exists(sqlite3_stmt *q)
+static int
+row_exists(sqlite3_stmt *q)
 {
 	int found;
 
@@ -182,7 +187,8 @@ static int row_exists(sqlite3_stmt *q)
 	return found;
 }
 
-static int store_exec(struct sqlite_store *s, const char *sql)
+static int
+store_exec(struct sqlite_store *s, const char *sql)
 {
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
@@ -192,7 +198,8 @@ static int store_exec(struct sqlite_store *s, const char *sql)
  * request path: sqlite3_exec would parse BEGIN, SAVEPOINT, RELEASE and
  * COMMIT again for every request).
  */
-static int store_run(struct sqlite_store *s, const char *sql)
+static int
+store_run(struct sqlite_store *s, const char *sql)
 {
 	sqlite3_stmt *q = st(s, sql);
 	int rc;
@@ -204,9 +211,11 @@ static int store_run(struct sqlite_store *s, const char *sql)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int store_migrate(struct sqlite_store *s, struct store_err *e)
+static int
+store_migrate(struct sqlite_store *s, struct store_err *e)
 {
-	int have = sqlite_store_schema_version(s), n = (int)(sizeof migrations / sizeof *migrations);
+	int have = sqlite_store_schema_version(s),
+	    n = (int)(sizeof migrations / sizeof *migrations);
 	char pragma[64];
 
 	if (have > n) {
@@ -233,14 +242,15 @@ fail:
 	return -1;
 }
 
-struct sqlite_store *sqlite_store_open(const char *path, struct store_err *e)
+struct sqlite_store *
+sqlite_store_open(const char *path, struct store_err *e)
 {
 	struct sqlite_store *s = xcalloc(1, sizeof *s);
 
 	s->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
-	                        SQLITE_OPEN_NOMUTEX,
+	                            SQLITE_OPEN_NOMUTEX,
 	                    NULL) != SQLITE_OK) {
 		store_err_set(e, ERR_INTERNAL, "open %s: %s", path,
 		              s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -267,7 +277,8 @@ fail:
 	return NULL;
 }
 
-void sqlite_store_close(struct sqlite_store *s)
+void
+sqlite_store_close(struct sqlite_store *s)
 {
 	int i;
 
@@ -285,12 +296,14 @@ void sqlite_store_close(struct sqlite_store *s)
 	free(s);
 }
 
-struct sqlite3 *sqlite_store_db(struct sqlite_store *s)
+struct sqlite3 *
+sqlite_store_db(struct sqlite_store *s)
 {
 	return s->db;
 }
 
-int sqlite_store_schema_version(struct sqlite_store *s)
+int
+sqlite_store_schema_version(struct sqlite_store *s)
 {
 	sqlite3_stmt *q;
 	int v = 0;
@@ -303,7 +316,8 @@ int sqlite_store_schema_version(struct sqlite_store *s)
 	return v;
 }
 
-int sqlite_store_begin(struct sqlite_store *s, struct store_err *e)
+int
+sqlite_store_begin(struct sqlite_store *s, struct store_err *e)
 {
 	if (store_run(s, "BEGIN IMMEDIATE") == -1) {
 		store_dberr(s, e, "begin");
@@ -313,7 +327,8 @@ int sqlite_store_begin(struct sqlite_store *s, struct store_err *e)
 	return 0;
 }
 
-int sqlite_store_commit(struct sqlite_store *s, struct store_err *e)
+int
+sqlite_store_commit(struct sqlite_store *s, struct store_err *e)
 {
 	if (store_run(s, "COMMIT") == -1) {
 		store_dberr(s, e, "commit");
@@ -325,34 +340,40 @@ int sqlite_store_commit(struct sqlite_store *s, struct store_err *e)
 	return 0;
 }
 
-void sqlite_store_rollback(struct sqlite_store *s)
+void
+sqlite_store_rollback(struct sqlite_store *s)
 {
 	store_exec(s, "ROLLBACK");
 	s->txn = 0;
 }
 
-int sqlite_store_in_txn(struct sqlite_store *s)
+int
+sqlite_store_in_txn(struct sqlite_store *s)
 {
 	return s->txn;
 }
 
-int sqlite_store_savepoint(struct sqlite_store *s)
+int
+sqlite_store_savepoint(struct sqlite_store *s)
 {
 	return store_run(s, "SAVEPOINT cmd");
 }
 
-void sqlite_store_savepoint_release(struct sqlite_store *s)
+void
+sqlite_store_savepoint_release(struct sqlite_store *s)
 {
 	store_run(s, "RELEASE cmd");
 }
 
-void sqlite_store_savepoint_rollback(struct sqlite_store *s)
+void
+sqlite_store_savepoint_rollback(struct sqlite_store *s)
 {
 	store_run(s, "ROLLBACK TO cmd");
 	store_run(s, "RELEASE cmd");
 }
 
-int sqlite_store_integrity_check(struct sqlite_store *s, struct store_err *e)
+int
+sqlite_store_integrity_check(struct sqlite_store *s, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	int ok = 0;
@@ -370,7 +391,8 @@ int sqlite_store_integrity_check(struct sqlite_store *s, struct store_err *e)
 	return ok ? 0 : -1;
 }
 
-static long long count_of(struct sqlite_store *s, const char *sql)
+static long long
+count_of(struct sqlite_store *s, const char *sql)
 {
 	return row_int64(st(s, sql), -1);
 }
@@ -379,7 +401,8 @@ static long long count_of(struct sqlite_store *s, const char *sql)
 	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
 	"d.dep WHERE d.task = t.id AND u.status != 'done')"
 
-json_t *sqlite_store_counts(struct sqlite_store *s)
+json_t *
+sqlite_store_counts(struct sqlite_store *s)
 {
 	json_t *tasks = json_object();
 	sqlite3_stmt *q;
@@ -393,12 +416,13 @@ json_t *sqlite_store_counts(struct sqlite_store *s)
 		json_object_set_new(tasks, (const char *)sqlite3_column_text(q, 0),
 		                    json_integer(sqlite3_column_int64(q, 1)));
 	json_object_set_new(
-	    tasks, "ready",
-	    json_integer(count_of(s, "SELECT count(*) FROM tasks t WHERE " READY_WHERE)));
-	return json_pack("{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents",
-	                 (json_int_t)count_of(s, "SELECT count(*) FROM agents"), "tenants",
-	                 (json_int_t)count_of(s, "SELECT count(*) FROM tenants"), "events",
-	                 (json_int_t)count_of(s, "SELECT count(*) FROM events"));
+	        tasks, "ready",
+	        json_integer(count_of(s, "SELECT count(*) FROM tasks t WHERE " READY_WHERE)));
+	return json_pack(
+	        "{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents",
+	        (json_int_t)count_of(s, "SELECT count(*) FROM agents"), "tenants",
+	        (json_int_t)count_of(s, "SELECT count(*) FROM tenants"), "events",
+	        (json_int_t)count_of(s, "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM events"));
 }
 
 /* ---- tasks ---- */
@@ -407,21 +431,24 @@ json_t *sqlite_store_counts(struct sqlite_store *s)
 	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
 	"t.progress, t.created, t.updated, t.claimed, t.completed"
 
-static json_t *col_int_or_null(sqlite3_stmt *q, int i)
+static json_t *
+col_int_or_null(sqlite3_stmt *q, int i)
 {
 	return sqlite3_column_type(q, i) == SQLITE_NULL ? json_null()
 	                                                : json_integer(sqlite3_column_int64(q, i));
 }
 
-static json_t *col_text_or_null(sqlite3_stmt *q, int i)
+static json_t *
+col_text_or_null(sqlite3_stmt *q, int i)
 {
 	return sqlite3_column_type(q, i) == SQLITE_NULL
-	           ? json_null()
-	           : json_stringn((const char *)sqlite3_column_text(q, i),
-	                          (size_t)sqlite3_column_bytes(q, i));
+	               ? json_null()
+	               : json_stringn((const char *)sqlite3_column_text(q, i),
+	                              (size_t)sqlite3_column_bytes(q, i));
 }
 
-static json_t *col_json_or_null(sqlite3_stmt *q, int i)
+static json_t *
+col_json_or_null(sqlite3_stmt *q, int i)
 {
 	json_t *v;
 
@@ -432,7 +459,8 @@ static json_t *col_json_or_null(sqlite3_stmt *q, int i)
 	return v != NULL ? v : json_null();
 }
 
-static json_t *task_deps_of(struct sqlite_store *s, long long id)
+static json_t *
+task_deps_of(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT dep FROM task_deps WHERE task = ? ORDER BY dep");
 	json_t *a = json_array();
@@ -444,7 +472,8 @@ static json_t *task_deps_of(struct sqlite_store *s, long long id)
 }
 
 /* Build a task object from a row selected with TASK_COLS. */
-static json_t *task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
+static json_t *
+task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
 {
 	json_t *t = json_object();
 	long long id = sqlite3_column_int64(q, 0);
@@ -466,7 +495,8 @@ static json_t *task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
 	return t;
 }
 
-json_t *sqlite_store_task_get(struct sqlite_store *s, long long id, struct store_err *e)
+json_t *
+sqlite_store_task_get(struct sqlite_store *s, long long id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = ?");
 	json_t *t;
@@ -485,7 +515,8 @@ json_t *sqlite_store_task_get(struct sqlite_store *s, long long id, struct store
 	return t;
 }
 
-static int task_exists(struct sqlite_store *s, long long id)
+static int
+task_exists(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks WHERE id = ?");
 
@@ -494,7 +525,8 @@ static int task_exists(struct sqlite_store *s, long long id)
 }
 
 /* Would task -> dep close a cycle (dep already reaches task)? */
-static int task_dep_cycles(struct sqlite_store *s, long long task, long long dep)
+static int
+task_dep_cycles(struct sqlite_store *s, long long task, long long dep)
 {
 	sqlite3_stmt *q = st(s, "WITH RECURSIVE r(x) AS (SELECT ? UNION SELECT d.dep FROM "
 	                        "task_deps d JOIN r ON d.task = r.x) SELECT 1 FROM r WHERE x = ?");
@@ -507,7 +539,8 @@ static int task_dep_cycles(struct sqlite_store *s, long long task, long long dep
 }
 
 /* Replace task's dependencies with deps (an array of integers). */
-static int task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store_err *e)
+static int
+task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	size_t i;
@@ -547,8 +580,9 @@ dberr:
 	return -1;
 }
 
-json_t *sqlite_store_task_create(struct sqlite_store *s, const char *title, const char *body, long long priority,
-                          json_t *depends_on, int64_t now, struct store_err *e)
+json_t *
+sqlite_store_task_create(struct sqlite_store *s, const char *title, const char *body,
+                         long long priority, json_t *depends_on, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO tasks (title, body, priority, created, updated) "
 	                        "VALUES (?, ?, ?, ?, ?)");
@@ -572,8 +606,9 @@ dberr:
 	return NULL;
 }
 
-json_t *sqlite_store_task_list(struct sqlite_store *s, const char *status, const char *owner, int ready_only,
-                        long long limit, struct store_err *e)
+json_t *
+sqlite_store_task_list(struct sqlite_store *s, const char *status, const char *owner,
+                       int ready_only, long long limit, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *items = json_array();
@@ -602,7 +637,8 @@ json_t *sqlite_store_task_list(struct sqlite_store *s, const char *status, const
 	return json_pack("{s:o}", "items", items);
 }
 
-static long long task_next_ready(struct sqlite_store *s)
+static long long
+task_next_ready(struct sqlite_store *s)
 {
 	sqlite3_stmt *q = st(s, "SELECT t.id FROM tasks t WHERE " READY_WHERE
 	                        " ORDER BY t.priority DESC, t.id LIMIT 1");
@@ -610,7 +646,8 @@ static long long task_next_ready(struct sqlite_store *s)
 	return row_int64(q, 0);
 }
 
-static int task_is_ready(struct sqlite_store *s, long long id)
+static int
+task_is_ready(struct sqlite_store *s, long long id)
 {
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks t WHERE t.id = ? AND " READY_WHERE);
 
@@ -618,8 +655,9 @@ static int task_is_ready(struct sqlite_store *s, long long id)
 	return row_exists(q);
 }
 
-json_t *sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id, long long lease_ms,
-                         int64_t now, struct store_err *e)
+json_t *
+sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id, long long lease_ms,
+                        int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
@@ -665,7 +703,8 @@ json_t *sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long 
 }
 
 /* Check that agent (if given) owns the claim on task t. */
-static int task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
+static int
+task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
 {
 	const char *owner = json_string_value(json_object_get(t, "owner"));
 
@@ -676,7 +715,8 @@ static int task_check_owner(json_t *t, const char *agent, long long id, struct s
 	return 0;
 }
 
-static int task_set_text(struct sqlite_store *s, long long id, const char *sql, const char *v, int64_t now)
+static int
+task_set_text(struct sqlite_store *s, long long id, const char *sql, const char *v, int64_t now)
 {
 	sqlite3_stmt *q = st(s, sql);
 
@@ -686,8 +726,9 @@ static int task_set_text(struct sqlite_store *s, long long id, const char *sql, 
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
 }
 
-static int task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *to, int64_t now,
-                              struct store_err *e)
+static int
+task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *to, int64_t now,
+                   struct store_err *e)
 {
 	const char *from = json_string_value(json_object_get(t, "status"));
 	sqlite3_stmt *q;
@@ -715,8 +756,9 @@ static int task_update_status(struct sqlite_store *s, json_t *t, long long id, c
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
 }
 
-json_t *sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const char *agent, int64_t now,
-                          struct store_err *e)
+json_t *
+sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const char *agent,
+                         int64_t now, struct store_err *e)
 {
 	json_t *t, *v;
 	int rc = 0;
@@ -732,9 +774,9 @@ json_t *sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *c
 		rc |= task_set_text(s, id, "UPDATE tasks SET body = ?, updated = ? WHERE id = ?",
 		                    json_string_value(v), now);
 	if ((v = json_object_get(ch, "progress")) != NULL)
-		rc |=
-		    task_set_text(s, id, "UPDATE tasks SET progress = ?, updated = ? WHERE id = ?",
-		                  json_string_value(v), now);
+		rc |= task_set_text(s, id,
+		                    "UPDATE tasks SET progress = ?, updated = ? WHERE id = ?",
+		                    json_string_value(v), now);
 	if ((v = json_object_get(ch, "priority")) != NULL) {
 		sqlite3_stmt *q = st(s, "UPDATE tasks SET priority = ?, updated = ? WHERE id = ?");
 		sqlite3_bind_int64(q, 1, json_integer_value(v));
@@ -758,8 +800,9 @@ fail:
 	return NULL;
 }
 
-json_t *sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *agent, json_t *result,
-                            int64_t now, struct store_err *e)
+json_t *
+sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *agent, json_t *result,
+                           int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
@@ -794,8 +837,9 @@ json_t *sqlite_store_task_complete(struct sqlite_store *s, long long id, const c
 	return sqlite_store_task_get(s, id, e);
 }
 
-json_t *sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agent, int64_t now,
-                           struct store_err *e)
+json_t *
+sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agent, int64_t now,
+                          struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
@@ -825,8 +869,9 @@ json_t *sqlite_store_task_release(struct sqlite_store *s, long long id, const ch
 }
 
 /* Collect ids from a one-column query, then release each (the statement is reused). */
-static int task_release_ids(struct sqlite_store *s, sqlite3_stmt *q, int64_t now,
-                            void (*cb)(json_t *, void *), void *arg)
+static int
+task_release_ids(struct sqlite_store *s, sqlite3_stmt *q, int64_t now, void (*cb)(json_t *, void *),
+                 void *arg)
 {
 	long long *ids = NULL;
 	size_t n = 0, cap = 0, i;
@@ -849,7 +894,9 @@ static int task_release_ids(struct sqlite_store *s, sqlite3_stmt *q, int64_t now
 	return (int)n;
 }
 
-int sqlite_store_task_expire(struct sqlite_store *s, int64_t now, void (*cb)(json_t *, void *), void *arg)
+int
+sqlite_store_task_expire(struct sqlite_store *s, int64_t now, void (*cb)(json_t *, void *),
+                         void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND "
 	                        "lease_expires <= ? ORDER BY id");
@@ -858,8 +905,9 @@ int sqlite_store_task_expire(struct sqlite_store *s, int64_t now, void (*cb)(jso
 	return task_release_ids(s, q, now, cb, arg);
 }
 
-int sqlite_store_task_release_agent(struct sqlite_store *s, const char *agent, int64_t now,
-                             void (*cb)(json_t *, void *), void *arg)
+int
+sqlite_store_task_release_agent(struct sqlite_store *s, const char *agent, int64_t now,
+                                void (*cb)(json_t *, void *), void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND owner = ? "
 	                        "ORDER BY id");
@@ -868,7 +916,8 @@ int sqlite_store_task_release_agent(struct sqlite_store *s, const char *agent, i
 	return task_release_ids(s, q, now, cb, arg);
 }
 
-int sqlite_store_task_renew_agent(struct sqlite_store *s, const char *agent, int64_t now)
+int
+sqlite_store_task_renew_agent(struct sqlite_store *s, const char *agent, int64_t now)
 {
 	sqlite3_stmt *q = st(s, "UPDATE tasks SET lease_expires = ? + lease_ms "
 	                        "WHERE status = 'claimed' AND owner = ?");
@@ -878,9 +927,11 @@ int sqlite_store_task_renew_agent(struct sqlite_store *s, const char *agent, int
 	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
 }
 
-int64_t sqlite_store_task_next_expiry(struct sqlite_store *s)
+int64_t
+sqlite_store_task_next_expiry(struct sqlite_store *s)
 {
-	return row_int64(st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'"), -1);
+	return row_int64(st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'"),
+	                 -1);
 }
 
 /* ---- agents ---- */
@@ -889,7 +940,8 @@ int64_t sqlite_store_task_next_expiry(struct sqlite_store *s)
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
 	"lease_ms, heartbeat, tenant, detail, created, updated"
 
-static json_t *agent_from_row(sqlite3_stmt *q)
+static json_t *
+agent_from_row(sqlite3_stmt *q)
 {
 	json_t *a = json_object(), *detail;
 
@@ -917,7 +969,8 @@ static json_t *agent_from_row(sqlite3_stmt *q)
 	return a;
 }
 
-json_t *sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct store_err *e)
+json_t *
+sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE id = ?");
 	json_t *a;
@@ -940,8 +993,9 @@ json_t *sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct st
  * Set columns of agent id from fields (creating the row if needed).  Known
  * keys map to columns; "detail" must be an object and replaces the detail.
  */
-json_t *sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_t now,
-                        struct store_err *e)
+json_t *
+sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_t now,
+                       struct store_err *e)
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
 	                                  "session_id", "state", "reason",   "tenant"};
@@ -985,7 +1039,7 @@ json_t *sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f
 			sqlite3_bind_text(u, 1, json_string_value(v), -1, SQLITE_TRANSIENT);
 		else if (known == 2)
 			sqlite3_bind_int64(
-			    u, 1, json_is_boolean(v) ? json_is_true(v) : json_integer_value(v));
+			        u, 1, json_is_boolean(v) ? json_is_true(v) : json_integer_value(v));
 		else {
 			char *d = json_dumps(v, JSON_COMPACT);
 			sqlite3_bind_text(u, 1, d, -1, free);
@@ -1003,7 +1057,9 @@ dberr:
 	return NULL;
 }
 
-json_t *sqlite_store_agent_list(struct sqlite_store *s, const char *kind, const char *state, struct store_err *e)
+json_t *
+sqlite_store_agent_list(struct sqlite_store *s, const char *kind, const char *state,
+                        struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE (?1 IS NULL OR kind = ?1) "
 	                        "AND (?2 IS NULL OR state = ?2) ORDER BY created, id");
@@ -1022,7 +1078,8 @@ json_t *sqlite_store_agent_list(struct sqlite_store *s, const char *kind, const 
 	return json_pack("{s:o}", "items", items);
 }
 
-int sqlite_store_agent_delete(struct sqlite_store *s, const char *id)
+int
+sqlite_store_agent_delete(struct sqlite_store *s, const char *id)
 {
 	sqlite3_stmt *q = st(s, "DELETE FROM agents WHERE id = ?");
 
@@ -1030,7 +1087,9 @@ int sqlite_store_agent_delete(struct sqlite_store *s, const char *id)
 	return sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
 }
 
-int sqlite_store_agent_find_lost(struct sqlite_store *s, int64_t now, void (*cb)(const char *, void *), void *arg)
+int
+sqlite_store_agent_find_lost(struct sqlite_store *s, int64_t now, void (*cb)(const char *, void *),
+                             void *arg)
 {
 	sqlite3_stmt *q = st(s, "SELECT id FROM agents WHERE kind = 'registered' AND lost = 0 "
 	                        "AND heartbeat + lease_ms <= ? ORDER BY id");
@@ -1052,7 +1111,8 @@ int sqlite_store_agent_find_lost(struct sqlite_store *s, int64_t now, void (*cb)
 	return (int)n;
 }
 
-int64_t sqlite_store_agent_next_loss(struct sqlite_store *s)
+int64_t
+sqlite_store_agent_next_loss(struct sqlite_store *s)
 {
 	sqlite3_stmt *q = st(s, "SELECT min(heartbeat + lease_ms) FROM agents "
 	                        "WHERE kind = 'registered' AND lost = 0");
@@ -1062,8 +1122,9 @@ int64_t sqlite_store_agent_next_loss(struct sqlite_store *s)
 
 /* ---- events ---- */
 
-long long sqlite_store_event_append(struct sqlite_store *s, const char *topic, const char *data, int64_t ts,
-                             struct store_err *e)
+long long
+sqlite_store_event_append(struct sqlite_store *s, const char *topic, const char *data, int64_t ts,
+                          struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO events (ts, topic, data) VALUES (?, ?, ?)");
 
@@ -1083,12 +1144,14 @@ dberr:
 	return -1;
 }
 
-long long sqlite_store_event_last(struct sqlite_store *s)
+long long
+sqlite_store_event_last(struct sqlite_store *s)
 {
 	return row_int64(st(s, "SELECT coalesce(max(seq), 0) FROM events"), 0);
 }
 
-static int topic_matches(json_t *topics, const char *topic)
+static int
+topic_matches(json_t *topics, const char *topic)
 {
 	size_t i;
 	json_t *v;
@@ -1104,8 +1167,10 @@ static int topic_matches(json_t *topics, const char *topic)
 	return 0;
 }
 
-int sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit, json_t *topics,
-                     int (*cb)(long long, int64_t, const char *, const char *, void *), void *arg)
+int
+sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit, json_t *topics,
+                        int (*cb)(long long, int64_t, const char *, const char *, void *),
+                        void *arg)
 {
 	sqlite3_stmt *q;
 	long long n = 0;
@@ -1131,7 +1196,8 @@ int sqlite_store_event_scan(struct sqlite_store *s, long long since, long long l
 
 /* ---- tenants ---- */
 
-static json_t *tenant_from_row(sqlite3_stmt *q)
+static json_t *
+tenant_from_row(sqlite3_stmt *q)
 {
 	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "tenant_id", col_text_or_null(q, 0),
 	                 "jail_root_path", col_text_or_null(q, 1), "collection_id",
@@ -1143,7 +1209,8 @@ static json_t *tenant_from_row(sqlite3_stmt *q)
 
 #define TENANT_COLS "tenant_id, jail_root_path, collection_id, status, reason, created, updated"
 
-json_t *sqlite_store_tenant_get(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
+json_t *
+sqlite_store_tenant_get(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants WHERE tenant_id = ?");
 	json_t *t;
@@ -1158,15 +1225,16 @@ json_t *sqlite_store_tenant_get(struct sqlite_store *s, const char *tenant_id, s
 	return t;
 }
 
-json_t *sqlite_store_tenant_put(struct sqlite_store *s, const char *tenant_id, const char *root,
-                         const char *collection, int64_t now, struct store_err *e)
+json_t *
+sqlite_store_tenant_put(struct sqlite_store *s, const char *tenant_id, const char *root,
+                        const char *collection, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q =
-	    st(s, "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, "
-	          "status, reason, created, updated) VALUES (?, ?, ?, 'provisioned', "
-	          "NULL, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET jail_root_path = "
-	          "excluded.jail_root_path, collection_id = excluded.collection_id, "
-	          "status = 'provisioned', reason = NULL, updated = excluded.updated");
+	        st(s, "INSERT INTO tenants (tenant_id, jail_root_path, collection_id, "
+	              "status, reason, created, updated) VALUES (?, ?, ?, 'provisioned', "
+	              "NULL, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET jail_root_path = "
+	              "excluded.jail_root_path, collection_id = excluded.collection_id, "
+	              "status = 'provisioned', reason = NULL, updated = excluded.updated");
 
 	sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(q, 2, root, -1, SQLITE_TRANSIENT);
@@ -1180,7 +1248,8 @@ json_t *sqlite_store_tenant_put(struct sqlite_store *s, const char *tenant_id, c
 	return sqlite_store_tenant_get(s, tenant_id, e);
 }
 
-json_t *sqlite_store_tenant_list(struct sqlite_store *s, struct store_err *e)
+json_t *
+sqlite_store_tenant_list(struct sqlite_store *s, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants ORDER BY tenant_id");
 	json_t *items = json_array();
@@ -1192,8 +1261,9 @@ json_t *sqlite_store_tenant_list(struct sqlite_store *s, struct store_err *e)
 	return json_pack("{s:o}", "items", items);
 }
 
-int sqlite_store_tenant_set_status(struct sqlite_store *s, const char *tenant_id, const char *status,
-                            const char *reason, int64_t now, struct store_err *e)
+int
+sqlite_store_tenant_set_status(struct sqlite_store *s, const char *tenant_id, const char *status,
+                               const char *reason, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "UPDATE tenants SET status = ?, reason = ?, updated = ? "
 	                        "WHERE tenant_id = ?");
@@ -1213,7 +1283,8 @@ int sqlite_store_tenant_set_status(struct sqlite_store *s, const char *tenant_id
 	return 0;
 }
 
-int sqlite_store_tenant_delete(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
+int
+sqlite_store_tenant_delete(struct sqlite_store *s, const char *tenant_id, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "DELETE FROM tenants WHERE tenant_id = ?");
 
@@ -1231,7 +1302,8 @@ int sqlite_store_tenant_delete(struct sqlite_store *s, const char *tenant_id, st
 
 /* ---- kv ---- */
 
-int sqlite_store_kv_set(struct sqlite_store *s, const char *key, const char *value, struct store_err *e)
+int
+sqlite_store_kv_set(struct sqlite_store *s, const char *key, const char *value, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
 	                        "UPDATE SET value = excluded.value");
@@ -1245,7 +1317,8 @@ int sqlite_store_kv_set(struct sqlite_store *s, const char *key, const char *val
 	return 0;
 }
 
-char *sqlite_store_kv_get(struct sqlite_store *s, const char *key)
+char *
+sqlite_store_kv_get(struct sqlite_store *s, const char *key)
 {
 	sqlite3_stmt *q = st(s, "SELECT value FROM kv WHERE key = ?");
 	char *v = NULL;
@@ -1259,7 +1332,8 @@ char *sqlite_store_kv_get(struct sqlite_store *s, const char *key)
 
 /* ---- skills index and prompt log ---- */
 
-static int skill_insert(struct sqlite_store *s, json_t *sk, int64_t now)
+static int
+skill_insert(struct sqlite_store *s, json_t *sk, int64_t now)
 {
 	sqlite3_stmt *q = st(s, "INSERT OR REPLACE INTO skills (name, description, path, fields, "
 	                        "body, indexed) VALUES (?, ?, ?, ?, ?, ?)");
@@ -1281,8 +1355,9 @@ static int skill_insert(struct sqlite_store *s, json_t *sk, int64_t now)
 	return rc;
 }
 
-int sqlite_store_skills_replace(struct sqlite_store *s, json_t *skills, int64_t now,
-                                struct store_err *e)
+int
+sqlite_store_skills_replace(struct sqlite_store *s, json_t *skills, int64_t now,
+                            struct store_err *e)
 {
 	size_t i;
 	json_t *sk;
@@ -1301,7 +1376,8 @@ int sqlite_store_skills_replace(struct sqlite_store *s, json_t *skills, int64_t 
 	return 0;
 }
 
-static json_t *skill_from_row(sqlite3_stmt *q, int with_body)
+static json_t *
+skill_from_row(sqlite3_stmt *q, int with_body)
 {
 	json_t *sk = json_object(), *fields;
 
@@ -1318,7 +1394,8 @@ static json_t *skill_from_row(sqlite3_stmt *q, int with_body)
 }
 
 /* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-static char *like_substring(const char *query)
+static char *
+like_substring(const char *query)
 {
 	size_t i, o = 0, n = strlen(query);
 	char *like = xmalloc(2 * n + 3);
@@ -1334,7 +1411,8 @@ static char *like_substring(const char *query)
 	return like;
 }
 
-json_t *sqlite_store_skills_list(struct sqlite_store *s, const char *query, struct store_err *e)
+json_t *
+sqlite_store_skills_list(struct sqlite_store *s, const char *query, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "SELECT name, description, path, fields, body FROM skills WHERE ?1 "
 	                        "IS NULL OR name LIKE ?1 ESCAPE '\\' OR description LIKE ?1 ESCAPE "
@@ -1355,10 +1433,11 @@ json_t *sqlite_store_skills_list(struct sqlite_store *s, const char *query, stru
 	return json_pack("{s:o}", "items", items);
 }
 
-json_t *sqlite_store_skill_get(struct sqlite_store *s, const char *name, struct store_err *e)
+json_t *
+sqlite_store_skill_get(struct sqlite_store *s, const char *name, struct store_err *e)
 {
 	sqlite3_stmt *q =
-	    st(s, "SELECT name, description, path, fields, body FROM skills WHERE name = ?");
+	        st(s, "SELECT name, description, path, fields, body FROM skills WHERE name = ?");
 	json_t *sk = NULL;
 
 	if (q == NULL) {
@@ -1374,9 +1453,10 @@ json_t *sqlite_store_skill_get(struct sqlite_store *s, const char *name, struct 
 	return sk;
 }
 
-int sqlite_store_prompt_log_append(struct sqlite_store *s, const char *session_id, int64_t ts,
-                                   const char *r1, const char *r2, const char *r3,
-                                   long long bytes, struct store_err *e)
+int
+sqlite_store_prompt_log_append(struct sqlite_store *s, const char *session_id, int64_t ts,
+                               const char *r1, const char *r2, const char *r3, long long bytes,
+                               struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO prompt_log (session_id, ts, r1, r2, r3, bytes) "
 	                        "VALUES (?, ?, ?, ?, ?, ?)");

@@ -59,23 +59,25 @@ def worker(sock, idx, nreq, out):
     mine = []
     for i in range(nreq):
         r = rnd.random()
+        # Completes outnumber claims, so an agent's claims (which each heartbeat
+        # renews) stay few, as they do for a real agent; status is the rarest.
         if r < 0.25:
             m = c.call("task-create", title="t%d-%d" % (idx, i), priority=rnd.randint(0, 3))
-        elif r < 0.45:
+        elif r < 0.40:
             m = c.call("task-claim", agent=agent, lease_ms=600000)
             if m["ok"]:
                 mine.append(m["result"]["id"])
             elif m["error"]["code"] == "not_found":
                 continue
-        elif r < 0.6 and mine:
+        elif r < 0.60 and mine:
             m = c.call("task-complete", id=mine.pop(), agent=agent, result={"i": i})
         elif r < 0.75:
             m = c.call("task-show", id=rnd.randint(1, 50))
             if not m["ok"] and m["error"]["code"] == "not_found":
                 continue
-        elif r < 0.85:
+        elif r < 0.87:
             m = c.call("task-list", limit=10, status="open")
-        elif r < 0.95:
+        elif r < 0.98:
             m = c.call("agent-heartbeat", id=agent)
         else:
             m = c.call("status")
