@@ -89,6 +89,8 @@ int pg_store_notify_read(struct pg_store *);
 const char *pg_store_url(struct pg_store *);
 #endif
 
+/* A LIKE pattern (ESCAPE '\\') matching query as a substring; caller frees.  Both backends. */
+char *store_like_substring(const char *query);
 /* Is path a PostgreSQL connection URL (postgres:// or postgresql://)? */
 int store_is_postgres_url(const char *path);
 

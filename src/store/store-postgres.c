@@ -1813,29 +1813,11 @@ skill_from_row(const PGresult *r, int i, int with_body)
 	return sk;
 }
 
-/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-static char *
-like_substring(const char *query)
-{
-	size_t i, o = 0, n = strlen(query);
-	char *like = xmalloc(2 * n + 3);
-
-	like[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
-			like[o++] = '\\';
-		like[o++] = query[i];
-	}
-	like[o++] = '%';
-	like[o] = '\0';
-	return like;
-}
-
 json_t *
 pg_store_skills_list(struct pg_store *s, const char *query, struct store_err *e)
 {
 	struct pg_params p = {0};
-	char *like = query != NULL ? like_substring(query) : NULL;
+	char *like = query != NULL ? store_like_substring(query) : NULL;
 	PGresult *r;
 	json_t *items;
 	int i;

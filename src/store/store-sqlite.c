@@ -1393,24 +1393,6 @@ skill_from_row(sqlite3_stmt *q, int with_body)
 	return sk;
 }
 
-/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-static char *
-like_substring(const char *query)
-{
-	size_t i, o = 0, n = strlen(query);
-	char *like = xmalloc(2 * n + 3);
-
-	like[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
-			like[o++] = '\\';
-		like[o++] = query[i];
-	}
-	like[o++] = '%';
-	like[o] = '\0';
-	return like;
-}
-
 json_t *
 sqlite_store_skills_list(struct sqlite_store *s, const char *query, struct store_err *e)
 {
@@ -1424,7 +1406,7 @@ sqlite_store_skills_list(struct sqlite_store *s, const char *query, struct store
 		return NULL;
 	}
 	if (query != NULL)
-		sqlite3_bind_text(q, 1, like_substring(query), -1, free);
+		sqlite3_bind_text(q, 1, store_like_substring(query), -1, free);
 	items = json_array();
 	while (sqlite3_step(q) == SQLITE_ROW)
 		json_array_append_new(items, skill_from_row(q, 0));

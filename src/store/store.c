@@ -57,6 +57,24 @@ store_backends_built(void)
 #endif
 }
 
+/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
+char *
+store_like_substring(const char *query)
+{
+	size_t i, o = 0, n = strlen(query);
+	char *like = xmalloc(2 * n + 3);
+
+	like[o++] = '%';
+	for (i = 0; i < n; i++) {
+		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
+			like[o++] = '\\';
+		like[o++] = query[i];
+	}
+	like[o++] = '%';
+	like[o] = '\0';
+	return like;
+}
+
 int
 store_is_postgres_url(const char *path)
 {
