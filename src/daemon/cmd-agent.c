@@ -19,7 +19,8 @@
 
 void (*agent_detail_hook)(json_t *agent);
 
-static int agent_id_ok(const char *id)
+static int
+agent_id_ok(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -31,7 +32,8 @@ static int agent_id_ok(const char *id)
 	return 1;
 }
 
-static void cmd_agent_register(struct cmd_req *r)
+static void
+cmd_agent_register(struct cmd_req *r)
 {
 	struct store_err e;
 	const char *id = cmd_arg_str(r, "id");
@@ -76,7 +78,8 @@ static void cmd_agent_register(struct cmd_req *r)
 	cmd_ok(r, a);
 }
 
-static void cmd_agent_heartbeat(struct cmd_req *r)
+static void
+cmd_agent_heartbeat(struct cmd_req *r)
 {
 	struct store_err e;
 	const char *id = cmd_arg_str(r, "id");
@@ -112,12 +115,17 @@ static void cmd_agent_heartbeat(struct cmd_req *r)
 		return;
 	}
 	store_task_renew_agent(D.store, id, now);
-	events_emit(revived ? "agent.registered" : "agent.heartbeat",
-	            json_pack("{s:s, s:I}", "id", id, "heartbeat_ms", (json_int_t)now));
+	/* A revived agent is registered anew: the same full agent object as agent-register. */
+	if (revived)
+		events_emit("agent.registered", json_incref(a));
+	else
+		events_emit("agent.heartbeat",
+		            json_pack("{s:s, s:I}", "id", id, "heartbeat_ms", (json_int_t)now));
 	cmd_ok(r, a);
 }
 
-static void cmd_list_agents(struct cmd_req *r)
+static void
+cmd_list_agents(struct cmd_req *r)
 {
 	struct store_err e;
 	json_t *res, *a;
@@ -133,7 +141,8 @@ static void cmd_list_agents(struct cmd_req *r)
 	cmd_ok(r, res);
 }
 
-static void cmd_agent_status(struct cmd_req *r)
+static void
+cmd_agent_status(struct cmd_req *r)
 {
 	struct store_err e;
 	json_t *a;
@@ -153,17 +162,17 @@ static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0},
                                                {"lease_ms", ARG_INT, 0},
                                                {NULL, 0, 0}};
 static const struct cmd_arg heartbeat_args[] = {
-    {"id", ARG_STR, 1}, {"state", ARG_STR, 0}, {"activity", ARG_STR, 0}, {NULL, 0, 0}};
+        {"id", ARG_STR, 1}, {"state", ARG_STR, 0}, {"activity", ARG_STR, 0}, {NULL, 0, 0}};
 static const struct cmd_arg list_args[] = {
-    {"kind", ARG_STR, 0}, {"state", ARG_STR, 0}, {NULL, 0, 0}};
+        {"kind", ARG_STR, 0}, {"state", ARG_STR, 0}, {NULL, 0, 0}};
 static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
 
 const struct cmd_entry cmd_agent_entries[] = {
-    {"agent-register", "agent-register {id?, name?, provider?, lease_ms?}", CMD_WRITE,
-     register_args, cmd_agent_register},
-    {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, heartbeat_args,
-     cmd_agent_heartbeat},
-    {"list-agents", "list-agents {kind?, state?}", CMD_READ, list_args, cmd_list_agents},
-    {"agent-status", "agent-status {id}", CMD_READ, status_args, cmd_agent_status},
-    {NULL, NULL, 0, NULL, NULL},
+        {"agent-register", "agent-register {id?, name?, provider?, lease_ms?}", CMD_WRITE,
+         register_args, cmd_agent_register},
+        {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, heartbeat_args,
+         cmd_agent_heartbeat},
+        {"list-agents", "list-agents {kind?, state?}", CMD_READ, list_args, cmd_list_agents},
+        {"agent-status", "agent-status {id}", CMD_READ, status_args, cmd_agent_status},
+        {NULL, NULL, 0, NULL, NULL},
 };

@@ -392,3 +392,18 @@ def test_subscribe_topic_prefixes_and_unsubscribe(daemon):
     assert sub.events == []
     assert err_code(c, "subscribe", since=10 ** 9) == "invalid_argument"
     assert err_code(c, "subscribe", topics=[1]) == "invalid_argument"
+
+
+def test_revived_agent_is_registered_with_its_full_object(daemon):
+    c = daemon.connect()
+    c.call("agent-register", id="phoenix", lease_ms=200)
+    deadline = time.time() + 10
+    while not c.call("agent-status", id="phoenix")["lost"]:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    base = c.call("status")["last_seq"]
+    a = c.call("agent-heartbeat", id="phoenix")
+    assert a["lost"] is False and a["state"] == "active"
+    ev = c.call("events-read", since=base, topics=["agent.registered"])["items"]
+    assert len(ev) == 1 and ev[0]["data"]["id"] == "phoenix"
+    assert ev[0]["data"]["kind"] == "registered" and ev[0]["data"]["lost"] is False
