@@ -535,23 +535,6 @@ server_flush_all(void)
 	}
 }
 
-static int
-topics_match(json_t *topics, const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	if (topics == NULL || json_array_size(topics) == 0)
-		return 1;
-	json_array_foreach(topics, i, v)
-	{
-		const char *p = json_string_value(v);
-		if (p != NULL && strncmp(topic, p, strlen(p)) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 void
 server_client_subscribe(struct client *c, json_t *topics, long long cursor)
 {
@@ -577,7 +560,7 @@ server_publish(long long seq, const char *topic, const char *line, size_t len)
 		if (!c->subscribed || c->closing || seq <= c->cursor)
 			continue;
 		c->cursor = seq;
-		if (topics_match(c->topics, topic))
+		if (store_topic_matches(c->topics, topic))
 			server_client_write(c, line, len);
 	}
 }

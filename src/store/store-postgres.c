@@ -1509,23 +1509,6 @@ pg_store_event_last(struct pg_store *s)
 	return pg_scalar(s, "SELECT coalesce(max(seq), 0) FROM events", NULL, 0);
 }
 
-static int
-topic_matches(json_t *topics, const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	if (topics == NULL || json_array_size(topics) == 0)
-		return 1;
-	json_array_foreach(topics, i, v)
-	{
-		const char *pfx = json_string_value(v);
-		if (pfx != NULL && strncmp(topic, pfx, strlen(pfx)) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 int
 pg_store_event_scan(struct pg_store *s, long long since, long long limit, json_t *topics,
                     store_scan_cb cb, void *arg)
@@ -1547,7 +1530,7 @@ pg_store_event_scan(struct pg_store *s, long long since, long long limit, json_t
 		rows = PQntuples(r);
 		for (i = 0; i < rows && n < limit && !stop; i++) {
 			last = pg_int(r, i, 0, last);
-			if (!topic_matches(topics, PQgetvalue(r, i, 2)))
+			if (!store_topic_matches(topics, PQgetvalue(r, i, 2)))
 				continue;
 			n++;
 			stop = cb(last, pg_int(r, i, 1, 0), PQgetvalue(r, i, 2),

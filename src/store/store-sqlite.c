@@ -1150,23 +1150,6 @@ sqlite_store_event_last(struct sqlite_store *s)
 	return row_int64(st(s, "SELECT coalesce(max(seq), 0) FROM events"), 0);
 }
 
-static int
-topic_matches(json_t *topics, const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	if (topics == NULL || json_array_size(topics) == 0)
-		return 1;
-	json_array_foreach(topics, i, v)
-	{
-		const char *p = json_string_value(v);
-		if (p != NULL && strncmp(topic, p, strlen(p)) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 int
 sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit, json_t *topics,
                         int (*cb)(long long, int64_t, const char *, const char *, void *),
@@ -1183,7 +1166,7 @@ sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit
 	sqlite3_bind_int64(q, 1, since);
 	while (n < limit && sqlite3_step(q) == SQLITE_ROW) {
 		const char *topic = (const char *)sqlite3_column_text(q, 2);
-		if (!topic_matches(topics, topic))
+		if (!store_topic_matches(topics, topic))
 			continue;
 		n++;
 		if (cb(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), topic,

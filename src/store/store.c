@@ -58,6 +58,23 @@ store_backends_built(void)
 }
 
 /* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
+int
+store_topic_matches(const json_t *topics, const char *topic)
+{
+	size_t i;
+	json_t *v;
+
+	if (topics == NULL || json_array_size(topics) == 0)
+		return 1;
+	json_array_foreach(topics, i, v)
+	{
+		const char *pfx = json_string_value(v);
+		if (pfx != NULL && strncmp(topic, pfx, strlen(pfx)) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 char *
 store_like_substring(const char *query)
 {

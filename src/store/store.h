@@ -112,6 +112,8 @@ int64_t store_agent_next_loss(struct store *);
 long long store_event_append(struct store *, const char *topic, const char *data, int64_t ts,
                              struct store_err *);
 long long store_event_last(struct store *);
+/* Does topic start with one of the prefixes in topics (NULL or empty: all)?  1 or 0. */
+int store_topic_matches(const json_t *topics, const char *topic);
 /* Visit events with seq > since, matching topic prefixes (NULL: all), up to limit. */
 int store_event_scan(struct store *, long long since, long long limit, json_t *topics,
                      int (*cb)(long long seq, int64_t ts, const char *topic, const char *data,
