@@ -55,7 +55,7 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 void
-buf_add(struct buf *b, const void *p, size_t n)
+buf_add_slow(struct buf *b, const void *p, size_t n)
 {
 	memcpy(buf_reserve(b, n), p, n);
 	b->len += n;
@@ -65,12 +65,6 @@ void
 buf_adds(struct buf *b, const char *s)
 {
 	buf_add(b, s, strlen(s));
-}
-
-void
-buf_addc(struct buf *b, char c)
-{
-	buf_add(b, &c, 1);
 }
 
 void

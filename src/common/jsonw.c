@@ -7,8 +7,8 @@
 
 #include "common/jsonw.h"
 
-static void
-jsonw_string(struct buf *b, const char *s, size_t n)
+void
+jsonw_str(struct buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run;
@@ -58,8 +58,8 @@ jsonw_string(struct buf *b, const char *s, size_t n)
 }
 
 /* Decimal digits without printf (which is most of a reply's cost otherwise). */
-static void
-jsonw_integer(struct buf *b, json_int_t i)
+void
+jsonw_int(struct buf *b, json_int_t i)
 {
 	char tmp[24], *p = tmp + sizeof tmp;
 	unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
@@ -89,7 +89,7 @@ jsonw_dump(struct buf *b, const json_t *v)
 			if (!first)
 				buf_addc(b, ',');
 			first = 0;
-			jsonw_string(b, key, strlen(key));
+			jsonw_str(b, key, strlen(key));
 			buf_addc(b, ':');
 			if (jsonw_dump(b, x) == -1)
 				return -1;
@@ -108,10 +108,10 @@ jsonw_dump(struct buf *b, const json_t *v)
 		buf_addc(b, ']');
 		return 0;
 	case JSON_STRING:
-		jsonw_string(b, json_string_value(v), json_string_length(v));
+		jsonw_str(b, json_string_value(v), json_string_length(v));
 		return 0;
 	case JSON_INTEGER:
-		jsonw_integer(b, json_integer_value(v));
+		jsonw_int(b, json_integer_value(v));
 		return 0;
 	case JSON_REAL:
 		/* Rare (costs): jansson's own formatting, so the bytes stay its. */

@@ -20,6 +20,10 @@
 
 /* Append v's compact serialisation to b.  Returns 0, or -1 for a value jansson could not dump. */
 int jsonw_dump(struct buf *b, const json_t *v);
+/* A string (n bytes, escaped as above, quotes added) and an integer, for writers that
+ * build JSON without a jansson value (a task straight from its row). */
+void jsonw_str(struct buf *b, const char *s, size_t n);
+void jsonw_int(struct buf *b, json_int_t i);
 /* The serialisation as a new NUL-terminated string (caller frees), or NULL. */
 char *jsonw_dumps(const json_t *v);
 

@@ -7,8 +7,10 @@
  * invalid_argument error naming it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/xmalloc.h"
 #include "daemon/cmd.h"
 
 extern const struct cmd_entry cmd_status_entries[];
@@ -26,16 +28,51 @@ static const struct cmd_entry *const families[] = {
         cmd_skills_entries, cmd_cache_entries, NULL,
 };
 
-const struct cmd_entry *
-cmd_find(const char *name)
+/* Every entry, sorted by name on first use, for a binary search per request. */
+static const struct cmd_entry **sorted;
+static size_t nsorted;
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct cmd_entry *const *)a)->name,
+	              (*(const struct cmd_entry *const *)b)->name);
+}
+
+static void
+sort_entries(void)
 {
 	const struct cmd_entry *ce;
-	size_t i;
+	size_t i, n = 0;
 
 	for (i = 0; families[i] != NULL; i++)
 		for (ce = families[i]; ce->name != NULL; ce++)
-			if (strcmp(ce->name, name) == 0)
-				return ce;
+			n++;
+	sorted = xreallocarray(NULL, n, sizeof *sorted);
+	for (i = 0; families[i] != NULL; i++)
+		for (ce = families[i]; ce->name != NULL; ce++)
+			sorted[nsorted++] = ce;
+	qsort(sorted, nsorted, sizeof *sorted, entry_cmp);
+}
+
+const struct cmd_entry *
+cmd_find(const char *name)
+{
+	size_t lo = 0, hi, mid;
+	int c;
+
+	if (sorted == NULL)
+		sort_entries();
+	hi = nsorted;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(name, sorted[mid]->name)) == 0)
+			return sorted[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
 	return NULL;
 }
 

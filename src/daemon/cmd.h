@@ -56,16 +56,18 @@ struct cmd_req {
 	int failed;
 	int held;
 	int in_dispatch; /* exec is running: a held reply must not free it yet */
-	char *reply; /* serialised reply line, with newline */
+	char *reply;     /* serialised reply line, with newline */
 	size_t reply_len;
 	struct cmd_req *next;
 };
 
 /* Reply with a result (reference stolen). */
 void cmd_ok(struct cmd_req *, json_t *result);
+/* Reply with result already serialised as compact JSON (len bytes, not copied). */
+void cmd_ok_raw(struct cmd_req *, const char *result, size_t len);
 /* Reply with an error code from proto.h and a message. */
 void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Keep the request alive after exec returns (CMD_ASYNC); reply later. */
 void cmd_req_hold(struct cmd_req *);
 

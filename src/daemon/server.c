@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/jsonr.h"
 #include "common/jsonw.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -107,26 +108,47 @@ server_client_write(struct client *c, const char *p, size_t n)
 	client_mark_dirty(c);
 }
 
-/* Serialise a reply envelope (once, with jsonw) and send or hold it. */
+/*
+ * Replies are written with jsonw into one scratch buffer, reused for every
+ * reply (the loop is single-threaded), and handed to txn_reply, which sends
+ * the line or holds a copy until the transaction commits.
+ */
+static struct buf scratch;
+
 static void
-reply_send(struct cmd_req *r, json_t *env)
+reply_line(struct cmd_req *r, struct buf *b)
+{
+	if (r->client != NULL)
+		txn_reply(r->client, buf_head(b), buf_used(b));
+	if (b->cap > 65536)
+		buf_free(&scratch); /* do not keep a large reply's buffer */
+}
+
+/* The generic error that replaces a reply jsonw could not encode (logged). */
+static void
+reply_unencodable(struct cmd_req *r)
 {
 	static const char fallback[] =
 	        "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
 	        "\"internal\",\"message\":\"the reply could not be encoded\"}}\n";
-	struct buf b;
 
-	buf_init(&b);
-	if (env == NULL || jsonw_dump(&b, env) == -1) {
-		/* Never lose the reply: a generic error in its place (logged). */
-		log_warnx("a reply could not be encoded; sent an internal error instead");
-		buf_reset(&b);
-		buf_add(&b, fallback, sizeof fallback - 1);
-	} else
-		buf_addc(&b, '\n');
-	if (r->client != NULL)
-		txn_reply(r->client, buf_head(&b), buf_used(&b));
-	buf_free(&b);
+	log_warnx("a reply could not be encoded; sent an internal error instead");
+	buf_reset(&scratch);
+	buf_add(&scratch, fallback, sizeof fallback - 1);
+	reply_line(r, &scratch);
+}
+
+/* Serialise a whole reply envelope (errors) and send or hold it. */
+static void
+reply_send(struct cmd_req *r, json_t *env)
+{
+	buf_reset(&scratch);
+	if (env == NULL || jsonw_dump(&scratch, env) == -1)
+		reply_unencodable(r);
+	else {
+		buf_addc(&scratch, '\n');
+		reply_line(r, &scratch);
+	}
 	json_decref(env);
 }
 
@@ -148,25 +170,60 @@ req_unlink_held(struct cmd_req *r)
 	}
 }
 
+/* {"id":ID,"ok":true,"result": -- the envelope's head, as cmd_ok's jansson envelope wrote it. */
+static int
+ok_head(struct cmd_req *r)
+{
+	buf_reset(&scratch);
+	buf_add(&scratch, "{\"id\":", 6);
+	if (jsonw_dump(&scratch, r->id) == -1)
+		return -1;
+	buf_add(&scratch, ",\"ok\":true,\"result\":", 20);
+	return 0;
+}
+
+static void
+ok_done(struct cmd_req *r)
+{
+	if (r->held && !r->in_dispatch) {
+		req_unlink_held(r);
+		cmd_req_free(r);
+	}
+}
+
 void
 cmd_ok(struct cmd_req *r, json_t *result)
 {
-	json_t *env;
-
 	if (r->replied) {
 		json_decref(result);
 		return;
 	}
 	r->replied = 1;
-	env = json_object();
-	json_object_set(env, "id", r->id);
-	json_object_set_new(env, "ok", json_true());
-	json_object_set_new(env, "result", result != NULL ? result : json_object());
-	reply_send(r, env);
-	if (r->held && !r->in_dispatch) {
-		req_unlink_held(r);
-		cmd_req_free(r);
+	if (ok_head(r) == -1 ||
+	    (result != NULL ? jsonw_dump(&scratch, result) : (buf_add(&scratch, "{}", 2), 0)) == -1)
+		reply_unencodable(r);
+	else {
+		buf_add(&scratch, "}\n", 2);
+		reply_line(r, &scratch);
 	}
+	json_decref(result);
+	ok_done(r);
+}
+
+void
+cmd_ok_raw(struct cmd_req *r, const char *result, size_t len)
+{
+	if (r->replied)
+		return;
+	r->replied = 1;
+	if (ok_head(r) == -1)
+		reply_unencodable(r);
+	else {
+		buf_add(&scratch, result, len);
+		buf_add(&scratch, "}\n", 2);
+		reply_line(r, &scratch);
+	}
+	ok_done(r);
 }
 
 static json_t *
@@ -259,12 +316,19 @@ peer_is_privileged(struct client *c)
 	return D.cfg.have_admin_gid && peercred_in_group(c->fd, &c->cred, D.cfg.admin_gid);
 }
 
+/*
+ * A write command runs inside the loop iteration's transaction.  The first
+ * one opens it and needs no savepoint: if it fails, the whole transaction
+ * (only its own work) is rolled back.  Later ones get a savepoint, so a
+ * failure undoes only their part.
+ */
 static void
 dispatch(struct client *c, struct cmd_req *r)
 {
 	const struct cmd_entry *ce = r->entry;
 	size_t mark = 0;
 	struct store_err e;
+	int first = 0;
 
 	r->privileged = peer_is_privileged(c);
 	if ((ce->flags & CMD_PRIV) && !r->privileged) {
@@ -277,21 +341,26 @@ dispatch(struct client *c, struct cmd_req *r)
 		return;
 	}
 	if (ce->flags & CMD_WRITE) {
+		first = !txn_open();
 		if (txn_write(&e) == -1) {
 			cmd_fail(r, e.code, "%s", e.msg);
 			return;
 		}
 		mark = events_mark();
-		store_savepoint(D.store);
+		if (!first)
+			store_savepoint(D.store);
 	}
 	r->in_dispatch = 1;
 	ce->exec(r);
 	r->in_dispatch = 0;
 	if (ce->flags & CMD_WRITE) {
 		if (r->failed) {
-			store_savepoint_rollback(D.store);
+			if (first)
+				txn_abort();
+			else
+				store_savepoint_rollback(D.store);
 			events_rollback_to(mark);
-		} else
+		} else if (!first)
 			store_savepoint_release(D.store);
 	}
 	if (!r->replied && !r->held)
@@ -312,7 +381,8 @@ handle_line(struct client *c, const char *line, size_t len)
 		len--;
 	if (len == 0)
 		return; /* blank lines are keep-alives */
-	if ((req = json_loadb(line, len, 0, &jerr)) == NULL) {
+	if ((req = jsonr_loadb(line, len)) == NULL &&
+	    (req = json_loadb(line, len, 0, &jerr)) == NULL) {
 		send_error(c, NULL, ERR_BAD_REQUEST, "invalid JSON at column %d: %s", jerr.column,
 		           jerr.text);
 		return;

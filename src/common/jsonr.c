@@ -1,0 +1,372 @@
+/*
+ * jsonr.c -- the request reader's fast path.  See jsonr.h.
+ *
+ * A recursive descent over the bytes with no lexer layer: each value is
+ * recognised by its first byte and built at once with jansson's
+ * constructors (strings unchecked: they were validated here).  Anything
+ * outside the common subset gives up with NULL, and the caller asks
+ * jansson, whose answer -- the value or the error -- is then the answer.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "common/jsonr.h"
+
+#define MAX_DEPTH 32
+
+struct rd {
+	const unsigned char *p, *end;
+	int depth;
+	char small[256]; /* decoded escaped strings up to this size */
+};
+
+static json_t *value(struct rd *);
+
+static void
+skip_ws(struct rd *r)
+{
+	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+		r->p++;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (strict, as jansson: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t
+utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = p[0];
+	size_t n, i;
+	uint32_t v;
+
+	if (c < 0xC2 || c > 0xF4)
+		return 0;
+	n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+	if ((size_t)(end - p) < n)
+		return 0;
+	v = c & (0x7F >> n);
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = (v << 6) | (p[i] & 0x3F);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xD800 && v <= 0xDFFF) ||
+	    v > 0x10FFFF)
+		return 0;
+	return n;
+}
+
+static int
+hex4(const unsigned char *p, uint32_t *out)
+{
+	uint32_t v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		unsigned c = p[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static size_t
+put_utf8(char *o, uint32_t v)
+{
+	if (v < 0x80) {
+		o[0] = (char)v;
+		return 1;
+	}
+	if (v < 0x800) {
+		o[0] = (char)(0xC0 | (v >> 6));
+		o[1] = (char)(0x80 | (v & 0x3F));
+		return 2;
+	}
+	if (v < 0x10000) {
+		o[0] = (char)(0xE0 | (v >> 12));
+		o[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+		o[2] = (char)(0x80 | (v & 0x3F));
+		return 3;
+	}
+	o[0] = (char)(0xF0 | (v >> 18));
+	o[1] = (char)(0x80 | ((v >> 12) & 0x3F));
+	o[2] = (char)(0x80 | ((v >> 6) & 0x3F));
+	o[3] = (char)(0x80 | (v & 0x3F));
+	return 4;
+}
+
+/*
+ * A string at r->p (just past its opening quote).  Sets *s, *n to its
+ * bytes: in the input when it has no escapes, else decoded into r->small
+ * (longer escaped strings give up).  Returns 0 or -1.
+ */
+static int
+string(struct rd *r, const char **s, size_t *n)
+{
+	const unsigned char *start = r->p, *q = r->p;
+	size_t len = 0, k;
+	uint32_t v, lo;
+	int escaped = 0;
+
+	/* First pass: validate, find the end, see if anything is escaped. */
+	while (q < r->end && *q != '"') {
+		if (*q < 0x20)
+			return -1;
+		if (*q == '\\') {
+			escaped = 1;
+			if (q + 1 >= r->end)
+				return -1;
+			q += 2;
+			if (q[-1] == 'u')
+				q += 4;
+			continue;
+		}
+		if (*q < 0x80)
+			q++;
+		else if ((k = utf8_len(q, r->end)) == 0)
+			return -1;
+		else
+			q += k;
+	}
+	if (q >= r->end)
+		return -1;
+	r->p = q + 1;
+	if (!escaped) {
+		*s = (const char *)start;
+		*n = (size_t)(q - start);
+		return 0;
+	}
+	if ((size_t)(q - start) > sizeof r->small)
+		return -1; /* decoded is never longer than encoded */
+	for (q = start; *q != '"';) {
+		if (*q != '\\') {
+			r->small[len++] = (char)*q++;
+			continue;
+		}
+		switch (q[1]) {
+		case '"':
+		case '\\':
+		case '/':
+			r->small[len++] = (char)q[1];
+			break;
+		case 'b':
+			r->small[len++] = '\b';
+			break;
+		case 'f':
+			r->small[len++] = '\f';
+			break;
+		case 'n':
+			r->small[len++] = '\n';
+			break;
+		case 'r':
+			r->small[len++] = '\r';
+			break;
+		case 't':
+			r->small[len++] = '\t';
+			break;
+		case 'u':
+			if (q + 6 > r->end || hex4(q + 2, &v) == -1 || v == 0)
+				return -1; /* \u0000 and bad hex: jansson's errors */
+			if (v >= 0xDC00 && v <= 0xDFFF)
+				return -1;
+			if (v >= 0xD800 && v <= 0xDBFF) {
+				if (q + 12 > r->end || q[6] != '\\' || q[7] != 'u' ||
+				    hex4(q + 8, &lo) == -1 || lo < 0xDC00 || lo > 0xDFFF)
+					return -1;
+				v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+				q += 6;
+			}
+			/* each \u escape is 6 input bytes for at most 4 output bytes */
+			len += put_utf8(r->small + len, v);
+			q += 6;
+			continue;
+		default:
+			return -1;
+		}
+		q += 2;
+	}
+	*s = r->small;
+	*n = len;
+	return 0;
+}
+
+static json_t *
+number(struct rd *r)
+{
+	const unsigned char *p = r->p;
+	int neg = 0;
+	uint64_t u = 0;
+
+	if (*p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p >= r->end || *p < '0' || *p > '9')
+		return NULL;
+	if (*p == '0') {
+		p++;
+	} else {
+		while (p < r->end && *p >= '0' && *p <= '9') {
+			if (u > (UINT64_MAX - 9) / 10)
+				return NULL;
+			u = u * 10 + (uint64_t)(*p++ - '0');
+		}
+	}
+	/* Reals, exponents, leading zeros and out-of-range integers are jansson's. */
+	if (p < r->end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
+		return NULL;
+	if (neg ? u > (uint64_t)INT64_MAX + 1 : u > (uint64_t)INT64_MAX)
+		return NULL;
+	r->p = p;
+	return json_integer(neg ? (json_int_t)(0 - u) : (json_int_t)u);
+}
+
+static int
+word(struct rd *r, const char *w, size_t n)
+{
+	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n) != 0)
+		return -1;
+	r->p += n;
+	return 0;
+}
+
+static json_t *
+object(struct rd *r)
+{
+	json_t *o = json_object(), *v;
+	const char *k;
+	size_t kn;
+	char key[256];
+
+	r->p++; /* { */
+	skip_ws(r);
+	if (r->p < r->end && *r->p == '}') {
+		r->p++;
+		return o;
+	}
+	for (;;) {
+		if (r->p >= r->end || *r->p != '"')
+			goto fail;
+		r->p++;
+		if (string(r, &k, &kn) == -1 || kn >= sizeof key)
+			goto fail;
+		memcpy(key, k, kn); /* r->small is reused by the value */
+		key[kn] = '\0';
+		skip_ws(r);
+		if (r->p >= r->end || *r->p != ':')
+			goto fail;
+		r->p++;
+		skip_ws(r);
+		if ((v = value(r)) == NULL)
+			goto fail;
+		if (json_object_setn_new_nocheck(o, key, kn, v) == -1)
+			goto fail;
+		skip_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			skip_ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == '}') {
+			r->p++;
+			return o;
+		}
+		goto fail;
+	}
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+array(struct rd *r)
+{
+	json_t *a = json_array(), *v;
+
+	r->p++; /* [ */
+	skip_ws(r);
+	if (r->p < r->end && *r->p == ']') {
+		r->p++;
+		return a;
+	}
+	for (;;) {
+		if ((v = value(r)) == NULL || json_array_append_new(a, v) == -1)
+			goto fail;
+		skip_ws(r);
+		if (r->p < r->end && *r->p == ',') {
+			r->p++;
+			skip_ws(r);
+			continue;
+		}
+		if (r->p < r->end && *r->p == ']') {
+			r->p++;
+			return a;
+		}
+		goto fail;
+	}
+fail:
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+value(struct rd *r)
+{
+	const char *s;
+	size_t n;
+	json_t *v = NULL;
+
+	if (r->p >= r->end)
+		return NULL;
+	switch (*r->p) {
+	case '{':
+	case '[':
+		if (++r->depth > MAX_DEPTH)
+			return NULL;
+		v = *r->p == '{' ? object(r) : array(r);
+		r->depth--;
+		return v;
+	case '"':
+		r->p++;
+		if (string(r, &s, &n) == -1)
+			return NULL; /* no NUL can be in it: raw ones and \\u0000 give up */
+		return json_stringn_nocheck(s, n);
+	case 't':
+		return word(r, "true", 4) == 0 ? json_true() : NULL;
+	case 'f':
+		return word(r, "false", 5) == 0 ? json_false() : NULL;
+	case 'n':
+		return word(r, "null", 4) == 0 ? json_null() : NULL;
+	default:
+		return number(r);
+	}
+}
+
+json_t *
+jsonr_loadb(const char *buf, size_t len)
+{
+	struct rd r;
+	json_t *v;
+
+	r.p = (const unsigned char *)buf;
+	r.end = r.p + len;
+	r.depth = 0;
+	skip_ws(&r);
+	if (r.p >= r.end || *r.p != '{')
+		return NULL;
+	if ((v = value(&r)) == NULL)
+		return NULL;
+	skip_ws(&r);
+	if (r.p != r.end) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
