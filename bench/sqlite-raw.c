@@ -186,6 +186,9 @@ main(int argc, char **argv)
 		        "usage: sqlite-raw DB create|create+event SECONDS | DB claim COUNT\n");
 		return 2;
 	}
+	/* The library as the daemon configures it (store-sqlite.c): one thread, no statistics. */
+	sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	must(sqlite3_open(argv[1], &db), "open");
 	must(sqlite3_exec(db,
 	                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "daemon/cmd.h"
@@ -16,7 +17,8 @@
 #define MAX_LIST         100000
 
 /* Reply with task t (stolen) and emit topic with it; or fail with e. */
-static void task_reply(struct cmd_req *r, json_t *t, const char *topic, struct store_err *e)
+static void
+task_reply(struct cmd_req *r, json_t *t, const char *topic, struct store_err *e)
 {
 	if (t == NULL) {
 		cmd_fail(r, e->code, "%s", e->msg);
@@ -27,7 +29,32 @@ static void task_reply(struct cmd_req *r, json_t *t, const char *topic, struct s
 	cmd_ok(r, t);
 }
 
-static int task_id_arg(struct cmd_req *r, long long *id)
+/*
+ * task-create and task-show, the board's hot paths, carry the task as JSON
+ * text from the store to the reply and the event (no jansson object): one
+ * buffer, reused, and let go of when a large body grew it.
+ */
+static struct buf task_json;
+
+static void
+task_reply_raw(struct cmd_req *r, int rc, const char *topic, struct store_err *e)
+{
+	if (rc == -1)
+		cmd_fail(r, e->code, "%s", e->msg);
+	else {
+		buf_cstr(&task_json);
+		if (topic != NULL)
+			events_emit_raw(topic, buf_head(&task_json));
+		cmd_ok_raw(r, buf_head(&task_json), buf_used(&task_json));
+	}
+	if (task_json.cap > 65536)
+		buf_free(&task_json);
+	else
+		buf_reset(&task_json);
+}
+
+static int
+task_id_arg(struct cmd_req *r, long long *id)
 {
 	if (cmd_arg_int(r, "id", id) == -1 || *id <= 0) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "id must be a positive task id");
@@ -36,7 +63,8 @@ static int task_id_arg(struct cmd_req *r, long long *id)
 	return 0;
 }
 
-static int check_text(struct cmd_req *r, const char *name, size_t max, int nonempty)
+static int
+check_text(struct cmd_req *r, const char *name, size_t max, int nonempty)
 {
 	const char *s = cmd_arg_str(r, name);
 
@@ -53,20 +81,26 @@ static int check_text(struct cmd_req *r, const char *name, size_t max, int nonem
 	return 0;
 }
 
-static void cmd_task_create(struct cmd_req *r)
+static void
+cmd_task_create(struct cmd_req *r)
 {
 	struct store_err e;
 
 	if (check_text(r, "title", 4096, 1) == -1 || check_text(r, "body", 262144, 0) == -1)
 		return;
-	task_reply(r,
-	           store_task_create(D.store, cmd_arg_str(r, "title"), cmd_arg_str(r, "body"),
-	                             cmd_arg_int_or(r, "priority", 0), cmd_arg(r, "depends_on"),
-	                             now_ms(), &e),
-	           "task.created", &e);
+	buf_reset(&task_json);
+	task_reply_raw(
+	        r,
+	        store_task_create_json(D.store, cmd_arg_str(r, "title"), cmd_arg_str(r, "body"),
+	                               cmd_arg_int_or(r, "priority", 0), cmd_arg(r, "depends_on"),
+	                               now_ms(), &task_json, &e) == -1
+	                ? -1
+	                : 0,
+	        "task.created", &e);
 }
 
-static const char *status_arg(struct cmd_req *r)
+static const char *
+status_arg(struct cmd_req *r)
 {
 	const char *s = cmd_arg_str(r, "status");
 
@@ -79,7 +113,8 @@ static const char *status_arg(struct cmd_req *r)
 	return s;
 }
 
-static long long limit_arg(struct cmd_req *r)
+static long long
+limit_arg(struct cmd_req *r)
 {
 	long long n = cmd_arg_int_or(r, "limit", 1000);
 
@@ -90,7 +125,8 @@ static long long limit_arg(struct cmd_req *r)
 	return n;
 }
 
-static void cmd_task_list(struct cmd_req *r)
+static void
+cmd_task_list(struct cmd_req *r)
 {
 	struct store_err e;
 	const char *status = status_arg(r);
@@ -107,7 +143,8 @@ static void cmd_task_list(struct cmd_req *r)
 		cmd_ok(r, res);
 }
 
-static void cmd_task_ready(struct cmd_req *r)
+static void
+cmd_task_ready(struct cmd_req *r)
 {
 	struct store_err e;
 	long long limit;
@@ -121,17 +158,20 @@ static void cmd_task_ready(struct cmd_req *r)
 		cmd_ok(r, res);
 }
 
-static void cmd_task_show(struct cmd_req *r)
+static void
+cmd_task_show(struct cmd_req *r)
 {
 	struct store_err e;
 	long long id;
 
 	if (task_id_arg(r, &id) == -1)
 		return;
-	task_reply(r, store_task_get(D.store, id, &e), NULL, &e);
+	buf_reset(&task_json);
+	task_reply_raw(r, store_task_get_json(D.store, id, &task_json, &e), NULL, &e);
 }
 
-static void cmd_task_claim(struct cmd_req *r)
+static void
+cmd_task_claim(struct cmd_req *r)
 {
 	struct store_err e;
 	long long id = 0, lease = cmd_arg_int_or(r, "lease_ms", DEFAULT_LEASE_MS);
@@ -149,7 +189,8 @@ static void cmd_task_claim(struct cmd_req *r)
 	sweep_kick();
 }
 
-static void cmd_task_update(struct cmd_req *r)
+static void
+cmd_task_update(struct cmd_req *r)
 {
 	static const char *fields[] = {"title",    "body",       "priority",
 	                               "progress", "depends_on", "status"};
@@ -170,7 +211,8 @@ static void cmd_task_update(struct cmd_req *r)
 	json_decref(ch);
 }
 
-static void cmd_task_complete(struct cmd_req *r)
+static void
+cmd_task_complete(struct cmd_req *r)
 {
 	struct store_err e;
 	long long id;
@@ -183,7 +225,8 @@ static void cmd_task_complete(struct cmd_req *r)
 	           "task.completed", &e);
 }
 
-static void cmd_task_release(struct cmd_req *r)
+static void
+cmd_task_release(struct cmd_req *r)
 {
 	struct store_err e;
 	long long id;
@@ -207,29 +250,29 @@ static const struct cmd_arg list_args[] = {{"status", ARG_STR, 0},
 static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0}, {NULL, 0, 0}};
 static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1}, {NULL, 0, 0}};
 static const struct cmd_arg claim_args[] = {
-    {"agent", ARG_STR, 1}, {"id", ARG_INT, 0}, {"lease_ms", ARG_INT, 0}, {NULL, 0, 0}};
+        {"agent", ARG_STR, 1}, {"id", ARG_INT, 0}, {"lease_ms", ARG_INT, 0}, {NULL, 0, 0}};
 static const struct cmd_arg update_args[] = {
-    {"id", ARG_INT, 1},       {"title", ARG_STR, 0},    {"body", ARG_STR, 0},
-    {"priority", ARG_INT, 0}, {"progress", ARG_STR, 0}, {"depends_on", ARG_ARR, 0},
-    {"status", ARG_STR, 0},   {"agent", ARG_STR, 0},    {NULL, 0, 0}};
+        {"id", ARG_INT, 1},       {"title", ARG_STR, 0},    {"body", ARG_STR, 0},
+        {"priority", ARG_INT, 0}, {"progress", ARG_STR, 0}, {"depends_on", ARG_ARR, 0},
+        {"status", ARG_STR, 0},   {"agent", ARG_STR, 0},    {NULL, 0, 0}};
 static const struct cmd_arg complete_args[] = {
-    {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {"result", ARG_ANY, 0}, {NULL, 0, 0}};
+        {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {"result", ARG_ANY, 0}, {NULL, 0, 0}};
 static const struct cmd_arg release_args[] = {
-    {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {NULL, 0, 0}};
+        {"id", ARG_INT, 1}, {"agent", ARG_STR, 0}, {NULL, 0, 0}};
 
 const struct cmd_entry cmd_task_entries[] = {
-    {"task-create", "task-create {title, body?, priority?, depends_on?}", CMD_WRITE, create_args,
-     cmd_task_create},
-    {"task-list", "task-list {status?, owner?, ready?, limit?}", CMD_READ, list_args,
-     cmd_task_list},
-    {"task-show", "task-show {id}", CMD_READ, id_args, cmd_task_show},
-    {"task-ready", "task-ready {limit?}", CMD_READ, ready_args, cmd_task_ready},
-    {"task-claim", "task-claim {agent, id?, lease_ms?}", CMD_WRITE, claim_args, cmd_task_claim},
-    {"task-update",
-     "task-update {id, title?, body?, priority?, progress?, depends_on?, status?, agent?}",
-     CMD_WRITE, update_args, cmd_task_update},
-    {"task-complete", "task-complete {id, agent?, result?}", CMD_WRITE, complete_args,
-     cmd_task_complete},
-    {"task-release", "task-release {id, agent?}", CMD_WRITE, release_args, cmd_task_release},
-    {NULL, NULL, 0, NULL, NULL},
+        {"task-create", "task-create {title, body?, priority?, depends_on?}", CMD_WRITE,
+         create_args, cmd_task_create},
+        {"task-list", "task-list {status?, owner?, ready?, limit?}", CMD_READ, list_args,
+         cmd_task_list},
+        {"task-show", "task-show {id}", CMD_READ, id_args, cmd_task_show},
+        {"task-ready", "task-ready {limit?}", CMD_READ, ready_args, cmd_task_ready},
+        {"task-claim", "task-claim {agent, id?, lease_ms?}", CMD_WRITE, claim_args, cmd_task_claim},
+        {"task-update",
+         "task-update {id, title?, body?, priority?, progress?, depends_on?, status?, agent?}",
+         CMD_WRITE, update_args, cmd_task_update},
+        {"task-complete", "task-complete {id, agent?, result?}", CMD_WRITE, complete_args,
+         cmd_task_complete},
+        {"task-release", "task-release {id, agent?}", CMD_WRITE, release_args, cmd_task_release},
+        {NULL, NULL, 0, NULL, NULL},
 };

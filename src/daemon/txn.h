@@ -28,6 +28,8 @@ int txn_open(void);
 void txn_flush(void);
 
 /* Hold a reply line (copied) for client until the commit; sent immediately if no txn. */
+/* Roll the open transaction back (its first command failed; see server.c, dispatch). */
+void txn_abort(void);
 void txn_reply(struct client *, const char *line, size_t len);
 /* Forget held replies of a client that is going away. */
 void txn_forget_client(struct client *);
@@ -37,6 +39,8 @@ void txn_forget_client(struct client *);
  * queue it for subscribers.  data is stolen.  Returns the seq, or -1.
  */
 long long events_emit(const char *topic, json_t *data);
+/* The same with data already serialised as compact JSON (a NUL-terminated string, not taken). */
+long long events_emit_raw(const char *topic, const char *data);
 /* Savepoint bookkeeping: events emitted after mark are dropped on rollback. */
 size_t events_mark(void);
 void events_rollback_to(size_t mark);

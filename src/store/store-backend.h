@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "store/store.h"
 
 typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const char *data,
@@ -34,9 +35,12 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	int P##in_txn(T *);                                                                        \
 	int P##integrity_check(T *, struct store_err *);                                           \
 	json_t *P##counts(T *);                                                                    \
-	json_t *P##task_create(T *, const char *, const char *, long long, json_t *, int64_t,      \
-	                       struct store_err *);                                                \
+	void P##idle(T *);                                                                         \
+	int P##snapshot_open(T *);                                                                 \
+	long long P##task_insert(T *, const char *, const char *, long long, json_t *, int64_t,    \
+	                         struct store_err *);                                              \
 	json_t *P##task_get(T *, long long, struct store_err *);                                   \
+	int P##task_get_json(T *, long long, struct buf *, struct store_err *);                    \
 	json_t *P##task_list(T *, const char *, const char *, int, long long, struct store_err *); \
 	json_t *P##task_claim(T *, const char *, long long, long long, int64_t,                    \
 	                      struct store_err *);                                                 \

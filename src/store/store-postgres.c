@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonw.h"
 #include "common/proto.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
@@ -868,8 +869,8 @@ task_set_deps(struct pg_store *s, long long task, json_t *deps, struct store_err
 	return 0;
 }
 
-json_t *
-pg_store_task_create(struct pg_store *s, const char *title, const char *body, long long priority,
+long long
+pg_store_task_insert(struct pg_store *s, const char *title, const char *body, long long priority,
                      json_t *depends_on, int64_t now, struct store_err *e)
 {
 	struct pg_params p = {0};
@@ -885,11 +886,41 @@ pg_store_task_create(struct pg_store *s, const char *title, const char *body, lo
 	               &p, 0);
 	if (id == 0) {
 		pg_dberr(s, e, "task-create");
-		return NULL;
+		return -1;
 	}
 	if (depends_on != NULL && task_set_deps(s, id, depends_on, e) == -1)
-		return NULL;
-	return pg_store_task_get(s, id, e);
+		return -1;
+	return id;
+}
+
+/* PostgreSQL builds the object (its round trip dominates) and writes it with jsonw. */
+int
+pg_store_task_get_json(struct pg_store *s, long long id, struct buf *out, struct store_err *e)
+{
+	json_t *t = pg_store_task_get(s, id, e);
+	int rc;
+
+	if (t == NULL)
+		return -1;
+	rc = jsonw_dump(out, t);
+	json_decref(t);
+	if (rc == -1)
+		store_err_set(e, ERR_INTERNAL, "task %lld could not be encoded", id);
+	return rc;
+}
+
+/* No read snapshot to end: every statement is its own round trip. */
+void
+pg_store_idle(struct pg_store *s)
+{
+	(void)s;
+}
+
+int
+pg_store_snapshot_open(struct pg_store *s)
+{
+	(void)s;
+	return 0;
 }
 
 static json_t *

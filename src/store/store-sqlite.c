@@ -27,16 +27,28 @@
 #include <string.h>
 
 #include "common/proto.h"
+#include "common/jsonw.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
 #include "store/store.h"
 
 #define STMT_CACHE 96
+#define MEMO_SLOTS 64
+#define MEMO_MAX   4096 /* larger tasks are not memoised */
 
 struct sqlite_store {
 	sqlite3 *db;
 	char *path;
 	int txn;
+	int snapshot; /* the read snapshot is open (see st) */
+	/* The snapshot's memo of task JSON (see memo_get). */
+	unsigned long long memo_gen; /* 64 bits: never wraps back to an old entry's */
+	struct memo {
+		unsigned long long gen;
+		long long id;
+		char *json;
+		size_t len;
+	} memo[MEMO_SLOTS];
 	int savepoints;
 	struct {
 		const char *sql;
@@ -122,7 +134,7 @@ store_dberr(struct sqlite_store *s, struct store_err *e, const char *what)
 
 /* The cached, reset statement for sql (a string literal). */
 static sqlite3_stmt *
-st(struct sqlite_store *s, const char *sql)
+st_cached(struct sqlite_store *s, const char *sql)
 {
 	int i;
 
@@ -145,6 +157,124 @@ st(struct sqlite_store *s, const char *sql)
 		return NULL;
 	}
 	return s->cache[i].stmt;
+}
+
+/*
+ * The read snapshot.  Outside a write transaction every statement would
+ * otherwise run in a transaction of its own, and beginning one takes and
+ * releases a lock on the WAL index (two fcntl calls) -- more than the rest
+ * of a point read costs.  So reads share one deferred transaction, kept
+ * open across requests: only this connection ever writes the database (the
+ * daemon's lock file), so its snapshot is never stale.  It ends before
+ * anything writes (a write transaction, or a stray write statement, which
+ * then commits on its own as before) and from the daemon's idle timer
+ * (store_idle), so it never holds back a checkpoint for long.
+ */
+static void
+snapshot_end(struct sqlite_store *s)
+{
+	sqlite3_stmt *q;
+
+	if (!s->snapshot)
+		return;
+	s->snapshot = 0;
+	s->memo_gen++;
+	if ((q = st_cached(s, "COMMIT")) != NULL) {
+		sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+}
+
+static void
+snapshot_begin(struct sqlite_store *s)
+{
+	sqlite3_stmt *q = st_cached(s, "BEGIN");
+
+	if (q != NULL && sqlite3_step(q) == SQLITE_DONE)
+		s->snapshot = 1;
+	if (q != NULL)
+		sqlite3_reset(q);
+}
+
+/* A cached statement, run inside the read snapshot if it only reads. */
+static sqlite3_stmt *
+st(struct sqlite_store *s, const char *sql)
+{
+	sqlite3_stmt *q = st_cached(s, sql);
+
+	if (q == NULL || s->txn)
+		return q;
+	if (!sqlite3_stmt_readonly(q))
+		snapshot_end(s);
+	else if (!s->snapshot)
+		snapshot_begin(s);
+	return q;
+}
+
+void
+sqlite_store_idle(struct sqlite_store *s)
+{
+	if (!s->txn)
+		snapshot_end(s);
+}
+
+int
+sqlite_store_snapshot_open(struct sqlite_store *s)
+{
+	return s->snapshot;
+}
+
+/*
+ * The snapshot's memo: the JSON of tasks read in the current snapshot, by
+ * id, in a small direct-mapped table.  Nothing can change what a snapshot
+ * reads (only this connection writes, and every write ends the snapshot
+ * first), so an entry is exactly what reading the row again would give;
+ * ending the snapshot forgets them all (memo_gen).  As a second guard,
+ * any row change at all forgets them too (update hook), and inside a
+ * write transaction the memo is neither read nor filled.
+ */
+static void
+memo_forget(void *arg, int op, const char *db, const char *table, sqlite3_int64 rowid)
+{
+	struct sqlite_store *s = arg;
+
+	(void)op;
+	(void)db;
+	(void)table;
+	(void)rowid;
+	s->memo_gen++;
+}
+
+static struct memo *
+memo_slot(struct sqlite_store *s, long long id)
+{
+	return &s->memo[(unsigned long long)id % MEMO_SLOTS];
+}
+
+static int
+memo_get(struct sqlite_store *s, long long id, struct buf *out)
+{
+	struct memo *m = memo_slot(s, id);
+
+	if (s->txn || !s->snapshot || m->gen != s->memo_gen || m->id != id || m->json == NULL)
+		return -1;
+	buf_add(out, m->json, m->len);
+	return 0;
+}
+
+static void
+memo_put(struct sqlite_store *s, long long id, const char *json, size_t len)
+{
+	struct memo *m = memo_slot(s, id);
+
+	if (s->txn || !s->snapshot || len > MEMO_MAX)
+		return;
+	if (m->json == NULL || len > m->len)
+		m->json = xrealloc(m->json, len);
+	memcpy(m->json, json, len);
+	m->len = len;
+	m->id = id;
+	m->gen = s->memo_gen;
 }
 
 static void
@@ -190,6 +320,8 @@ row_exists(sqlite3_stmt *q)
 static int
 store_exec(struct sqlite_store *s, const char *sql)
 {
+	if (!s->txn)
+		snapshot_end(s);
 	return sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
@@ -201,7 +333,11 @@ store_exec(struct sqlite_store *s, const char *sql)
 static int
 store_run(struct sqlite_store *s, const char *sql)
 {
-	sqlite3_stmt *q = st(s, sql);
+	sqlite3_stmt *q;
+
+	if (!s->txn)
+		snapshot_end(s);
+	q = st_cached(s, sql);
 	int rc;
 
 	if (q == NULL)
@@ -246,7 +382,19 @@ struct sqlite_store *
 sqlite_store_open(const char *path, struct store_err *e)
 {
 	struct sqlite_store *s = xcalloc(1, sizeof *s);
+	static int configured;
 
+	/*
+	 * The library, once per process and before its first use: one thread
+	 * uses it (the loop), so no mutexes, and no memory statistics (a global
+	 * mutex around every allocation otherwise).  bench/sqlite-raw.c, the
+	 * reference, configures it the same.
+	 */
+	if (!configured) {
+		configured = 1;
+		sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	}
 	s->path = xstrdup(path);
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
@@ -257,6 +405,7 @@ sqlite_store_open(const char *path, struct store_err *e)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_update_hook(s->db, memo_forget, s);
 	sqlite3_extended_result_codes(s->db, 1);
 	if (store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
 	    store_exec(s, "PRAGMA synchronous = NORMAL") == -1 ||
@@ -284,14 +433,18 @@ sqlite_store_close(struct sqlite_store *s)
 
 	if (s == NULL)
 		return;
-	for (i = 0; i < STMT_CACHE; i++)
-		if (s->cache[i].stmt != NULL)
-			sqlite3_finalize(s->cache[i].stmt);
 	if (s->db != NULL) {
 		if (s->txn)
 			store_exec(s, "ROLLBACK");
-		sqlite3_close(s->db);
+		snapshot_end(s); /* before the statements go: it runs a cached COMMIT */
 	}
+	for (i = 0; i < STMT_CACHE; i++)
+		if (s->cache[i].stmt != NULL)
+			sqlite3_finalize(s->cache[i].stmt);
+	if (s->db != NULL)
+		sqlite3_close(s->db);
+	for (i = 0; i < MEMO_SLOTS; i++)
+		free(s->memo[i].json);
 	free(s->path);
 	free(s);
 }
@@ -515,6 +668,151 @@ sqlite_store_task_get(struct sqlite_store *s, long long id, struct store_err *e)
 	return t;
 }
 
+static void
+put_text_or_null(struct buf *b, sqlite3_stmt *q, int i)
+{
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		buf_add(b, "null", 4);
+	else
+		jsonw_str(b, (const char *)sqlite3_column_text(q, i),
+		          (size_t)sqlite3_column_bytes(q, i));
+}
+
+static void
+put_int_or_null(struct buf *b, sqlite3_stmt *q, int i)
+{
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		buf_add(b, "null", 4);
+	else
+		jsonw_int(b, sqlite3_column_int64(q, i));
+}
+
+#define PUT_KEY(b, k) buf_add(b, k, sizeof k - 1)
+
+/*
+ * The task of a TASK_COLS row written as JSON straight from its columns:
+ * the bytes jsonw_dump(task_from_row(...)) writes (a unit test holds the
+ * two together), without building and freeing a jansson object per field.
+ */
+static void put_deps(struct buf *, sqlite3_stmt *, int);
+
+/* TASK_COLS and, as column 13, the task's dependencies (comma-separated, in any order). */
+#define TASK_JSON_SQL                                                                              \
+	"SELECT " TASK_COLS ", (SELECT group_concat(dep) FROM task_deps d WHERE d.task = t.id) "   \
+	"FROM tasks t WHERE t.id = ?"
+
+static void
+task_write_row(sqlite3_stmt *q, struct buf *b)
+{
+	long long id = sqlite3_column_int64(q, 0);
+
+	PUT_KEY(b, "{\"id\":");
+	jsonw_int(b, id);
+	PUT_KEY(b, ",\"title\":");
+	put_text_or_null(b, q, 1);
+	PUT_KEY(b, ",\"body\":");
+	put_text_or_null(b, q, 2);
+	PUT_KEY(b, ",\"status\":");
+	put_text_or_null(b, q, 3);
+	PUT_KEY(b, ",\"priority\":");
+	jsonw_int(b, sqlite3_column_int64(q, 4));
+	PUT_KEY(b, ",\"owner\":");
+	put_text_or_null(b, q, 5);
+	PUT_KEY(b, ",\"lease_expires_ms\":");
+	put_int_or_null(b, q, 6);
+	PUT_KEY(b, ",\"result\":");
+	if (sqlite3_column_type(q, 7) == SQLITE_NULL)
+		buf_add(b, "null", 4);
+	else {
+		/* Stored as JSON text: through jansson, so a damaged value still reads as null. */
+		json_t *v = col_json_or_null(q, 7);
+		if (jsonw_dump(b, v) == -1)
+			buf_add(b, "null", 4);
+		json_decref(v);
+	}
+	PUT_KEY(b, ",\"progress\":");
+	put_text_or_null(b, q, 8);
+	PUT_KEY(b, ",\"created_ms\":");
+	jsonw_int(b, sqlite3_column_int64(q, 9));
+	PUT_KEY(b, ",\"updated_ms\":");
+	jsonw_int(b, sqlite3_column_int64(q, 10));
+	PUT_KEY(b, ",\"claimed_ms\":");
+	put_int_or_null(b, q, 11);
+	PUT_KEY(b, ",\"completed_ms\":");
+	put_int_or_null(b, q, 12);
+	PUT_KEY(b, ",\"depends_on\":");
+	put_deps(b, q, 13);
+	buf_addc(b, '}');
+}
+
+static int
+cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The dependencies as a sorted JSON array, from the group_concat column i of TASK_JSON_SQL. */
+static void
+put_deps(struct buf *b, sqlite3_stmt *q, int i)
+{
+	const char *p = (const char *)sqlite3_column_text(q, i);
+	long long small[32], *v = small;
+	size_t n = 0, cap = sizeof small / sizeof *small, k;
+	char *end;
+
+	buf_addc(b, '[');
+	while (p != NULL && *p != '\0') {
+		long long x = strtoll(p, &end, 10);
+		if (end == p)
+			break; /* not a number: cannot happen with an INTEGER column */
+		if (n == cap) {
+			cap *= 2;
+			v = v == small ? memcpy(xreallocarray(NULL, cap, sizeof *v), small,
+			                        sizeof small)
+			               : xreallocarray(v, cap, sizeof *v);
+		}
+		v[n++] = x;
+		p = *end == ',' ? end + 1 : end;
+	}
+	qsort(v, n, sizeof *v, cmp_ll);
+	for (k = 0; k < n; k++) {
+		if (k > 0)
+			buf_addc(b, ',');
+		jsonw_int(b, v[k]);
+	}
+	buf_addc(b, ']');
+	if (v != small)
+		free(v);
+}
+
+int
+sqlite_store_task_get_json(struct sqlite_store *s, long long id, struct buf *out,
+                           struct store_err *e)
+{
+	sqlite3_stmt *q = st(s, TASK_JSON_SQL);
+
+	if (q == NULL) {
+		store_dberr(s, e, "task-show");
+		return -1;
+	}
+	size_t start = out->len;
+
+	if (memo_get(s, id, out) == 0)
+		return 0;
+	sqlite3_bind_int64(q, 1, id);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		sqlite3_reset(q);
+		store_err_set(e, ERR_NOT_FOUND, "no task %lld", id);
+		return -1;
+	}
+	task_write_row(q, out);
+	sqlite3_reset(q);
+	memo_put(s, id, out->data + start, out->len - start);
+	return 0;
+}
+
 static int
 task_exists(struct sqlite_store *s, long long id)
 {
@@ -546,6 +844,7 @@ task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store
 	size_t i;
 	json_t *v;
 
+	s->memo_gen++; /* task_deps is WITHOUT ROWID: no update hook for its rows */
 	q = st(s, "DELETE FROM task_deps WHERE task = ?");
 	sqlite3_bind_int64(q, 1, task);
 	if (sqlite3_step(q) != SQLITE_DONE)
@@ -580,8 +879,8 @@ dberr:
 	return -1;
 }
 
-json_t *
-sqlite_store_task_create(struct sqlite_store *s, const char *title, const char *body,
+long long
+sqlite_store_task_insert(struct sqlite_store *s, const char *title, const char *body,
                          long long priority, json_t *depends_on, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q = st(s, "INSERT INTO tasks (title, body, priority, created, updated) "
@@ -590,20 +889,23 @@ sqlite_store_task_create(struct sqlite_store *s, const char *title, const char *
 
 	if (q == NULL)
 		goto dberr;
-	sqlite3_bind_text(q, 1, title, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(q, 2, body != NULL ? body : "", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(q, 1, title, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, body != NULL ? body : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, priority);
 	sqlite3_bind_int64(q, 4, now);
 	sqlite3_bind_int64(q, 5, now);
 	if (sqlite3_step(q) != SQLITE_DONE)
 		goto dberr;
+	sqlite3_reset(q); /* SQLITE_STATIC: the bindings must not outlive the call */
 	id = sqlite3_last_insert_rowid(s->db);
 	if (depends_on != NULL && task_set_deps(s, id, depends_on, e) == -1)
-		return NULL;
-	return sqlite_store_task_get(s, id, e);
+		return -1;
+	return id;
 dberr:
 	store_dberr(s, e, "task-create");
-	return NULL;
+	if (q != NULL)
+		sqlite3_reset(q);
+	return -1;
 }
 
 json_t *
@@ -1031,6 +1333,8 @@ sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_
 		}
 		/* key is one of the fixed names above, so building the SQL is safe. */
 		snprintf(sql, sizeof sql, "UPDATE agents SET %s = ? WHERE id = ?", key);
+		if (!s->txn)
+			snapshot_end(s);
 		if (sqlite3_prepare_v2(s->db, sql, -1, &u, NULL) != SQLITE_OK)
 			goto dberr;
 		if (json_is_null(v))

@@ -264,11 +264,42 @@ store_counts(struct store *s)
 	return CALL(counts);
 }
 
+void
+store_idle(struct store *s)
+{
+	CALL(idle);
+}
+
+int
+store_snapshot_open(struct store *s)
+{
+	return CALL(snapshot_open);
+}
+
 json_t *
 store_task_create(struct store *s, const char *title, const char *body, long long priority,
                   json_t *depends_on, int64_t now, struct store_err *e)
 {
-	return CALL(task_create, title, body, priority, depends_on, now, e);
+	long long id = CALL(task_insert, title, body, priority, depends_on, now, e);
+
+	return id == -1 ? NULL : CALL(task_get, id, e);
+}
+
+long long
+store_task_create_json(struct store *s, const char *title, const char *body, long long priority,
+                       json_t *depends_on, int64_t now, struct buf *out, struct store_err *e)
+{
+	long long id = CALL(task_insert, title, body, priority, depends_on, now, e);
+
+	if (id == -1 || CALL(task_get_json, id, out, e) == -1)
+		return -1;
+	return id;
+}
+
+int
+store_task_get_json(struct store *s, long long id, struct buf *out, struct store_err *e)
+{
+	return CALL(task_get_json, id, out, e);
 }
 
 json_t *

@@ -28,6 +28,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "common/buf.h"
+
 struct store;
 
 struct store_err {
@@ -36,7 +38,7 @@ struct store_err {
 };
 
 void store_err_set(struct store_err *, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /*
  * Open (creating and migrating) the database at path: a SQLite file, or a
@@ -66,6 +68,10 @@ int store_savepoint(struct store *);
 void store_savepoint_release(struct store *);
 void store_savepoint_rollback(struct store *);
 int store_in_txn(struct store *);
+/* The loop is idle: end the SQLite read snapshot (store-sqlite.c, st), if one is open. */
+void store_idle(struct store *);
+/* A read snapshot is open (store_idle would end it). */
+int store_snapshot_open(struct store *);
 /* Run PRAGMA integrity_check; 0 if "ok". */
 int store_integrity_check(struct store *, struct store_err *);
 
@@ -76,6 +82,12 @@ json_t *store_counts(struct store *);
 json_t *store_task_create(struct store *, const char *title, const char *body, long long priority,
                           json_t *depends_on, int64_t now, struct store_err *);
 json_t *store_task_get(struct store *, long long id, struct store_err *);
+/* The same two as compact JSON appended to out (the bytes jsonw_dump writes of the objects);
+ * task-create's returns the new id, or -1. */
+long long store_task_create_json(struct store *, const char *title, const char *body,
+                                 long long priority, json_t *depends_on, int64_t now,
+                                 struct buf *out, struct store_err *);
+int store_task_get_json(struct store *, long long id, struct buf *out, struct store_err *);
 /* filters: status (NULL any), owner (NULL any), ready_only. */
 json_t *store_task_list(struct store *, const char *status, const char *owner, int ready_only,
                         long long limit, struct store_err *);
@@ -146,8 +158,7 @@ json_t *store_skill_get(struct store *, const char *name, struct store_err *);
 
 /* Append one row to the prompt log (prompt-assemble's region hashes). */
 int store_prompt_log_append(struct store *, const char *session_id, int64_t ts, const char *r1,
-                            const char *r2, const char *r3, long long bytes,
-                            struct store_err *);
+                            const char *r2, const char *r3, long long bytes, struct store_err *);
 
 /*
  * Cross-host events (PostgreSQL).  After each commit that appended events

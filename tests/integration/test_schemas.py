@@ -89,7 +89,7 @@ def c_topics():
     topics = set()
     for path in glob.glob(os.path.join(DAEMON_SRC, "*.c")):
         text = _strip_comments(open(path).read())
-        for m in re.finditer(r"\b(events_emit|task_reply)\s*\(", text):
+        for m in re.finditer(r"\b(events_emit|events_emit_raw|task_reply|task_reply_raw)\s*\(", text):
             call = text[m.end():text.index(";", m.end())]
             topics.update(re.findall(r'"([a-z]+\.[a-z_]+)"', call))
     return topics
