@@ -177,23 +177,32 @@ snapshot_end(struct sqlite_store *s)
 
 	if (!s->snapshot)
 		return;
-	s->snapshot = 0;
 	s->memo_gen++;
-	if ((q = st_cached(s, "COMMIT")) != NULL) {
-		sqlite3_step(q);
-		sqlite3_reset(q);
-	}
+	if ((q = st_cached(s, "COMMIT")) == NULL)
+		return;
+	/* Only a statement still writing could stop it; none is left stepping. */
+	if (sqlite3_step(q) == SQLITE_DONE)
+		s->snapshot = 0;
+	sqlite3_reset(q);
 }
 
 static void
 snapshot_begin(struct sqlite_store *s)
 {
-	sqlite3_stmt *q = st_cached(s, "BEGIN");
+	sqlite3_stmt *q;
 
-	if (q != NULL && sqlite3_step(q) == SQLITE_DONE)
+	/*
+	 * Only from no transaction at all: a statement still stepping keeps an
+	 * implicit one open, and BEGIN would make it the snapshot's (anything it
+	 * had written would then wait for the snapshot to end).
+	 */
+	if (sqlite3_txn_state(s->db, NULL) != SQLITE_TXN_NONE)
+		return;
+	if ((q = st_cached(s, "BEGIN")) == NULL)
+		return;
+	if (sqlite3_step(q) == SQLITE_DONE)
 		s->snapshot = 1;
-	if (q != NULL)
-		sqlite3_reset(q);
+	sqlite3_reset(q);
 }
 
 /* A cached statement, run inside the read snapshot if it only reads. */

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/proto.h"
 #include "store/store.h"
 
@@ -459,6 +461,253 @@ test_savepoints(void **state)
 	assert_string_equal(ready_ids(s), "1");
 }
 
+/* A task's JSON from task_get_json is exactly jsonw_dump of task_get's object. */
+static void
+assert_json_matches(struct store *s, long long id)
+{
+	struct store_err e;
+	struct buf b;
+	json_t *t = store_task_get(s, id, &e);
+	char *want;
+
+	assert_non_null(t);
+	want = jsonw_dumps(t);
+	buf_init(&b);
+	assert_int_equal(store_task_get_json(s, id, &b, &e), 0);
+	buf_cstr(&b);
+	if (strcmp(buf_head(&b), want) != 0)
+		fail_msg("task %lld:\n json %s\n  obj %s", id, buf_head(&b), want);
+	buf_free(&b);
+	free(want);
+	json_decref(t);
+}
+
+/* task_get_json's "title" of id (a static buffer). */
+static const char *
+json_title(struct store *s, long long id)
+{
+	static char title[256];
+	struct store_err e;
+	struct buf b;
+	json_t *t;
+
+	buf_init(&b);
+	assert_int_equal(store_task_get_json(s, id, &b, &e), 0);
+	t = json_loadb(buf_head(&b), buf_used(&b), 0, NULL);
+	assert_non_null(t);
+	snprintf(title, sizeof title, "%s", json_string_value(json_object_get(t, "title")));
+	json_decref(t);
+	buf_free(&b);
+	return title;
+}
+
+static void
+test_task_json(void **state)
+{
+	struct store *s = ((struct fx *)*state)->s;
+	struct store_err e;
+	long long a = create(s, "a", 0, NULL, 1), b = create(s, "b", 0, NULL, 2);
+	long long c = create(s, "c \"quoted\"\n\t\xc3\xa9", 5,
+	                     json_pack("[I,I]", (json_int_t)b, (json_int_t)a), 3);
+	long long d, id;
+	json_t *ch, *deps = json_array();
+	struct buf buf;
+	int i;
+
+	/* many dependencies, given out of order: the array comes back sorted */
+	for (i = 0; i < 40; i++)
+		json_array_append_new(deps, json_integer(create(s, "dep", 0, NULL, 4)));
+	json_array_insert_new(deps, 0, json_integer(c));
+	d = create(s, "d", -3, deps, 5);
+	json_decref(store_task_claim(s, "agent \\ one", a, 1000, 10, &e));
+	ch = json_pack("{s:[i,s,n,b,{s:f}]}", "out", 1, "x\x01y", 1, "r", 0.5);
+	json_decref(store_task_complete(s, a, NULL, ch, 11, &e));
+	json_decref(ch);
+	ch = json_pack("{s:s}", "progress", "half \xe2\x82\xac");
+	json_decref(store_task_update(s, b, ch, NULL, 12, &e));
+	json_decref(ch);
+	for (id = 1; id <= d; id++)
+		assert_json_matches(s, id);
+	/* the same inside a write transaction */
+	assert_int_equal(store_begin(s, &e), 0);
+	buf_init(&buf);
+	assert_true(store_task_create_json(s, "in txn", "body", 2, NULL, 20, &buf, &e) > 0);
+	buf_free(&buf);
+	for (id = 1; id <= d + 1; id++)
+		assert_json_matches(s, id);
+	assert_int_equal(store_commit(s, &e), 0);
+	buf_init(&buf);
+	assert_int_equal(store_task_get_json(s, 9999, &buf, &e), -1);
+	assert_string_equal(e.code, ERR_NOT_FOUND);
+	assert_int_equal(buf_used(&buf), 0);
+	buf_free(&buf);
+	assert_idle(s);
+}
+
+/*
+ * The snapshot's memo never answers with a task as it was before a write:
+ * every kind of task write, in and outside a transaction, then the JSON
+ * again; a rolled-back change is gone again; a change by another
+ * connection shows once the snapshot ends (store_idle).
+ */
+static void
+test_memo_follows_writes(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	struct store_err e;
+	long long a = create(s, "a", 0, NULL, 1), b = create(s, "b", 0, NULL, 1);
+	json_t *ch;
+	sqlite3 *other;
+	int n = 0;
+
+	assert_json_matches(s, a); /* fills the memo */
+	assert_true(store_snapshot_open(s));
+	json_decref(store_task_claim(s, "w", a, 100, 10, &e));
+	assert_json_matches(s, a);
+	assert_int_equal(store_task_renew_agent(s, "w", 20), 1);
+	assert_json_matches(s, a);
+	assert_int_equal(store_task_expire(s, 500, count_cb, &n), 1);
+	assert_json_matches(s, a);
+	json_decref(store_task_claim(s, "w", a, 100, 600, &e));
+	assert_json_matches(s, a);
+	assert_int_equal(store_task_release_agent(s, "w", 700, count_cb, &n), 1);
+	assert_json_matches(s, a);
+	ch = json_pack("{s:s, s:[I]}", "title", "a2", "depends_on", (json_int_t)b);
+	json_decref(store_task_update(s, a, ch, NULL, 800, &e));
+	json_decref(ch);
+	assert_json_matches(s, a);
+	assert_string_equal(json_title(s, a), "a2");
+	json_decref(store_task_claim(s, "w", b, 100, 900, &e));
+	assert_json_matches(s, b);
+	json_decref(store_task_complete(s, b, "w", NULL, 901, &e));
+	assert_json_matches(s, b);
+	assert_json_matches(s, a);
+
+	/* in a transaction, and rolled back */
+	assert_json_matches(s, a);
+	assert_int_equal(store_begin(s, &e), 0);
+	ch = json_pack("{s:s}", "title", "a3");
+	json_decref(store_task_update(s, a, ch, NULL, 1000, &e));
+	json_decref(ch);
+	assert_string_equal(json_title(s, a), "a3");
+	store_rollback(s);
+	assert_string_equal(json_title(s, a), "a2");
+	assert_json_matches(s, a);
+
+	/* another connection's write shows once the snapshot ends */
+	assert_string_equal(json_title(s, a), "a2");
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	sqlite3_busy_timeout(other, 5000);
+	assert_int_equal(sqlite3_exec(other, "UPDATE tasks SET title = 'outside' WHERE id = 1",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	store_idle(s);
+	assert_false(store_snapshot_open(s));
+	assert_string_equal(json_title(s, a), "outside");
+	sqlite3_close(other);
+	assert_idle(s);
+}
+
+static long long
+count_rows(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *q;
+	long long n = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return n;
+}
+
+static int
+append_and_read(long long seq, int64_t ts, const char *topic, const char *data, void *arg)
+{
+	struct store *s = arg;
+	struct store_err e;
+
+	(void)topic;
+	(void)data;
+	if (seq == 1)
+		assert_true(store_event_append(s, "t.y", "{}", ts + 1, &e) > 0);
+	assert_json_matches(s, 1);
+	return 0;
+}
+
+/*
+ * A write outside a transaction while the read snapshot is open commits at
+ * once, as it did before the snapshot existed: another connection sees it
+ * right away (a write inside the snapshot would wait for the snapshot).
+ */
+static void
+test_snapshot_never_holds_a_write(void **state)
+{
+	struct fx *f = *state;
+	struct store *s = f->s;
+	struct store_err e;
+	sqlite3 *other;
+	json_t *j;
+	int n = 0;
+
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	create(s, "first", 0, NULL, 1);
+	assert_json_matches(s, 1);
+	assert_true(store_snapshot_open(s));
+	create(s, "second", 0, NULL, 2); /* a cached INSERT */
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM tasks"), 2);
+
+	assert_json_matches(s, 1);
+	j = json_pack("{s:s, s:s}", "kind", "registered", "name", "n");
+	json_decref(store_agent_put(s, "ag1", j, 3, &e));
+	json_decref(j);
+	assert_json_matches(s, 1);
+	j = json_pack("{s:s}", "state", "busy"); /* an update by field: SQL built per call */
+	json_decref(store_agent_put(s, "ag1", j, 4, &e));
+	json_decref(j);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM agents WHERE state = 'busy'"), 1);
+
+	assert_json_matches(s, 1);
+	assert_int_equal(store_kv_set(s, "k", "v", &e), 0);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM kv"), 1);
+
+	assert_json_matches(s, 1);
+	j = json_pack("[{s:s, s:s, s:s, s:{}, s:s}]", "name", "sk", "description", "d", "path",
+	              "/p", "fields", "body", "b");
+	assert_int_equal(store_skills_replace(s, j, 5, &e), 0);
+	json_decref(j);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM skills"), 1);
+	assert_json_matches(s, 1);
+	j = json_array();
+	assert_int_equal(store_skills_replace(s, j, 6, &e), 0); /* DELETE alone */
+	json_decref(j);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM skills"), 0);
+
+	assert_json_matches(s, 1);
+	assert_true(store_event_append(s, "t.x", "{}", 7, &e) > 0);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM events"), 1);
+
+	/* writes made while a read statement of the same call is still stepping */
+	json_decref(store_task_claim(s, "w", 1, 100, 10, &e));
+	json_decref(store_task_claim(s, "w", 2, 100, 10, &e));
+	assert_json_matches(s, 1);
+	assert_int_equal(store_task_expire(s, 1000, count_cb, &n), 2);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM tasks WHERE status = 'open'"), 2);
+	json_decref(store_task_claim(s, "w", 1, 100, 2000, &e));
+	json_decref(store_task_claim(s, "w", 2, 100, 2000, &e));
+	assert_json_matches(s, 1);
+	assert_int_equal(store_task_release_agent(s, "w", 2001, count_cb, &n), 2);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM tasks WHERE status = 'open'"), 2);
+	assert_json_matches(s, 2);
+
+	/* a scan whose callback appends events and reads: the appends commit when it ends */
+	assert_int_equal(store_event_scan(s, 0, 100, NULL, append_and_read, s), 2);
+	assert_int_equal(count_rows(other, "SELECT count(*) FROM events"), 2);
+	sqlite3_close(other);
+	assert_idle(s);
+}
+
 int
 main(void)
 {
@@ -473,6 +722,10 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_tenants_and_kv, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_savepoints, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_task_json, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_memo_follows_writes, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_snapshot_never_holds_a_write, fx_setup,
+	                                        fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
