@@ -11,9 +11,10 @@
  *   lineclient SOCKET CLIENTS SECONDS NL LINE [--until-fail]
  *
  * LINE (without its newline; one is added) may hold "%d" once: it is replaced by a per-request
- * counter (so task-create titles differ).  --until-fail stops a thread at the first reply holding
- * "ok":false (task-claim until the queue is empty); SECONDS is then only a safety limit.  Prints
- * one line of JSON:
+ * counter (so task-create titles differ); with LINECLIENT_CYCLE=N in the environment the counter
+ * runs 1..N round and round instead (task-show of N existing tasks, one after another).
+ * --until-fail stops a thread at the first reply holding "ok":false (task-claim until the queue is
+ * empty); SECONDS is then only a safety limit.  Prints one line of JSON:
  * {"clients", "requests", "seconds", "rps", "p50_us", "p99_us", "failed"}.
  */
 #define _GNU_SOURCE
@@ -41,6 +42,7 @@ struct worker {
 
 static const char *sock_path;
 static char *line_head, *line_tail; /* LINE split at its "%d" (tail NULL: none) */
+static long long cycle;             /* LINECLIENT_CYCLE: the counter runs 1..cycle */
 static int nl_per_reply, until_fail;
 static double deadline;
 
@@ -129,7 +131,9 @@ worker_run(void *arg)
 	}
 	while ((t0 = now_s()) < deadline) {
 		if (line_tail != NULL)
-			n = snprintf(line, 65534, "%s%lld%s", line_head, w->id * 10000000LL + k++,
+			n = snprintf(line, 65534, "%s%lld%s", line_head,
+			             cycle > 0 ? 1 + (w->id * 7919LL + k++) % cycle
+			                       : w->id * 10000000LL + k++,
 			             line_tail);
 		else
 			n = snprintf(line, 65534, "%s", line_head);
@@ -189,6 +193,8 @@ main(int argc, char **argv)
 		*line_tail = '\0';
 		line_tail += 2;
 	}
+	if (getenv("LINECLIENT_CYCLE") != NULL)
+		cycle = atoll(getenv("LINECLIENT_CYCLE"));
 	until_fail = argc > 6 && strcmp(argv[6], "--until-fail") == 0;
 	ws = calloc((size_t)clients, sizeof *ws);
 	hist = calloc(HIST_US, sizeof *hist);
