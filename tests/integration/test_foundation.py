@@ -5,6 +5,7 @@ Covers the whole task lifecycle with dependencies, the ready queue's order,
 claim conflicts, dependency cycles, concurrent claimers (each task claimed
 exactly once), lease expiry, lost agents and subscribe's resumable cursor.
 """
+import json
 import threading
 import time
 
@@ -244,6 +245,33 @@ def test_pipelined_writes_keep_order(daemon):
     assert all(m["ok"] for m in got)
     created = [m["result"]["id"] for m in got]
     assert created == sorted(created) and len(set(created)) == 200
+
+
+def test_failed_write_in_a_batch_leaves_nothing(daemon):
+    """A write that fails after writing (a task whose dependency does not exist is inserted,
+    then refused) leaves no task and no event, whether it opens the loop's transaction (the
+    first of a pipelined batch: the transaction is rolled back) or comes later (its savepoint
+    is); the batch's other writes all land."""
+    last = daemon.call("events-read", since=0, limit=1)["last_seq"]
+    c = daemon.connect()
+    reqs = [("bad0", [999999]), ("good1", []), ("bad2", [999998]), ("good3", []), ("bad4", [1 << 40])]
+    c.send_raw("".join(json.dumps({"id": i, "cmd": "task-create",
+                                   "args": {"title": t, "depends_on": deps}}) + "\n"
+                       for i, (t, deps) in enumerate(reqs)).encode())
+    got = [c.read_msg(timeout=10) for _ in reqs]
+    assert [m["id"] for m in got] == list(range(len(reqs)))
+    assert [m["ok"] for m in got] == [False, True, False, True, False], got
+    titles = sorted(t["title"] for t in daemon.call("task-list")["items"])
+    assert titles == ["good1", "good3"]
+    ev = daemon.call("events-read", since=last, limit=1000)["items"]
+    created = [e["data"]["title"] for e in ev if e["event"] == "task.created"]
+    assert created == ["good1", "good3"], ev
+    # and a batch whose only write fails, then a lone good one
+    c.send_raw(b'{"id": 7, "cmd": "task-create", "args": {"title": "bad7", "depends_on": [424242]}}\n')
+    assert not c.read_msg(timeout=10)["ok"]
+    assert c.call("task-create", title="good8")["title"] == "good8"
+    titles = sorted(t["title"] for t in daemon.call("task-list")["items"])
+    assert titles == ["good1", "good3", "good8"]
 
 
 # ---- leases and lost agents ----
