@@ -38,7 +38,7 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	void P##idle(T *);                                                                         \
 	int P##snapshot_open(T *);                                                                 \
 	long long P##task_insert(T *, const char *, const char *, long long, json_t *, int64_t,    \
-	                         struct store_err *);                                              \
+	                         struct buf *, struct store_err *);                                \
 	json_t *P##task_get(T *, long long, struct store_err *);                                   \
 	int P##task_get_json(T *, long long, struct buf *, struct store_err *);                    \
 	json_t *P##task_list(T *, const char *, const char *, int, long long, struct store_err *); \

@@ -871,7 +871,7 @@ task_set_deps(struct pg_store *s, long long task, json_t *deps, struct store_err
 
 long long
 pg_store_task_insert(struct pg_store *s, const char *title, const char *body, long long priority,
-                     json_t *depends_on, int64_t now, struct store_err *e)
+                     json_t *depends_on, int64_t now, struct buf *out, struct store_err *e)
 {
 	struct pg_params p = {0};
 	long long id;
@@ -889,6 +889,8 @@ pg_store_task_insert(struct pg_store *s, const char *title, const char *body, lo
 		return -1;
 	}
 	if (depends_on != NULL && task_set_deps(s, id, depends_on, e) == -1)
+		return -1;
+	if (out != NULL && pg_store_task_get_json(s, id, out, e) == -1)
 		return -1;
 	return id;
 }

@@ -280,7 +280,7 @@ json_t *
 store_task_create(struct store *s, const char *title, const char *body, long long priority,
                   json_t *depends_on, int64_t now, struct store_err *e)
 {
-	long long id = CALL(task_insert, title, body, priority, depends_on, now, e);
+	long long id = CALL(task_insert, title, body, priority, depends_on, now, NULL, e);
 
 	return id == -1 ? NULL : CALL(task_get, id, e);
 }
@@ -289,11 +289,7 @@ long long
 store_task_create_json(struct store *s, const char *title, const char *body, long long priority,
                        json_t *depends_on, int64_t now, struct buf *out, struct store_err *e)
 {
-	long long id = CALL(task_insert, title, body, priority, depends_on, now, e);
-
-	if (id == -1 || CALL(task_get_json, id, out, e) == -1)
-		return -1;
-	return id;
+	return CALL(task_insert, title, body, priority, depends_on, now, out, e);
 }
 
 int

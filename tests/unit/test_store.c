@@ -482,6 +482,29 @@ assert_json_matches(struct store *s, long long id)
 	json_decref(t);
 }
 
+/* store_task_create_json's JSON is what task_get_json then reads of the task. */
+static void
+assert_created_json(struct store *s, const char *title, const char *body, long long prio,
+                    json_t *deps)
+{
+	struct store_err e;
+	struct buf b, want;
+	long long id;
+
+	buf_init(&b);
+	buf_init(&want);
+	id = store_task_create_json(s, title, body, prio, deps, 77, &b, &e);
+	assert_true(id > 0);
+	assert_int_equal(store_task_get_json(s, id, &want, &e), 0);
+	buf_cstr(&b);
+	buf_cstr(&want);
+	if (strcmp(buf_head(&b), buf_head(&want)) != 0)
+		fail_msg("created %s\n  read %s", buf_head(&b), buf_head(&want));
+	buf_free(&b);
+	buf_free(&want);
+	assert_json_matches(s, id);
+}
+
 /* task_get_json's "title" of id (a static buffer). */
 static const char *
 json_title(struct store *s, long long id)
@@ -530,12 +553,18 @@ test_task_json(void **state)
 		assert_json_matches(s, id);
 	/* the same inside a write transaction */
 	assert_int_equal(store_begin(s, &e), 0);
-	buf_init(&buf);
-	assert_true(store_task_create_json(s, "in txn", "body", 2, NULL, 20, &buf, &e) > 0);
-	buf_free(&buf);
+	assert_created_json(s, "in txn \"\\\x7f", "body\n", 2, NULL);
 	for (id = 1; id <= d + 1; id++)
 		assert_json_matches(s, id);
 	assert_int_equal(store_commit(s, &e), 0);
+	/* task-create's JSON (written from what it inserted) is the row's */
+	assert_created_json(s, "plain", NULL, 0, NULL);
+	deps = json_array();
+	assert_created_json(s, "negative", "", -9, deps);
+	json_decref(deps);
+	deps = json_pack("[I,I,I]", (json_int_t)c, (json_int_t)a, (json_int_t)b);
+	assert_created_json(s, "with deps", "x", 1, deps);
+	json_decref(deps);
 	buf_init(&buf);
 	assert_int_equal(store_task_get_json(s, 9999, &buf, &e), -1);
 	assert_string_equal(e.code, ERR_NOT_FOUND);
