@@ -2,7 +2,8 @@
  * server.c -- the control socket.
  *
  * A request's whole path is here and in one cmd-*.c file: bytes arrive in
- * the client's input buffer; each complete line is parsed once (jansson),
+ * the client's input buffer; each complete line is parsed once (jsonr, or
+ * jansson for what jsonr leaves to it),
  * checked (envelope, command, arguments, privilege) and executed.  A bad
  * line costs its sender one error reply; an over-long line costs it the
  * connection; nothing costs anyone else anything.
@@ -170,7 +171,7 @@ req_unlink_held(struct cmd_req *r)
 	}
 }
 
-/* {"id":ID,"ok":true,"result": -- the envelope's head, as cmd_ok's jansson envelope wrote it. */
+/* {"id":ID,"ok":true,"result": -- the envelope's head: id, ok, result, in this order. */
 static int
 ok_head(struct cmd_req *r)
 {
