@@ -800,16 +800,15 @@ int
 sqlite_store_task_get_json(struct sqlite_store *s, long long id, struct buf *out,
                            struct store_err *e)
 {
-	sqlite3_stmt *q = st(s, TASK_JSON_SQL);
-
-	if (q == NULL) {
-		store_dberr(s, e, "task-show");
-		return -1;
-	}
 	size_t start = out->len;
+	sqlite3_stmt *q;
 
 	if (memo_get(s, id, out) == 0)
 		return 0;
+	if ((q = st(s, TASK_JSON_SQL)) == NULL) {
+		store_dberr(s, e, "task-show");
+		return -1;
+	}
 	sqlite3_bind_int64(q, 1, id);
 	if (sqlite3_step(q) != SQLITE_ROW) {
 		sqlite3_reset(q);
