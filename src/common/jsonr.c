@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/jsonr.h"
+#include "common/util.h"
 
 #define MAX_DEPTH 32
 
@@ -55,53 +56,6 @@ utf8_len(const unsigned char *p, const unsigned char *end)
 	return n;
 }
 
-static int
-hex4(const unsigned char *p, uint32_t *out)
-{
-	uint32_t v = 0;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		unsigned c = p[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static size_t
-put_utf8(char *o, uint32_t v)
-{
-	if (v < 0x80) {
-		o[0] = (char)v;
-		return 1;
-	}
-	if (v < 0x800) {
-		o[0] = (char)(0xC0 | (v >> 6));
-		o[1] = (char)(0x80 | (v & 0x3F));
-		return 2;
-	}
-	if (v < 0x10000) {
-		o[0] = (char)(0xE0 | (v >> 12));
-		o[1] = (char)(0x80 | ((v >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (v & 0x3F));
-		return 3;
-	}
-	o[0] = (char)(0xF0 | (v >> 18));
-	o[1] = (char)(0x80 | ((v >> 12) & 0x3F));
-	o[2] = (char)(0x80 | ((v >> 6) & 0x3F));
-	o[3] = (char)(0x80 | (v & 0x3F));
-	return 4;
-}
-
 /*
  * A string at r->p (just past its opening quote).  Sets *s, *n to its
  * bytes: in the input when it has no escapes, else decoded into r->small
@@ -112,7 +66,7 @@ string(struct rd *r, const char **s, size_t *n)
 {
 	const unsigned char *start = r->p, *q = r->p;
 	size_t len = 0, k;
-	uint32_t v, lo;
+	unsigned v, lo;
 	int escaped = 0;
 
 	/* First pass: validate, find the end, see if anything is escaped. */
@@ -172,19 +126,23 @@ string(struct rd *r, const char **s, size_t *n)
 			r->small[len++] = '\t';
 			break;
 		case 'u':
-			if (q + 6 > r->end || hex4(q + 2, &v) == -1 || v == 0)
+			if (q + 6 > r->end ||
+			    hex4_decode((const char *)q + 2, (const char *)r->end, &v) == -1 ||
+			    v == 0)
 				return -1; /* \u0000 and bad hex: jansson's errors */
 			if (v >= 0xDC00 && v <= 0xDFFF)
 				return -1;
 			if (v >= 0xD800 && v <= 0xDBFF) {
 				if (q + 12 > r->end || q[6] != '\\' || q[7] != 'u' ||
-				    hex4(q + 8, &lo) == -1 || lo < 0xDC00 || lo > 0xDFFF)
+				    hex4_decode((const char *)q + 8, (const char *)r->end, &lo) ==
+				            -1 ||
+				    lo < 0xDC00 || lo > 0xDFFF)
 					return -1;
 				v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
 				q += 6;
 			}
 			/* each \u escape is 6 input bytes for at most 4 output bytes */
-			len += put_utf8(r->small + len, v);
+			len += utf8_encode(v, r->small + len);
 			q += 6;
 			continue;
 		default:

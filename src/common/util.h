@@ -25,6 +25,10 @@ int set_nonblock(int fd);
  * string) is dropped.  Returns s.
  */
 char *utf8_scrub(char *s);
+/* Four hex digits at p (p + 4 <= end) into *out: 0, or -1 if there are fewer or one is not hex. */
+int hex4_decode(const char *p, const char *end, unsigned *out);
+/* Code point cp (at most U+10FFFF) as UTF-8 into out (4 bytes room); returns the byte count. */
+size_t utf8_encode(unsigned cp, char *out);
 /*
  * Find an executable: name itself when it holds a '/', else the first
  * PATH directory (absolute entries only) that has it, else the directory

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "jscan.h"
 
 struct jcur {
@@ -16,14 +17,16 @@ struct jcur {
 	const char *end;
 };
 
-static void jscan_ws(struct jcur *c)
+static void
+jscan_ws(struct jcur *c)
 {
 	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
 		c->p++;
 }
 
 /* At an opening quote: move past the closing one.  Raw control bytes are refused. */
-static int jscan_skip_string(struct jcur *c)
+static int
+jscan_skip_string(struct jcur *c)
 {
 	unsigned char ch;
 
@@ -43,13 +46,15 @@ static int jscan_skip_string(struct jcur *c)
 	return -1;
 }
 
-static int jscan_scalar_byte(char ch)
+static int
+jscan_scalar_byte(char ch)
 {
 	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || ch == '-' || ch == '+' ||
 	       ch == '.' || ch == 'E';
 }
 
-static int jscan_skip_scalar(struct jcur *c)
+static int
+jscan_skip_scalar(struct jcur *c)
 {
 	const char *start = c->p;
 
@@ -59,7 +64,8 @@ static int jscan_skip_scalar(struct jcur *c)
 }
 
 /* At '{' or '[': move past the matching bracket. */
-static int jscan_skip_nested(struct jcur *c)
+static int
+jscan_skip_nested(struct jcur *c)
 {
 	uint64_t stack[JSCAN_MAX_DEPTH / 64] = {0}; /* bit set: the open bracket is '[' */
 	size_t depth = 0;
@@ -94,7 +100,8 @@ static int jscan_skip_nested(struct jcur *c)
 	return -1;
 }
 
-static int jscan_skip_value(struct jcur *c)
+static int
+jscan_skip_value(struct jcur *c)
 {
 	if (c->p >= c->end)
 		return -1;
@@ -106,8 +113,9 @@ static int jscan_skip_value(struct jcur *c)
 }
 
 /* Record the value span if the raw key [k, k + klen) is one of the wanted keys. */
-static size_t jscan_record(const char *k, size_t klen, struct jscan_span v, const char *const *keys,
-                           struct jscan_span *vals, size_t nkeys)
+static size_t
+jscan_record(const char *k, size_t klen, struct jscan_span v, const char *const *keys,
+             struct jscan_span *vals, size_t nkeys)
 {
 	size_t i;
 
@@ -121,8 +129,9 @@ static size_t jscan_record(const char *k, size_t klen, struct jscan_span v, cons
 }
 
 /* One "key": value member; the cursor is at the key's quote. */
-static int jscan_member(struct jcur *c, const char *const *keys, struct jscan_span *vals,
-                        size_t nkeys, size_t *found)
+static int
+jscan_member(struct jcur *c, const char *const *keys, struct jscan_span *vals, size_t nkeys,
+             size_t *found)
 {
 	const char *k;
 	size_t klen;
@@ -147,8 +156,9 @@ static int jscan_member(struct jcur *c, const char *const *keys, struct jscan_sp
 	return 0;
 }
 
-int jscan_object(const char *buf, size_t len, const char *const *keys, struct jscan_span *vals,
-                 size_t nkeys, int flags)
+int
+jscan_object(const char *buf, size_t len, const char *const *keys, struct jscan_span *vals,
+             size_t nkeys, int flags)
 {
 	struct jcur c = {buf, buf + len};
 	size_t found = 0;
@@ -185,60 +195,13 @@ tail:
 	return c.p == c.end ? 0 : -1;
 }
 
-static int jscan_hex4(const char *p, const char *end, unsigned *out)
-{
-	unsigned v = 0;
-	int i;
-
-	if (end - p < 4)
-		return -1;
-	for (i = 0; i < 4; i++) {
-		char ch = p[i];
-		v <<= 4;
-		if (ch >= '0' && ch <= '9')
-			v |= (unsigned)(ch - '0');
-		else if (ch >= 'a' && ch <= 'f')
-			v |= (unsigned)(ch - 'a' + 10);
-		else if (ch >= 'A' && ch <= 'F')
-			v |= (unsigned)(ch - 'A' + 10);
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/* Encode a code point as UTF-8 into tmp; returns the byte count. */
-static size_t jscan_utf8(unsigned cp, char *tmp)
-{
-	if (cp < 0x80) {
-		tmp[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		tmp[0] = (char)(0xc0 | (cp >> 6));
-		tmp[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		tmp[0] = (char)(0xe0 | (cp >> 12));
-		tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		tmp[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	tmp[0] = (char)(0xf0 | (cp >> 18));
-	tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	tmp[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* Decode \uXXXX (and a following low surrogate) at p (just after the 'u'). */
-static unsigned jscan_unicode(const char **pp, const char *end)
+static unsigned
+jscan_unicode(const char **pp, const char *end)
 {
 	unsigned hi, lo;
 
-	if (jscan_hex4(*pp, end, &hi) < 0)
+	if (hex4_decode(*pp, end, &hi) < 0)
 		return '?';
 	*pp += 4;
 	if (hi >= 0xdc00 && hi <= 0xdfff)
@@ -246,14 +209,15 @@ static unsigned jscan_unicode(const char **pp, const char *end)
 	if (hi < 0xd800 || hi > 0xdbff)
 		return hi;
 	if (end - *pp < 6 || (*pp)[0] != '\\' || (*pp)[1] != 'u' ||
-	    jscan_hex4(*pp + 2, end, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+	    hex4_decode(*pp + 2, end, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
 		return '?';
 	*pp += 6;
 	return 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
 }
 
 /* Decode one character (escape or raw byte) at *pp into tmp; returns its byte count. */
-static size_t jscan_char(const char **pp, const char *end, char *tmp)
+static size_t
+jscan_char(const char **pp, const char *end, char *tmp)
 {
 	char ch = *(*pp)++;
 
@@ -288,7 +252,7 @@ static size_t jscan_char(const char **pp, const char *end, char *tmp)
 		tmp[0] = ch;
 		return 1;
 	case 'u':
-		return jscan_utf8(jscan_unicode(pp, end), tmp);
+		return utf8_encode(jscan_unicode(pp, end), tmp);
 	default:
 		tmp[0] = '?';
 		return 1;
@@ -296,7 +260,8 @@ static size_t jscan_char(const char **pp, const char *end, char *tmp)
 }
 
 /* Drop a trailing partial UTF-8 sequence left by truncation. */
-static size_t jscan_trim_utf8(const char *out, size_t n)
+static size_t
+jscan_trim_utf8(const char *out, size_t n)
 {
 	size_t k = n, need;
 	unsigned char lead;
@@ -312,7 +277,8 @@ static size_t jscan_trim_utf8(const char *out, size_t n)
 	return (n - (k - 1) >= need) ? n : k - 1;
 }
 
-int jscan_string(struct jscan_span v, char *out, size_t outsz)
+int
+jscan_string(struct jscan_span v, char *out, size_t outsz)
 {
 	const char *p, *end;
 	size_t n = 0, k;
@@ -340,7 +306,8 @@ int jscan_string(struct jscan_span v, char *out, size_t outsz)
 	return (int)n;
 }
 
-int jscan_string_is(struct jscan_span v, const char *s)
+int
+jscan_string_is(struct jscan_span v, const char *s)
 {
 	size_t n = strlen(s);
 
