@@ -116,12 +116,13 @@ server_client_write(struct client *c, const char *p, size_t n)
  */
 static struct buf scratch;
 
+/* Send or hold the reply line in scratch. */
 static void
-reply_line(struct cmd_req *r, struct buf *b)
+reply_line(struct cmd_req *r)
 {
 	if (r->client != NULL)
-		txn_reply(r->client, buf_head(b), buf_used(b));
-	if (b->cap > 65536)
+		txn_reply(r->client, buf_head(&scratch), buf_used(&scratch));
+	if (scratch.cap > 65536)
 		buf_free(&scratch); /* do not keep a large reply's buffer */
 }
 
@@ -136,7 +137,7 @@ reply_unencodable(struct cmd_req *r)
 	log_warnx("a reply could not be encoded; sent an internal error instead");
 	buf_reset(&scratch);
 	buf_add(&scratch, fallback, sizeof fallback - 1);
-	reply_line(r, &scratch);
+	reply_line(r);
 }
 
 /* Serialise a whole reply envelope (errors) and send or hold it. */
@@ -148,7 +149,7 @@ reply_send(struct cmd_req *r, json_t *env)
 		reply_unencodable(r);
 	else {
 		buf_addc(&scratch, '\n');
-		reply_line(r, &scratch);
+		reply_line(r);
 	}
 	json_decref(env);
 }
@@ -205,7 +206,7 @@ cmd_ok(struct cmd_req *r, json_t *result)
 		reply_unencodable(r);
 	else {
 		buf_add(&scratch, "}\n", 2);
-		reply_line(r, &scratch);
+		reply_line(r);
 	}
 	json_decref(result);
 	ok_done(r);
@@ -222,7 +223,7 @@ cmd_ok_raw(struct cmd_req *r, const char *result, size_t len)
 	else {
 		buf_add(&scratch, result, len);
 		buf_add(&scratch, "}\n", 2);
-		reply_line(r, &scratch);
+		reply_line(r);
 	}
 	ok_done(r);
 }

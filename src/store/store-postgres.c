@@ -1042,19 +1042,6 @@ pg_store_task_claim(struct pg_store *s, const char *agent, long long id, long lo
 	                id, "task-claim", e);
 }
 
-/* Check that agent (if given) owns the claim on task t. */
-static int
-task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
-{
-	const char *owner = json_string_value(json_object_get(t, "owner"));
-
-	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 task_update_status(struct pg_store *s, json_t *t, long long id, const char *to, int64_t now,
                    struct store_err *e)
@@ -1062,21 +1049,8 @@ task_update_status(struct pg_store *s, json_t *t, long long id, const char *to, 
 	struct pg_params p = {0};
 	const char *from = task_status(t);
 
-	if (to == NULL || (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0)) {
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "status can be set to cancelled or open; use task-claim and "
-		              "task-complete for the rest");
+	if (store_task_status_change_ok(from, to, id, e) == -1)
 		return -1;
-	}
-	if (strcmp(from, "done") == 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
-		return -1;
-	}
-	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
-		              from);
-		return -1;
-	}
 	pp_text(&p, to);
 	pp_int(&p, now);
 	pp_int(&p, id);
@@ -1132,7 +1106,8 @@ pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *a
 
 	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
-	if (task_check_owner(t, agent, id, e) == -1 || task_update_fields(s, id, ch, now, e) == -1)
+	if (store_task_check_owner(t, agent, id, e) == -1 ||
+	    task_update_fields(s, id, ch, now, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "depends_on")) != NULL && task_set_deps(s, id, v, e) == -1)
 		goto fail;
@@ -1159,7 +1134,7 @@ task_lock_claimed(struct pg_store *s, long long id, const char *agent, struct st
 		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id, task_status(t));
 		rc = -1;
 	} else
-		rc = task_check_owner(t, agent, id, e);
+		rc = store_task_check_owner(t, agent, id, e);
 	json_decref(t);
 	return rc;
 }

@@ -852,7 +852,6 @@ task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store
 	size_t i;
 	json_t *v;
 
-	s->memo_gen++; /* task_deps is WITHOUT ROWID: no update hook for its rows */
 	q = st(s, "DELETE FROM task_deps WHERE task = ?");
 	sqlite3_bind_int64(q, 1, task);
 	if (sqlite3_step(q) != SQLITE_DONE)
@@ -1044,19 +1043,6 @@ sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id,
 	return sqlite_store_task_get(s, id, e);
 }
 
-/* Check that agent (if given) owns the claim on task t. */
-static int
-task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
-{
-	const char *owner = json_string_value(json_object_get(t, "owner"));
-
-	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
-		return -1;
-	}
-	return 0;
-}
-
 static int
 task_set_text(struct sqlite_store *s, long long id, const char *sql, const char *v, int64_t now)
 {
@@ -1075,21 +1061,8 @@ task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *
 	const char *from = json_string_value(json_object_get(t, "status"));
 	sqlite3_stmt *q;
 
-	if (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0) {
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "status can be set to cancelled or open; use task-claim and "
-		              "task-complete for the rest");
+	if (store_task_status_change_ok(from, to, id, e) == -1)
 		return -1;
-	}
-	if (strcmp(from, "done") == 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
-		return -1;
-	}
-	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
-		              from);
-		return -1;
-	}
 	q = st(s, "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, updated = ? "
 	          "WHERE id = ?");
 	sqlite3_bind_text(q, 1, to, -1, SQLITE_STATIC);
@@ -1107,7 +1080,7 @@ sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (task_check_owner(t, agent, id, e) == -1)
+	if (store_task_check_owner(t, agent, id, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "title")) != NULL)
 		rc |= task_set_text(s, id, "UPDATE tasks SET title = ?, updated = ? WHERE id = ?",
@@ -1158,7 +1131,7 @@ sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *age
 		json_decref(t);
 		return NULL;
 	}
-	if (task_check_owner(t, agent, id, e) == -1) {
+	if (store_task_check_owner(t, agent, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
@@ -1194,7 +1167,7 @@ sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agen
 		json_decref(t);
 		return NULL;
 	}
-	if (task_check_owner(t, agent, id, e) == -1) {
+	if (store_task_check_owner(t, agent, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}

@@ -488,3 +488,36 @@ store_prompt_log_append(struct store *s, const char *session_id, int64_t ts, con
 {
 	return CALL(prompt_log_append, session_id, ts, r1, r2, r3, bytes, e);
 }
+
+int
+store_task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
+{
+	const char *owner = json_string_value(json_object_get(t, "owner"));
+
+	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_task_status_change_ok(const char *from, const char *to, long long id, struct store_err *e)
+{
+	if (to == NULL || (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0)) {
+		store_err_set(e, ERR_INVALID_ARGUMENT,
+		              "status can be set to cancelled or open; use task-claim and "
+		              "task-complete for the rest");
+		return -1;
+	}
+	if (strcmp(from, "done") == 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
+		return -1;
+	}
+	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
+		              from);
+		return -1;
+	}
+	return 0;
+}

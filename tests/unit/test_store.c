@@ -717,7 +717,7 @@ test_snapshot_never_holds_a_write(void **state)
 	assert_true(store_event_append(s, "t.x", "{}", 7, &e) > 0);
 	assert_int_equal(count_rows(other, "SELECT count(*) FROM events"), 1);
 
-	/* writes made while a read statement of the same call is still stepping */
+	/* the sweep's writes (each collects its ids, then releases them one by one) */
 	json_decref(store_task_claim(s, "w", 1, 100, 10, &e));
 	json_decref(store_task_claim(s, "w", 2, 100, 10, &e));
 	assert_json_matches(s, 1);
