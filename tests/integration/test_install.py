@@ -195,6 +195,8 @@ def test_freebsd_package_gives_the_helper_its_own_group():
     assert "pw groupmod colibri-jail -M colibri\n" in manifest  # exactly that member
     rc = open(os.path.join(FREEBSD, "colibri_daemon.in")).read()
     assert ': "${colibri_daemon_group:=colibri}"' in rc
+    # The socket group reaches the socket's directory, not the database's.
+    assert '-m 0700 \\\n\t    "${colibri_daemon_dbdir}"' in rc
     make = open(os.path.join(FREEBSD, "Makefile")).read()
     assert "GROUPS=\t\tcolibri colibri-jail" in make
 
