@@ -458,6 +458,9 @@ check_user_file(int etcfd, const char *root, const char *name, const char *user)
 	close(fd);
 	if (n < 0)
 		die(EXIT_REFUSE, "refused: %s/etc/%s: %s", root, name, strerror(errno));
+	/* A NUL byte or a short read would hide the lines after it: fail closed. */
+	if (n != st.st_size || memchr(buf, '\0', (size_t)n) != NULL)
+		die(EXIT_REFUSE, "refused: %s/etc/%s: a NUL byte or a short read", root, name);
 	buf[n] = '\0';
 	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		if (jail_passwd_uid(line, user) == 0)
