@@ -36,7 +36,10 @@
  *            exec.jail_user look the user up inside the jail.
  *   PROGRAM  exactly /bin/sh STAGE/ID/launch.sh, STAGE the configured stage
  *            prefix (default /home/clawdie/.cache/colibri/stage, the daemon's
- *            in-jail stage directory, see confine/stage.h), ID a stage id.
+ *            in-jail stage directory, see confine/stage.h), ID a stage id;
+ *            when the jail's root is known (create; exec on FreeBSD) the
+ *            launcher must be a regular file there, reached without a
+ *            symlink: the daemon staged it in the tree the jail runs.
  *   IP4      address|inherit|disable.
  *
  * The configuration, when running setuid, comes only from compile-time
@@ -629,6 +632,36 @@ check_jail(struct helper *h, const char *name, char *root, size_t len)
 	return walk_chain(h->base, root, 0, NULL);
 }
 
+/*
+ * The launcher must be staged inside the jail's root (fd rootfd): a regular
+ * file reached without a symlink.  For create this is the helper's side of
+ * "root_path == path": the daemon staged the payload under the same tree the
+ * jail will run in.
+ */
+static void
+check_staged(int rootfd, const char *root, const char *launch)
+{
+	char rest[PATH_MAX], *comp, *next, *save = NULL;
+	struct stat st;
+	int fd = dup(rootfd), nfd;
+
+	snprintf(rest, sizeof rest, "%s", launch);
+	for (comp = strtok_r(rest, "/", &save); comp != NULL && fd != -1; comp = next) {
+		next = strtok_r(NULL, "/", &save);
+		nfd = openat(fd, comp,
+		             next != NULL ? DIR_FLAGS
+		                          : O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		close(fd);
+		fd = nfd;
+	}
+	if (fd == -1 || fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
+		die(EXIT_REFUSE,
+		    "refused: the launcher %s is not staged in the jail's root %s (the jail's "
+		    "path and the stage's root must be the same tree)",
+		    launch, root);
+	close(fd);
+}
+
 /* ---- exec ------------------------------------------------------------- */
 
 static char *
@@ -707,6 +740,7 @@ main(int argc, char **argv)
 		rootfd = check_jail(&h, r.target, root, sizeof root);
 	if (rootfd != -1) {
 		check_user_jail(rootfd, root, r.user);
+		check_staged(rootfd, root, r.cmd[1]);
 		close(rootfd);
 	}
 	av = build_argv(&h, &r);

@@ -37,6 +37,14 @@ LAUNCH = STAGE + "/a1/launch.sh"
 TAG = "%d" % (os.getpid() % 100000)
 
 
+def stage_launcher(root, launch=LAUNCH):
+    """What the daemon leaves in a jail root before it calls the helper: STAGE/ID/launch.sh."""
+    os.makedirs(root + os.path.dirname(launch), mode=0o700, exist_ok=True)
+    with open(root + launch, "w") as f:
+        f.write("# launch.sh\n")
+    os.chmod(root + launch, 0o600)
+
+
 def make_bindir(d):
     os.makedirs(d, mode=0o755, exist_ok=True)
     for name in ("jexec", "jail"):
@@ -57,9 +65,11 @@ class Helper:
         # Absent unless a test writes it: the compiled-in path must not leak in.
         self.conf = os.path.join(tmp, "etc", "jail-spawn.conf")
 
-    def jail_dir(self, name):
+    def jail_dir(self, name, staged=True):
         p = os.path.join(self.base, name)
         os.makedirs(p, mode=0o755, exist_ok=True)
+        if staged:
+            stage_launcher(p)
         return p
 
     def write_conf(self, text, mode=0o644):
@@ -154,6 +164,28 @@ def test_refuses_path_through_symlink(helper, tmp_path):
     refused(helper, create(helper, os.path.join(helper.base, "escape")), 77, "not canonical")
 
 
+def test_refuses_a_launcher_not_staged_in_the_jail(helper, tmp_path):
+    """The helper's side of root_path == path: create runs STAGE/ID/launch.sh inside PATH,
+    so the daemon must have staged it there -- a regular file, no symlink on the way."""
+    bare = helper.jail_dir("bare", staged=False)
+    refused(helper, create(helper, bare), 77, "is not staged in the jail's root")
+    outside = tmp_path / "outside"
+    stage_launcher(str(outside))
+    home = os.path.join(bare, "home")
+    os.symlink(str(outside / "home"), home)
+    refused(helper, create(helper, bare), 77, "is not staged in the jail's root")
+    os.unlink(home)
+    os.makedirs(bare + os.path.dirname(LAUNCH))
+    os.mkfifo(bare + LAUNCH)
+    refused(helper, create(helper, bare), 77, "is not staged in the jail's root")
+    os.unlink(bare + LAUNCH)
+    os.symlink(str(outside) + LAUNCH, bare + LAUNCH)
+    refused(helper, create(helper, bare), 77, "is not staged in the jail's root")
+    os.unlink(bare + LAUNCH)
+    stage_launcher(bare)
+    assert create(helper, bare).returncode == 0
+
+
 def test_refuses_unsafe_directory(helper):
     j = helper.jail_dir("loose")
     os.chmod(j, 0o775)
@@ -246,6 +278,7 @@ def bastille_jail(base, name):
     d = os.path.join(base, name)
     os.makedirs(os.path.join(d, "root"), mode=0o755)
     os.chmod(d, 0o755)
+    stage_launcher(os.path.join(d, "root"))
     for f in ("jail.conf", "fstab"):
         with open(os.path.join(d, f), "w") as fh:
             fh.write("# %s of %s\n" % (f, name))
@@ -275,6 +308,7 @@ def test_config_file(helper, tmp_path):
     alt = tmp_path / "alt"
     alt.mkdir(mode=0o755)
     (alt / "j").mkdir(mode=0o755)
+    stage_launcher(str(alt / "j"))
     helper.write_conf("# root base for jails\n root_base = %s \n" % alt)
     env = {"COLIBRI_JAIL_ROOT_BASE": ""}
     r = create(helper, str(alt / "j"), env=env)
