@@ -56,7 +56,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define STAGE_DEFAULT_REL "home/clawdie/.cache/colibri/stage"
+#include "confine/jail-name.h"
+
+/* One definition with the setuid helper's default stage prefix (jail-name.h). */
+#define STAGE_DEFAULT_REL JAIL_STAGE_REL
 #define STAGE_SETUP_EXIT  125
 
 struct stage;

@@ -272,7 +272,7 @@ def test_helper_mode_in_a_mount_namespace(tmp_path, kind):
                   str(jails)]).start()
     try:
         jail = ({"name": "box", "root_path": ns_root, "user": "clawdie"} if kind == "exec"
-                else {"path": ns_root, "ip4": "disable"})
+                else {"path": ns_root, "ip4": "disable", "user": "agent"})
         st, ex = run_agent(d, jail, "hm1", "crash", env={"VAL": HOSTILE, "EMPTY": ""},
                            cwd=ns_root)
         assert (st["state"], st["reason"], st["exit_code"]) == ("error", "exited with status 3",
@@ -286,7 +286,7 @@ def test_helper_mode_in_a_mount_namespace(tmp_path, kind):
         else:
             assert (calls[0]["prog"], calls[0]["argv"]) == (
                 "jail", ["-c", "path=" + ns_root, "name=colibri-box", "ip4=disable",
-                         "command=/bin/sh", launch])
+                         "exec.jail_user=agent", "command=/bin/sh", launch])
         # The helper's environment, not the daemon's wrapper PATH: it went through the helper.
         assert calls[0]["env"] == {
             "PATH": "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin"}
