@@ -617,7 +617,8 @@ vault_scrub(char *msg, const char *const *secrets, size_t n)
 		if (cover[i - 1] && !cover[i] && utf8_cont(msg[i]))
 			cover[i] = 1;
 	for (i = len - 1; i > 0; i--)
-		if (cover[i] && !cover[i - 1] && utf8_cont(msg[i]))
+		if (cover[i] && !cover[i - 1] && utf8_cont(msg[i]) &&
+		    (unsigned char)msg[i - 1] >= 0x80)
 			cover[i - 1] = 1;
 	/* A run is 3 bytes or more, so "***" never overtakes the reading end. */
 	while (r < len) {
