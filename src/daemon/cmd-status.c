@@ -23,6 +23,8 @@ static void cmd_status_exec(struct cmd_req *r)
 	json_object_set_new(res, "state_dir",
 	                    D.cfg.state_dir ? json_string(D.cfg.state_dir) : json_null());
 	json_object_set_new(res, "db_path", json_string(D.cfg.db_path));
+	/* read back from the database, not from the flag */
+	json_object_set_new(res, "sync", json_string(store_sync(D.store)));
 	json_object_set_new(res, "socket", json_string(D.cfg.socket_path));
 	json_object_set_new(res, "schema_version", json_integer(store_schema_version(D.store)));
 	json_object_set_new(res, "clients", json_integer(server_client_count()));

@@ -3,7 +3,8 @@
  * provision-tenant.  All privileged: a tenant decides where secrets land.
  *
  * tenant_id = jail name = collection name (the runbook's 1:1:1 contract);
- * collection_id defaults to tenant_id.
+ * collection_id defaults to tenant_id.  A jail root must be its own
+ * canonical path (realpath(root) == root) when it exists.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ cmd_register_tenant(struct cmd_req *r)
 	const char *root = cmd_arg_str(r, "jail_root_path"),
 	           *coll = cmd_arg_str(r, "collection_id");
 	struct store_err e;
+	char *cause = NULL;
 	json_t *t;
 
 	if (check_tenant_arg(r) == -1)
@@ -60,6 +62,13 @@ cmd_register_tenant(struct cmd_req *r)
 	    (strlen(root) >= 3 && strcmp(root + strlen(root) - 3, "/..") == 0)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT,
 		         "jail_root_path must be an absolute path without ..");
+		return;
+	}
+	/* A root that is or passes through a symlink could land these secrets in
+	 * another tenant's root; the vault checks again before it writes. */
+	if (vault_root_canonical(root, &cause) == -1) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s", cause);
+		free(cause);
 		return;
 	}
 	if (coll != NULL && (*coll == '\0' || strlen(coll) > 256)) {

@@ -69,6 +69,7 @@ struct pg_store {
 	char *url; /* conninfo without a password */
 	char *host;
 	int txn;
+	int sync_full; /* --sync full: synchronous_commit=on, set again after a reconnect */
 	int in_savepoint;
 	/* event ordering state of the open transaction */
 	int evlock;
@@ -517,7 +518,8 @@ pg_ensure(struct pg_store *s, struct store_err *e)
 		return 0;
 	PQreset(s->db);
 	s->nprep = 0;
-	if (PQstatus(s->db) != CONNECTION_OK) {
+	if (PQstatus(s->db) != CONNECTION_OK ||
+	    (s->sync_full && pg_exec(s, "SET synchronous_commit = on") == -1)) {
 		store_err_set(e, ERR_UNAVAILABLE, "database %s unreachable", s->url);
 		return -1;
 	}
@@ -676,6 +678,30 @@ pg_store_integrity_check(struct pg_store *s, struct store_err *e)
 #define READY_WHERE                                                                                \
 	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
 	"d.dep WHERE d.task = t.id AND u.status <> 'done')"
+
+int
+pg_store_set_sync(struct pg_store *s, int full, struct store_err *e)
+{
+	s->sync_full = full;
+	if (full && pg_exec(s, "SET synchronous_commit = on") == -1) {
+		pg_dberr(s, e, "synchronous_commit");
+		return -1;
+	}
+	return 0;
+}
+
+/* synchronous_commit off may lose the last commits to a crash of the server: "normal". */
+const char *
+pg_store_sync(struct pg_store *s)
+{
+	PGresult *r = pg_run(s, "SELECT current_setting('synchronous_commit')", NULL);
+	const char *v = "unknown";
+
+	if (r != NULL && PQntuples(r) == 1)
+		v = strcmp(PQgetvalue(r, 0, 0), "off") == 0 ? "normal" : "full";
+	PQclear(r);
+	return v;
+}
 
 json_t *
 pg_store_counts(struct pg_store *s)
