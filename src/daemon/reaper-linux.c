@@ -79,6 +79,15 @@ reaper_start_time(pid_t pid)
 	return stat_of(pid, NULL, &st) == 0 ? st : -1;
 }
 
+pid_t
+reaper_parent(pid_t pid)
+{
+	pid_t pp;
+	int64_t st;
+
+	return stat_of(pid, &pp, &st) == 0 ? pp : -1;
+}
+
 #define MARKER          "COLIBRI_AGENT_ID="
 #define ENV_READ_MAX    (4 * 1024 * 1024)
 #define MARK_UNREADABLE 1 /* environ_marker: the environment could not be read */
