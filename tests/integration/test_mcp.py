@@ -100,7 +100,7 @@ def test_meta_and_unknown_fields_are_accepted(mcp, daemon):
                        "clientInfo": {"name": "t", "version": "1", "extra": True}, "_meta": {"a": 1}}})
     assert m.reply(1)["result"]["protocolVersion"] == "2025-06-18"
     r = m.request("tools/list", {"_meta": {"progressToken": "t"}, "cursor": None, "unknown": 1})
-    assert len(r["result"]["tools"]) == 13
+    assert len(r["result"]["tools"]) == 12  # no spawn_local without --allow-spawn
     r = m.request("tools/call", {"name": "task_create", "arguments": {"title": "t"},
                                  "_meta": {"progressToken": 5}, "zzz": 1})
     assert r["result"]["structuredContent"]["title"] == "t"
