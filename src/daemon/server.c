@@ -322,17 +322,23 @@ send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
  * The connection's role, once, at accept.  Agent first: a process the
  * daemon started (or a descendant of one) is an agent whatever its uid --
  * an unconfined agent runs as the daemon's uid and must not be its admin.
- * Then admin: uid 0, the daemon's uid, or the admin group among the groups
- * the kernel recorded at connect.  Anyone else who could connect is a member.
+ * A peer whose process is already gone cannot be placed (an agent's child
+ * may connect, hand the descriptor on and exit before the accept), so it
+ * gets the agent role too, the least.  Then admin: uid 0, the daemon's
+ * uid, or the admin group among the groups the kernel recorded at
+ * connect.  Anyone else who could connect is a member.
  */
 static int
 client_decide_role(struct client *c)
 {
 	const char *agent = NULL;
+	int rc;
 
-	if (c->cred.pid > 0 && spawner_agent_of_pid(c->cred.pid, &agent)) {
-		log_debug("client pid %ld is agent %s: agent role", (long)c->cred.pid,
-		          agent != NULL ? agent : "(an orphan of one)");
+	if (c->cred.pid > 0 && (rc = spawner_agent_of_pid(c->cred.pid, &agent)) != 0) {
+		log_debug("client pid %ld: agent role (%s)", (long)c->cred.pid,
+		          rc == -1        ? "its process is gone, so it cannot be placed"
+		          : agent != NULL ? agent
+		                          : "an orphan of an agent");
 		return CMD_R_AGENT;
 	}
 	if (c->cred.uid == 0 || c->cred.uid == D.uid)

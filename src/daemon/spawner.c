@@ -1378,14 +1378,14 @@ spawner_session_of(const char *id)
 	return xstrdup(id);
 }
 
-int
-spawner_agent_of_pid(pid_t pid, const char **agent_id)
+/* One walk up pid's ancestry: 1 agent, 0 not, -1 a process vanished under the walk. */
+static int
+agent_of_pid_walk(pid_t pid, const char **agent_id)
 {
 	pid_t self = getpid();
 	struct agent *a;
 	int depth;
 
-	*agent_id = NULL;
 	for (depth = 0; pid > 1 && depth < 4096; depth++) {
 		if (pid == self)
 			return depth > 0; /* an orphan of an agent, reparented to us */
@@ -1395,9 +1395,22 @@ spawner_agent_of_pid(pid_t pid, const char **agent_id)
 				return 1;
 			}
 		}
-		pid = reaper_parent(pid);
+		if ((pid = reaper_parent(pid)) == -1)
+			return -1;
 	}
 	return 0;
+}
+
+int
+spawner_agent_of_pid(pid_t pid, const char **agent_id)
+{
+	int tries, rc = -1;
+
+	*agent_id = NULL;
+	/* An ancestor that exits mid-walk has had its children reparented: walk again. */
+	for (tries = 0; tries < 3 && rc == -1; tries++)
+		rc = agent_of_pid_walk(pid, agent_id);
+	return rc;
 }
 
 /* Overlay the live glasspane on a stored agent object. */

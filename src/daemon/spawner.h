@@ -41,7 +41,7 @@ char *spawner_session_of(const char *id);
  * parent chain: 1 when it meets a running agent's pid (*agent_id names
  * the agent, borrowed until the next turn of the loop) or the daemon
  * itself (an agent's orphan, which the daemon reaps: *agent_id NULL);
- * 0 when the chain ends elsewhere.
+ * 0 when the chain ends elsewhere; -1 when it cannot tell (pid is gone).
  */
 int spawner_agent_of_pid(pid_t pid, const char **agent_id);
 
