@@ -80,12 +80,11 @@ reaper_start_time(pid_t pid)
 }
 
 pid_t
-reaper_parent(pid_t pid)
+reaper_parent(pid_t pid, int64_t *start)
 {
 	pid_t pp;
-	int64_t st;
 
-	return stat_of(pid, &pp, &st) == 0 ? pp : -1;
+	return stat_of(pid, &pp, start) == 0 ? pp : -1;
 }
 
 #define MARKER          "COLIBRI_AGENT_ID="

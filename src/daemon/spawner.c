@@ -1378,14 +1378,23 @@ spawner_session_of(const char *id)
 	return xstrdup(id);
 }
 
-/* One walk up pid's ancestry: 1 agent, 0 not, -1 a process vanished under the walk. */
+/*
+ * One walk up pid's ancestry: 1 agent, 0 not, -1 a process vanished under
+ * the walk.  It stops at the first process older than the daemon: nothing
+ * above it can be the daemon or an agent, so a client started from a shell
+ * costs two reads of /proc, not one per ancestor up to init.
+ */
 static int
 agent_of_pid_walk(pid_t pid, const char **agent_id)
 {
+	static int64_t self_start = -1;
 	pid_t self = getpid();
 	struct agent *a;
+	int64_t start;
 	int depth;
 
+	if (self_start == -1)
+		self_start = reaper_start_time(self);
 	for (depth = 0; pid > 1 && depth < 4096; depth++) {
 		if (pid == self)
 			return depth > 0; /* an orphan of an agent, reparented to us */
@@ -1395,8 +1404,10 @@ agent_of_pid_walk(pid_t pid, const char **agent_id)
 				return 1;
 			}
 		}
-		if ((pid = reaper_parent(pid)) == -1)
+		if ((pid = reaper_parent(pid, &start)) == -1)
 			return -1;
+		if (self_start != -1 && start < self_start)
+			return 0;
 	}
 	return 0;
 }
