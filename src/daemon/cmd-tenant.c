@@ -152,11 +152,11 @@ static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1}, {NULL, 0
 
 const struct cmd_entry cmd_tenant_entries[] = {
         {"register-tenant", "register-tenant {tenant_id, jail_root_path, collection_id?}",
-         CMD_WRITE | CMD_PRIV, register_args, cmd_register_tenant},
-        {"list-tenants", "list-tenants", CMD_READ | CMD_PRIV, no_args, cmd_list_tenants},
-        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE | CMD_PRIV, tenant_args,
+         CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
+        {"list-tenants", "list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
+        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE, CMD_R_ADMIN, tenant_args,
          cmd_delete_tenant},
-        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC | CMD_PRIV, tenant_args,
+        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC, CMD_R_ADMIN, tenant_args,
          cmd_provision_tenant},
-        {NULL, NULL, 0, NULL, NULL},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -26,7 +26,8 @@ struct daemon_config {
 	char *admin_group; /* --admin-group: who is privileged, or NULL */
 	gid_t admin_gid;
 	int have_admin_gid;
-	int spawn_disabled; /* --no-spawn: a board-only daemon */
+	int spawn_disabled;   /* --no-spawn: a board-only daemon */
+	int allow_unconfined; /* --allow-unconfined: spawns without a jail are allowed */
 	size_t max_line;
 	int max_clients;
 	size_t max_output;

@@ -65,6 +65,7 @@ static void __attribute__((noreturn)) usage(int code)
 	fprintf(code ? stderr : stdout,
 	        "usage: colibri-daemon [--state-dir DIR] [--socket PATH] [--db PATH]\n"
 	        "                      [--group GROUP] [--admin-group GROUP] [--no-spawn]\n"
+	        "                      [--allow-unconfined]\n"
 	        "                      [--log-level error|warn|info|debug]\n"
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
@@ -111,6 +112,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"group", required_argument, NULL, 'g'},
 	        {"admin-group", required_argument, NULL, 6},
 	        {"no-spawn", no_argument, NULL, 7},
+	        {"allow-unconfined", no_argument, NULL, 10},
 	        {"log-level", required_argument, NULL, 'l'},
 	        {"log", required_argument, NULL, 'L'},
 	        {"foreground", no_argument, NULL, 'f'},
@@ -150,6 +152,9 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 			break;
 		case 7:
 			c->spawn_disabled = 1;
+			break;
+		case 10:
+			c->allow_unconfined = 1;
 			break;
 		case 'l':
 			if (log_parse_level(optarg, level) == -1) {

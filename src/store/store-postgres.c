@@ -152,6 +152,8 @@ static const char *migrations[] = {
         "CREATE TABLE prompt_log (session_id TEXT NOT NULL, ts BIGINT NOT NULL,"
         "  r1 TEXT, r2 TEXT, r3 TEXT, bytes BIGINT);"
         "CREATE INDEX prompt_log_session ON prompt_log (session_id, ts);",
+        /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
+        "ALTER TABLE agents ADD COLUMN owner_uid BIGINT;",
 };
 
 /* ---- parameters, statements, errors ---- */
@@ -1291,7 +1293,7 @@ pg_store_task_next_expiry(struct pg_store *s)
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
 
 static json_t *
 agent_from_row(const PGresult *r, int i)
@@ -1319,6 +1321,7 @@ agent_from_row(const PGresult *r, int i)
 	json_decref(detail);
 	json_object_set_new(a, "created_ms", col_int(r, i, 16));
 	json_object_set_new(a, "updated_ms", col_int(r, i, 17));
+	json_object_set_new(a, "owner_uid", col_int(r, i, 18));
 	return a;
 }
 
@@ -1347,8 +1350,8 @@ agent_field_kind(const char *key)
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
 	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",  "pid_start", "since",
-	                                 "lost", "lease_ms",  "heartbeat"};
+	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
+	                                 "lease_ms", "heartbeat", "owner_uid"};
 	size_t i;
 
 	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)

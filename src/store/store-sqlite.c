@@ -119,6 +119,8 @@ static const char *migrations[] = {
         "  reason TEXT,"
         "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
         "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
+        "ALTER TABLE agents ADD COLUMN owner_uid INTEGER;",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */
@@ -1334,7 +1336,7 @@ sqlite_store_task_next_expiry(struct sqlite_store *s)
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
 
 static json_t *
 agent_from_row(sqlite3_stmt *q)
@@ -1362,6 +1364,7 @@ agent_from_row(sqlite3_stmt *q)
 	json_decref(detail);
 	json_object_set_new(a, "created_ms", json_integer(sqlite3_column_int64(q, 16)));
 	json_object_set_new(a, "updated_ms", json_integer(sqlite3_column_int64(q, 17)));
+	json_object_set_new(a, "owner_uid", col_int_or_null(q, 18));
 	return a;
 }
 
@@ -1395,8 +1398,8 @@ sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
 	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",  "pid_start", "since",
-	                                 "lost", "lease_ms",  "heartbeat"};
+	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
+	                                 "lease_ms", "heartbeat", "owner_uid"};
 	sqlite3_stmt *q;
 	const char *key;
 	json_t *v;

@@ -308,7 +308,7 @@ def test_cli_jail_flags(jails):
     cli_or_skip()
     d = jails.daemon("mdo")
     r = d.cli("spawn-local", agent_bin(), "--id", "cl1", "--jail-name", "box", "--jail-root",
-              jails.root, "--jail-user", "clawdie", "--env", "COLIBRI_TEST_AGENT_SCENARIO=crash")
+              jails.root, "--jail-user", "clawdie", "--env", "TEST_AGENT_SCENARIO=crash")
     assert r.returncode == 0, r.stderr
     st = wait_gone(d, "cl1")
     assert (st["state"], st["reason"]) == ("error", "exited with status 3"), st
