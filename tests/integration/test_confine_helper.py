@@ -18,6 +18,7 @@ install setuid copies (root only).
 import grp
 import json
 import os
+import sys
 import pwd
 import shutil
 import stat
@@ -509,7 +510,7 @@ exec "$@"
 
 def as_user(user, argv, ns=None):
     cmd = ["setpriv", "--reuid", str(user.pw_uid), "--regid", str(user.pw_gid),
-           "--init-groups", "python3", "-c", AS_USER] + argv
+           "--init-groups", sys.executable, "-c", AS_USER] + argv
     if ns is not None:
         cmd = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NS_RUN,
                "ns"] + ns + cmd
