@@ -16,9 +16,11 @@
  * Every byte held for a client is bounded, and nobody's output can crowd
  * out anyone else's:
  * - back-pressure: while a client's unsent output (queued, in flight, or
- *   held for the commit) is at the pause threshold, its next request is not
- *   read; it resumes when the output drains (client_drained).  A client
- *   that pipelines and never reads holds one threshold and one reply.
+ *   held for the commit) is at the pause threshold (pause_bytes: large
+ *   while the total is low, 128 KiB once it is not), its next request is
+ *   not read; it resumes when the output drains (client_drained).  A
+ *   client that pipelines and never reads holds one threshold and one
+ *   reply.
  * - a reply is at most --max-reply bytes: the list commands stop building
  *   at the cap, and any reply over it becomes an invalid_argument error
  *   naming the limit; a reply that would take the output of all clients
@@ -103,13 +105,32 @@ client_pending(const struct client *c)
 	return buf_used(&c->out) + buf_used(&c->wbuf) + c->held;
 }
 
-/* The back-pressure threshold: 128 KiB, or a quarter of --max-output when that is smaller. */
+/*
+ * Back-pressure thresholds.  A client's requests are not read while its
+ * unsent output is at --max-output (where it used to be dropped), or at
+ * the small threshold (128 KiB, or a quarter of --max-output when that is
+ * less) once all clients together hold a quarter of --max-output-total:
+ * `pressure`, lifted by server_replay_run when the total falls back.  A
+ * replay page always stops at the small threshold.
+ */
+static int pressure;
+
 static size_t
-pause_bytes(void)
+small_bytes(void)
 {
 	size_t q = D.cfg.max_output / 4;
 
 	return q < 128 * 1024 ? q : 128 * 1024;
+}
+
+static size_t
+pause_bytes(void)
+{
+	if (out_total >= D.cfg.max_output_total / 4) {
+		pressure = 1;
+		return small_bytes();
+	}
+	return D.cfg.max_output;
 }
 
 int
@@ -611,11 +632,11 @@ static void on_read(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void
 client_drained(struct client *c)
 {
-	if (c->closing || client_pending(c) >= pause_bytes())
+	if (c->closing)
 		return;
-	if (c->replaying)
+	if (c->replaying && client_pending(c) < small_bytes())
 		replay_enqueue(c);
-	if (c->paused) {
+	if (c->paused && client_pending(c) < pause_bytes()) {
 		c->paused = 0;
 		if (!c->close_after_flush)
 			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
@@ -881,7 +902,7 @@ replay_row(long long seq, int64_t ts, const char *topic, const char *data, void 
 		server_client_write(c, line, len);
 		free(line);
 	}
-	if (client_pending(c) >= pause_bytes()) {
+	if (client_pending(c) >= small_bytes()) {
 		pg->full = 1;
 		return 1;
 	}
@@ -901,18 +922,36 @@ replay_step(struct client *c)
 	return 0;
 }
 
+/* The total fell back below a quarter of its cap: clients paused at the small threshold resume. */
+static void
+pressure_relief(void)
+{
+	struct client *c, *next;
+
+	if (!pressure || out_total >= D.cfg.max_output_total / 4)
+		return;
+	pressure = 0;
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->paused)
+			client_drained(c);
+	}
+}
+
 void
 server_replay_run(void)
 {
 	struct client *c;
 	int steps;
 
+	pressure_relief();
+
 	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL; steps++) {
 		if (out_total >= D.cfg.max_output_total)
 			break; /* resumed by replay_kick when some output drains */
 		c = rq_head;
 		replay_remove(c);
-		if (c->closing || !c->replaying || client_pending(c) >= pause_bytes())
+		if (c->closing || !c->replaying || client_pending(c) >= small_bytes())
 			continue; /* client_drained puts it back */
 		if (replay_step(c) == -1) {
 			log_warnx("client pid %ld: the event log could not be read; dropping it",
