@@ -110,8 +110,10 @@ client_pending(const struct client *c)
  * unsent output is at --max-output (where it used to be dropped), or at
  * the small threshold (128 KiB, or a quarter of --max-output when that is
  * less) once all clients together hold a quarter of --max-output-total:
- * `pressure`, lifted by server_replay_run when the total falls back.  A
- * replay page always stops at the small threshold.
+ * `pressure`, lifted by server_replay_run when the total falls below an
+ * eighth (the gap keeps clients that never read from being resumed, to
+ * fill up again, each time a reader drains a little).  A replay page always
+ * stops at the small threshold.
  */
 static int pressure;
 
@@ -126,7 +128,7 @@ small_bytes(void)
 static size_t
 pause_bytes(void)
 {
-	if (out_total >= D.cfg.max_output_total / 4) {
+	if (pressure || out_total >= D.cfg.max_output_total / 4) {
 		pressure = 1;
 		return small_bytes();
 	}
@@ -922,13 +924,13 @@ replay_step(struct client *c)
 	return 0;
 }
 
-/* The total fell back below a quarter of its cap: clients paused at the small threshold resume. */
+/* The total fell back below an eighth of its cap: clients paused at the small threshold resume. */
 static void
 pressure_relief(void)
 {
 	struct client *c, *next;
 
-	if (!pressure || out_total >= D.cfg.max_output_total / 4)
+	if (!pressure || out_total >= D.cfg.max_output_total / 8)
 		return;
 	pressure = 0;
 	for (c = clients; c != NULL; c = next) {
@@ -946,7 +948,7 @@ server_replay_run(void)
 
 	pressure_relief();
 
-	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL; steps++) {
+	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down; steps++) {
 		if (out_total >= D.cfg.max_output_total)
 			break; /* resumed by replay_kick when some output drains */
 		c = rq_head;
@@ -962,7 +964,7 @@ server_replay_run(void)
 		if (c->replaying)
 			replay_enqueue(c);
 	}
-	if (rq_head == NULL || out_total >= D.cfg.max_output_total)
+	if (rq_head == NULL || out_total >= D.cfg.max_output_total || D.shutting_down)
 		uv_idle_stop(&replay_idle); /* a no-op on a handle never started */
 }
 
