@@ -946,9 +946,13 @@ server_replay_run(void)
 	struct client *c;
 	int steps;
 
-	pressure_relief();
-
-	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down; steps++) {
+	/*
+	 * Never inside a transaction: a page must not carry an event that a
+	 * rollback could take back (txn.c calls this right after its commit;
+	 * the clients pressure_relief resumes may open the next one).
+	 */
+	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down && !txn_open();
+	     steps++) {
 		if (out_total >= D.cfg.max_output_total)
 			break; /* resumed by replay_kick when some output drains */
 		c = rq_head;
@@ -966,6 +970,7 @@ server_replay_run(void)
 	}
 	if (rq_head == NULL || out_total >= D.cfg.max_output_total || D.shutting_down)
 		uv_idle_stop(&replay_idle); /* a no-op on a handle never started */
+	pressure_relief();
 }
 
 void
