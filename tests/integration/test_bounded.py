@@ -38,9 +38,15 @@ import time
 
 import pytest
 
-from conftest import Conn, Daemon
+from conftest import Conn, Daemon, bin_path
 
 TAG = "%d" % (os.getpid() % 100000)
+
+
+def sanitized():
+    """Is the daemon an ASan build?  Its quarantine holds freed memory, so RSS bounds do not apply."""
+    p = subprocess.run(["ldd", bin_path("colibri-daemon")], capture_output=True, text=True)
+    return "libasan" in p.stdout
 
 
 def vm_kib(pid, field):
@@ -123,7 +129,8 @@ def test_pipelining_clients_that_never_read_keep_memory_bounded(make_daemon):
     st = c.call("status")  # another client is served
     assert st["clients"] == 21, "a non-reading client was dropped: %s" % st["clients"]
     peak = vm_kib(d.proc.pid, "VmHWM")
-    assert peak - base < 48 * 1024, "peak RSS grew by %d KiB (base %d KiB)" % (peak - base, base)
+    if not sanitized():
+        assert peak - base < 48 * 1024, "peak RSS grew by %d KiB (base %d KiB)" % (peak - base, base)
     # Once it reads, a client gets a reply to every request it sent: back-pressure
     # delays, never loses.
     s = lazy[0]
@@ -185,7 +192,7 @@ def test_task_list_over_the_reply_cap_is_an_error_naming_the_limit(make_daemon):
     assert r["error"]["code"] == "invalid_argument"
     msg = r["error"]["message"]
     assert "1048576" in msg and "--max-reply" in msg and "after" in msg, msg
-    assert vm_kib(d.proc.pid, "VmHWM") - base < 16 * 1024
+    assert sanitized() or vm_kib(d.proc.pid, "VmHWM") - base < 16 * 1024
     page = c.call("task-list", limit=10)
     assert len(page["items"]) == 10 and page["more"] is True
     ev = c.request("events-read", limit=100000)
@@ -322,7 +329,10 @@ held = []
 for i in range(n):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
-    s.sendall(b'{"id": 1, "cmd": "status"}\n')
+    try:
+        s.sendall(b'{"id": 1, "cmd": "status"}\n')
+    except OSError:
+        pass  # refused: the daemon may have closed it already, after its error line
     f = s.makefile("rb")
     line = f.readline()
     print(json.dumps(json.loads(line) if line else None), flush=True)
@@ -431,7 +441,6 @@ def test_admin_slots_keep_root_in(user, world_dir):
 def test_admin_slots_must_leave_room():
     d = tempfile.mkdtemp(prefix="colibri-bounded-")
     try:
-        from conftest import bin_path
         p = subprocess.run([bin_path("colibri-daemon"), "--state-dir", os.path.join(d, "s"),
                             "--foreground", "--max-clients", "4", "--admin-slots", "4"],
                            capture_output=True, text=True, timeout=10)
@@ -468,12 +477,12 @@ def test_subscribe_since_zero_over_a_large_backlog(make_daemon):
 
     t = threading.Thread(target=write_more)
     t.start()
-    seqs, deadline = [], time.time() + 120
+    seqs, deadline, final = [], time.time() + 120, None
     while time.time() < deadline:
-        if done.is_set():
-            final = d.call("status")["last_seq"]
-            if seqs and seqs[-1] >= final:
-                break
+        if final is None and done.is_set():
+            final = d.call("status")["last_seq"]  # the writer is done: nothing later but host.*
+        if final is not None and seqs and seqs[-1] >= final:
+            break
         try:
             m = sub.read_msg(1.0)
         except socket.timeout:
@@ -503,7 +512,7 @@ def test_subscribers_that_do_not_read_their_backlog_cost_little(make_daemon):
         lazy.append(s)
     time.sleep(1.0)
     assert w.call("status")["clients"] == 31
-    assert vm_kib(d.proc.pid, "VmHWM") - base < 32 * 1024
+    assert sanitized() or vm_kib(d.proc.pid, "VmHWM") - base < 32 * 1024
     reader = Conn(d.socket, timeout=30)
     last = reader.call("subscribe", topics=["task.created"], since=0)["seq"]
     got = []
