@@ -243,6 +243,8 @@ resolve_paths(void)
 		c->max_output_total = 64 * 1024 * 1024;
 	if (c->max_reply == 0 || c->max_reply > c->max_output)
 		c->max_reply = c->max_output; /* one reply always fits a client's output */
+	if (c->max_reply > c->max_output_total / 2)
+		c->max_reply = c->max_output_total / 2; /* and leaves room for everyone else's */
 	if (c->max_clients_per_uid == 0)
 		c->max_clients_per_uid = 256;
 	if (!c->admin_slots_set)
