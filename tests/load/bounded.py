@@ -11,8 +11,9 @@ task-create batches):
     event, the backlog and what the working client commits meanwhile,
     exactly once and in order (seq 1..last with no gap or duplicate);
   - one working client runs --requests mixed requests (task-create,
-    task-show, task-list, events-read), one at a time, timing each (status is left out: its counts cost
-    O(tasks), about 100 ms on a board of 200,000, whatever the load).
+    task-show, task-list, events-read), one at a time, timing each.
+    status is left out of the mix and timed once on its own: its counts
+    cost O(tasks), about 100 ms on a board of 200,000 whatever the load.
 Prints the working client's latency (p50, p99, max; target p99 < 50 ms),
 the daemon's peak RSS (sampled every 20 ms, and VmHWM; target < 64 MiB) and
 the reading subscriber's catch-up.  Exits 1 only on a gap, a duplicate, an
