@@ -7,7 +7,7 @@
 #   make bench   benchmarks (not tests), each beside a reference, as ratios
 #   make e2e     end to end with the real pi (needs npm)
 #   make fuzz    libFuzzer targets for a bounded time (clang)
-#   make load    the bounded load test
+#   make load    the load tests (tests/load/run.sh)
 #   make install DESTDIR=...
 
 BUILD ?= build

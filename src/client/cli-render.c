@@ -209,6 +209,10 @@ cli_table_items(json_t *result, const struct cli_col *cols, FILE *out)
 
 	cli_table(json_is_array(items) ? items : none, cols, out);
 	json_decref(none);
+	/* A page of a paged list (task-list, events-read): say how to get the next one. */
+	if (json_is_true(json_object_get(result, "more")))
+		fprintf(out, "(more: the next page is --after %lld)\n",
+		        (long long)json_integer_value(json_object_get(result, "next")));
 }
 
 void

@@ -55,6 +55,7 @@ static const struct cli_opt opt_task_list[] = {
         {"owner", 0, "owner", CLI_STR, "claiming agent"},
         {"ready", 0, "ready", CLI_BOOL, "only tasks whose dependencies are done"},
         {"limit", 0, "limit", CLI_INT, "at most N tasks (default 1000)"},
+        {"after", 0, "after", CLI_INT, "tasks after this id (a page's next)"},
         OPT_END};
 static const struct cli_opt opt_limit[] = {{"limit", 0, "limit", CLI_INT, "at most N tasks"},
                                            OPT_END};
@@ -121,7 +122,8 @@ static const struct cli_opt opt_usage[] = {{"agent", 0, "agent", CLI_STR, "one a
                                            {"tenant", 0, "tenant", CLI_STR, "one tenant"},
                                            OPT_END};
 static const struct cli_opt opt_events_read[] = {
-        {"since", 0, "since", CLI_INT, "events after this seq"},
+        {"after", 0, "after", CLI_INT, "events after this seq (a page's next)"},
+        {"since", 0, "since", CLI_INT, "the same as --after (its older name)"},
         {"limit", 0, "limit", CLI_INT, "at most N events"},
         {"topic", 0, "topics", CLI_STRS, "topic prefix (repeatable)"},
         OPT_END};

@@ -1,15 +1,25 @@
 /*
  * cmd-events.c -- subscribe, unsubscribe and events-read.
  *
- * subscribe first commits whatever is pending (so the replay sees only
- * committed events), replays stored events after `since`, then marks the
- * connection as a subscriber with its cursor at the last replayed seq:
- * live events with a higher seq follow, so there is no gap and no
- * duplicate across the replay/live boundary.
+ * subscribe first commits whatever is pending, answers {seq} (the last
+ * stored event) at once, and then hands the connection to the server: with
+ * `since`, as a subscriber that catches up from the store a page at a time,
+ * only while its output drains, and goes live when it reaches the end of
+ * the log (server.c, the replay queue: no gap, no duplicate, and a backlog
+ * of any length costs neither memory nor anyone else's time); without it,
+ * live at once.
+ *
+ * events-read pages: the events after `after` (or `since`, the older name
+ * of the same cursor), at most `limit`, with `next` (the cursor for the next
+ * page) and `more`.  The page is written as text straight from the store
+ * and refused, naming the limit, as soon as it passes --max-reply.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/jsonw.h"
 #include "common/proto.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
@@ -17,39 +27,8 @@
 #include "daemon/txn.h"
 #include "store/store.h"
 
-#define REPLAY_MAX 1000000
-
-struct replay {
-	struct client *client;
-	json_t *items; /* events-read: collect instead of sending */
-	long long last;
-	int role; /* events the role may not see are skipped (cmd_event_visible) */
-};
-
-static int replay_one(long long seq, int64_t ts, const char *topic, const char *data, void *arg)
-{
-	struct replay *rp = arg;
-	size_t len;
-	char *line;
-
-	rp->last = seq;
-	if (!cmd_event_visible(rp->role, topic))
-		return 0;
-	if (rp->items != NULL) {
-		json_t *d = json_loads(data, JSON_DECODE_ANY, NULL);
-		json_array_append_new(rp->items,
-		                      json_pack("{s:s, s:I, s:I, s:o}", "event", topic, "seq",
-		                                (json_int_t)seq, "ts", (json_int_t)ts, "data",
-		                                d != NULL ? d : json_null()));
-		return 0;
-	}
-	line = events_line(seq, ts, topic, data, &len);
-	server_client_write(rp->client, line, len);
-	free(line);
-	return 0;
-}
-
-static int topics_ok(struct cmd_req *r, json_t *topics)
+static int
+topics_ok(struct cmd_req *r, json_t *topics)
 {
 	size_t i;
 	json_t *v;
@@ -64,11 +43,11 @@ static int topics_ok(struct cmd_req *r, json_t *topics)
 	return 1;
 }
 
-static void cmd_subscribe(struct cmd_req *r)
+static void
+cmd_subscribe(struct cmd_req *r)
 {
 	json_t *topics = cmd_arg(r, "topics");
 	long long since = -1, last;
-	struct replay rp = {r->client, NULL, 0, r->role};
 
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
@@ -78,59 +57,132 @@ static void cmd_subscribe(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
 		return;
 	}
-	/* The reply goes first, then the replay, then live events. */
+	/* The reply goes first, then the replay (later loop iterations), then live events. */
 	cmd_ok(r, json_pack("{s:I}", "seq", (json_int_t)last));
-	if (r->client == NULL)
-		return;
-	if (since >= 0)
-		store_event_scan(D.store, since, REPLAY_MAX, topics, replay_one, &rp);
-	server_client_subscribe(r->client, topics, last);
+	if (r->client != NULL)
+		server_client_subscribe(r->client, topics, since >= 0 ? since : last,
+		                        since >= 0 && since < last);
 }
 
-static void cmd_unsubscribe(struct cmd_req *r)
+static void
+cmd_unsubscribe(struct cmd_req *r)
 {
 	if (r->client != NULL)
 		server_client_unsubscribe(r->client);
 	cmd_ok(r, json_object());
 }
 
-static void cmd_events_read(struct cmd_req *r)
-{
-	json_t *topics = cmd_arg(r, "topics");
-	long long since = cmd_arg_int_or(r, "since", 0), limit = cmd_arg_int_or(r, "limit", 1000);
-	struct replay rp = {NULL, json_array(), since, r->role};
-	long long want;
-	int n;
+struct page {
+	struct buf *out;
+	size_t start;
+	long long limit, count, next;
+	int more, over;
+	int role; /* events the role may not see are skipped (cmd_event_visible) */
+};
 
-	if (topics != NULL && !topics_ok(r, topics)) {
-		json_decref(rp.items);
-		return;
+static int
+page_row(long long seq, int64_t ts, const char *topic, const char *data, void *arg)
+{
+	struct page *pg = arg;
+	struct buf *b = pg->out;
+
+	if (!cmd_event_visible(pg->role, topic))
+		return 0; /* hidden: not on the page, and not counted */
+	if (pg->count == pg->limit) {
+		pg->more = 1; /* a matching event follows the page */
+		return 1;
 	}
+	if (pg->count++ > 0)
+		buf_addc(b, ',');
+	/* The event line's bytes (events_line), data spliced in as stored. */
+	buf_add(b, "{\"event\":", 9);
+	jsonw_str(b, topic, strlen(topic));
+	buf_add(b, ",\"seq\":", 7);
+	jsonw_int(b, seq);
+	buf_add(b, ",\"ts\":", 6);
+	jsonw_int(b, ts);
+	buf_add(b, ",\"data\":", 8);
+	buf_adds(b, data);
+	buf_addc(b, '}');
+	pg->next = seq;
+	if (b->len - pg->start > D.cfg.max_reply) {
+		pg->over = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int
+cursor_arg(struct cmd_req *r, long long *cursor)
+{
+	long long since, after;
+	int have_since = cmd_arg_int(r, "since", &since) == 0,
+	    have_after = cmd_arg_int(r, "after", &after) == 0;
+
+	if (have_since && have_after) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT,
+		         "give after or since (the same cursor), not both");
+		return -1;
+	}
+	*cursor = have_after ? after : have_since ? since : 0;
+	if (*cursor < 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "after must be a seq (0 or more)");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_events_read(struct cmd_req *r)
+{
+	static struct buf out;
+	json_t *topics = cmd_arg(r, "topics");
+	long long limit = cmd_arg_int_or(r, "limit", 1000), cursor;
+	struct page pg = {&out, 0, 0, 0, 0, 0, 0, r->role};
+
+	if ((topics != NULL && !topics_ok(r, topics)) || cursor_arg(r, &cursor) == -1)
+		return;
 	if (limit <= 0 || limit > 100000) {
-		json_decref(rp.items);
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "limit must be between 1 and 100000");
 		return;
 	}
-	/* Events the role may not see do not count: scan on until limit or the end. */
-	do {
-		want = limit - (long long)json_array_size(rp.items);
-		n = store_event_scan(D.store, rp.last, want, topics, replay_one, &rp);
-	} while (n == want && (long long)json_array_size(rp.items) < limit);
-	cmd_ok(r, json_pack("{s:o, s:I}", "items", rp.items, "last_seq",
-	                    (json_int_t)store_event_last(D.store)));
+	buf_reset(&out);
+	buf_add(&out, "{\"items\":[", 10);
+	pg.start = out.len;
+	pg.limit = limit;
+	pg.next = cursor;
+	/*
+	 * No row limit for the scan: page_row stops it after limit visible
+	 * events and one more (which says there is more), so events hidden from
+	 * the role (cmd_event_visible) count towards nothing.
+	 */
+	if (store_event_scan(D.store, cursor, LLONG_MAX, topics, page_row, &pg) < 0)
+		cmd_fail(r, ERR_INTERNAL, "the event log could not be read");
+	else if (pg.over)
+		cmd_fail_too_big(r, "events", "a smaller limit, or pages with after");
+	else {
+		buf_printf(&out, "],\"last_seq\":%lld,\"next\":%lld,\"more\":%s}",
+		           store_event_last(D.store), pg.next, pg.more ? "true" : "false");
+		cmd_ok_raw(r, buf_head(&out), buf_used(&out));
+	}
+	if (out.cap > 65536)
+		buf_free(&out);
 }
 
 static const struct cmd_arg subscribe_args[] = {
-    {"topics", ARG_ARR, 0}, {"since", ARG_INT, 0}, {NULL, 0, 0}};
+        {"topics", ARG_ARR, 0}, {"since", ARG_INT, 0}, {NULL, 0, 0}};
 static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
-static const struct cmd_arg read_args[] = {
-    {"since", ARG_INT, 0}, {"limit", ARG_INT, 0}, {"topics", ARG_ARR, 0}, {NULL, 0, 0}};
+static const struct cmd_arg read_args[] = {{"since", ARG_INT, 0},
+                                           {"after", ARG_INT, 0},
+                                           {"limit", ARG_INT, 0},
+                                           {"topics", ARG_ARR, 0},
+                                           {NULL, 0, 0}};
 
 const struct cmd_entry cmd_events_entries[] = {
-    {"subscribe", "subscribe {topics?, since?}", CMD_CONN, CMD_R_ALL, subscribe_args,
-     cmd_subscribe},
-    {"unsubscribe", "unsubscribe", CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
-    {"events-read", "events-read {since?, limit?, topics?}", CMD_READ, CMD_R_ALL, read_args,
-     cmd_events_read},
-    {NULL, NULL, 0, 0, NULL, NULL},
+        {"subscribe", "subscribe {topics?, since?}", CMD_CONN, CMD_R_ALL, subscribe_args,
+         cmd_subscribe},
+        {"unsubscribe", "unsubscribe", CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
+        {"events-read", "events-read {after?, limit?, topics?} (since: the older name of after)",
+         CMD_READ, CMD_R_ALL, read_args, cmd_events_read},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

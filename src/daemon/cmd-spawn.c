@@ -17,6 +17,7 @@
 #include "daemon/session.h"
 #include "daemon/spawner.h"
 
+/* A page of session-read stops at this many bytes of lines, or half the reply cap (escaping). */
 #define SESSION_READ_MAX_BYTES (8 * 1024 * 1024)
 #define CAUSE_MAX              400 /* under cmd_fail's 512-byte message */
 
@@ -201,7 +202,10 @@ cmd_session_read(struct cmd_req *r)
 	sid = spawner_session_of(cmd_arg_str(r, "id"));
 	if ((res = session_read(
 	             sid, stream != NULL && strcmp(stream, "stderr") == 0 ? ".stderr" : ".jsonl",
-	             since, limit, SESSION_READ_MAX_BYTES, &cause)) == NULL) {
+	             since, limit,
+	             D.cfg.max_reply / 2 < SESSION_READ_MAX_BYTES ? D.cfg.max_reply / 2
+	                                                          : SESSION_READ_MAX_BYTES,
+	             &cause)) == NULL) {
 		fail_cause(r, ERR_NOT_FOUND, cause);
 		free(cause);
 	} else {

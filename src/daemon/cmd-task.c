@@ -125,37 +125,69 @@ limit_arg(struct cmd_req *r)
 	return n;
 }
 
+/*
+ * task-list and task-ready build their reply as text, page by page from
+ * the store, and stop at the reply cap (--max-reply): a list that does not
+ * fit is refused naming the limit, and never built whole.
+ */
+static struct buf list_json;
+
+static void
+task_page_reply(struct cmd_req *r, struct store_task_page *pg, int paged)
+{
+	struct store_err e;
+
+	buf_reset(&list_json);
+	buf_add(&list_json, "{\"items\":[", 10);
+	pg->max_bytes = D.cfg.max_reply;
+	if (store_task_list_json(D.store, pg, &list_json, &e) == -1)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else if (pg->over)
+		cmd_fail_too_big(r, "tasks", "a smaller limit, or pages with after");
+	else {
+		buf_addc(&list_json, ']');
+		if (paged)
+			buf_printf(&list_json, ",\"next\":%lld,\"more\":%s", pg->last_id,
+			           pg->more ? "true" : "false");
+		buf_addc(&list_json, '}');
+		cmd_ok_raw(r, buf_head(&list_json), buf_used(&list_json));
+	}
+	if (list_json.cap > 65536)
+		buf_free(&list_json);
+}
+
 static void
 cmd_task_list(struct cmd_req *r)
 {
-	struct store_err e;
-	const char *status = status_arg(r);
-	long long limit;
-	json_t *res;
+	struct store_task_page pg = {0};
 
-	if (r->replied || (limit = limit_arg(r)) == -1)
+	pg.status = status_arg(r);
+	if (r->replied || (pg.limit = limit_arg(r)) == -1)
 		return;
-	res = store_task_list(D.store, status, cmd_arg_str(r, "owner"),
-	                      cmd_arg_bool_or(r, "ready", 0), limit, &e);
-	if (res == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
-	else
-		cmd_ok(r, res);
+	pg.owner = cmd_arg_str(r, "owner");
+	pg.ready_only = cmd_arg_bool_or(r, "ready", 0);
+	pg.after = cmd_arg_int_or(r, "after", 0);
+	if (pg.after < 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "after must be a task id (0 or more)");
+		return;
+	}
+	if (pg.ready_only && pg.after != 0) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT,
+		         "after pages by id and cannot be used with ready (the queue's order)");
+		return;
+	}
+	task_page_reply(r, &pg, 1);
 }
 
 static void
 cmd_task_ready(struct cmd_req *r)
 {
-	struct store_err e;
-	long long limit;
-	json_t *res;
+	struct store_task_page pg = {0};
 
-	if ((limit = limit_arg(r)) == -1)
+	if ((pg.limit = limit_arg(r)) == -1)
 		return;
-	if ((res = store_task_list(D.store, NULL, NULL, 1, limit, &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
-	else
-		cmd_ok(r, res);
+	pg.ready_only = 1;
+	task_page_reply(r, &pg, 0);
 }
 
 static void
@@ -242,11 +274,9 @@ static const struct cmd_arg create_args[] = {{"title", ARG_STR, 1},
                                              {"priority", ARG_INT, 0},
                                              {"depends_on", ARG_ARR, 0},
                                              {NULL, 0, 0}};
-static const struct cmd_arg list_args[] = {{"status", ARG_STR, 0},
-                                           {"owner", ARG_STR, 0},
-                                           {"limit", ARG_INT, 0},
-                                           {"ready", ARG_BOOL, 0},
-                                           {NULL, 0, 0}};
+static const struct cmd_arg list_args[] = {{"status", ARG_STR, 0}, {"owner", ARG_STR, 0},
+                                           {"limit", ARG_INT, 0},  {"ready", ARG_BOOL, 0},
+                                           {"after", ARG_INT, 0},  {NULL, 0, 0}};
 static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0}, {NULL, 0, 0}};
 static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1}, {NULL, 0, 0}};
 static const struct cmd_arg claim_args[] = {
@@ -263,7 +293,7 @@ static const struct cmd_arg release_args[] = {
 const struct cmd_entry cmd_task_entries[] = {
         {"task-create", "task-create {title, body?, priority?, depends_on?}", CMD_WRITE, CMD_R_ALL,
          create_args, cmd_task_create},
-        {"task-list", "task-list {status?, owner?, ready?, limit?}", CMD_READ, CMD_R_ALL, list_args,
+        {"task-list", "task-list {status?, owner?, ready?, limit?, after?}", CMD_READ, CMD_R_ALL, list_args,
          cmd_task_list},
         {"task-show", "task-show {id}", CMD_READ, CMD_R_ALL, id_args, cmd_task_show},
         {"task-ready", "task-ready {limit?}", CMD_READ, CMD_R_ALL, ready_args, cmd_task_ready},

@@ -89,6 +89,9 @@ void cmd_ok_raw(struct cmd_req *, const char *result, size_t len);
 /* Reply with an error code from proto.h and a message. */
 void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Refuse a reply that would pass --max-reply: invalid_argument naming the limit, asking
+ * for fewer `what` and saying how (hint). */
+void cmd_fail_too_big(struct cmd_req *, const char *what, const char *hint);
 /* Keep the request alive after exec returns (CMD_ASYNC); reply later. */
 void cmd_req_hold(struct cmd_req *);
 

@@ -30,7 +30,13 @@ struct daemon_config {
 	int allow_unconfined; /* --allow-unconfined: spawns without a jail are allowed */
 	size_t max_line;
 	int max_clients;
-	size_t max_output;
+	size_t max_output; /* unread output per client (a live subscriber past it is dropped) */
+	size_t max_output_total; /* unread output of all clients together */
+	size_t max_reply;        /* one reply line */
+	int max_clients_per_uid; /* connections per uid (admins: no quota) */
+	int admin_slots;         /* of max_clients, kept for admins */
+	int admin_slots_set;
+	int64_t line_timeout_ms; /* a partial line older than this closes its connection */
 	int64_t stall_ms;
 	int64_t kill_grace_ms;
 };

@@ -69,6 +69,9 @@ static void __attribute__((noreturn)) usage(int code)
 	        "                      [--log-level error|warn|info|debug]\n"
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
+	        "                      [--max-output-total BYTES] [--max-reply BYTES]\n"
+	        "                      [--max-clients-per-uid N] [--admin-slots N]\n"
+	        "                      [--line-timeout-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
 	        "                      [--sync normal|full] [--version]\n");
 	exit(code);
@@ -112,7 +115,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"group", required_argument, NULL, 'g'},
 	        {"admin-group", required_argument, NULL, 6},
 	        {"no-spawn", no_argument, NULL, 7},
-	        {"allow-unconfined", no_argument, NULL, 10},
+	        {"allow-unconfined", no_argument, NULL, 21},
 	        {"log-level", required_argument, NULL, 'l'},
 	        {"log", required_argument, NULL, 'L'},
 	        {"foreground", no_argument, NULL, 'f'},
@@ -124,6 +127,11 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"store", required_argument, NULL, 8},
 	        {"host-id", required_argument, NULL, 9},
 	        {"sync", required_argument, NULL, 20},
+	        {"max-output-total", required_argument, NULL, 10},
+	        {"max-reply", required_argument, NULL, 11},
+	        {"max-clients-per-uid", required_argument, NULL, 12},
+	        {"admin-slots", required_argument, NULL, 13},
+	        {"line-timeout-ms", required_argument, NULL, 14},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -153,7 +161,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 		case 7:
 			c->spawn_disabled = 1;
 			break;
-		case 10:
+		case 21:
 			c->allow_unconfined = 1;
 			break;
 		case 'l':
@@ -176,6 +184,24 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 			break;
 		case 3:
 			c->max_output = (size_t)parse_num("--max-output", optarg, 65536, 1LL << 32);
+			break;
+		case 10:
+			c->max_output_total =
+			        (size_t)parse_num("--max-output-total", optarg, 1 << 20, 1LL << 40);
+			break;
+		case 11:
+			c->max_reply = (size_t)parse_num("--max-reply", optarg, 65536, 1LL << 32);
+			break;
+		case 12:
+			c->max_clients_per_uid =
+			        (int)parse_num("--max-clients-per-uid", optarg, 1, 1000000);
+			break;
+		case 13:
+			c->admin_slots = (int)parse_num("--admin-slots", optarg, 0, 1000000);
+			c->admin_slots_set = 1;
+			break;
+		case 14:
+			c->line_timeout_ms = parse_num("--line-timeout-ms", optarg, 100, 86400000);
 			break;
 		case 4:
 			c->stall_ms = parse_num("--stall-ms", optarg, 100, 86400000);
@@ -236,6 +262,25 @@ resolve_paths(void)
 		c->max_clients = 1024;
 	if (c->max_output == 0)
 		c->max_output = 8 * 1024 * 1024;
+	if (c->max_output_total == 0)
+		c->max_output_total = 64 * 1024 * 1024;
+	if (c->max_reply == 0 || c->max_reply > c->max_output)
+		c->max_reply = c->max_output; /* one reply always fits a client's output */
+	if (c->max_reply > c->max_output_total / 2)
+		c->max_reply = c->max_output_total / 2; /* and leaves room for everyone else's */
+	if (c->max_clients_per_uid == 0)
+		c->max_clients_per_uid = 256;
+	if (!c->admin_slots_set)
+		c->admin_slots = c->max_clients >= 64 ? 16 : c->max_clients / 4;
+	if (c->admin_slots >= c->max_clients) {
+		fprintf(stderr,
+		        "colibri-daemon: --admin-slots %d leaves no slot of --max-clients %d for "
+		        "other users\n",
+		        c->admin_slots, c->max_clients);
+		exit(EXIT_USAGE);
+	}
+	if (c->line_timeout_ms == 0)
+		c->line_timeout_ms = 30000;
 	if (c->stall_ms == 0)
 		c->stall_ms = 120000;
 	if (c->kill_grace_ms == 0)

@@ -12,8 +12,28 @@
  * iteration (server_flush_all, from txn.c's check handle), so a burst of
  * pipelined requests is answered with one write.  One uv_write is in
  * flight per client at most; what accumulates meanwhile waits in `out`.
- * A client whose unsent output passes max_output is dropped (a subscriber
- * that does not read).
+ *
+ * Every byte held for a client is bounded, and nobody's output can crowd
+ * out anyone else's:
+ * - back-pressure: while a client's unsent output (queued, in flight, or
+ *   held for the commit) is at the pause threshold (pause_bytes: large
+ *   while the total is low, 128 KiB once it is not), its next request is
+ *   not read; it resumes when the output drains (client_drained).  A
+ *   client that pipelines and never reads holds one threshold and one
+ *   reply.
+ * - a reply is at most --max-reply bytes: the list commands stop building
+ *   at the cap, and any reply over it becomes an invalid_argument error
+ *   naming the limit; a reply that would take the output of all clients
+ *   past --max-output-total becomes an unavailable error.  Never a silent
+ *   close.
+ * - a live subscriber whose unread events pass --max-output (or the total)
+ *   is dropped, and resumes with subscribe {since}; a subscriber catching
+ *   up replays from the store a page at a time, only while its output is
+ *   drained (the replay queue, below).
+ * - connections: --max-clients in all, the last --admin-slots of them for
+ *   admins, at most --max-clients-per-uid per other uid; a connection that
+ *   holds part of a line for --line-timeout-ms is closed.  Each refusal is
+ *   an error line.
  *
  * A connection's role (cmd.h: admin, member or agent) is decided once, in
  * on_connection, from what the kernel says about the peer at connect time,
@@ -64,6 +84,13 @@ struct client {
 	long long cursor;
 	struct client *next, *prev;
 	struct client *next_dirty;
+	int admin;              /* privileged at accept: admin slots, no per-uid quota */
+	int paused;             /* back-pressure: input is not read until output drains */
+	size_t held;            /* reply bytes txn.c holds for the commit */
+	uint64_t partial_since; /* loop time the unfinished line in `in` began, 0: none */
+	int replaying;          /* subscribed, catching up from the store, not yet live */
+	int in_rq;
+	struct client *next_rq;
 };
 
 static uv_pipe_t listener;
@@ -71,9 +98,50 @@ static int listening;
 static struct client *clients;
 static int nclients;
 static struct client *dirty;
+static size_t out_total; /* every client's unsent output: out, wbuf and held */
+static uv_timer_t line_timer;
 
 static void client_close(struct client *, const char *why);
 static void client_flush(struct client *);
+static void client_drained(struct client *);
+static void process_input(struct client *);
+
+/* Output held for c: queued, being written, or waiting for the commit. */
+static size_t
+client_pending(const struct client *c)
+{
+	return buf_used(&c->out) + buf_used(&c->wbuf) + c->held;
+}
+
+/*
+ * Back-pressure thresholds.  A client's requests are not read while its
+ * unsent output is at --max-output (where it used to be dropped), or at
+ * the small threshold (128 KiB, or a quarter of --max-output when that is
+ * less) once all clients together hold a quarter of --max-output-total:
+ * `pressure`, lifted by server_replay_run when the total falls below an
+ * eighth (the gap keeps clients that never read from being resumed, to
+ * fill up again, each time a reader drains a little).  A replay page always
+ * stops at the small threshold.
+ */
+static int pressure;
+
+static size_t
+small_bytes(void)
+{
+	size_t q = D.cfg.max_output / 4;
+
+	return q < 128 * 1024 ? q : 128 * 1024;
+}
+
+static size_t
+pause_bytes(void)
+{
+	if (pressure || out_total >= D.cfg.max_output_total / 4) {
+		pressure = 1;
+		return small_bytes();
+	}
+	return D.cfg.max_output;
+}
 
 int
 server_client_count(void)
@@ -107,14 +175,24 @@ server_client_write(struct client *c, const char *p, size_t n)
 {
 	if (c->closing)
 		return;
-	if (buf_used(&c->out) + buf_used(&c->wbuf) + n > D.cfg.max_output) {
-		log_warnx("client pid %ld: %zu bytes of output unread, dropping it",
-		          (long)c->cred.pid, buf_used(&c->out) + buf_used(&c->wbuf));
-		client_close(c, "output cap");
-		return;
-	}
 	buf_add(&c->out, p, n);
+	out_total += n;
 	client_mark_dirty(c);
+}
+
+void
+server_client_hold(struct client *c, size_t n)
+{
+	c->held += n;
+	out_total += n;
+}
+
+void
+server_client_release(struct client *c, const char *line, size_t len)
+{
+	c->held -= len;
+	out_total -= len;
+	server_client_write(c, line, len);
 }
 
 /*
@@ -132,6 +210,49 @@ reply_line(struct cmd_req *r)
 		txn_reply(r->client, buf_head(&scratch), buf_used(&scratch));
 	if (scratch.cap > 65536)
 		buf_free(&scratch); /* do not keep a large reply's buffer */
+}
+
+static json_t *error_envelope(json_t *id, const char *code, const char *msg);
+static void reply_send(struct cmd_req *r, json_t *env);
+
+void
+cmd_fail_too_big(struct cmd_req *r, const char *what, const char *hint)
+{
+	cmd_fail(r, ERR_INVALID_ARGUMENT,
+	         "%s: the reply passes the limit of %zu bytes (--max-reply); ask for fewer %s (%s)",
+	         r->entry != NULL ? r->entry->name : "reply", D.cfg.max_reply, what, hint);
+}
+
+/*
+ * An ok reply in scratch: sent, or, over the reply cap or the total output
+ * cap, turned into an error (the command then counts as failed, so a write
+ * is rolled back with it).
+ */
+static void
+reply_ok_line(struct cmd_req *r)
+{
+	char msg[256];
+	size_t n = buf_used(&scratch);
+
+	if (r->client == NULL ||
+	    (n <= D.cfg.max_reply && out_total + n <= D.cfg.max_output_total)) {
+		reply_line(r);
+		return;
+	}
+	r->failed = 1;
+	if (n > D.cfg.max_reply) {
+		snprintf(msg, sizeof msg,
+		         "%s: the reply passes the limit of %zu bytes (--max-reply); ask for less "
+		         "(a smaller limit, or pages with after)",
+		         r->entry != NULL ? r->entry->name : "reply", D.cfg.max_reply);
+		reply_send(r, error_envelope(r->id, ERR_INVALID_ARGUMENT, msg));
+		return;
+	}
+	snprintf(msg, sizeof msg,
+	         "the daemon holds %zu bytes of unread output for its clients, at its limit "
+	         "(--max-output-total %zu); read your replies, then retry",
+	         out_total, D.cfg.max_output_total);
+	reply_send(r, error_envelope(r->id, ERR_UNAVAILABLE, msg));
 }
 
 /* The generic error that replaces a reply jsonw could not encode (logged). */
@@ -214,7 +335,7 @@ cmd_ok(struct cmd_req *r, json_t *result)
 		reply_unencodable(r);
 	else {
 		buf_add(&scratch, "}\n", 2);
-		reply_line(r);
+		reply_ok_line(r);
 	}
 	json_decref(result);
 	ok_done(r);
@@ -231,7 +352,7 @@ cmd_ok_raw(struct cmd_req *r, const char *result, size_t len)
 	else {
 		buf_add(&scratch, result, len);
 		buf_add(&scratch, "}\n", 2);
-		reply_line(r);
+		reply_ok_line(r);
 	}
 	ok_done(r);
 }
@@ -291,6 +412,8 @@ server_client_fail_held(struct client *c, const char *line, size_t len, const ch
 	json_t *orig = json_loadb(line, len, 0, NULL), *env;
 	char *s;
 
+	c->held -= len; /* the reply it replaces was counted as c's output */
+	out_total -= len;
 	env = error_envelope(json_object_get(orig, "id"), ERR_UNAVAILABLE, why);
 	s = json_dumps(env, JSON_COMPACT);
 	server_client_write(c, s, strlen(s));
@@ -474,13 +597,39 @@ out:
 	json_decref(req);
 }
 
+/* Back-pressure: read no more of c's requests until its output drains. */
+static void
+client_pause(struct client *c)
+{
+	if (c->paused || c->detached)
+		return;
+	c->paused = 1;
+	c->partial_since = 0; /* it is our turn, not the client's */
+	uv_read_stop((uv_stream_t *)&c->pipe);
+}
+
+/* Note when c's unfinished line began (consumed: a line was taken in this read). */
+static void
+client_note_partial(struct client *c, int consumed)
+{
+	if (buf_used(&c->in) == 0 || c->paused)
+		c->partial_since = 0;
+	else if (consumed || c->partial_since == 0)
+		c->partial_since = uv_now(D.loop);
+}
+
 static void
 process_input(struct client *c)
 {
 	char *p, *nl;
 	size_t n;
+	int consumed = 0;
 
 	while (!c->closing && !c->close_after_flush) {
+		if (!c->detached && client_pending(c) >= pause_bytes()) {
+			client_pause(c);
+			return;
+		}
 		p = buf_head(&c->in);
 		n = buf_used(&c->in);
 		nl = memchr(p, '\n', n < D.cfg.max_line + 1 ? n : D.cfg.max_line + 1);
@@ -494,10 +643,38 @@ process_input(struct client *c)
 					uv_read_stop((uv_stream_t *)&c->pipe);
 				buf_reset(&c->in);
 			}
+			client_note_partial(c, consumed);
 			return;
 		}
 		handle_line(c, p, (size_t)(nl - p));
 		buf_consume(&c->in, (size_t)(nl - p) + 1);
+		consumed = 1;
+	}
+}
+
+/*
+ * c's output went below the pause threshold: read its requests again (and
+ * run those already read), and put it back in the replay queue if it is
+ * catching up.
+ */
+static void replay_enqueue(struct client *);
+static void replay_remove(struct client *);
+static void replay_kick(void);
+static void on_alloc(uv_handle_t *, size_t, uv_buf_t *);
+static void on_read(uv_stream_t *, ssize_t, const uv_buf_t *);
+
+static void
+client_drained(struct client *c)
+{
+	if (c->closing)
+		return;
+	if (c->replaying && client_pending(c) < small_bytes())
+		replay_enqueue(c);
+	if (c->paused && client_pending(c) < pause_bytes()) {
+		c->paused = 0;
+		if (!c->close_after_flush)
+			uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+		process_input(c);
 	}
 }
 
@@ -552,6 +729,10 @@ client_close(struct client *c, const char *why)
 	c->closing = 1;
 	if (why != NULL)
 		log_debug("client pid %ld closed: %s", (long)c->cred.pid, why);
+	out_total -= client_pending(c);
+	c->held = 0;
+	c->replaying = 0;
+	replay_remove(c);
 	txn_forget_client(c);
 	for (r = held_reqs; r != NULL; r = r->next)
 		if (r->client == c)
@@ -580,13 +761,18 @@ on_write(uv_write_t *w, int status)
 	struct client *c = w->data;
 
 	c->writing = 0;
+	if (!c->closing)
+		out_total -= buf_used(&c->wbuf);
 	buf_reset(&c->wbuf);
+	if (c->wbuf.cap > 65536)
+		buf_free(&c->wbuf); /* do not keep a large reply's buffer */
 	if (c->closing)
 		return;
 	if (status < 0) {
 		client_close(c, uv_strerror(status));
 		return;
 	}
+	replay_kick();
 	client_flush(c);
 }
 
@@ -601,9 +787,10 @@ client_flush(struct client *c)
 	if (buf_used(&c->out) > 0) {
 		ub = uv_buf_init(buf_head(&c->out), (unsigned int)buf_used(&c->out));
 		n = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
-		if (n > 0)
+		if (n > 0) {
 			buf_consume(&c->out, (size_t)n);
-		else if (n < 0 && n != UV_EAGAIN) {
+			out_total -= (size_t)n;
+		} else if (n < 0 && n != UV_EAGAIN) {
 			client_close(c, uv_strerror(n));
 			return;
 		}
@@ -620,11 +807,16 @@ client_flush(struct client *c)
 		if (uv_write(&c->wreq, (uv_stream_t *)&c->pipe, &ub, 1, on_write) < 0) {
 			c->writing = 0;
 			client_close(c, "write failed");
+			return;
 		}
+		client_drained(c);
 		return;
 	}
-	if (c->close_after_flush)
+	if (c->close_after_flush) {
 		client_close(c, "closed after error");
+		return;
+	}
+	client_drained(c);
 }
 
 void
@@ -639,19 +831,200 @@ server_flush_all(void)
 	}
 }
 
+/*
+ * Subscribers.  A live subscriber gets each event as it is published
+ * (after its commit), if its seq is past the client's cursor.  One that
+ * asked for a replay (subscribe {since}) is not live: it waits in the
+ * replay queue, and each loop iteration, right after the commit
+ * (server_replay_run, from txn.c's check handle, so no transaction is open
+ * and the store holds every event published so far), up to REPLAY_STEPS
+ * queued clients get one page: the stored events after their cursor, at
+ * most REPLAY_ROWS rows looked at, written until the client's output
+ * reaches the pause threshold.  A client whose output is not drained
+ * leaves the queue and rejoins it when it drains (client_drained), so a
+ * subscriber that does not read costs one threshold of memory and no
+ * work.  The page that reaches the end of the log makes the client live at
+ * its cursor: events published while it replayed were in the store for
+ * the replay to find, and later ones have a higher seq, so there is no gap
+ * and no duplicate.
+ */
+#define REPLAY_STEPS 8
+#define REPLAY_ROWS  512
+
+static struct client *rq_head, *rq_tail;
+static uv_idle_t replay_idle;
+
+/* Does subscriber c want events of topic? */
+static int
+client_wants(const struct client *c, const char *topic)
+{
+	return cmd_event_visible(c->role, topic) && store_topic_matches(c->topics, topic);
+}
+
+static void
+replay_enqueue(struct client *c)
+{
+	if (c->in_rq)
+		return;
+	c->in_rq = 1;
+	c->next_rq = NULL;
+	if (rq_tail != NULL)
+		rq_tail->next_rq = c;
+	else
+		rq_head = c;
+	rq_tail = c;
+	replay_kick();
+}
+
+static void
+replay_remove(struct client *c)
+{
+	struct client **pp, *prev = NULL;
+
+	if (!c->in_rq)
+		return;
+	for (pp = &rq_head; *pp != NULL; prev = *pp, pp = &(*pp)->next_rq) {
+		if (*pp == c) {
+			*pp = c->next_rq;
+			if (rq_tail == c)
+				rq_tail = prev;
+			break;
+		}
+	}
+	c->in_rq = 0;
+}
+
+static void
+replay_idle_cb(uv_idle_t *h)
+{
+	(void)h; /* only keeps poll from blocking while a page is due */
+}
+
+/* A page is due: do not let the loop sleep in poll before the next check. */
+static void
+replay_kick(void)
+{
+	static int ready;
+
+	if (rq_head == NULL || out_total >= D.cfg.max_output_total)
+		return;
+	if (!ready) {
+		uv_idle_init(D.loop, &replay_idle);
+		ready = 1;
+	}
+	uv_idle_start(&replay_idle, replay_idle_cb);
+}
+
+struct replay_page {
+	struct client *c;
+	long long rows;
+	int full;
+};
+
+static int
+replay_row(long long seq, int64_t ts, const char *topic, const char *data, void *arg)
+{
+	struct replay_page *pg = arg;
+	struct client *c = pg->c;
+	size_t len;
+	char *line;
+
+	pg->rows++;
+	c->cursor = seq;
+	if (client_wants(c, topic)) {
+		line = events_line(seq, ts, topic, data, &len);
+		server_client_write(c, line, len);
+		free(line);
+	}
+	if (client_pending(c) >= small_bytes()) {
+		pg->full = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* One page for c; at the end of the log it goes live.  0, or -1 when the store failed. */
+static int
+replay_step(struct client *c)
+{
+	struct replay_page pg = {c, 0, 0};
+
+	if (store_event_scan(D.store, c->cursor, REPLAY_ROWS, NULL, replay_row, &pg) < 0)
+		return -1;
+	if (!pg.full && pg.rows < REPLAY_ROWS)
+		c->replaying = 0;
+	return 0;
+}
+
+/* The total fell back below an eighth of its cap: clients paused at the small threshold resume. */
+static void
+pressure_relief(void)
+{
+	struct client *c, *next;
+
+	if (!pressure || out_total >= D.cfg.max_output_total / 8)
+		return;
+	pressure = 0;
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->paused)
+			client_drained(c);
+	}
+}
+
 void
-server_client_subscribe(struct client *c, json_t *topics, long long cursor)
+server_replay_run(void)
+{
+	struct client *c;
+	int steps;
+
+	/*
+	 * Never inside a transaction: a page must not carry an event that a
+	 * rollback could take back (txn.c calls this right after its commit;
+	 * the clients pressure_relief resumes may open the next one).
+	 */
+	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down && !txn_open();
+	     steps++) {
+		if (out_total >= D.cfg.max_output_total)
+			break; /* resumed by replay_kick when some output drains */
+		c = rq_head;
+		replay_remove(c);
+		if (c->closing || !c->replaying || client_pending(c) >= small_bytes())
+			continue; /* client_drained puts it back */
+		if (replay_step(c) == -1) {
+			log_warnx("client pid %ld: the event log could not be read; dropping it",
+			          (long)c->cred.pid);
+			client_close(c, "replay failed");
+			continue;
+		}
+		if (c->replaying)
+			replay_enqueue(c);
+	}
+	if (rq_head == NULL || out_total >= D.cfg.max_output_total || D.shutting_down)
+		uv_idle_stop(&replay_idle); /* a no-op on a handle never started */
+	pressure_relief();
+}
+
+void
+server_client_subscribe(struct client *c, json_t *topics, long long cursor, int replay)
 {
 	json_decref(c->topics);
 	c->topics = topics != NULL ? json_incref(topics) : NULL;
 	c->cursor = cursor;
 	c->subscribed = 1;
+	c->replaying = replay;
+	if (replay)
+		replay_enqueue(c);
+	else
+		replay_remove(c);
 }
 
 void
 server_client_unsubscribe(struct client *c)
 {
 	c->subscribed = 0;
+	c->replaying = 0;
+	replay_remove(c);
 }
 
 void
@@ -661,11 +1034,20 @@ server_publish(long long seq, const char *topic, const char *line, size_t len)
 
 	for (c = clients; c != NULL; c = next) {
 		next = c->next;
-		if (!c->subscribed || c->closing || seq <= c->cursor)
+		if (!c->subscribed || c->replaying || c->closing || seq <= c->cursor)
 			continue;
 		c->cursor = seq;
-		if (cmd_event_visible(c->role, topic) && store_topic_matches(c->topics, topic))
-			server_client_write(c, line, len);
+		if (!client_wants(c, topic))
+			continue;
+		if (client_pending(c) + len > D.cfg.max_output ||
+		    out_total + len > D.cfg.max_output_total) {
+			log_warnx("client pid %ld: %zu bytes of output unread (all clients: %zu), "
+			          "dropping it",
+			          (long)c->cred.pid, client_pending(c), out_total);
+			client_close(c, "output cap");
+			continue;
+		}
+		server_client_write(c, line, len);
 	}
 }
 
@@ -679,11 +1061,45 @@ client_link(struct client *c)
 	nclients++;
 }
 
+/*
+ * May c connect?  -1 with why filled when not: shutting down, every slot
+ * taken, only the admins' slots left (c is no admin), or c's uid already
+ * holds its quota (admins have none).
+ */
+static int
+client_refusal(const struct client *c, char *why, size_t len)
+{
+	const struct client *o;
+	int same = 0;
+
+	if (D.shutting_down)
+		snprintf(why, len, "the daemon is shutting down");
+	else if (nclients >= D.cfg.max_clients)
+		snprintf(why, len, "too many clients (--max-clients %d)", D.cfg.max_clients);
+	else if (c->admin)
+		return 0;
+	else if (nclients >= D.cfg.max_clients - D.cfg.admin_slots)
+		snprintf(why, len,
+		         "too many clients: the last %d of the %d connection slots are kept for "
+		         "admins (--admin-slots)",
+		         D.cfg.admin_slots, D.cfg.max_clients);
+	else {
+		for (o = clients; o != NULL; o = o->next)
+			same += o->cred.uid == c->cred.uid && !o->closing && !o->close_after_flush;
+		if (same < D.cfg.max_clients_per_uid)
+			return 0;
+		snprintf(why, len, "too many connections for uid %ld: %d (--max-clients-per-uid)",
+		         (long)c->cred.uid, same);
+	}
+	return -1;
+}
+
 static void
 on_connection(uv_stream_t *s, int status)
 {
 	struct client *c;
 	uv_os_fd_t fd;
+	char why[256];
 
 	if (status < 0) {
 		log_warnx("accept: %s", uv_strerror(status));
@@ -707,15 +1123,58 @@ on_connection(uv_stream_t *s, int status)
 		return;
 	}
 	c->role = client_decide_role(c);
-	client_link(c);
-	if (nclients > D.cfg.max_clients || D.shutting_down) {
-		send_error(c, NULL, ERR_UNAVAILABLE, "%s",
-		           D.shutting_down ? "the daemon is shutting down" : "too many clients");
+	c->admin = c->role == CMD_R_ADMIN;
+	if (client_refusal(c, why, sizeof why) == -1) {
+		client_link(c);
+		send_error(c, NULL, ERR_UNAVAILABLE, "%s", why);
 		c->close_after_flush = 1;
 		client_mark_dirty(c);
 		return;
 	}
+	client_link(c);
 	uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+/*
+ * The partial-line timeout: a connection that has sent part of a line and
+ * not its end within --line-timeout-ms is told so and closed (a client
+ * that opens a request and stalls would otherwise hold its slot and its
+ * buffer for ever).  Checked by one timer for all connections.
+ */
+static void
+line_timer_cb(uv_timer_t *t)
+{
+	struct client *c, *next;
+	uint64_t now = uv_now(D.loop);
+
+	(void)t;
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->partial_since == 0 || c->detached || c->closing || c->close_after_flush ||
+		    now - c->partial_since < (uint64_t)D.cfg.line_timeout_ms)
+			continue;
+		log_info("client pid %ld: a partial line for %lld ms; closing it",
+		         (long)c->cred.pid, (long long)(now - c->partial_since));
+		send_error(
+		        c, NULL, ERR_BAD_REQUEST,
+		        "no end of line within %lld ms (--line-timeout-ms); closing the connection",
+		        (long long)D.cfg.line_timeout_ms);
+		c->partial_since = 0;
+		c->close_after_flush = 1;
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		buf_reset(&c->in);
+	}
+}
+
+static void
+line_timer_start(void)
+{
+	uint64_t every = (uint64_t)D.cfg.line_timeout_ms / 4;
+
+	uv_timer_init(D.loop, &line_timer);
+	uv_timer_start(&line_timer, line_timer_cb, every,
+	               every > 1000 ? 1000 : (every ? every : 1));
+	uv_unref((uv_handle_t *)&line_timer);
 }
 
 /* With --group G, give path to G (the socket or its directory), or fail naming why. */
@@ -813,6 +1272,7 @@ server_start(char **cause)
 		return -1;
 	}
 	listening = 1;
+	line_timer_start();
 	return 0;
 }
 
@@ -832,6 +1292,10 @@ server_close(void)
 	server_stop_accepting();
 	while (clients != NULL)
 		client_close(clients, "shutdown");
+	if (line_timer.loop != NULL)
+		uv_close((uv_handle_t *)&line_timer, NULL);
+	if (replay_idle.loop != NULL)
+		uv_close((uv_handle_t *)&replay_idle, NULL);
 }
 
 /*
@@ -851,6 +1315,7 @@ server_client_new_detached(uid_t uid, gid_t gid)
 	c->cred.gid = gid;
 	c->cred.pid = -1;
 	c->role = client_decide_role(c);
+	c->admin = c->role == CMD_R_ADMIN;
 	buf_init(&c->in);
 	buf_init(&c->out);
 	buf_init(&c->wbuf);
@@ -875,6 +1340,7 @@ server_client_take_output(struct client *c, struct buf *to)
 	if (n > 0)
 		buf_add(to, buf_head(&c->out), n);
 	buf_reset(&c->out);
+	out_total -= n;
 	return n;
 }
 

@@ -4,8 +4,8 @@
  * The server accepts connections on the Unix socket, reads newline-framed
  * requests, parses each once, looks the command up in the command table,
  * checks arguments and privilege, and runs it.  Output to each client is
- * buffered and written once per loop iteration; a client whose pending
- * output passes the cap is dropped.
+ * buffered and written once per loop iteration, with back-pressure and
+ * caps (see server.c).
  */
 #ifndef COLIBRI_SERVER_H
 #define COLIBRI_SERVER_H
@@ -28,13 +28,22 @@ int server_output_pending(void);
 
 /* Queue bytes for a client (a reply or an event line). */
 void server_client_write(struct client *, const char *, size_t);
+/* txn.c holds n bytes of reply for c until the commit (counted as c's output) ... */
+void server_client_hold(struct client *, size_t n);
+/* ... and at the commit hands them over (or an error in their place: fail_held). */
+void server_client_release(struct client *, const char *line, size_t len);
 /* A held reply whose commit failed: send an internal error for its id instead. */
 void server_client_fail_held(struct client *, const char *line, size_t len, const char *why);
 /* Write out every client's queued output (called once per loop iteration). */
 void server_flush_all(void);
 
-/* Make a client a subscriber from cursor on (events with seq > cursor). */
-void server_client_subscribe(struct client *, json_t *topics, long long cursor);
+/*
+ * Make a client a subscriber from cursor on (events with seq > cursor):
+ * live at once, or, with replay, after catching up from the store a page at
+ * a time (server_replay_run, once per loop iteration after the commit).
+ */
+void server_client_subscribe(struct client *, json_t *topics, long long cursor, int replay);
+void server_replay_run(void);
 void server_client_unsubscribe(struct client *);
 /* Send an event line to every subscriber whose topics match and cursor is behind. */
 void server_publish(long long seq, const char *topic, const char *line, size_t len);

@@ -51,6 +51,7 @@ txn_check_cb(uv_check_t *h)
 {
 	(void)h;
 	txn_flush();
+	server_replay_run();
 	server_flush_all();
 	if (D.store != NULL && store_snapshot_open(D.store) &&
 	    !uv_is_active((uv_handle_t *)&snapshot_timer))
@@ -145,7 +146,7 @@ txn_flush(void)
 	for (i = 0; i < nheld; i++) {
 		if (held[i].client != NULL) {
 			if (ok)
-				server_client_write(held[i].client, held[i].line, held[i].len);
+				server_client_release(held[i].client, held[i].line, held[i].len);
 			else
 				server_client_fail_held(held[i].client, held[i].line, held[i].len,
 				                        e.msg);
@@ -169,6 +170,7 @@ txn_reply(struct client *c, const char *line, size_t len)
 	if (nheld == capheld)
 		held = xreallocarray(held, capheld = capheld ? capheld * 2 : 64, sizeof *held);
 	held[nheld].client = c;
+	server_client_hold(c, len);
 	held[nheld].line = xmalloc(len);
 	memcpy(held[nheld].line, line, len);
 	held[nheld].len = len;

@@ -34,8 +34,9 @@ const struct mcp_tool mcp_tools[] = {
         {"task_create", "task-create", "Create a task.",
          REQ("'title':" STR ",'body':" STR ",'priority':" INT ",'depends_on':" INTS, "'title'"),
          TASK, 0},
-        {"task_list", "task-list", "List tasks.",
-         OBJ("'status':" STR ",'owner':" STR ",'ready':{'type':'boolean'},'limit':" INT),
+        {"task_list", "task-list", "List tasks; page: after=next while more.",
+         OBJ("'status':" STR ",'owner':" STR ",'ready':{'type':'boolean'},'limit':" INT
+             ",'after':" INT),
          ITEMS(TASK), 0},
         {"task_show", "task-show", "Show a task.", REQ("'id':" INT, "'id'"), TASK, 0},
         {"task_ready", "task-ready", "Ready queue: open tasks whose dependencies are done.",

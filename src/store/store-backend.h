@@ -43,7 +43,7 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	                         struct buf *, struct store_err *);                                \
 	json_t *P##task_get(T *, long long, struct store_err *);                                   \
 	int P##task_get_json(T *, long long, struct buf *, struct store_err *);                    \
-	json_t *P##task_list(T *, const char *, const char *, int, long long, struct store_err *); \
+	int P##task_list_json(T *, struct store_task_page *, struct buf *, struct store_err *);    \
 	json_t *P##task_claim(T *, const char *, long long, long long, int64_t,                    \
 	                      struct store_err *);                                                 \
 	json_t *P##task_update(T *, long long, json_t *, const char *, int64_t,                    \

@@ -953,48 +953,77 @@ pg_store_snapshot_open(struct pg_store *s)
 	return 0;
 }
 
-static json_t *
-task_items(struct pg_store *s, PGresult *r, const char *what, struct store_err *e)
-{
-	json_t *items;
-	int i;
+/*
+ * A page of task-list, fetched in chunks of TASK_CHUNK rows (the next one
+ * after the last row seen: by id, or by (priority desc, id) for the ready
+ * queue), so neither libpq's result nor the text outgrows the cap.
+ */
+#define TASK_CHUNK 256
 
-	if (r == NULL) {
-		pg_dberr(s, e, what);
-		return NULL;
-	}
-	items = json_array();
-	for (i = 0; i < PQntuples(r); i++)
-		json_array_append_new(items, task_from_row(r, i));
-	PQclear(r);
-	return json_pack("{s:o}", "items", items);
-}
-
-json_t *
-pg_store_task_list(struct pg_store *s, const char *status, const char *owner, int ready_only,
-                   long long limit, struct store_err *e)
+static PGresult *
+task_chunk(struct pg_store *s, struct store_task_page *pg, long long prio, long long n)
 {
 	struct pg_params p = {0};
 
-	if (ready_only) {
-		pp_int(&p, limit);
-		return task_items(s,
-		                  pg_run(s,
-		                         "SELECT " TASK_COLS " FROM tasks t WHERE " READY_WHERE
-		                         " ORDER BY t.priority DESC, t.id LIMIT $1",
-		                         &p),
-		                  "task-list", e);
+	if (pg->ready_only) {
+		pp_int(&p, pg->count > 0);
+		pp_int(&p, prio);
+		pp_int(&p, pg->last_id);
+		pp_int(&p, n);
+		return pg_run(s,
+		              "SELECT " TASK_COLS " FROM tasks t WHERE " READY_WHERE
+		              " AND ($1 = 0 OR t.priority < $2 OR (t.priority = $2 AND t.id > $3))"
+		              " ORDER BY t.priority DESC, t.id LIMIT $4",
+		              &p);
 	}
-	pp_text(&p, status);
-	pp_text(&p, owner);
-	pp_int(&p, limit);
-	return task_items(s,
-	                  pg_run(s,
-	                         "SELECT " TASK_COLS " FROM tasks t WHERE ($1::text IS NULL OR "
-	                         "t.status = $1) AND ($2::text IS NULL OR t.owner = $2) ORDER BY "
-	                         "t.id LIMIT $3",
-	                         &p),
-	                  "task-list", e);
+	pp_text(&p, pg->status);
+	pp_text(&p, pg->owner);
+	pp_int(&p, pg->last_id);
+	pp_int(&p, n);
+	return pg_run(s,
+	              "SELECT " TASK_COLS " FROM tasks t WHERE ($1::text IS NULL OR "
+	              "t.status = $1) AND ($2::text IS NULL OR t.owner = $2) AND t.id > $3 "
+	              "ORDER BY t.id LIMIT $4",
+	              &p);
+}
+
+int
+pg_store_task_list_json(struct pg_store *s, struct store_task_page *pg, struct buf *out,
+                        struct store_err *e)
+{
+	size_t start = out->len;
+	long long prio = 0, want;
+	PGresult *r;
+	int i, rows;
+	json_t *t;
+
+	do {
+		want = pg->limit + 1 - pg->count; /* one more: is there a next page? */
+		if ((r = task_chunk(s, pg, prio, want < TASK_CHUNK ? want : TASK_CHUNK)) == NULL) {
+			pg_dberr(s, e, "task-list");
+			return -1;
+		}
+		rows = PQntuples(r);
+		for (i = 0; i < rows && !pg->more && !pg->over; i++) {
+			if (pg->count == pg->limit) {
+				pg->more = 1;
+				break;
+			}
+			if (pg->count > 0)
+				buf_addc(out, ',');
+			t = task_from_row(r, i);
+			if (jsonw_dump(out, t) == -1)
+				buf_add(out, "null", 4);
+			json_decref(t);
+			pg->count++;
+			pg->last_id = pg_int(r, i, 0, 0);
+			prio = pg_int(r, i, 4, 0);
+			if (pg->max_bytes > 0 && out->len - start > pg->max_bytes)
+				pg->over = 1;
+		}
+		PQclear(r);
+	} while (rows == TASK_CHUNK && !pg->more && !pg->over);
+	return 0;
 }
 
 /* Claim the next ready task: one statement, the row picked with FOR UPDATE SKIP LOCKED. */

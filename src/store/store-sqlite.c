@@ -1030,35 +1030,50 @@ dberr:
 	return -1;
 }
 
-json_t *
-sqlite_store_task_list(struct sqlite_store *s, const char *status, const char *owner,
-                       int ready_only, long long limit, struct store_err *e)
-{
-	sqlite3_stmt *q;
-	json_t *items = json_array();
+/* TASK_JSON_SQL's columns for a page of task-list: by id after ?3, or the ready queue. */
+#define TASK_PAGE_COLS                                                                             \
+	"SELECT " TASK_COLS ", (SELECT group_concat(dep) FROM task_deps d WHERE d.task = t.id) "   \
+	"FROM tasks t WHERE "
 
-	if (ready_only)
-		q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE " READY_WHERE
-		          " ORDER BY t.priority DESC, t.id LIMIT ?");
+int
+sqlite_store_task_list_json(struct sqlite_store *s, struct store_task_page *pg, struct buf *out,
+                            struct store_err *e)
+{
+	size_t start = out->len;
+	sqlite3_stmt *q;
+
+	if (pg->ready_only)
+		q = st(s, TASK_PAGE_COLS READY_WHERE " ORDER BY t.priority DESC, t.id LIMIT ?4");
 	else
-		q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE (?1 IS NULL OR t.status = ?1) "
-		          "AND (?2 IS NULL OR t.owner = ?2) ORDER BY t.id LIMIT ?3");
+		q = st(s, TASK_PAGE_COLS "(?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR "
+		                         "t.owner = ?2) AND t.id > ?3 ORDER BY t.id LIMIT ?4");
 	if (q == NULL) {
-		json_decref(items);
 		store_dberr(s, e, "task-list");
-		return NULL;
+		return -1;
 	}
-	if (ready_only) {
-		sqlite3_bind_int64(q, 1, limit);
-	} else {
-		bind_text_or_null(q, 1, status);
-		bind_text_or_null(q, 2, owner);
-		sqlite3_bind_int64(q, 3, limit);
+	if (!pg->ready_only) {
+		bind_text_or_null(q, 1, pg->status);
+		bind_text_or_null(q, 2, pg->owner);
+		sqlite3_bind_int64(q, 3, pg->after);
 	}
-	while (sqlite3_step(q) == SQLITE_ROW)
-		json_array_append_new(items, task_from_row(s, q));
+	sqlite3_bind_int64(q, 4, pg->limit + 1); /* one more: is there a next page? */
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		if (pg->count == pg->limit) {
+			pg->more = 1;
+			break;
+		}
+		if (pg->count > 0)
+			buf_addc(out, ',');
+		task_write_row(q, out);
+		pg->count++;
+		pg->last_id = sqlite3_column_int64(q, 0);
+		if (pg->max_bytes > 0 && out->len - start > pg->max_bytes) {
+			pg->over = 1;
+			break;
+		}
+	}
 	sqlite3_reset(q);
-	return json_pack("{s:o}", "items", items);
+	return 0;
 }
 
 static long long

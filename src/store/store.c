@@ -316,11 +316,14 @@ store_task_get(struct store *s, long long id, struct store_err *e)
 	return CALL(task_get, id, e);
 }
 
-json_t *
-store_task_list(struct store *s, const char *status, const char *owner, int ready_only,
-                long long limit, struct store_err *e)
+int
+store_task_list_json(struct store *s, struct store_task_page *pg, struct buf *out,
+                     struct store_err *e)
 {
-	return CALL(task_list, status, owner, ready_only, limit, e);
+	pg->count = 0;
+	pg->last_id = pg->after;
+	pg->more = pg->over = 0;
+	return CALL(task_list_json, pg, out, e);
 }
 
 json_t *

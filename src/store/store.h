@@ -100,9 +100,28 @@ long long store_task_create_json(struct store *, const char *title, const char *
                                  long long priority, json_t *depends_on, int64_t now,
                                  struct buf *out, struct store_err *);
 int store_task_get_json(struct store *, long long id, struct buf *out, struct store_err *);
-/* filters: status (NULL any), owner (NULL any), ready_only. */
-json_t *store_task_list(struct store *, const char *status, const char *owner, int ready_only,
-                        long long limit, struct store_err *);
+/*
+ * One page of task-list (or task-ready) as JSON text.  The query's filters
+ * are status and owner (NULL: any) or, with ready_only, the ready queue in
+ * its order (then after must be 0); otherwise the tasks with id > after, by
+ * id.  At most limit tasks are written to out, comma-separated (the caller
+ * adds the brackets); `more` is set when another task follows them and
+ * `last_id` is the id of the last one written (after when none).  Writing
+ * stops as soon as out holds more than max_bytes (0: no cap): the page is
+ * returned cut and `over` set, so no reply larger than the cap is ever
+ * built.  0, or -1 with e on a store error.
+ */
+struct store_task_page {
+	const char *status, *owner;
+	int ready_only;
+	long long after, limit;
+	size_t max_bytes;
+	/* results */
+	long long count, last_id;
+	int more, over;
+};
+int store_task_list_json(struct store *, struct store_task_page *, struct buf *out,
+                         struct store_err *);
 json_t *store_task_claim(struct store *, const char *agent, long long id /* 0: next */,
                          long long lease_ms, int64_t now, struct store_err *);
 /* changes: object with any of title, body, priority, progress, depends_on, status. */

@@ -102,6 +102,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	D.cfg.max_line = FUZZ_MAX_LINE;
 	D.cfg.max_clients = 16;
 	D.cfg.max_output = FUZZ_MAX_OUTPUT;
+	D.cfg.max_output_total = 4 * FUZZ_MAX_OUTPUT;
+	D.cfg.max_reply = FUZZ_MAX_OUTPUT;
+	D.cfg.max_clients_per_uid = 16;
+	D.cfg.line_timeout_ms = 30000;
 	D.cfg.stall_ms = 120000;
 	D.cfg.kill_grace_ms = 0;
 	D.cfg.spawn_disabled = 1;

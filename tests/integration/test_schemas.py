@@ -257,7 +257,8 @@ def test_real_replies_pass_and_broken_ones_fail(daemon):
             "counts")
     _raises("commands/task-show.result.json", dict(task, status="sleeping"), "at status")
     _raises("commands/task-show.result.json", dict(task, depends_on=["1"]), "depends_on/0")
-    _raises("commands/task-list.result.json", {"items": [dict(task, id=0)]}, "items/0/id")
+    _raises("commands/task-list.result.json", {"items": [dict(task, id=0)], "next": 0, "more": False},
+            "items/0/id")
     _raises("envelope.json", {"id": 1, "ok": False, "error": {"code": "oops", "message": "m"}},
             "error/code")
     _raises("envelope.json", {"id": 1, "ok": True}, "(top)")

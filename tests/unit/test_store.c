@@ -105,23 +105,74 @@ status_of(struct store *s, long long id)
 	return buf;
 }
 
+/* The ids of one page of tasks (store_task_list_json), comma-separated. */
+static const char *
+page_ids(struct store *s, struct store_task_page *pg)
+{
+	static char buf[256];
+	struct store_err e;
+	struct buf out;
+	json_t *r, *t;
+	size_t i, n = 0;
+
+	buf_init(&out);
+	buf_addc(&out, '[');
+	assert_int_equal(store_task_list_json(s, pg, &out, &e), 0);
+	buf_addc(&out, ']');
+	r = json_loadb(buf_head(&out), buf_used(&out), 0, NULL);
+	assert_non_null(r);
+	buf[0] = '\0';
+	json_array_foreach(r, i, t) n +=
+	        (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", i ? "," : "",
+	                         (long long)json_integer_value(json_object_get(t, "id")));
+	assert_int_equal((long long)json_array_size(r), pg->count);
+	json_decref(r);
+	buf_free(&out);
+	assert_idle(s);
+	return buf;
+}
+
 /* The ready queue's ids, comma-separated. */
 static const char *
 ready_ids(struct store *s)
 {
-	static char buf[256];
-	struct store_err e;
-	json_t *r = store_task_list(s, NULL, NULL, 1, 100, &e), *t;
-	size_t i, n = 0;
+	struct store_task_page pg = {.ready_only = 1, .limit = 100};
 
-	assert_non_null(r);
-	buf[0] = '\0';
-	json_array_foreach(json_object_get(r, "items"), i, t) n +=
-	        (size_t)snprintf(buf + n, sizeof buf - n, "%s%lld", i ? "," : "",
-	                         (long long)json_integer_value(json_object_get(t, "id")));
-	json_decref(r);
-	assert_idle(s);
-	return buf;
+	return page_ids(s, &pg);
+}
+
+/* task-list pages by id after a cursor, says whether more follow, and stops at the byte cap. */
+static void
+test_task_pages(void **state)
+{
+	struct store *s = ((struct fx *)*state)->s;
+	long long id[5];
+	struct store_task_page pg = {.limit = 2};
+	char want[64];
+	int i;
+
+	for (i = 0; i < 5; i++)
+		id[i] = create(s, "t", 0, NULL, i + 1);
+	snprintf(want, sizeof want, "%lld,%lld", id[0], id[1]);
+	assert_string_equal(page_ids(s, &pg), want);
+	assert_true(pg.more);
+	assert_int_equal(pg.last_id, id[1]);
+	pg.after = pg.last_id;
+	snprintf(want, sizeof want, "%lld,%lld", id[2], id[3]);
+	assert_string_equal(page_ids(s, &pg), want);
+	assert_true(pg.more);
+	pg.after = pg.last_id;
+	snprintf(want, sizeof want, "%lld", id[4]);
+	assert_string_equal(page_ids(s, &pg), want);
+	assert_false(pg.more);
+	assert_false(pg.over);
+	/* A cap smaller than two tasks: the page stops after the one that passed it. */
+	memset(&pg, 0, sizeof pg);
+	pg.limit = 100;
+	pg.max_bytes = 10;
+	page_ids(s, &pg);
+	assert_true(pg.over);
+	assert_int_equal(pg.count, 1);
 }
 
 static void
@@ -744,6 +795,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_task_pages, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_ready_order, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_dependencies_and_cycles, fx_setup,
 	                                        fx_teardown),
