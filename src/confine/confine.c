@@ -6,8 +6,11 @@
  */
 #include "confine/confine.h"
 
+#include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/xmalloc.h"
 
@@ -60,8 +63,107 @@ confine_opts_clear(struct confine_opts *o)
 	for (i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
 		free(o->ro_paths[i]);
 	free(o->ro_paths);
+	for (i = 0; i < o->nprivates; i++) {
+		free((char *)o->privates[i].path);
+		free((char *)o->privates[i].what);
+	}
+	free(o->privates);
+	free(o->agent_user);
 	bwrap_host_clear(&o->host);
 	memset(o, 0, sizeof *o);
+}
+
+void
+confine_opts_add_private(struct confine_opts *o, const char *path, const char *what)
+{
+	struct bwrap_private *p;
+	struct stat sb;
+	char *canon;
+
+	if (path == NULL || path[0] != '/')
+		return;
+	o->privates = xreallocarray(o->privates, o->nprivates + 1, sizeof *o->privates);
+	p = &o->privates[o->nprivates++];
+	memset(p, 0, sizeof *p);
+	canon = realpath(path, NULL);
+	p->path = canon != NULL ? canon : xstrdup(path);
+	p->what = xstrdup(what);
+	if (stat(p->path, &sb) == 0) {
+		p->exists = 1;
+		p->is_dir = S_ISDIR(sb.st_mode);
+	}
+}
+
+/* Before anything is staged: the root must not hold or lie in the daemon's files. */
+static int
+confine_check_private_root(const struct confine_opts *o, const char *root, char **cause)
+{
+	const struct bwrap_private *p;
+	char *canon = realpath(root, NULL);
+
+	if (canon == NULL)
+		return 0; /* stage_create reports it */
+	if ((p = bwrap_private_conflict(canon, o->privates, o->nprivates)) != NULL)
+		xasprintf(
+		        cause,
+		        "jail root %s (%s) and the daemon's %s %s overlap: refusing to show it to "
+		        "an agent",
+		        root, canon, p->what, p->path);
+	free(canon);
+	return p != NULL ? -1 : 0;
+}
+
+/* The agent binary's directory, canonical, must not be one of the daemon's either. */
+static int
+confine_check_binary(const struct confine_opts *o, const char *binary, char **cause)
+{
+	const struct bwrap_private *p;
+	char *canon = binary != NULL ? realpath(binary, NULL) : NULL, *slash;
+
+	if (canon == NULL)
+		return 0;
+	if ((slash = strrchr(canon, '/')) != NULL && slash != canon)
+		*slash = '\0';
+	p = bwrap_private_conflict(canon, o->privates, o->nprivates);
+	if (p != NULL)
+		xasprintf(cause,
+		          "the agent binary %s lives in %s, beside the daemon's %s %s: refusing to "
+		          "show it to an agent",
+		          binary, canon, p->what, p->path);
+	free(canon);
+	return p != NULL ? -1 : 0;
+}
+
+/*
+ * Under a root daemon: whom bubblewrap runs as.  The jail's user if it
+ * exists here and is not root, else agent_user; never uid 0.
+ */
+static int
+confine_agent_identity(const struct confine_opts *o, const struct jail_config *cfg,
+                       struct confine_spawn *sp, char **cause)
+{
+	const char *name = o->agent_user != NULL ? o->agent_user : "nobody";
+	struct passwd *pw = NULL;
+
+	if (cfg->user != NULL && (pw = getpwnam(cfg->user)) != NULL && pw->pw_uid != 0)
+		name = cfg->user;
+	else if ((pw = getpwnam(name)) == NULL) {
+		xasprintf(cause,
+		          "the daemon runs as root and the agent user %s does not exist on this "
+		          "host%s%s%s: refusing to run bubblewrap as root",
+		          name, cfg->user != NULL ? " (nor an unprivileged jail user " : "",
+		          cfg->user != NULL ? cfg->user : "", cfg->user != NULL ? ")" : "");
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		xasprintf(cause, "the agent user %s is uid 0: refusing to run bubblewrap as root",
+		          name);
+		return -1;
+	}
+	sp->drop = 1;
+	sp->uid = pw->pw_uid;
+	sp->gid = pw->pw_gid;
+	return 0;
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
@@ -91,6 +193,8 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.stage_dir = stage_host_dir(st);
 		spec.agent_binary = agent_binary;
 		spec.ro_paths = (const char *const *)o->ro_paths;
+		spec.privates = o->privates;
+		spec.nprivates = o->nprivates;
 		spec.host = &o->host;
 		spec.program = "/bin/sh";
 		spec.args = args;
@@ -136,12 +240,21 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 	}
 	if (confine_check_root(o, cfg, cause) == -1)
 		goto fail;
+	if (o->backend == CONFINE_BACKEND_BWRAP &&
+	    (confine_check_private_root(o, jail_config_root(cfg), cause) == -1 ||
+	     confine_check_binary(o, binary, cause) == -1))
+		goto fail;
+	if (o->backend == CONFINE_BACKEND_BWRAP && o->drop_root &&
+	    confine_agent_identity(o, cfg, sp, cause) == -1)
+		goto fail;
 	sp->stage = stage_create(jail_config_root(cfg), id, o->stage_base, o->root_base, cause);
 	if (sp->stage == NULL)
 		goto fail;
 	if (confine_fill_stage(sp->stage, binary, args, env, cwd, cause) == -1)
 		goto fail;
 	if ((sp->cmd = confine_wrap_stage(o, cfg, sp->stage, binary, cause)) == NULL)
+		goto fail;
+	if (sp->drop && stage_give(sp->stage, sp->uid, sp->gid, cause) == -1)
 		goto fail;
 	return sp;
 fail:

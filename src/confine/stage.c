@@ -85,7 +85,7 @@ stage_open_component(int fd, const char *name, int create, const char *where, ch
 
 /* Walk rel (components separated by '/') below fd; returns the final directory's fd. */
 static int
-stage_walk(int fd, const char *where, const char *rel, char **cause)
+stage_walk(int fd, const char *where, const char *rel, int create, char **cause)
 {
 	char *copy = xstrdup(rel), *comp, *save = NULL;
 	char *path = xstrdup(where), *tmp;
@@ -93,7 +93,7 @@ stage_walk(int fd, const char *where, const char *rel, char **cause)
 
 	for (comp = strtok_r(copy, "/", &save); comp != NULL && cur != -1;
 	     comp = strtok_r(NULL, "/", &save)) {
-		nfd = stage_open_component(cur, comp, 1, path, cause);
+		nfd = stage_open_component(cur, comp, create, path, cause);
 		close(cur);
 		cur = nfd;
 		tmp = path_join(path, comp);
@@ -129,7 +129,7 @@ stage_check_root(struct stage *st, const char *root, const char *root_base, char
 
 /* Open the base directory holding the stages; sets jail_dir's prefix in *rel_out. */
 static int
-stage_open_base(struct stage *st, const char *override, char **rel_out, char **cause)
+stage_open_base(struct stage *st, const char *override, int create, char **rel_out, char **cause)
 {
 	char *canon;
 	int rootfd, fd;
@@ -141,7 +141,7 @@ stage_open_base(struct stage *st, const char *override, char **rel_out, char **c
 			xasprintf(cause, "cannot open jail root %s: %s", st->root, strerror(errno));
 			return -1;
 		}
-		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, cause);
+		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, create, cause);
 		close(rootfd);
 		return fd;
 	}
@@ -150,7 +150,7 @@ stage_open_base(struct stage *st, const char *override, char **rel_out, char **c
 	if (stage_path_under(canon, st->root)) {
 		*rel_out = xstrdup(canon + (strcmp(st->root, "/") == 0 ? 0 : strlen(st->root)));
 		rootfd = open(st->root, STAGE_DIR_FLAGS);
-		fd = rootfd == -1 ? -1 : stage_walk(rootfd, st->root, *rel_out, cause);
+		fd = rootfd == -1 ? -1 : stage_walk(rootfd, st->root, *rel_out, create, cause);
 		if (rootfd != -1)
 			close(rootfd);
 	} else if ((fd = open(canon, STAGE_DIR_FLAGS)) == -1)
@@ -187,13 +187,56 @@ stage_make_dir(struct stage *st, char **cause)
 	return 0;
 }
 
+/* Open the existing stage directory (for stage_remove_leftover). */
+static int
+stage_open_dir(struct stage *st, char **cause)
+{
+	st->dir_fd = openat(st->parent_fd, st->id, STAGE_DIR_FLAGS);
+	if (st->dir_fd == -1) {
+		xasprintf(cause, "cannot open stage %s: %s", st->host_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static struct stage *stage_open_mode(const char *root, const char *id, const char *base_override,
+                                     const char *root_base, int create, char **cause);
+
 struct stage *
 stage_create(const char *root, const char *id, const char *base_override, const char *root_base,
              char **cause)
 {
+	return stage_open_mode(root, id, base_override, root_base, 1, cause);
+}
+
+int
+stage_remove_leftover(const char *root, const char *id, const char *base_override,
+                      const char *root_base, char **cause)
+{
+	struct stage *st;
+	int rc;
+
+	*cause = NULL;
+	if ((st = stage_open_mode(root, id, base_override, root_base, 0, cause)) == NULL) {
+		if (errno != ENOENT)
+			return -1;
+		free(*cause); /* no stage there: nothing to remove */
+		*cause = NULL;
+		return 0;
+	}
+	rc = stage_remove(st, cause);
+	stage_free(st);
+	return rc == 0 ? 1 : -1;
+}
+
+static struct stage *
+stage_open_mode(const char *root, const char *id, const char *base_override, const char *root_base,
+                int create, char **cause)
+{
 	struct stage *st = xcalloc(1, sizeof *st);
 	char *rel = NULL, *base = NULL;
 	const char *err;
+	int e;
 
 	*cause = NULL;
 	st->parent_fd = st->dir_fd = -1;
@@ -208,7 +251,7 @@ stage_create(const char *root, const char *id, const char *base_override, const 
 	}
 	if (stage_check_root(st, root, root_base, cause) == -1)
 		goto fail;
-	if ((st->parent_fd = stage_open_base(st, base_override, &rel, cause)) == -1)
+	if ((st->parent_fd = stage_open_base(st, base_override, create, &rel, cause)) == -1)
 		goto fail;
 	if ((base = stage_base_host_path(st, base_override, rel)) == NULL) {
 		xasprintf(cause, "cannot resolve %s: %s", base_override, strerror(errno));
@@ -216,17 +259,72 @@ stage_create(const char *root, const char *id, const char *base_override, const 
 	}
 	st->host_dir = path_join(base, id);
 	st->jail_dir = rel != NULL ? path_join(rel, id) : NULL;
-	if (stage_make_dir(st, cause) == -1)
+	if ((create ? stage_make_dir(st, cause) : stage_open_dir(st, cause)) == -1)
 		goto fail;
 	free(rel);
 	free(base);
 	return st;
 fail:
+	e = errno;
 	free(rel);
 	free(base);
 	st->removed = 1;
 	stage_free(st);
+	errno = e;
 	return NULL;
+}
+
+/* fchown one of the daemon's own directories on the way down; 0 or -1 with *cause. */
+static int
+stage_give_dir(int fd, const char *what, uid_t uid, gid_t gid, char **cause)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == -1 || (sb.st_uid == geteuid() && fchown(fd, uid, gid) == -1)) {
+		xasprintf(cause, "cannot give %s to uid %ld: %s", what, (long)uid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+stage_give(struct stage *st, uid_t uid, gid_t gid, char **cause)
+{
+	static const char *const files[] = {"env.sh", "launch.sh"};
+	char *copy, *comp, *save = NULL;
+	int cur, nfd, rc = 0;
+	size_t i;
+
+	*cause = NULL;
+	/* The way from the root to the stage, where it is inside the root. */
+	if (st->jail_dir != NULL && (cur = open(st->root, STAGE_DIR_FLAGS)) != -1) {
+		copy = xstrdup(st->jail_dir);
+		for (comp = strtok_r(copy, "/", &save); comp != NULL && rc == 0;
+		     comp = strtok_r(NULL, "/", &save)) {
+			if (strcmp(comp, st->id) == 0 && save != NULL && *save == '\0')
+				break;
+			if ((nfd = openat(cur, comp, STAGE_DIR_FLAGS)) == -1)
+				break;
+			close(cur);
+			cur = nfd;
+			rc = stage_give_dir(cur, comp, uid, gid, cause);
+		}
+		close(cur);
+		free(copy);
+		if (rc == -1)
+			return -1;
+	}
+	if (stage_give_dir(st->dir_fd, st->host_dir, uid, gid, cause) == -1)
+		return -1;
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (fchownat(st->dir_fd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno != ENOENT) {
+			xasprintf(cause, "cannot give %s/%s to uid %ld: %s", st->host_dir, files[i],
+			          (long)uid, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 const char *

@@ -27,6 +27,7 @@ struct daemon_config {
 	gid_t admin_gid;
 	int have_admin_gid;
 	int spawn_disabled; /* --no-spawn: a board-only daemon */
+	char *agent_user;   /* --agent-user: whom a root daemon runs bubblewrap as */
 	size_t max_line;
 	int max_clients;
 	size_t max_output;

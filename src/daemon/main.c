@@ -8,6 +8,11 @@
  * was read, stop agents, commit, close the database, exit 0), SIGHUP
  * reopens the log file.
  *
+ * Descriptors: whatever the daemon inherited above 2 (a shell's, a service
+ * manager's, a test's) is closed before anything is opened, so no child --
+ * and no sandboxed agent -- can reach a host directory or socket through
+ * /proc/self/fd.  Children get only 0-2 as well (proc.c closes the rest).
+ *
  * --store URL puts the state in PostgreSQL instead of the SQLite file, so
  * several daemons (one per host, each with its own state directory and
  * socket) share one board; events committed through the others reach this
@@ -18,6 +23,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +65,7 @@ static void __attribute__((noreturn)) usage(int code)
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
-	        "                      [--version]\n");
+	        "                      [--agent-user USER] [--version]\n");
 	exit(code);
 }
 
@@ -111,6 +117,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"kill-grace-ms", required_argument, NULL, 5},
 	        {"store", required_argument, NULL, 8},
 	        {"host-id", required_argument, NULL, 9},
+	        {"agent-user", required_argument, NULL, 10},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -178,6 +185,15 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 				exit(EXIT_USAGE);
 			}
 			snprintf(D.hostname, sizeof D.hostname, "%s", optarg);
+			break;
+		case 10:
+			if (*optarg == '\0' || getpwnam(optarg) == NULL) {
+				fprintf(stderr, "colibri-daemon: --agent-user %s: no such user\n",
+				        optarg);
+				exit(EXIT_USAGE);
+			}
+			free(c->agent_user);
+			c->agent_user = xstrdup(optarg);
 			break;
 		case 'V':
 			printf("colibri-daemon %s (protocol %d; stores: %s)\n", COLIBRI_VERSION,
@@ -543,6 +559,8 @@ main(int argc, char **argv)
 	int foreground = 0;
 	char *cause = NULL, *dir, *vault;
 
+	/* Before anything is opened: nothing inherited reaches a child. */
+	closefrom(3);
 	umask(0027);
 	D.uid = geteuid();
 	D.started_ms = now_ms();

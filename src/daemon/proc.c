@@ -1,9 +1,16 @@
 /*
- * proc.c -- posix_spawn and the SIGCHLD reaper.  See proc.h.
+ * proc.c -- fork, the child's steps before exec, and the SIGCHLD reaper.
+ * See proc.h.
+ *
+ * Between fork and exec the child calls only async-signal-safe functions;
+ * it reports a failure as two ints (step, errno) on a close-on-exec pipe
+ * that the parent reads until end of file (the exec closed it) or a report.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <spawn.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -17,6 +24,24 @@
 static uv_signal_t sigchld;
 static struct proc *procs;
 static int nprocs;
+
+/* The child's steps, for the failure report. */
+enum proc_step {
+	STEP_PGROUP,
+	STEP_CGROUP,
+	STEP_STDIO,
+	STEP_CWD,
+	STEP_GROUPS,
+	STEP_GID,
+	STEP_UID,
+	STEP_CLOSE,
+	STEP_EXEC,
+};
+
+static const char *const step_names[] = {
+        "setpgid",   "entering its cgroup", "stdio", "chdir", "setgroups", "setresgid",
+        "setresuid", "closing descriptors", "exec",
+};
 
 static void
 on_sigchld(uv_signal_t *h, int signum)
@@ -77,6 +102,93 @@ proc_forget(struct proc *p)
 	}
 }
 
+int
+proc_creds_lookup(const char *user, struct proc_creds *out, char **cause)
+{
+	struct passwd *pw;
+	char *end;
+	long v;
+	int n = PROC_MAX_GROUPS;
+
+	memset(out, 0, sizeof *out);
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		v = strtol(user, &end, 10);
+		if (*user == '\0' || *end != '\0' || v < 0) {
+			xasprintf(cause, "user %s does not exist on this host", user);
+			return -1;
+		}
+		out->uid = (uid_t)v;
+		out->gid = (gid_t)v;
+		return 0;
+	}
+	out->uid = pw->pw_uid;
+	out->gid = pw->pw_gid;
+	if (getgrouplist(pw->pw_name, pw->pw_gid, out->groups, &n) == -1)
+		n = 0; /* more than PROC_MAX_GROUPS: the primary group alone */
+	out->ngroups = n;
+	return 0;
+}
+
+/* The child after fork: never returns. */
+static void __attribute__((noreturn))
+proc_child(const struct proc_spec *s, int in[2], int out[2], int err[2], int report)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int step, sig, fd, rep[2];
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	step = STEP_PGROUP;
+	if (s->new_pgroup && setpgid(0, 0) == -1)
+		goto fail;
+	step = STEP_CGROUP;
+	if (s->cgroup_fd != -1 && write(s->cgroup_fd, "0", 1) != 1)
+		goto fail;
+	step = STEP_STDIO;
+	if ((fd = s->in == PROC_PIPE ? in[0] : open("/dev/null", O_RDONLY)) == -1 ||
+	    dup2(fd, 0) == -1)
+		goto fail;
+	if ((fd = s->out == PROC_PIPE ? out[1] : open("/dev/null", O_WRONLY)) == -1 ||
+	    dup2(fd, 1) == -1)
+		goto fail;
+	if ((fd = s->err == PROC_PIPE ? err[1] : open("/dev/null", O_WRONLY)) == -1 ||
+	    dup2(fd, 2) == -1)
+		goto fail;
+	step = STEP_CWD;
+	if (s->cwd != NULL && chdir(s->cwd) == -1)
+		goto fail;
+	if (s->creds != NULL) {
+		step = STEP_GROUPS;
+		if (setgroups((size_t)s->creds->ngroups, s->creds->groups) == -1)
+			goto fail;
+		step = STEP_GID;
+		if (setresgid(s->creds->gid, s->creds->gid, s->creds->gid) == -1)
+			goto fail;
+		step = STEP_UID;
+		if (setresuid(s->creds->uid, s->creds->uid, s->creds->uid) == -1)
+			goto fail;
+	}
+	/* Nothing above 2 but the report pipe, which exec closes. */
+	step = STEP_CLOSE;
+	if ((report > 3 && close_range(3, (unsigned)report - 1, 0) == -1) ||
+	    close_range((unsigned)report + 1, ~0U, 0) == -1)
+		goto fail;
+	step = STEP_EXEC;
+	execve(s->path, s->argv, s->envp);
+fail:
+	rep[0] = step;
+	rep[1] = errno;
+	(void)!write(report, rep, sizeof rep);
+	_exit(127);
+}
+
 static int
 make_pipe(int fds[2], char **cause)
 {
@@ -87,53 +199,67 @@ make_pipe(int fds[2], char **cause)
 	return 0;
 }
 
+static void
+close_pair(int fds[2])
+{
+	if (fds[0] != -1)
+		close(fds[0]);
+	if (fds[1] != -1)
+		close(fds[1]);
+	fds[0] = fds[1] = -1;
+}
+
+/* Wait for the child's exec (end of file) or its failure report; 0 or -1 with *cause. */
+static int
+proc_await_exec(const struct proc_spec *s, pid_t pid, int report, char **cause)
+{
+	int rep[2] = {0, 0}, st;
+	ssize_t n;
+
+	do
+		n = read(report, rep, sizeof rep);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof rep)
+		return 0;
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (rep[0] == STEP_EXEC)
+		xasprintf(cause, "cannot run %s: %s", s->path, strerror(rep[1]));
+	else
+		xasprintf(cause, "cannot run %s: %s failed: %s", s->path,
+		          step_names[rep[0] >= 0 && rep[0] <= STEP_EXEC ? rep[0] : STEP_EXEC],
+		          strerror(rep[1]));
+	return -1;
+}
+
 int
 proc_spawn(const struct proc_spec *s, struct proc *p, char **cause)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rc = -1, e;
-	sigset_t none, all;
-	short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1}, rc = -1;
+	sigset_t all, old;
 
 	p->pid = -1;
 	p->in_fd = p->out_fd = p->err_fd = -1;
 	if ((s->in == PROC_PIPE && make_pipe(in, cause) == -1) ||
 	    (s->out == PROC_PIPE && make_pipe(out, cause) == -1) ||
-	    (s->err == PROC_PIPE && make_pipe(err, cause) == -1))
+	    (s->err == PROC_PIPE && make_pipe(err, cause) == -1) || make_pipe(rep, cause) == -1)
 		goto out;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	if (s->in == PROC_PIPE)
-		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-	else
-		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	if (s->out == PROC_PIPE)
-		posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	else
-		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	if (s->err == PROC_PIPE)
-		posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	else
-		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (s->cwd != NULL)
-		posix_spawn_file_actions_addchdir_np(&fa, s->cwd);
-	if (s->new_pgroup) {
-		flags |= POSIX_SPAWN_SETPGROUP;
-		posix_spawnattr_setpgroup(&attr, 0);
-	}
-	sigemptyset(&none);
+	/* No handler of ours may run in the child between fork and the reset. */
 	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, flags);
-	e = posix_spawn(&p->pid, s->path, &fa, &attr, s->argv, s->envp);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (e != 0) {
-		xasprintf(cause, "cannot run %s: %s", s->path, strerror(e));
+	sigprocmask(SIG_SETMASK, &all, &old);
+	p->pid = fork();
+	if (p->pid == 0) {
+		close(rep[0]);
+		proc_child(s, in, out, err, rep[1]);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (p->pid == -1) {
+		xasprintf(cause, "cannot run %s: fork: %s", s->path, strerror(errno));
+		goto out;
+	}
+	close(rep[1]);
+	rep[1] = -1;
+	if (proc_await_exec(s, p->pid, rep[0], cause) == -1) {
 		p->pid = -1;
 		goto out;
 	}
@@ -146,17 +272,9 @@ proc_spawn(const struct proc_spec *s, struct proc *p, char **cause)
 	nprocs++;
 	rc = 0;
 out:
-	if (in[0] != -1)
-		close(in[0]);
-	if (in[1] != -1)
-		close(in[1]);
-	if (out[0] != -1)
-		close(out[0]);
-	if (out[1] != -1)
-		close(out[1]);
-	if (err[0] != -1)
-		close(err[0]);
-	if (err[1] != -1)
-		close(err[1]);
+	close_pair(in);
+	close_pair(out);
+	close_pair(err);
+	close_pair(rep);
 	return rc;
 }

@@ -1,12 +1,23 @@
 /*
- * proc.h -- child processes: posix_spawn, pipes, and one SIGCHLD reaper.
+ * proc.h -- starting one child process, and the one SIGCHLD reaper.
  *
- * libuv's uv_spawn forks (costly once the daemon is large) and reaps only
- * its own children; as a subreaper the daemon must reap every orphan that
- * lands on it.  So every child is started here with posix_spawn (vfork
- * speed) and every exit is collected by one SIGCHLD handle calling
- * waitpid(-1).  Exits of processes we did not start (reparented orphans)
- * are reaped and logged.
+ * The lowest layer of the job layer (job.h): job.c calls proc_spawn and
+ * gets the exit through on_exit.  Nothing else in the daemon starts a
+ * process.
+ *
+ * proc_spawn forks and, in the child, before exec: resets the signal mask
+ * and dispositions, optionally starts a process group, enters the child's
+ * process tree (a cgroup: the descriptor from tree_enter_fd), sets up
+ * stdin/stdout/stderr, changes directory, optionally becomes another user
+ * (setgroups + setresgid + setresuid -- what posix_spawn cannot do), and
+ * closes every descriptor above 2, so nothing the daemon holds or inherited
+ * reaches the child.  A failure of any step is reported back through a
+ * close-on-exec pipe as "which step: errno", so a spawn that cannot run
+ * fails with a reason instead of a child exiting 127.
+ *
+ * Every exit is collected by one SIGCHLD handle calling waitpid(-1): as a
+ * subreaper the daemon must reap every orphan that lands on it too.  Exits
+ * of processes we did not start (reparented orphans) are reaped and logged.
  */
 #ifndef COLIBRI_PROC_H
 #define COLIBRI_PROC_H
@@ -16,13 +27,25 @@
 
 enum proc_stdio { PROC_NULL, PROC_PIPE };
 
+#define PROC_MAX_GROUPS 64
+
+/* Whom the child runs as (a root daemon only). */
+struct proc_creds {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[PROC_MAX_GROUPS]; /* supplementary groups */
+	int ngroups;
+};
+
 struct proc_spec {
 	const char *path;  /* absolute path of the program */
 	char *const *argv; /* NULL-terminated */
 	char *const *envp; /* NULL-terminated */
 	const char *cwd;   /* NULL: the daemon's */
 	enum proc_stdio in, out, err;
-	int new_pgroup; /* put the child in a process group of its own */
+	int new_pgroup;                 /* put the child in a process group of its own */
+	const struct proc_creds *creds; /* NULL: the daemon's identity */
+	int cgroup_fd;                  /* cgroup.procs to enter before exec, or -1 */
 };
 
 struct proc {
@@ -41,5 +64,10 @@ int proc_spawn(const struct proc_spec *, struct proc *p, char **cause);
 /* Forget a process (its exit will be reaped but not reported). */
 void proc_forget(struct proc *);
 int proc_count(void);
+/*
+ * Resolve a user name (or a decimal uid) to its uid, primary gid and
+ * supplementary groups.  0, or -1 with *cause.
+ */
+int proc_creds_lookup(const char *user, struct proc_creds *out, char **cause);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "daemon/cache.h"
+#include "daemon/job.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/vault-run.h"
@@ -20,6 +21,7 @@ struct subsys {
 };
 
 static const struct subsys subsystems[] = {
+        {"job", job_init, NULL, NULL, job_close_all},
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
         {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
         {"cache", cache_init, NULL, cache_busy, cache_close},
