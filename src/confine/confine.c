@@ -240,9 +240,10 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 	}
 	if (confine_check_root(o, cfg, cause) == -1)
 		goto fail;
-	if (o->backend == CONFINE_BACKEND_BWRAP &&
-	    (confine_check_private_root(o, jail_config_root(cfg), cause) == -1 ||
-	     confine_check_binary(o, binary, cause) == -1))
+	/* Whatever the backend, a jail never holds the daemon's own files. */
+	if (confine_check_private_root(o, jail_config_root(cfg), cause) == -1)
+		goto fail;
+	if (o->backend == CONFINE_BACKEND_BWRAP && confine_check_binary(o, binary, cause) == -1)
 		goto fail;
 	if (o->backend == CONFINE_BACKEND_BWRAP && o->drop_root &&
 	    confine_agent_identity(o, cfg, sp, cause) == -1)
