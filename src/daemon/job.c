@@ -181,13 +181,15 @@ job_signal(struct job *j, int sig)
 {
 	int t = -1;
 
-	if (j->in_tree || (!j->running && j->proc.pid > 0))
-		t = tree_signal(j->tree[0] != '\0' ? j->tree : NULL, j->proc.pid, sig);
+	if (j->in_tree) /* Linux: its cgroup */
+		t = tree_signal(j->tree, j->proc.pid, sig);
+	else if (tree_available() && j->proc.pid > 0) /* FreeBSD: its reaper subtree */
+		t = tree_signal(NULL, j->proc.pid, sig);
 	if (j->running) {
 		kill(-j->proc.pid, sig);
 		kill(j->proc.pid, sig);
 	}
-	if (t == -1 || !j->in_tree)
+	if (t == -1)
 		job_signal_scan(j, sig);
 }
 

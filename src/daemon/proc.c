@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,34 +99,6 @@ proc_forget(struct proc *p)
 			return;
 		}
 	}
-}
-
-int
-proc_creds_lookup(const char *user, struct proc_creds *out, char **cause)
-{
-	struct passwd *pw;
-	char *end;
-	long v;
-	int n = PROC_MAX_GROUPS;
-
-	memset(out, 0, sizeof *out);
-	errno = 0;
-	if ((pw = getpwnam(user)) == NULL) {
-		v = strtol(user, &end, 10);
-		if (*user == '\0' || *end != '\0' || v < 0) {
-			xasprintf(cause, "user %s does not exist on this host", user);
-			return -1;
-		}
-		out->uid = (uid_t)v;
-		out->gid = (gid_t)v;
-		return 0;
-	}
-	out->uid = pw->pw_uid;
-	out->gid = pw->pw_gid;
-	if (getgrouplist(pw->pw_name, pw->pw_gid, out->groups, &n) == -1)
-		n = 0; /* more than PROC_MAX_GROUPS: the primary group alone */
-	out->ngroups = n;
-	return 0;
 }
 
 /* The child after fork: never returns. */

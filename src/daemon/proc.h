@@ -64,10 +64,5 @@ int proc_spawn(const struct proc_spec *, struct proc *p, char **cause);
 /* Forget a process (its exit will be reaped but not reported). */
 void proc_forget(struct proc *);
 int proc_count(void);
-/*
- * Resolve a user name (or a decimal uid) to its uid, primary gid and
- * supplementary groups.  0, or -1 with *cause.
- */
-int proc_creds_lookup(const char *user, struct proc_creds *out, char **cause);
 
 #endif
