@@ -340,6 +340,10 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 	struct proc_spec ps;
 	int fd = -1;
 
+	if (j->handles > 0) {
+		xasprintf(cause, "the previous run of this job is still closing");
+		return -1;
+	}
 	j->running = j->done = j->closing = j->timed_out = j->forced = 0;
 	j->deadline_at = 0;
 	j->exit_code = j->term_signal = 0;
@@ -374,6 +378,8 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 			close(fd);
 			job_tree_release(j->tree);
 		}
+		free(j->marker);
+		j->marker = NULL;
 		return -1;
 	}
 	if (fd != -1)

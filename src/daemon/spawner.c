@@ -123,6 +123,7 @@ static void agent_finish_run(struct agent *);
 static void agent_start_run(struct agent *, char **cause, int *ok);
 static void agent_persist(struct agent *, const struct glasspane_transition *);
 static void agent_maybe_free(struct agent *);
+static void agent_timer(struct agent *, int use, int64_t ms);
 static int resolve_binary(const char *name, char **out, char **cause);
 
 /* ---- text ---- */
@@ -277,6 +278,10 @@ on_timer(uv_timer_t *t)
 	a->timer_use = 0;
 	switch (use) {
 	case 1: /* backoff over: restart */
+		if (a->job.handles > 0 && !a->stopping) {
+			agent_timer(a, 1, 10); /* the last run's handles are still closing */
+			break;
+		}
 		a->pending_restart = 0;
 		if (a->stopping) {
 			agent_maybe_free(a);
