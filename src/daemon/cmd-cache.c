@@ -35,7 +35,7 @@
 #include "daemon/cache.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/job.h"
+#include "job/job.h"
 #include "daemon/skills-index.h"
 #include "daemon/txn.h"
 #include "store/store.h"

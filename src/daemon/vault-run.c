@@ -38,7 +38,7 @@
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/job.h"
+#include "job/job.h"
 #include "daemon/spawner.h"
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "daemon/tree.h"
+#include "job/tree.h"
 
 static void
 test_parse_cgroup(void **state)

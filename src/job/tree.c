@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "common/xmalloc.h"
-#include "daemon/tree.h"
+#include "job/tree.h"
 
 char *
 tree_parse_cgroup(const char *text)

@@ -1,8 +1,9 @@
 /*
- * job.h -- the daemon's one layer for child processes.
+ * job.h -- the one layer for child processes (the daemon's and colibri-mcp's).
  *
  * Every child the daemon runs -- agents (spawner.c), bw (vault-run.c), the
- * runtime inventory (cmd-cache.c) -- is a job.  A job owns:
+ * runtime inventory (cmd-cache.c) -- and every external MCP server
+ * colibri-mcp runs (mcp/host.c) is a job.  A job owns:
  *
  *   spawn     through proc.c: fork, a process group, the child's own
  *             process tree (tree.h: a cgroup on Linux), stdin/stdout/stderr
@@ -41,8 +42,8 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "daemon/proc.h"
-#include "daemon/tree.h"
+#include "job/proc.h"
+#include "job/tree.h"
 
 #define JOB_EOF_WAIT_MS 2000
 
@@ -87,6 +88,8 @@ struct job {
 
 	/* which: 1 stdout, 2 stderr; n > 0 bytes at p. */
 	void (*on_read)(struct job *, int which, const char *p, size_t n);
+	/* Optional: stdout (1) or stderr (2) reached end of file. */
+	void (*on_eof)(struct job *, int which);
 	void (*on_exit)(struct job *);
 	void (*on_done)(struct job *);
 	void (*on_closed)(struct job *);
@@ -94,11 +97,15 @@ struct job {
 };
 
 /*
- * The subsystem (subsys.c, first up, last down): become the reaper, start
- * the SIGCHLD handle, choose the process trees (keyed by the state
- * directory) and kill what a previous daemon left in them.  Never fails.
+ * Before the first job: become the reaper of our descendants, start the
+ * SIGCHLD handle on loop, choose the process trees (keyed by key: the
+ * daemon's state directory; a program without one passes something unique
+ * to it, such as its pid) and kill what a previous process with the same
+ * key left in them.  Never fails (what it cannot do is logged).  The daemon
+ * calls it first of its subsystems (subsys.c), colibri-mcp before it starts
+ * its servers.  job_close_all releases it all.
  */
-int job_init(char **cause);
+void job_setup(uv_loop_t *loop, const char *key);
 void job_close_all(void);
 
 /* Start a job (callbacks and data set by the caller first).  0, or -1 with *cause. */

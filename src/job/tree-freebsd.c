@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "daemon/tree.h"
+#include "job/tree.h"
 
 static int reaping;
 

@@ -57,7 +57,7 @@ struct proc {
 	struct proc *next;
 };
 
-void proc_init(void);
+void proc_init(uv_loop_t *loop);
 void proc_close(void);
 /* Spawn; 0 with p->pid and the pipe fds set, or -1 with *cause (caller frees). */
 int proc_spawn(const struct proc_spec *, struct proc *p, char **cause);

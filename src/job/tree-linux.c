@@ -28,7 +28,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/tree.h"
+#include "job/tree.h"
 
 static char *base; /* <mount><own cgroup>/colibri-<key>, or NULL: no groups */
 

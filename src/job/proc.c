@@ -17,8 +17,7 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "daemon/daemon.h"
-#include "daemon/proc.h"
+#include "job/proc.h"
 
 static uv_signal_t sigchld;
 static struct proc *procs;
@@ -68,9 +67,9 @@ on_sigchld(uv_signal_t *h, int signum)
 }
 
 void
-proc_init(void)
+proc_init(uv_loop_t *loop)
 {
-	uv_signal_init(D.loop, &sigchld);
+	uv_signal_init(loop, &sigchld);
 	uv_signal_start(&sigchld, on_sigchld, SIGCHLD);
 	uv_unref((uv_handle_t *)&sigchld);
 }

@@ -15,11 +15,11 @@
 
 #include "common/log.h"
 #include "common/xmalloc.h"
-#include "daemon/daemon.h"
-#include "daemon/job.h"
-#include "daemon/reaper.h"
+#include "job/job.h"
+#include "job/reaper.h"
 
 static char readbuf[65536];
+static uv_loop_t *loop;
 
 /*
  * The tree's processes take a moment to leave after cgroup.kill, so a tree
@@ -86,7 +86,7 @@ job_tree_release(const char *name)
 	p->next = pending;
 	pending = p;
 	if (!pending_timer_open) {
-		uv_timer_init(D.loop, &pending_timer);
+		uv_timer_init(loop, &pending_timer);
 		uv_unref((uv_handle_t *)&pending_timer);
 		pending_timer_open = 1;
 	}
@@ -94,16 +94,15 @@ job_tree_release(const char *name)
 		uv_timer_start(&pending_timer, job_on_pending, 50, 50);
 }
 
-int
-job_init(char **cause)
+void
+job_setup(uv_loop_t *l, const char *key)
 {
-	(void)cause;
+	loop = l;
 	if (reaper_acquire() == -1)
 		log_warn("cannot become the reaper of child processes");
-	proc_init();
-	tree_init(D.cfg.state_dir != NULL ? D.cfg.state_dir : D.cfg.db_path);
+	proc_init(l);
+	tree_init(key);
 	tree_recover();
-	return 0;
 }
 
 void
@@ -276,7 +275,7 @@ job_on_exit(struct proc *p, int exit_code, int term_signal)
 		/* A descendant holds the pipes: wait, but never past the deadline. */
 		int64_t wait = j->eof_wait_ms, left;
 		if (j->deadline_at > 0) {
-			left = (int64_t)j->deadline_at - (int64_t)uv_now(D.loop);
+			left = (int64_t)j->deadline_at - (int64_t)uv_now(loop);
 			wait = left < wait ? (left > 0 ? left : 0) : wait;
 		}
 		uv_timer_stop(&j->timer);
@@ -301,6 +300,8 @@ job_read(struct job *j, uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 	if (n < 0) {
 		job_close_handle(j, (uv_handle_t *)s, which == 1 ? &j->out_open : &j->err_open);
+		if (j->on_eof != NULL && !j->closing)
+			j->on_eof(j, which);
 		job_maybe_done(j);
 		return;
 	}
@@ -319,7 +320,7 @@ job_open_pipe(struct job *j, uv_pipe_t *p, int fd, int *open, int read)
 {
 	if (fd == -1)
 		return;
-	uv_pipe_init(D.loop, p, 0);
+	uv_pipe_init(loop, p, 0);
 	p->data = j;
 	j->handles++;
 	*open = 1;
@@ -387,12 +388,12 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 	j->in_tree = fd != -1;
 	j->pid_start = reaper_start_time(j->proc.pid);
 	j->running = 1;
-	uv_timer_init(D.loop, &j->timer);
+	uv_timer_init(loop, &j->timer);
 	j->timer.data = j;
 	j->timer_open = 1;
 	j->handles++;
 	if (s->deadline_ms > 0) {
-		j->deadline_at = (int64_t)uv_now(D.loop) + s->deadline_ms;
+		j->deadline_at = (int64_t)uv_now(loop) + s->deadline_ms;
 		uv_timer_start(&j->timer, job_on_timer, (uint64_t)s->deadline_ms, 0);
 	}
 	job_open_pipe(j, &j->out, j->proc.out_fd, &j->out_open, 1);
