@@ -421,3 +421,69 @@ def test_stage_env_removed_after_sigkill_and_restart(tmp_path, make_daemon):
     st = wait_state(d, "s1")
     assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
     assert "removed the stage a previous daemon left" in d.read_log()
+
+
+# ---- colibri-mcp's external MCP servers are jobs too ----
+
+MCP_SERVER = r"""
+import json, os, sys
+out = sys.argv[1]
+fds = {}
+for n in os.listdir("/proc/self/fd"):
+    try:
+        fds[n] = os.readlink("/proc/self/fd/" + n)
+    except OSError:
+        pass
+json.dump(fds, open(os.path.join(out, "fds.tmp"), "w"))
+os.rename(os.path.join(out, "fds.tmp"), os.path.join(out, "fds.json"))
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(os.path.join(out, "grandchild.tmp"), "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(os.path.join(out, "grandchild.tmp"), os.path.join(out, "grandchild.pid"))
+        os.execve("/bin/sleep", ["sleep", "300"], {})
+    os._exit(0)
+os.wait()
+sys.stdin.read()  # until colibri-mcp closes our stdin
+"""
+
+
+def test_mcp_server_gets_no_descriptor_and_dies_whole(tmp_path):
+    tmp = str(tmp_path)
+    script = os.path.join(tmp, "server.py")
+    with open(script, "w") as f:
+        f.write(MCP_SERVER)
+    cfg = os.path.join(tmp, "host.json")
+    with open(cfg, "w") as f:
+        json.dump({"servers": [{"name": "s", "command": "/usr/bin/python3",
+                                "args": [script, tmp], "allow": ["*"]}]}, f)
+    held = os.path.join(tmp, "held-host-dir")
+    os.makedirs(held)
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    log = open(os.path.join(tmp, "mcp.log"), "wb")
+    try:
+        p = subprocess.Popen([bin_path("colibri-mcp"), "--socket", os.path.join(tmp, "absent.sock"),
+                              "--config", cfg, "--settle", "500"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                             pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    pid = None
+    try:
+        fds = json.loads(wait_file(os.path.join(tmp, "fds.json")))
+        pid = int(wait_file(os.path.join(tmp, "grandchild.pid")))
+        # The server's own descriptor on /proc/self/fd is the only extra one.
+        extra = {n: t for n, t in fds.items() if int(n) > 2 and not t.startswith("/proc/")}
+        assert extra == {}, fds
+        assert alive(pid)
+        p.stdin.close()
+        assert p.wait(15) == 0
+        assert wait_dead(pid), "the MCP server's detached grandchild survived"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        log.close()
