@@ -344,6 +344,7 @@ class Escaper:
         return pid
 
 
+@ROOT_ONLY  # a writable cgroup v2 subtree
 def test_detached_grandchild_dies_at_kill_agent(tmp_path, make_daemon):
     e = Escaper(str(tmp_path))
     d = make_daemon(env=sup_env())
@@ -357,6 +358,7 @@ def test_detached_grandchild_dies_at_kill_agent(tmp_path, make_daemon):
             os.kill(pid, signal.SIGKILL)
 
 
+@ROOT_ONLY  # a writable cgroup v2 subtree
 def test_detached_grandchild_dies_at_restart_after_sigkill(tmp_path, make_daemon):
     e = Escaper(str(tmp_path))
     d = make_daemon(env=sup_env())
@@ -449,6 +451,7 @@ sys.stdin.read()  # until colibri-mcp closes our stdin
 """
 
 
+@ROOT_ONLY  # a writable cgroup v2 subtree
 def test_mcp_server_gets_no_descriptor_and_dies_whole(tmp_path):
     tmp = str(tmp_path)
     script = os.path.join(tmp, "server.py")
