@@ -2,23 +2,25 @@
  * spawner.c -- spawning and supervising coding agents.
  *
  * An agent is a record (struct agent) plus, while it runs, one job
- * (job.h): a child in a process group and process tree of its own.  Its stdout is
- * read in chunks into one shared buffer; complete lines are appended to
- * the session log in one write per chunk and fed to the glasspane; only a
- * line split across reads is copied, into the agent's own small buffer.  So
- * an idle agent costs a struct, two pipes and two log descriptors, and a
- * busy one no per-line allocation.  A line longer than max_agent_line, or
- * a session log past max_session_bytes, is a fault: the agent is marked
- * error with that reason and stopped, and the daemon does not grow.
+ * (job.h): a child in a process group and process tree of its own.  Its
+ * stdout is read in chunks into one shared buffer; complete lines are
+ * appended to the session log in one write per chunk and fed to the
+ * glasspane; only a line split across reads is copied, into the agent's
+ * own small buffer.  So an idle agent costs a struct, two pipes and two log
+ * descriptors, and a busy one no per-line allocation.  A line longer than
+ * max_agent_line, or a session log past max_session_bytes, is a fault: the
+ * agent is marked error with that reason and stopped, and the daemon does
+ * not grow.
  *
  * A run ends when the job is done: the process reaped AND its stdout and
  * stderr at EOF (so every line is judged before the exit).  Whatever the
  * agent left behind -- its process tree (a cgroup of its own on Linux, the
  * reaper subtree on FreeBSD; else its process group and what the reaper
- * finds by ancestry and the COLIBRI_AGENT_ID marker) -- is killed then.  The restart policy decides
- * what follows: a clean done is final; a crash restarts with exponential backoff and jitter while
- * restarts remain; a model error restarts only with restart.on_error; a kill-agent or a shutdown
- * never restarts.
+ * finds by ancestry and the COLIBRI_AGENT_ID marker) -- is killed then.
+ * The restart policy decides what follows: a clean done is final; a crash
+ * restarts with exponential backoff and jitter while restarts remain; a
+ * model error restarts only with restart.on_error; a kill-agent or a
+ * shutdown never restarts.
  *
  * State lives in the store: every transition updates the agent's row and
  * emits agent.state in the current group-commit transaction.  An agent
