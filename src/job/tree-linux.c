@@ -7,7 +7,8 @@
  * own group.  If any of that fails -- no cgroup2, a read-only or not
  * delegated subtree, a kernel without cgroup.kill -- groups are off for
  * this daemon and the job layer uses process groups and the reaper instead
- * (logged once, here).
+ * (logged once, here).  COLIBRI_PROCESS_TREES=off chooses that fallback
+ * on purpose (the tests use it to keep the fallback covered).
  *
  * Only the daemon writes these files; a child enters its group by writing
  * "0" to the cgroup.procs descriptor tree_enter_fd opened, between fork and
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +86,38 @@ tree_write(const char *path, const char *s)
 	return rc;
 }
 
+/*
+ * Can a child of ours enter a group below dir?  (A subtree can be writable
+ * and still refuse processes, e.g. with controllers enabled above.)  A
+ * short-lived child tries it, as every job's child will.
+ */
+static const char *
+tree_probe(const char *dir)
+{
+	char *probe = path_join(dir, "probe"), *procs = path_join(probe, "cgroup.procs");
+	const char *why = NULL;
+	pid_t pid;
+	int fd, st = 0;
+
+	if (mkdir(probe, 0700) == -1 && errno != EEXIST)
+		why = "cannot create a cgroup below the daemon's (not delegated?)";
+	else if ((fd = open(procs, O_WRONLY | O_CLOEXEC)) == -1)
+		why = "cannot open cgroup.procs below the daemon's";
+	else {
+		if ((pid = fork()) == 0)
+			_exit(write(fd, "0", 1) == 1 ? 0 : 1);
+		close(fd);
+		while (pid > 0 && waitpid(pid, &st, 0) == -1 && errno == EINTR)
+			;
+		if (pid == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			why = "a child cannot enter a cgroup below the daemon's";
+	}
+	rmdir(probe);
+	free(procs);
+	free(probe);
+	return why;
+}
+
 static const char *
 tree_setup(const char *key, char **dir)
 {
@@ -91,6 +125,8 @@ tree_setup(const char *key, char **dir)
 	struct stat sb;
 
 	*dir = NULL;
+	if ((text = getenv("COLIBRI_PROCESS_TREES")) != NULL && strcmp(text, "off") == 0)
+		return "turned off by COLIBRI_PROCESS_TREES=off";
 	if ((text = tree_slurp("/proc/self/cgroup")) == NULL)
 		return "cannot read /proc/self/cgroup";
 	own = tree_parse_cgroup(text);
@@ -116,7 +152,7 @@ tree_setup(const char *key, char **dir)
 		return "the kernel has no cgroup.kill";
 	}
 	free(kill);
-	return NULL;
+	return tree_probe(*dir);
 }
 
 void

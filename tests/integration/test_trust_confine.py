@@ -490,3 +490,43 @@ def test_mcp_server_gets_no_descriptor_and_dies_whole(tmp_path):
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+MARKED = r"""#!/bin/sh
+# A grandchild in a session of its own that keeps the environment (and so the marker).
+/usr/bin/python3 - "$PIDFILE" <<'EOF'
+import os, sys
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+        os.execv("/bin/sleep", ["sleep", "300"])
+    os._exit(0)
+os.wait()
+EOF
+exec sleep 300
+"""
+
+
+def test_without_process_trees_the_marker_scan_still_kills(tmp_path, make_daemon):
+    """The fallback (no cgroup): process group + the reaper's COLIBRI_AGENT_ID scan, logged once."""
+    script = os.path.join(str(tmp_path), "marked")
+    with open(script, "w") as f:
+        f.write(MARKED)
+    os.chmod(script, 0o755)
+    d = make_daemon(env=sup_env({"COLIBRI_PROCESS_TREES": "off"}))
+    pidfile = os.path.join(str(tmp_path), "m1.pid")
+    pid = None
+    try:
+        d.call("spawn-local", {"binary": script, "id": "m1", "env": {"PIDFILE": pidfile}})
+        pid = int(wait_file(pidfile))
+        d.call("kill-agent", id="m1", grace_ms=200)
+        assert wait_dead(pid), "the marked grandchild survived kill-agent"
+        log = d.read_log()
+        assert log.count("falling back to process groups and the reaper") == 1, log[-3000:]
+        assert "turned off by COLIBRI_PROCESS_TREES=off" in log
+    finally:
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGKILL)
