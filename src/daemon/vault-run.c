@@ -72,8 +72,9 @@ struct vjob {
 	struct cmd_req *req; /* provision-tenant waits for the result */
 	/* the current bw call: a job with a hard deadline, so the queue never wedges */
 	struct job bw;
-	int bw_live;      /* bw started and its handles not yet closed */
-	uv_timer_t timer; /* only to free the vjob from the loop */
+	int bw_live; /* bw started and its handles not yet closed */
+	int exit_code, term_signal, timed_out, forced; /* its outcome, from the job */
+	uv_timer_t timer;                              /* only to free the vjob from the loop */
 	struct buf obuf, ebuf;
 	struct vjob *next;
 };
@@ -122,6 +123,10 @@ bw_on_closed(struct job *b)
 	struct vjob *j = b->data;
 
 	j->bw_live = 0;
+	j->exit_code = b->exit_code;
+	j->term_signal = b->term_signal;
+	j->timed_out = b->timed_out;
+	j->forced = b->forced;
 	bw_maybe_done(j);
 }
 
@@ -161,25 +166,24 @@ bw_maybe_done(struct vjob *j)
 		job_done(j, why);
 		return;
 	}
-	if (j->bw.timed_out) {
+	if (j->timed_out) {
 		snprintf(msg, sizeof msg, "bw %s timed out after %lld ms", step_name(j->step),
 		         (long long)bw_timeout_ms);
 		job_done(j, msg);
 		return;
 	}
-	if (j->bw.forced) {
+	if (j->forced) {
 		snprintf(msg, sizeof msg,
 		         "bw %s exited but a process it left held its output: killed, step failed",
 		         step_name(j->step));
 		job_done(j, msg);
 		return;
 	}
-	if (j->bw.exit_code != 0 || j->bw.term_signal != 0) {
+	if (j->exit_code != 0 || j->term_signal != 0) {
 		err = bw_error_text(j);
 		snprintf(msg, sizeof msg, "bw %s failed (%s %d)%s%s", step_name(j->step),
-		         j->bw.term_signal ? "signal" : "exit",
-		         j->bw.term_signal ? j->bw.term_signal : j->bw.exit_code, *err ? ": " : "",
-		         err);
+		         j->term_signal ? "signal" : "exit",
+		         j->term_signal ? j->term_signal : j->exit_code, *err ? ": " : "", err);
 		free(err);
 		job_done(j, msg);
 		return;
