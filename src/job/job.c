@@ -240,13 +240,12 @@ job_on_timer(uv_timer_t *t)
 	job_maybe_done(j);
 }
 
+/* The join: reaped, and both pipes at end of file (or closed by the timer). */
 static void
 job_maybe_done(struct job *j)
 {
-	if (j->done || (j->running && !j->timed_out) || j->out_open || j->err_open)
+	if (j->done || j->running || j->out_open || j->err_open)
 		return;
-	if (j->running)
-		return; /* timed out: the SIGKILL's exit follows */
 	j->done = 1;
 	if (j->timer_open)
 		uv_timer_stop(&j->timer);
@@ -271,6 +270,8 @@ job_on_exit(struct proc *p, int exit_code, int term_signal)
 	}
 	if (j->on_exit != NULL)
 		j->on_exit(j);
+	if (j->closing) /* on_exit gave the job up */
+		return;
 	if (!j->done && !j->timed_out && (j->out_open || j->err_open) && j->timer_open) {
 		/* A descendant holds the pipes: wait, but never past the deadline. */
 		int64_t wait = j->eof_wait_ms, left;
