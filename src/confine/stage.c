@@ -217,6 +217,7 @@ stage_remove_leftover(const char *root, const char *id, const char *base_overrid
 	int rc;
 
 	*cause = NULL;
+	errno = 0; /* ENOENT below comes from the walk itself, not from before */
 	if ((st = stage_open_mode(root, id, base_override, root_base, 0, cause)) == NULL) {
 		if (errno != ENOENT)
 			return -1;

@@ -1230,6 +1230,69 @@ test_opts_from_env(void **state)
 	unsetenv("COLIBRI_JAIL_PRIV_MODE");
 }
 
+/* A stage a killed daemon left behind: found without creating anything, removed once. */
+static void
+test_stage_remove_leftover(void **state)
+{
+	struct fx *f = *state;
+	struct stage *st = stage_ok(f->root, "left1", NULL, NULL);
+	char *cause = NULL, *dir = xstrdup(stage_host_dir(st)), *other;
+	struct stat sb;
+
+	assert_int_equal(stage_write_env_json(st, NULL, &cause), 0);
+	stage_free(st); /* the daemon died: nothing removed */
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(stage_remove_leftover(f->root, "left1", NULL, NULL, &cause), 1);
+	assert_int_equal(stat(dir, &sb), -1);
+	/* None there: 0, and nothing is created on the way. */
+	assert_int_equal(stage_remove_leftover(f->root, "left1", NULL, NULL, &cause), 0);
+	assert_null(cause);
+	other = path_join(f->tmp, "jails/b");
+	assert_int_equal(mkdir_p(other, 0755), 0);
+	assert_int_equal(stage_remove_leftover(other, "x", NULL, NULL, &cause), 0);
+	free(dir);
+	dir = path_join(other, "home");
+	assert_int_equal(stat(dir, &sb), -1);
+	/* A bad id is an error, not a walk. */
+	assert_int_equal(stage_remove_leftover(f->root, "../x", NULL, NULL, &cause), -1);
+	assert_non_null(cause);
+	free(cause);
+	free(dir);
+	free(other);
+}
+
+/* Under a root daemon the stage and the daemon's directories on the way go to the agent user. */
+static void
+test_stage_give(void **state)
+{
+	struct fx *f = *state;
+	struct stage *st;
+	char *cause = NULL, *p;
+	struct stat sb;
+
+	if (geteuid() != 0)
+		skip();
+	st = stage_ok(f->root, "give1", NULL, NULL);
+	assert_int_equal(stage_write_env_json(st, NULL, &cause), 0);
+	assert_int_equal(stage_give(st, 65534, 65534, &cause), 0);
+	assert_int_equal(stat(stage_host_dir(st), &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	p = path_join(stage_host_dir(st), "env.sh");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	p = path_join(f->root, "home/clawdie");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	/* The root itself is the operator's: untouched. */
+	assert_int_equal(stat(f->root, &sb), 0);
+	assert_int_equal(sb.st_uid, 0);
+	assert_int_equal(stage_remove(st, &cause), 0);
+	stage_free(st);
+}
+
 int
 main(void)
 {
@@ -1253,6 +1316,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_remove_leftover, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_give, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
 	        cmocka_unit_test(test_opts_from_env),
