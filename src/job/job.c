@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -109,10 +110,14 @@ void
 job_close_all(void)
 {
 	struct tree_pending *p;
+	int waited = 0;
 
+	/* Last chance for groups still emptying: up to two seconds in all. */
 	while ((p = pending) != NULL) {
 		pending = p->next;
-		tree_remove(p->name);
+		tree_signal(p->name, -1, SIGKILL);
+		while (tree_remove(p->name) == -1 && waited++ < 200)
+			nanosleep(&(struct timespec){0, 10000000L}, NULL);
 		free(p);
 	}
 	if (pending_timer_open) {
