@@ -530,3 +530,43 @@ def test_without_process_trees_the_marker_scan_still_kills(tmp_path, make_daemon
     finally:
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+@ROOT_ONLY  # a writable cgroup v2 subtree
+def test_freebsd_path_stage_and_tree_gone_after_sigkill_and_restart(tmp_path, make_daemon):
+    """The jail path (stand-ins): a hanging jailed agent outlives a SIGKILLed daemon (no
+    --die-with-parent there); the restarted daemon kills its tree and removes its stage."""
+    tmp = str(tmp_path)
+    base = os.path.join(tmp, "jails")
+    root = os.path.join(base, "box")
+    os.makedirs(root)
+    bindir = copy_standins(os.path.join(tmp, "bin"))
+    with open(os.path.join(bindir, "jails.json"), "w") as f:
+        json.dump({"box": root}, f)
+    env = jail_env({"COLIBRI_CONFINE": "freebsd-jail", "COLIBRI_JAIL_PRIV_MODE": "none",
+                    "COLIBRI_JAIL_ROOT_BASE": base})
+    env["PATH"] = bindir + ":" + env["PATH"]
+    quiet = os.path.join(root, "quiet-agent")
+    with open(quiet, "w") as f:
+        f.write("#!/bin/sh\n# Writes nothing, so a dead daemon's pipes cannot end it.\n"
+                "exec sleep 300 >/dev/null 2>&1\n")
+    os.chmod(quiet, 0o755)
+    d = make_daemon(env=env)
+    d.call("spawn-local", {"binary": quiet, "id": "fk1",
+                           "jail": {"name": "box", "root_path": root, "user": "clawdie"}})
+    env_sh = os.path.join(stage_dir(root, "fk1"), "env.sh")
+    wait_file(env_sh)
+    st = wait_state(d, "fk1", ("idle", "working"), live=True)
+    pid = st["pid"]
+    d.kill9()
+    time.sleep(0.3)
+    assert alive(pid) and os.path.exists(env_sh), "nothing survived: the test shows nothing"
+    try:
+        d.start()
+        assert wait_dead(pid), "the jailed agent's tree survived the restart"
+        assert not os.path.exists(stage_dir(root, "fk1"))
+        st = wait_state(d, "fk1")
+        assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
