@@ -100,7 +100,8 @@ class Conn:
 
 
 class Daemon:
-    """colibri-daemon --state-dir TMP --foreground, the build's tools first on PATH."""
+    """colibri-daemon --state-dir TMP --foreground --allow-unconfined (the benches spawn
+    unconfined local agents), the build's tools first on PATH."""
 
     def __init__(self, build, extra_args=(), env=None):
         self.dir = tempfile.mkdtemp(prefix="colibri-bench-")
@@ -111,7 +112,7 @@ class Daemon:
         e.update(env or {})
         self.log = open(os.path.join(self.dir, "daemon.log"), "wb")
         self.proc = subprocess.Popen([tool(build, "colibri-daemon"), "--state-dir", self.state, "--foreground",
-                                      "--log-level", "warn"] + list(extra_args),
+                                      "--log-level", "warn", "--allow-unconfined"] + list(extra_args),
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, env=e)
         deadline = time.time() + 10
         while True:

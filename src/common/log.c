@@ -2,6 +2,7 @@
  * log.c -- timestamped log lines to stderr or to a file that SIGHUP reopens.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,20 @@ int
 log_reopen(void)
 {
 	FILE *fp;
+	int fd;
 
 	if (log_path == NULL) {
 		log_fp = NULL;
 		return 0;
 	}
-	if ((fp = fopen(log_path, "ae")) == NULL)
+	/* A log made here is 0600: an existing one keeps the mode its operator gave it. */
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1)
 		return -1;
+	if ((fp = fdopen(fd, "a")) == NULL) {
+		close(fd);
+		return -1;
+	}
 	setvbuf(fp, NULL, _IOLBF, 0);
 	if (log_fp != NULL)
 		fclose(log_fp);

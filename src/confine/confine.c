@@ -224,6 +224,60 @@ confine_check_root(const struct confine_opts *o, const struct jail_config *cfg, 
 	return -1;
 }
 
+/* Non-zero when canonical p lies strictly under canonical dir. */
+static int
+confine_path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return p[0] == '/' && p[1] != '\0';
+	return strncmp(p, dir, n) == 0 && p[n] == '/' && p[n + 1] != '\0';
+}
+
+/* jail.KEY = p, canonical, strictly under the canonical base. */
+static int
+confine_check_one(const char *key, const char *p, const char *base, char **cause)
+{
+	char *canon = realpath(p, NULL);
+	int ok;
+
+	if (canon == NULL) {
+		xasprintf(cause, "jail.%s %s: %s", key, p, strerror(errno));
+		return -1;
+	}
+	if (!(ok = confine_path_under(canon, base)))
+		xasprintf(cause, "jail.%s %s (%s) is not strictly under the root base %s", key, p,
+		          canon, base);
+	free(canon);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Both path and root_path against the root base, whichever is set: the stage
+ * checks only the root it is created in, and a jail whose path escapes the
+ * base while root_path stays inside it must not pass.
+ */
+static int
+confine_check_base(const struct confine_opts *o, const struct jail_config *cfg, char **cause)
+{
+	char *base;
+	int rc = 0;
+
+	if (o->root_base == NULL)
+		return 0;
+	if ((base = realpath(o->root_base, NULL)) == NULL) {
+		xasprintf(cause, "jail root base %s: %s", o->root_base, strerror(errno));
+		return -1;
+	}
+	if (cfg->path != NULL)
+		rc = confine_check_one("path", cfg->path, base, cause);
+	if (rc == 0 && cfg->root_path != NULL)
+		rc = confine_check_one("root_path", cfg->root_path, base, cause);
+	free(base);
+	return rc;
+}
+
 struct confine_spawn *
 confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, const char *id,
                 const char *binary, const char *const *args, const json_t *env, const char *cwd,
@@ -239,6 +293,10 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 		return sp;
 	}
 	if (confine_check_root(o, cfg, cause) == -1)
+		goto fail;
+	if (o->backend == CONFINE_BACKEND_JAIL && jail_config_check_mode(cfg, o->priv, cause) == -1)
+		goto fail;
+	if (confine_check_base(o, cfg, cause) == -1)
 		goto fail;
 	/* Whatever the backend, a jail never holds the daemon's own files. */
 	if (confine_check_private_root(o, jail_config_root(cfg), cause) == -1)

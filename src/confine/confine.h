@@ -94,7 +94,9 @@ struct confine_spawn {
  * Prepare a spawn of binary with args (NULL-terminated, without argv[0]).
  * Without an active jail config the command is returned unchanged and
  * nothing is staged (env and cwd are then the spawner's business).  With
- * one, the stage <root>/.../stage/<id> is created, env (a JSON object of
+ * one, jail.path and jail.root_path (each when set) must resolve strictly
+ * under the root base, and for the jail backend jail_config_check_mode must
+ * pass (helper mode: an unprivileged user); then the stage <root>/.../stage/<id> is created, env (a JSON object of
  * strings, may be NULL) goes to env.sh, cwd (absolute, inside the
  * confinement; may be NULL) and the agent go to launch.sh, and cmd runs
  * /bin/sh launch.sh confined.  Under drop_root (bubblewrap) the agent's

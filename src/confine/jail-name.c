@@ -67,6 +67,63 @@ jail_user_check(const char *user)
 }
 
 const char *
+jail_unpriv_user_check(const char *user)
+{
+	const char *err;
+
+	if ((err = jail_user_check(user)) != NULL)
+		return err;
+	if (strcmp(user, "root") == 0 || strcmp(user, "toor") == 0)
+		return "must not be root (the helper never runs a jailed command as uid 0)";
+	if (strspn(user, "0123456789") == strlen(user))
+		return "must be a name, not a uid";
+	return NULL;
+}
+
+long
+jail_passwd_uid(const char *line, const char *user)
+{
+	size_t n = strlen(user);
+	const char *p;
+	long uid = 0;
+
+	if (strncmp(line, user, n) != 0 || line[n] != ':')
+		return -1;
+	if ((p = strchr(line + n + 1, ':')) == NULL || p[1] < '0' || p[1] > '9')
+		return -1;
+	for (p++; *p >= '0' && *p <= '9'; p++) {
+		if (uid > 99999999)
+			return -1;
+		uid = uid * 10 + (*p - '0');
+	}
+	return *p == ':' ? uid : -1;
+}
+
+const char *
+jail_launch_check(const char *prefix, char *const *cmd, int n)
+{
+	size_t plen = strlen(prefix);
+	const char *id, *rest;
+	char buf[STAGE_ID_MAX + 1];
+	size_t idlen;
+
+	if (n != 2 || strcmp(cmd[0], "/bin/sh") != 0)
+		return "must be exactly /bin/sh STAGE/launch.sh";
+	if (strncmp(cmd[1], prefix, plen) != 0 || cmd[1][plen] != '/')
+		return "must run a launch.sh under the stage prefix";
+	id = cmd[1] + plen + 1;
+	if ((rest = strchr(id, '/')) == NULL || strcmp(rest, "/launch.sh") != 0)
+		return "must run STAGE/<id>/launch.sh";
+	if ((idlen = (size_t)(rest - id)) > STAGE_ID_MAX)
+		return "has a stage id that is too long";
+	memcpy(buf, id, idlen);
+	buf[idlen] = '\0';
+	if (stage_id_check(buf) != NULL)
+		return "has an invalid stage id";
+	return NULL;
+}
+
+const char *
 jail_ip4_check(const char *ip4)
 {
 	struct in_addr a;

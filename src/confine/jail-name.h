@@ -15,6 +15,12 @@
 #define JAIL_NAME_MAX 64
 #define JAIL_USER_MAX 32
 #define STAGE_ID_MAX  64
+/*
+ * Where the stages live inside a jail root unless COLIBRI_JAIL_STAGE_DIR moves
+ * them (stage.h), and so the setuid helper's default stage prefix: the only
+ * program the helper runs is /bin/sh /JAIL_STAGE_REL/<id>/launch.sh.
+ */
+#define JAIL_STAGE_REL "home/clawdie/.cache/colibri/stage"
 /* "colibri-" + up to 48 characters of the path's last component. */
 #define JAIL_EPHEMERAL_NAME_SIZE 64
 
@@ -26,6 +32,26 @@
 const char *jail_name_check(const char *name);
 /* An in-jail user: [A-Za-z0-9_][A-Za-z0-9_.-]{0,31}.  NULL when valid. */
 const char *jail_user_check(const char *user);
+/*
+ * A user the setuid helper may run a jailed command as: jail_user_check, and
+ * neither "root" nor "toor" (FreeBSD's second uid-0 account) nor all digits
+ * (it would read as a uid).  NULL when acceptable.  Whether the name maps to
+ * uid 0 in a password file is jail_passwd_uid's part.
+ */
+const char *jail_unpriv_user_check(const char *user);
+/*
+ * The uid a passwd(5) or master.passwd(5) line gives user (name is field 1,
+ * uid field 3 in both), or -1 when the line is about another name, a comment,
+ * or malformed.  line is one NUL-terminated line without its newline.
+ */
+long jail_passwd_uid(const char *line, const char *user);
+/*
+ * The setuid helper's program check: cmd (n words) must be exactly
+ *   /bin/sh PREFIX/<id>/launch.sh
+ * with PREFIX the configured in-jail stage prefix (absolute, no trailing '/')
+ * and <id> a stage id.  NULL when so, else a static description.
+ */
+const char *jail_launch_check(const char *prefix, char *const *cmd, int n);
 /* ip4: a dotted IPv4 address, "inherit" or "disable".  NULL when valid. */
 const char *jail_ip4_check(const char *ip4);
 /* A stage id: same alphabet as a jail name, 1..64, no "..", not "." .  NULL when valid. */

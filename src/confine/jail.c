@@ -71,6 +71,39 @@ jail_parse_value(struct jail_config *cfg, int i, const json_t *v, char **cause)
 	return 0;
 }
 
+/* p and q equal but for trailing slashes ("/j/a/" is "/j/a"; "/" stays "/"). */
+static int
+jail_path_same(const char *p, const char *q)
+{
+	size_t lp = strlen(p), lq = strlen(q);
+
+	while (lp > 1 && p[lp - 1] == '/')
+		lp--;
+	while (lq > 1 && q[lq - 1] == '/')
+		lq--;
+	return lp == lq && strncmp(p, q, lp) == 0;
+}
+
+/*
+ * An ephemeral jail (path, no name) runs at path while the payload is staged
+ * under root_path: if they differed, the stage would land in a tree the jail
+ * does not see, and a root_path under the base would vouch for a path that
+ * is not (path "/" was accepted beside a valid root_path).
+ */
+static int
+jail_config_check_ephemeral(const struct jail_config *cfg, char **cause)
+{
+	if (cfg->name != NULL || cfg->path == NULL || cfg->root_path == NULL)
+		return 0;
+	if (jail_path_same(cfg->path, cfg->root_path))
+		return 0;
+	xasprintf(cause,
+	          "jail.root_path (%s) must equal jail.path (%s) for an ephemeral jail (no "
+	          "name): the jail runs at path and the payload is staged under root_path",
+	          cfg->root_path, cfg->path);
+	return -1;
+}
+
 int
 jail_config_parse(const json_t *obj, struct jail_config *out, char **cause)
 {
@@ -98,6 +131,8 @@ jail_config_parse(const json_t *obj, struct jail_config *out, char **cause)
 		if (jail_parse_value(out, i, v, cause) == -1)
 			goto fail;
 	}
+	if (jail_config_check_ephemeral(out, cause) == -1)
+		goto fail;
 	return 0;
 fail:
 	jail_config_clear(out);
@@ -141,6 +176,28 @@ jail_config_root(const struct jail_config *cfg)
 	if (cfg == NULL)
 		return NULL;
 	return cfg->root_path != NULL ? cfg->root_path : cfg->path;
+}
+
+int
+jail_config_check_mode(const struct jail_config *cfg, enum priv_mode mode, char **cause)
+{
+	const char *err;
+
+	*cause = NULL;
+	if (mode != PRIV_MODE_HELPER || !jail_config_active(cfg))
+		return 0;
+	if (cfg->user == NULL) {
+		xasprintf(cause,
+		          "jail.user is required in helper mode (COLIBRI_JAIL_PRIV_MODE=helper): "
+		          "colibri-jail-spawn runs a jailed command only as an unprivileged "
+		          "user, never as root");
+		return -1;
+	}
+	if ((err = jail_unpriv_user_check(cfg->user)) != NULL) {
+		xasprintf(cause, "jail.user %s %s in helper mode", cfg->user, err);
+		return -1;
+	}
+	return 0;
 }
 
 json_t *
@@ -290,7 +347,11 @@ jail_add_args(struct confine_cmd *c, const char *const *args)
 		confine_cmd_add(c, *args);
 }
 
-/* The helper request: exec [-U USER] NAME | create [-4 IP4] [-U USER] PATH, then -- binary. */
+/*
+ * The helper request: exec -U USER NAME | create [-4 IP4] -U USER PATH, then
+ * -- binary.  The user is there by jail_config_check_mode; without one the
+ * helper refuses the request itself.
+ */
 static void
 jail_wrap_helper(struct confine_cmd *c, const struct jail_config *cfg, const char *binary)
 {

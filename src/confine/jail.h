@@ -16,9 +16,11 @@
  *   sudo    sudo -n jexec ...
  *   none    jexec ...                        (already root, or tests)
  * The helper form is the only request colibri-jail-spawn accepts:
- *   colibri-jail-spawn exec [-U USER] NAME -- PROGRAM [ARG...]
- *   colibri-jail-spawn create [-4 IP4] [-U USER] PATH -- PROGRAM [ARG...]
- * and the helper builds the jexec/jail argv itself from those values.
+ *   colibri-jail-spawn exec -U USER NAME -- /bin/sh STAGE/launch.sh
+ *   colibri-jail-spawn create [-4 IP4] -U USER PATH -- /bin/sh STAGE/launch.sh
+ * and the helper builds the jexec/jail argv itself from those values.  USER
+ * is the jail config's user, required in helper mode and never root
+ * (jail_config_check_mode).
  *
  * jexec runs without -l, so the environment is inherited where the privilege
  * tool passes it on; the spawner does not rely on that: every confined spawn
@@ -51,7 +53,8 @@ struct confine_cmd {
 /*
  * Parse the "jail" object of a spawn request.  obj may be NULL or JSON null
  * (no jail).  Keys: name, path, root_path, ip4, user; each a non-empty string
- * or null.  Unknown keys, wrong types and invalid values are refused.
+ * or null.  Unknown keys, wrong types and invalid values are refused, and so
+ * is an ephemeral jail (path, no name) whose root_path is not its path.
  * Returns 0 and fills *out (release with jail_config_clear), or -1 with
  * *cause set to a message naming the key (caller frees).
  */
@@ -64,6 +67,13 @@ void jail_config_copy(struct jail_config *out, const struct jail_config *in);
 int jail_config_active(const struct jail_config *);
 /* The host-visible root for the staged payload: root_path, else path, else NULL. */
 const char *jail_config_root(const struct jail_config *);
+/*
+ * The checks that depend on the privilege mode, made before anything is
+ * staged: in helper mode an active jail needs a user that
+ * jail_unpriv_user_check accepts (the helper is always given -U USER and
+ * refuses root).  Returns 0, or -1 with *cause (caller frees).
+ */
+int jail_config_check_mode(const struct jail_config *, enum priv_mode, char **cause);
 /* The config as a JSON object with only the set keys (new reference). */
 json_t *jail_config_to_json(const struct jail_config *);
 

@@ -57,7 +57,10 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define STAGE_DEFAULT_REL "home/clawdie/.cache/colibri/stage"
+#include "confine/jail-name.h"
+
+/* One definition with the setuid helper's default stage prefix (jail-name.h). */
+#define STAGE_DEFAULT_REL JAIL_STAGE_REL
 #define STAGE_SETUP_EXIT  125
 
 struct stage;

@@ -169,10 +169,11 @@ static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
 
 const struct cmd_entry cmd_agent_entries[] = {
         {"agent-register", "agent-register {id?, name?, provider?, lease_ms?}", CMD_WRITE,
-         register_args, cmd_agent_register},
-        {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, heartbeat_args,
+         CMD_R_ALL, register_args, cmd_agent_register},
+        {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, CMD_R_ALL, heartbeat_args,
          cmd_agent_heartbeat},
-        {"list-agents", "list-agents {kind?, state?}", CMD_READ, list_args, cmd_list_agents},
-        {"agent-status", "agent-status {id}", CMD_READ, status_args, cmd_agent_status},
-        {NULL, NULL, 0, NULL, NULL},
+        {"list-agents", "list-agents {kind?, state?}", CMD_READ, CMD_R_ALL, list_args,
+         cmd_list_agents},
+        {"agent-status", "agent-status {id}", CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -416,8 +416,9 @@ static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
 const struct cmd_entry cmd_cache_entries[] = {
         {"prompt-assemble",
          "prompt-assemble {session_id?, system, tools?, skills?, context?, turn}", CMD_WRITE,
-         prompt_args, cmd_prompt_assemble},
-        {"usage", "usage {agent?, session_id?, tenant?}", CMD_READ, usage_args, cmd_usage},
-        {"host-status", "host-status", CMD_READ, no_args, cmd_host_status},
-        {NULL, NULL, 0, NULL, NULL},
+         CMD_R_ALL, prompt_args, cmd_prompt_assemble},
+        {"usage", "usage {agent?, session_id?, tenant?}", CMD_READ, CMD_R_ALL, usage_args,
+         cmd_usage},
+        {"host-status", "host-status", CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

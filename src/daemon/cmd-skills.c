@@ -177,8 +177,9 @@ static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1}, {NULL, 0, 0}};
 static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
 
 const struct cmd_entry cmd_skills_entries[] = {
-        {"skills-list", "skills-list {query?}", CMD_READ, list_args, cmd_skills_list},
-        {"skill-show", "skill-show {name}", CMD_READ, show_args, cmd_skill_show},
-        {"skills-reload", "skills-reload", CMD_WRITE, no_args, cmd_skills_reload},
-        {NULL, NULL, 0, NULL, NULL},
+        {"skills-list", "skills-list {query?}", CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},
+        {"skill-show", "skill-show {name}", CMD_READ, CMD_R_ALL, show_args, cmd_skill_show},
+        {"skills-reload", "skills-reload", CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, no_args,
+         cmd_skills_reload},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

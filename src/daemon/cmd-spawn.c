@@ -1,11 +1,17 @@
 /*
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
  * agent-abort and session-read: the socket face of spawner.c.
+ *
+ * Every spawn is for admins (the table says so); the agent records the
+ * uid that spawned it (owner_uid).  Controlling or reading an agent is for
+ * admins and members at the table, and here, for its owner or an admin
+ * only (owner_check): anyone else is refused before anything happens.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/proto.h"
+#include "store/store.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/session.h"
@@ -32,6 +38,54 @@ fail_cause(struct cmd_req *r, const char *code, const char *cause)
 	cmd_fail(r, code, "%.*s", (int)n, cause);
 }
 
+static int
+owned_by(json_t *agent, uid_t uid)
+{
+	json_t *o = json_object_get(agent, "owner_uid");
+
+	return json_is_integer(o) && json_integer_value(o) == (json_int_t)uid;
+}
+
+/*
+ * May r's caller act on agent id?  An admin may act on any agent; anyone
+ * else only on one it spawned.  With by_session (session-read), id may
+ * name a session instead: then every spawned agent of that session must
+ * be the caller's.  Returns 1, or 0 after replying (not_found,
+ * permission_denied).
+ */
+static int
+owner_check(struct cmd_req *r, const char *id, int by_session)
+{
+	struct store_err e;
+	json_t *row, *list, *a;
+	size_t i, mine = 0, theirs = 0;
+
+	if (r->role == CMD_R_ADMIN)
+		return 1;
+	if ((row = store_agent_get(D.store, id, &e)) != NULL) {
+		mine = owned_by(row, r->uid);
+		json_decref(row);
+	} else if (!by_session) {
+		cmd_fail(r, e.code, "%s", e.msg);
+		return 0;
+	} else if ((list = store_agent_list(D.store, "spawned", NULL, &e)) != NULL) {
+		json_array_foreach(json_object_get(list, "items"), i, a)
+		{
+			const char *sid = json_string_value(json_object_get(a, "session_id"));
+			if (sid != NULL && strcmp(sid, id) == 0)
+				*(owned_by(a, r->uid) ? &mine : &theirs) += 1;
+		}
+		json_decref(list);
+	}
+	if (mine > 0 && theirs == 0)
+		return 1;
+	cmd_fail(r, ERR_PERMISSION_DENIED,
+	         "%s: %.128s is not an agent uid %ld spawned; it is for the agent's owner or an "
+	         "admin",
+	         r->entry->name, id, (long)r->uid);
+	return 0;
+}
+
 static void
 spawn_common(struct cmd_req *r, const char *provider)
 {
@@ -40,15 +94,11 @@ spawn_common(struct cmd_req *r, const char *provider)
 	json_t *a;
 
 	if (D.cfg.spawn_disabled) {
-		cmd_fail(r, ERR_UNAVAILABLE, "this daemon runs with --no-spawn: it starts no agents");
+		cmd_fail(r, ERR_UNAVAILABLE,
+		         "this daemon runs with --no-spawn: it starts no agents");
 		return;
 	}
-	if (cmd_arg(r, "jail") != NULL && !r->privileged) {
-		cmd_fail(r, ERR_PERMISSION_DENIED,
-		         "a confined spawn needs uid 0, the daemon's uid or the admin group");
-		return;
-	}
-	if ((a = spawner_spawn(r->args, provider, &code, &cause)) == NULL) {
+	if ((a = spawner_spawn(r->args, provider, r->uid, &code, &cause)) == NULL) {
 		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
 		return;
@@ -89,6 +139,8 @@ cmd_kill_agent(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "grace_ms must be between 0 and 600000");
 		return;
 	}
+	if (!owner_check(r, cmd_arg_str(r, "id"), 0))
+		return;
 	spawner_kill(r, cmd_arg_str(r, "id"), grace);
 }
 
@@ -98,6 +150,10 @@ rpc_send(struct cmd_req *r, json_t *cmd)
 	const char *code;
 	char *cause = NULL;
 
+	if (!owner_check(r, cmd_arg_str(r, "id"), 0)) {
+		json_decref(cmd);
+		return;
+	}
 	if (spawner_rpc_send(cmd_arg_str(r, "id"), cmd, &code, &cause) == -1) {
 		fail_cause(r, code, cause);
 		free(cause);
@@ -140,6 +196,8 @@ cmd_session_read(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "stream must be stdout or stderr");
 		return;
 	}
+	if (!owner_check(r, cmd_arg_str(r, "id"), 1))
+		return;
 	sid = spawner_session_of(cmd_arg_str(r, "id"));
 	if ((res = session_read(
 	             sid, stream != NULL && strcmp(stream, "stderr") == 0 ? ".stderr" : ".jsonl",
@@ -184,13 +242,16 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {"spawn-agent",
          "spawn-agent {provider, binary?, args?, prompt?, mode?, env?, cwd?, session_id?, "
          "restart?, jail?, stall_ms?, id?}",
-         CMD_WRITE, spawn_agent_args, cmd_spawn_agent},
+         CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
         {"spawn-local", "spawn-local {binary, args?, prompt?, mode?, env?, cwd?, session_id?, ...}",
-         CMD_WRITE, spawn_local_args, cmd_spawn_local},
-        {"kill-agent", "kill-agent {id, grace_ms?}", CMD_ASYNC, kill_args, cmd_kill_agent},
-        {"agent-prompt", "agent-prompt {id, message}", CMD_READ, prompt_args, cmd_agent_prompt},
-        {"agent-abort", "agent-abort {id}", CMD_READ, id_args, cmd_agent_abort},
-        {"session-read", "session-read {id, since?, limit?, stream?}", CMD_READ, read_args,
-         cmd_session_read},
-        {NULL, NULL, 0, NULL, NULL},
+         CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
+        {"kill-agent", "kill-agent {id, grace_ms?}", CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER,
+         kill_args, cmd_kill_agent},
+        {"agent-prompt", "agent-prompt {id, message}", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER,
+         prompt_args, cmd_agent_prompt},
+        {"agent-abort", "agent-abort {id}", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args,
+         cmd_agent_abort},
+        {"session-read", "session-read {id, since?, limit?, stream?}", CMD_READ,
+         CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

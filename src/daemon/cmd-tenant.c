@@ -3,7 +3,8 @@
  * provision-tenant.  All privileged: a tenant decides where secrets land.
  *
  * tenant_id = jail name = collection name (the runbook's 1:1:1 contract);
- * collection_id defaults to tenant_id.
+ * collection_id defaults to tenant_id.  A jail root must be its own
+ * canonical path (realpath(root) == root) when it exists.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ cmd_register_tenant(struct cmd_req *r)
 	const char *root = cmd_arg_str(r, "jail_root_path"),
 	           *coll = cmd_arg_str(r, "collection_id");
 	struct store_err e;
+	char *cause = NULL;
 	json_t *t;
 
 	if (check_tenant_arg(r) == -1)
@@ -60,6 +62,13 @@ cmd_register_tenant(struct cmd_req *r)
 	    (strlen(root) >= 3 && strcmp(root + strlen(root) - 3, "/..") == 0)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT,
 		         "jail_root_path must be an absolute path without ..");
+		return;
+	}
+	/* A root that is or passes through a symlink could land these secrets in
+	 * another tenant's root; the vault checks again before it writes. */
+	if (vault_root_canonical(root, &cause) == -1) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s", cause);
+		free(cause);
 		return;
 	}
 	if (coll != NULL && (*coll == '\0' || strlen(coll) > 256)) {
@@ -143,11 +152,11 @@ static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1}, {NULL, 0
 
 const struct cmd_entry cmd_tenant_entries[] = {
         {"register-tenant", "register-tenant {tenant_id, jail_root_path, collection_id?}",
-         CMD_WRITE | CMD_PRIV, register_args, cmd_register_tenant},
-        {"list-tenants", "list-tenants", CMD_READ | CMD_PRIV, no_args, cmd_list_tenants},
-        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE | CMD_PRIV, tenant_args,
+         CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
+        {"list-tenants", "list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
+        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE, CMD_R_ADMIN, tenant_args,
          cmd_delete_tenant},
-        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC | CMD_PRIV, tenant_args,
+        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC, CMD_R_ADMIN, tenant_args,
          cmd_provision_tenant},
-        {NULL, NULL, 0, NULL, NULL},
+        {NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -87,6 +87,49 @@ cmd_foreach(void (*cb)(const struct cmd_entry *, void *), void *arg)
 			cb(ce, arg);
 }
 
+const char *
+cmd_role_name(int role)
+{
+	switch (role) {
+	case CMD_R_ADMIN:
+		return "admin";
+	case CMD_R_MEMBER:
+		return "member";
+	case CMD_R_AGENT:
+		return "agent";
+	}
+	return "nobody";
+}
+
+const char *
+cmd_roles_text(int roles, char *buf, size_t len)
+{
+	static const int order[] = {CMD_R_ADMIN, CMD_R_MEMBER, CMD_R_AGENT};
+	const char *names[3];
+	size_t i, n = 0;
+
+	for (i = 0; i < 3; i++)
+		if (roles & order[i])
+			names[n++] = cmd_role_name(order[i]);
+	if (n == 0)
+		snprintf(buf, len, "nobody");
+	else if (n == 1)
+		snprintf(buf, len, "%s", names[0]);
+	else if (n == 2)
+		snprintf(buf, len, "%s or %s", names[0], names[1]);
+	else
+		snprintf(buf, len, "%s, %s or %s", names[0], names[1], names[2]);
+	return buf;
+}
+
+int
+cmd_event_visible(int role, const char *topic)
+{
+	if (role == CMD_R_ADMIN)
+		return 1;
+	return strncmp(topic, "tenant.", 7) != 0 && strncmp(topic, "vault.", 6) != 0;
+}
+
 static const char *
 arg_type_name(enum arg_type t)
 {

@@ -3,8 +3,23 @@
  *
  * Each command family lives in one cmd-*.c file that exports an array of
  * struct cmd_entry.  The server parses a request line, finds the entry by
- * name, checks the argument spec and the peer's privilege, and calls exec.
+ * name, checks the argument spec and the caller's role, and calls exec.
  * It knows nothing else about any command (tmux's cmd_entry pattern).
+ *
+ * Roles are stated once, here in the table: every entry names the roles
+ * that may call it (`roles`, a mask of CMD_R_*), and dispatch refuses
+ * anyone else with permission_denied before exec runs.  An entry that
+ * names no role can be called by nobody.  The server decides a
+ * connection's role once, when it accepts it:
+ *   agent  -- the peer process descends from a process the daemon started
+ *             (an agent it spawned, or an orphan of one that the daemon
+ *             now reaps), whatever its uid: an agent never acts as the
+ *             daemon, even when it runs as the daemon's uid;
+ *   admin  -- otherwise uid 0, the daemon's uid or a member of
+ *             --admin-group (its groups as the kernel gave them at connect);
+ *   member -- anyone else who could open the socket (--group).
+ * Some commands check more inside exec (an agent's owner, the events a
+ * role may see: cmd_event_visible).
  *
  * exec replies with cmd_ok() or cmd_fail() before returning, or, for a
  * long-running command flagged CMD_ASYNC, keeps the request (cmd_req_hold)
@@ -20,9 +35,14 @@
 
 #define CMD_READ  0x0
 #define CMD_WRITE 0x1 /* changes the store: runs in a savepoint, reply after commit */
-#define CMD_PRIV  0x2 /* needs uid 0, the daemon's uid or the admin group */
 #define CMD_ASYNC 0x4 /* may reply after exec returns */
 #define CMD_CONN  0x8 /* acts on the connection itself (subscribe) */
+
+/* Roles, as a connection's role and as bits of cmd_entry.roles. */
+#define CMD_R_ADMIN  0x1
+#define CMD_R_MEMBER 0x2
+#define CMD_R_AGENT  0x4
+#define CMD_R_ALL    (CMD_R_ADMIN | CMD_R_MEMBER | CMD_R_AGENT)
 
 enum arg_type { ARG_STR, ARG_INT, ARG_BOOL, ARG_OBJ, ARG_ARR, ARG_ANY, ARG_ID };
 
@@ -38,6 +58,7 @@ struct cmd_entry {
 	const char *name;
 	const char *usage; /* one line for errors and help */
 	int flags;
+	int roles;                  /* CMD_R_*: who may call it */
 	const struct cmd_arg *args; /* terminated by {NULL} */
 	void (*exec)(struct cmd_req *);
 };
@@ -51,7 +72,7 @@ struct cmd_req {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	int privileged; /* uid 0, the daemon's uid or the admin group */
+	int role; /* one CMD_R_* bit, decided when the connection was accepted */
 	int replied;
 	int failed;
 	int held;
@@ -77,6 +98,18 @@ int cmd_arg_int(struct cmd_req *, const char *name, long long *out); /* 0 if pre
 long long cmd_arg_int_or(struct cmd_req *, const char *name, long long dflt);
 int cmd_arg_bool_or(struct cmd_req *, const char *name, int dflt);
 json_t *cmd_arg(struct cmd_req *, const char *name); /* borrowed, or NULL */
+
+/* The role's name: "admin", "member" or "agent". */
+const char *cmd_role_name(int role);
+/* The roles of a mask in words ("admin or member"), into buf. */
+const char *cmd_roles_text(int roles, char *buf, size_t len);
+/*
+ * May a connection of role see an event of topic?  tenant.* and vault.*
+ * events are for admins only (as list-tenants is); everything else is for
+ * everyone.  Every path that hands events to a client asks this: events-read,
+ * subscribe's replay and the live publish (server_publish).
+ */
+int cmd_event_visible(int role, const char *topic);
 
 /* Look a command up by name. */
 const struct cmd_entry *cmd_find(const char *name);

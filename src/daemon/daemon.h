@@ -26,8 +26,9 @@ struct daemon_config {
 	char *admin_group; /* --admin-group: who is privileged, or NULL */
 	gid_t admin_gid;
 	int have_admin_gid;
-	int spawn_disabled; /* --no-spawn: a board-only daemon */
-	char *agent_user;   /* --agent-user: whom a root daemon runs bubblewrap as */
+	int spawn_disabled;   /* --no-spawn: a board-only daemon */
+	int allow_unconfined; /* --allow-unconfined: spawns without a jail are allowed */
+	char *agent_user;     /* --agent-user: whom a root daemon runs bubblewrap as */
 	size_t max_line;
 	int max_clients;
 	size_t max_output;

@@ -8,6 +8,15 @@
  * was read, stop agents, commit, close the database, exit 0), SIGHUP
  * reopens the log file.
  *
+ * Files: every directory of the daemon's is 0700, or 0750 when the socket
+ * lies under it (the socket's group must traverse it to connect, as in the
+ * --state-dir layout where the socket is STATE/colibri.sock); every file it
+ * keeps there is 0600 (the database and its -wal and -shm: store-sqlite.c;
+ * the lock; the log it creates), whatever the directory's group.
+ *
+ * --sync full makes a commit survive a crash of the OS or a power loss,
+ * not only a crash of the daemon (store_set_sync); the default is normal.
+ *
  * Descriptors: whatever the daemon inherited above 2 (a shell's, a service
  * manager's, a test's) is closed before anything is opened, so no child --
  * and no sandboxed agent -- can reach a host directory or socket through
@@ -55,17 +64,20 @@ static char *store_url; /* --store: a PostgreSQL URL, or NULL for the SQLite fil
 static uv_poll_t notify_poll;
 static uv_timer_t notify_retry;
 static int notify_polling;
+static int sync_full; /* --sync full */
 
 static void __attribute__((noreturn)) usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 	        "usage: colibri-daemon [--state-dir DIR] [--socket PATH] [--db PATH]\n"
 	        "                      [--group GROUP] [--admin-group GROUP] [--no-spawn]\n"
+	        "                      [--allow-unconfined]\n"
 	        "                      [--log-level error|warn|info|debug]\n"
 	        "                      [--log FILE] [--foreground] [--max-line BYTES]\n"
 	        "                      [--max-clients N] [--max-output BYTES] [--stall-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
-	        "                      [--agent-user USER] [--version]\n");
+	        "                      [--sync normal|full] [--agent-user USER]\n"
+	        "                      [--version]\n");
 	exit(code);
 }
 
@@ -107,6 +119,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"group", required_argument, NULL, 'g'},
 	        {"admin-group", required_argument, NULL, 6},
 	        {"no-spawn", no_argument, NULL, 7},
+	        {"allow-unconfined", no_argument, NULL, 10},
 	        {"log-level", required_argument, NULL, 'l'},
 	        {"log", required_argument, NULL, 'L'},
 	        {"foreground", no_argument, NULL, 'f'},
@@ -117,7 +130,8 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"kill-grace-ms", required_argument, NULL, 5},
 	        {"store", required_argument, NULL, 8},
 	        {"host-id", required_argument, NULL, 9},
-	        {"agent-user", required_argument, NULL, 10},
+	        {"sync", required_argument, NULL, 20},
+	        {"agent-user", required_argument, NULL, 21},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -146,6 +160,9 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 			break;
 		case 7:
 			c->spawn_disabled = 1;
+			break;
+		case 10:
+			c->allow_unconfined = 1;
 			break;
 		case 'l':
 			if (log_parse_level(optarg, level) == -1) {
@@ -186,7 +203,14 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 			}
 			snprintf(D.hostname, sizeof D.hostname, "%s", optarg);
 			break;
-		case 10:
+		case 20:
+			if (strcmp(optarg, "normal") != 0 && strcmp(optarg, "full") != 0) {
+				fprintf(stderr, "colibri-daemon: --sync wants normal or full\n");
+				exit(EXIT_USAGE);
+			}
+			sync_full = strcmp(optarg, "full") == 0;
+			break;
+		case 21:
 			if (*optarg == '\0' || getpwnam(optarg) == NULL) {
 				fprintf(stderr, "colibri-daemon: --agent-user %s: no such user\n",
 				        optarg);
@@ -258,18 +282,33 @@ narrow_dir_mode(const char *dir, const struct stat *sb, mode_t max)
 		fatal("chmod %s", dir);
 }
 
-/* Create a directory of ours, 0750 at most; refuse a symlink or a stranger's. */
+/*
+ * The most a directory of ours may allow: 0750 when the socket lies under
+ * it (its group must traverse it to connect), else 0700.
+ */
+static mode_t
+private_dir_max(const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(D.cfg.socket_path, dir, n) == 0 && D.cfg.socket_path[n] == '/' ? 0750 : 0700;
+}
+
+/* Create a directory of ours, private_dir_max at most; refuse a symlink or a stranger's. */
 static void
 ensure_private_dir(const char *dir)
 {
+	mode_t max = private_dir_max(dir);
 	struct stat sb;
 
-	if (mkdir_p(dir, 0750) == -1)
+	if (mkdir_p(dir, max) == -1)
 		fatal("cannot create %s", dir);
 	if (lstat(dir, &sb) == -1)
 		fatal("%s", dir);
 	check_own_dir(dir, &sb);
-	narrow_dir_mode(dir, &sb, 0750);
+	narrow_dir_mode(dir, &sb, max);
 }
 
 /* A directory made later (the vault's): if it is there already, ours and 0700 at most. */
@@ -328,6 +367,8 @@ take_lock(void)
 	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (lock_fd == -1)
 		fatal("lock file %s", path);
+	if (fchmod(lock_fd, 0600) == -1) /* one an older daemon left wider */
+		fatal("chmod %s", path);
 	if (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK)
 			fatal("lock %s", path);
@@ -541,12 +582,13 @@ open_store(void)
 	if ((D.store = store_open(store_url != NULL ? store_url : D.cfg.db_path, &e)) == NULL)
 		fatalx("database %s: %s", store_url != NULL ? "(--store)" : D.cfg.db_path, e.msg);
 	store_set_host(D.store, D.hostname);
+	if (store_set_sync(D.store, sync_full, &e) == -1)
+		fatalx("database %s: %s", store_url != NULL ? "(--store)" : D.cfg.db_path, e.msg);
 	if (store_url != NULL) {
 		/* status and the logs show the URL without its password */
 		free(D.cfg.db_path);
 		D.cfg.db_path = xstrdup(store_path(D.store));
-	} else if (chmod(D.cfg.db_path, 0600) == -1)
-		log_warn("chmod %s", D.cfg.db_path);
+	}
 	store_set_event_sink(D.store, store_event_sink, NULL);
 	uv_timer_init(D.loop, &notify_retry);
 	notify_start();
@@ -606,8 +648,9 @@ main(int argc, char **argv)
 		fatalx("%s", cause);
 	sweep_init();
 	start_signals();
-	log_info("colibri-daemon %s listening on %s (database %s, pid %ld)", COLIBRI_VERSION,
-	         D.cfg.socket_path, D.cfg.db_path, (long)getpid());
+	log_info("colibri-daemon %s listening on %s (database %s, sync %s, pid %ld)",
+	         COLIBRI_VERSION, D.cfg.socket_path, D.cfg.db_path, store_sync(D.store),
+	         (long)getpid());
 	uv_run(D.loop, UV_RUN_DEFAULT);
 	uv_loop_close(D.loop);
 	store_close(D.store);

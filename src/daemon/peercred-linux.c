@@ -1,15 +1,21 @@
 /*
  * peercred-linux.c -- peer credentials on Linux: SO_PEERCRED gives uid, gid
- * and pid; supplementary groups come from /proc/PID/status ("Groups:").
+ * and pid; SO_PEERGROUPS gives the supplementary groups.  Both are the
+ * credentials the kernel recorded when the peer called connect(), so they
+ * cannot change under us -- unlike /proc/PID/status, which names whatever
+ * process holds that pid now (a pid can be reused).  The server asks once,
+ * when it accepts the connection.
  */
-#include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 
+#include "common/log.h"
+#include "common/xmalloc.h"
 #include "daemon/peercred.h"
 
-int peercred_get(int fd, struct peercred *pc)
+int
+peercred_get(int fd, struct peercred *pc)
 {
 	struct ucred uc;
 	socklen_t len = sizeof uc;
@@ -22,30 +28,32 @@ int peercred_get(int fd, struct peercred *pc)
 	return 0;
 }
 
-int peercred_in_group(int fd, const struct peercred *pc, gid_t gid)
+int
+peercred_in_group(int fd, const struct peercred *pc, gid_t gid)
 {
-	char path[64], line[4096], *p, *end;
-	FILE *fp;
+	socklen_t len = 64 * sizeof(gid_t);
+	gid_t *groups = NULL;
+	size_t i, n;
 	int found = 0;
 
-	(void)fd;
 	if (pc->gid == gid)
 		return 1;
-	if (pc->pid <= 0)
+	if (fd < 0)
 		return 0;
-	snprintf(path, sizeof path, "/proc/%ld/status", (long)pc->pid);
-	if ((fp = fopen(path, "re")) == NULL)
-		return 0;
-	while (!found && fgets(line, sizeof line, fp) != NULL) {
-		if (strncmp(line, "Groups:", 7) != 0)
-			continue;
-		for (p = line + 7; *p != '\0' && !found; p = end) {
-			unsigned long g = strtoul(p, &end, 10);
-			if (end == p)
-				break;
-			found = (gid_t)g == gid;
+	for (;;) {
+		groups = xrealloc(groups, len);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+			break;
+		/* ERANGE: len now says how much the list needs. */
+		if (errno != ERANGE || len == 0) {
+			log_warn("SO_PEERGROUPS");
+			free(groups);
+			return 0;
 		}
 	}
-	fclose(fp);
+	n = len / sizeof(gid_t);
+	for (i = 0; i < n && !found; i++)
+		found = groups[i] == gid;
+	free(groups);
 	return found;
 }

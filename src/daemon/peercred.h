@@ -2,8 +2,9 @@
  * peercred.h -- who is on the other end of a Unix socket.
  *
  * One implementation per OS: peercred-linux.c (SO_PEERCRED and
- * /proc/PID/status for supplementary groups), peercred-freebsd.c
- * (LOCAL_PEERCRED's xucred).
+ * SO_PEERGROUPS), peercred-freebsd.c (LOCAL_PEERCRED's xucred).  Both
+ * return what the kernel recorded at connect(), never what a pid holds
+ * now; the server asks once per connection, at accept.
  */
 #ifndef COLIBRI_PEERCRED_H
 #define COLIBRI_PEERCRED_H
@@ -18,7 +19,10 @@ struct peercred {
 
 /* Fill pc for the peer of fd; -1 on error. */
 int peercred_get(int fd, struct peercred *pc);
-/* Is the peer a member of gid (primary or supplementary)?  1 yes, 0 no. */
+/*
+ * Was the peer a member of gid (primary or supplementary) when it
+ * connected?  1 yes, 0 no (also when the kernel does not say).
+ */
 int peercred_in_group(int fd, const struct peercred *pc, gid_t gid);
 
 #endif

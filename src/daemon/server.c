@@ -4,7 +4,7 @@
  * A request's whole path is here and in one cmd-*.c file: bytes arrive in
  * the client's input buffer; each complete line is parsed once (jsonr, or
  * jansson for what jsonr leaves to it),
- * checked (envelope, command, arguments, privilege) and executed.  A bad
+ * checked (envelope, command, arguments, role) and executed.  A bad
  * line costs its sender one error reply; an over-long line costs it the
  * connection; nothing costs anyone else anything.
  *
@@ -14,6 +14,12 @@
  * flight per client at most; what accumulates meanwhile waits in `out`.
  * A client whose unsent output passes max_output is dropped (a subscriber
  * that does not read).
+ *
+ * A connection's role (cmd.h: admin, member or agent) is decided once, in
+ * on_connection, from what the kernel says about the peer at connect time,
+ * and kept on the client; every request on it is checked against its
+ * command's roles in dispatch.  Events of topics a role may not see
+ * (cmd_event_visible) never reach it.
  */
 #include <errno.h>
 #include <grp.h>
@@ -34,12 +40,14 @@
 #include "daemon/daemon.h"
 #include "daemon/peercred.h"
 #include "daemon/server.h"
+#include "daemon/spawner.h"
 #include "daemon/txn.h"
 #include "store/store.h"
 
 struct client {
 	uv_pipe_t pipe;
 	struct peercred cred;
+	int role; /* CMD_R_*, decided at accept (client_decide_role) */
 	int fd;
 	int detached; /* no socket: output stays in `out` (the fuzz seam) */
 	int closing;
@@ -310,12 +318,34 @@ send_error(struct client *c, json_t *id, const char *code, const char *fmt, ...)
 	reply_send(&r, error_envelope(id, code, msg));
 }
 
+/*
+ * The connection's role, once, at accept.  Agent first: a process the
+ * daemon started (or a descendant of one) is an agent whatever its uid --
+ * an unconfined agent runs as the daemon's uid and must not be its admin.
+ * A peer whose process is already gone cannot be placed (an agent's child
+ * may connect, hand the descriptor on and exit before the accept), so it
+ * gets the agent role too, the least.  Then admin: uid 0, the daemon's
+ * uid, or the admin group among the groups the kernel recorded at
+ * connect.  Anyone else who could connect is a member.
+ */
 static int
-peer_is_privileged(struct client *c)
+client_decide_role(struct client *c)
 {
+	const char *agent = NULL;
+	int rc;
+
+	if (c->cred.pid > 0 && (rc = spawner_agent_of_pid(c->cred.pid, &agent)) != 0) {
+		log_debug("client pid %ld: agent role (%s)", (long)c->cred.pid,
+		          rc == -1        ? "its process is gone, so it cannot be placed"
+		          : agent != NULL ? agent
+		                          : "an orphan of an agent");
+		return CMD_R_AGENT;
+	}
 	if (c->cred.uid == 0 || c->cred.uid == D.uid)
-		return 1;
-	return D.cfg.have_admin_gid && peercred_in_group(c->fd, &c->cred, D.cfg.admin_gid);
+		return CMD_R_ADMIN;
+	if (D.cfg.have_admin_gid && peercred_in_group(c->fd, &c->cred, D.cfg.admin_gid))
+		return CMD_R_ADMIN;
+	return CMD_R_MEMBER;
 }
 
 /*
@@ -331,11 +361,13 @@ dispatch(struct client *c, struct cmd_req *r)
 	size_t mark = 0;
 	struct store_err e;
 	int first = 0;
+	char roles[48];
 
-	r->privileged = peer_is_privileged(c);
-	if ((ce->flags & CMD_PRIV) && !r->privileged) {
+	r->role = c->role;
+	if ((ce->roles & r->role) == 0) {
 		cmd_fail(r, ERR_PERMISSION_DENIED,
-		         "%s needs uid 0, the daemon's uid or the admin group", ce->name);
+		         "%s is for the role %s only; this connection has the %s role", ce->name,
+		         cmd_roles_text(ce->roles, roles, sizeof roles), cmd_role_name(r->role));
 		return;
 	}
 	if (D.shutting_down && (ce->flags & CMD_WRITE)) {
@@ -632,7 +664,7 @@ server_publish(long long seq, const char *topic, const char *line, size_t len)
 		if (!c->subscribed || c->closing || seq <= c->cursor)
 			continue;
 		c->cursor = seq;
-		if (store_topic_matches(c->topics, topic))
+		if (cmd_event_visible(c->role, topic) && store_topic_matches(c->topics, topic))
 			server_client_write(c, line, len);
 	}
 }
@@ -674,6 +706,7 @@ on_connection(uv_stream_t *s, int status)
 		uv_close((uv_handle_t *)&c->pipe, on_client_closed);
 		return;
 	}
+	c->role = client_decide_role(c);
 	client_link(c);
 	if (nclients > D.cfg.max_clients || D.shutting_down) {
 		send_error(c, NULL, ERR_UNAVAILABLE, "%s",
@@ -817,6 +850,7 @@ server_client_new_detached(uid_t uid, gid_t gid)
 	c->cred.uid = uid;
 	c->cred.gid = gid;
 	c->cred.pid = -1;
+	c->role = client_decide_role(c);
 	buf_init(&c->in);
 	buf_init(&c->out);
 	buf_init(&c->wbuf);

@@ -897,6 +897,25 @@ check_strings(json_t *arr, char **cause)
 	return 0;
 }
 
+/*
+ * Names a caller may not set in an agent's env: the daemon's own
+ * (COLIBRI_*: the agent id, socket and session it sets itself), the
+ * dynamic linker's (LD_*, DYLD_*: code injected into the agent and what it
+ * runs) and the vault's (BW_*: Bitwarden credentials).
+ */
+static const char *const env_reserved[] = {"COLIBRI_", "LD_", "BW_", "DYLD_", NULL};
+
+static int
+env_name_reserved(const char *name)
+{
+	size_t i;
+
+	for (i = 0; env_reserved[i] != NULL; i++)
+		if (strncmp(name, env_reserved[i], strlen(env_reserved[i])) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 check_env(json_t *env, char **cause)
 {
@@ -909,6 +928,13 @@ check_env(json_t *env, char **cause)
 		if (!is_shell_identifier(k) || strlen(k) > 256) {
 			xasprintf(cause, "env name \"%.*s\" is not a valid variable name",
 			          utf8_cut(k, 64), k);
+			return -1;
+		}
+		if (env_name_reserved(k)) {
+			xasprintf(cause,
+			          "env %s is reserved: COLIBRI_*, LD_*, BW_* and DYLD_* are not "
+			          "for a caller to set",
+			          k);
 			return -1;
 		}
 		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v))) {
@@ -1064,6 +1090,14 @@ agent_from_args(json_t *args, const char *provider, const char **code, char **ca
 		goto fail;
 	if (jail_config_parse(json_object_get(args, "jail"), &a->jail, cause) == -1)
 		goto fail;
+	if (!jail_config_active(&a->jail) && !D.cfg.allow_unconfined) {
+		*code = ERR_UNAVAILABLE;
+		xasprintf(cause,
+		          "an unconfined agent runs as the daemon's uid with its power; this "
+		          "daemon spawns only jailed agents (start it with --allow-unconfined "
+		          "to allow unconfined spawns)");
+		goto fail;
+	}
 	if (!jail_config_active(&a->jail) && a->cwd != NULL) {
 		struct stat sb;
 		if (stat(a->cwd, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
@@ -1119,7 +1153,7 @@ fail:
 }
 
 json_t *
-spawner_spawn(json_t *args, const char *provider, const char **code, char **cause)
+spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code, char **cause)
 {
 	struct store_err e;
 	struct agent *a;
@@ -1147,6 +1181,7 @@ spawner_spawn(json_t *args, const char *provider, const char **code, char **caus
 	              0, "name", "lease_ms", "heartbeat");
 	json_object_set_new(f, "tenant",
 	                    a->jail.name != NULL ? json_string(a->jail.name) : json_null());
+	json_object_set_new(f, "owner_uid", json_integer((json_int_t)owner));
 	if (txn_write(&e) == -1 ||
 	    (row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL) {
 		json_decref(f);
@@ -1278,6 +1313,52 @@ spawner_session_of(const char *id)
 	}
 	json_decref(row);
 	return xstrdup(id);
+}
+
+/*
+ * One walk up pid's ancestry: 1 agent, 0 not, -1 a process vanished under
+ * the walk.  It stops at the first process older than the daemon: nothing
+ * above it can be the daemon or an agent, so a client started from a shell
+ * costs two reads of /proc, not one per ancestor up to init.
+ */
+static int
+agent_of_pid_walk(pid_t pid, const char **agent_id)
+{
+	static int64_t self_start = -1;
+	pid_t self = getpid();
+	struct agent *a;
+	int64_t start;
+	int depth;
+
+	if (self_start == -1)
+		self_start = reaper_start_time(self);
+	for (depth = 0; pid > 1 && depth < 4096; depth++) {
+		if (pid == self)
+			return depth > 0; /* an orphan of an agent, reparented to us */
+		for (a = agents; a != NULL; a = a->next) {
+			if (!a->gone && a->running && a->job.proc.pid == pid) {
+				*agent_id = a->id;
+				return 1;
+			}
+		}
+		if ((pid = reaper_parent(pid, &start)) == -1)
+			return -1;
+		if (self_start != -1 && start < self_start)
+			return 0;
+	}
+	return 0;
+}
+
+int
+spawner_agent_of_pid(pid_t pid, const char **agent_id)
+{
+	int tries, rc = -1;
+
+	*agent_id = NULL;
+	/* An ancestor that exits mid-walk has had its children reparented: walk again. */
+	for (tries = 0; tries < 3 && rc == -1; tries++)
+		rc = agent_of_pid_walk(pid, agent_id);
+	return rc;
 }
 
 /* Overlay the live glasspane on a stored agent object. */

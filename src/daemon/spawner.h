@@ -12,6 +12,7 @@
 #define COLIBRI_SPAWNER_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 struct cmd_req;
 
@@ -21,16 +22,28 @@ int spawner_busy(void);
 void spawner_close(void);
 
 /*
- * Start an agent from a spawn-agent/spawn-local argument object.  Returns
- * the agent object (new reference) or NULL with *code (ERR_*) and *cause.
+ * Start an agent from a spawn-agent/spawn-local argument object, owned by
+ * uid owner (recorded on the agent as owner_uid).  Returns the agent
+ * object (new reference) or NULL with *code (ERR_*) and *cause.  An
+ * unconfined spawn (no jail) is refused unless --allow-unconfined.
  */
-json_t *spawner_spawn(json_t *args, const char *provider, const char **code, char **cause);
+json_t *spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code,
+                      char **cause);
 /* kill-agent: reply on r once the agent has exited (the request is held). */
 void spawner_kill(struct cmd_req *r, const char *id, long long grace_ms);
 /* RPC mode: write one JSON command line to the agent's stdin. */
 int spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause);
 /* The session id of a live or recorded agent id (or id itself if it names a session). */
 char *spawner_session_of(const char *id);
+
+/*
+ * Does pid belong to a process tree the daemon started?  Walks pid's
+ * parent chain: 1 when it meets a running agent's pid (*agent_id names
+ * the agent, borrowed until the next turn of the loop) or the daemon
+ * itself (an agent's orphan, which the daemon reaps: *agent_id NULL);
+ * 0 when the chain ends elsewhere; -1 when it cannot tell (pid is gone).
+ */
+int spawner_agent_of_pid(pid_t pid, const char **agent_id);
 
 /* Hook for provisioning after a successful jailed spawn (set by the vault). */
 extern void (*spawner_jailed_hook)(const char *agent_id, const char *jail_name,

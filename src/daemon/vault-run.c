@@ -56,6 +56,7 @@ enum vstep {
 	VS_SYNC,
 	VS_COLLECTIONS,
 	VS_ITEMS,
+	VS_LOCK, /* after every job that ran bw, whatever its outcome */
 };
 
 struct vjob {
@@ -68,6 +69,10 @@ struct vjob {
 	struct vault_creds creds;
 	char *session; /* BW_SESSION, a secret */
 	char *collection_id;
+	char **item_values; /* fetched this job, secrets: kept only to scrub text */
+	size_t n_item_values;
+	char *error; /* the outcome (scrubbed) while bw lock runs; NULL for success */
+	int bw_started;
 	enum vstep step;
 	struct cmd_req *req; /* provision-tenant waits for the result */
 	/* the current bw call: a job with a hard deadline, so the queue never wedges */
@@ -95,6 +100,7 @@ static void queue_kick(void);
 
 static void bw_maybe_done(struct vjob *);
 static int job_tenant_unchanged(struct vjob *, const char **why);
+static void job_locked(struct vjob *);
 
 static void
 bw_on_read(struct job *b, int which, const char *p, size_t n)
@@ -133,21 +139,49 @@ bw_on_closed(struct job *b)
 static const char *
 step_name(enum vstep s)
 {
-	static const char *names[] = {"status", "config server", "status",           "login",
-	                              "unlock", "sync",          "list collections", "list items"};
+	static const char *names[] = {"status", "config server",    "status",     "login", "unlock",
+	                              "sync",   "list collections", "list items", "lock"};
 	return names[s];
 }
 
-/* The first line of bw's stderr, scrubbed, for an error message. */
+/*
+ * Scrub msg of every secret the job knows: the bootstrap credentials but
+ * the server URL (it names the vault in the fail-closed message), the
+ * session key and each item value fetched.  Any text that may reach the
+ * log, an event, a reply or the tenant's row passes here before it is cut.
+ */
+static void
+job_scrub(struct vjob *j, char *msg)
+{
+	const char **secrets = xcalloc(4 + j->n_item_values, sizeof *secrets);
+	size_t n = 0, i;
+
+	secrets[n++] = j->creds.password;
+	secrets[n++] = j->creds.client_secret;
+	secrets[n++] = j->creds.client_id;
+	secrets[n++] = j->session;
+	for (i = 0; i < j->n_item_values; i++)
+		secrets[n++] = j->item_values[i];
+	vault_scrub(msg, secrets, n);
+	free(secrets);
+}
+
+/*
+ * The first line of bw's stderr for an error message: scrubbed whole, then
+ * cut (a secret cut first would leave its prefix behind), valid UTF-8.
+ */
 static char *
 bw_error_text(struct vjob *j)
 {
-	const char *secrets[] = {j->creds.password, j->creds.client_secret, j->creds.client_id,
-	                         j->session};
-	char *e = xstrndup(buf_head(&j->ebuf), buf_used(&j->ebuf) < 300 ? buf_used(&j->ebuf) : 300);
+	size_t n = buf_used(&j->ebuf) < 4096 ? buf_used(&j->ebuf) : 4096;
+	char *e = xstrndup(n > 0 ? buf_head(&j->ebuf) : "", n);
 
-	e[strcspn(e, "\n")] = '\0';
-	vault_scrub(e, secrets, sizeof secrets / sizeof *secrets);
+	if (j->ebuf.data != NULL)
+		explicit_bzero(j->ebuf.data, j->ebuf.cap);
+	job_scrub(j, e);
+	e[strcspn(e, "\r\n")] = '\0';
+	vault_cut(e, 300);
+	utf8_scrub(e);
 	return e;
 }
 
@@ -158,6 +192,10 @@ bw_maybe_done(struct vjob *j)
 
 	const char *why;
 
+	if (j->step == VS_LOCK) {
+		job_locked(j);
+		return;
+	}
 	if (D.shutting_down) {
 		job_done(j, "the daemon is shutting down");
 		return;
@@ -259,6 +297,7 @@ job_run_step(struct vjob *j)
 	char *env[3] = {NULL, NULL, NULL};
 	size_t i;
 
+	j->bw_started = 1;
 	switch (j->step) {
 	case VS_STATUS:
 	case VS_STATUS2:
@@ -292,11 +331,27 @@ job_run_step(struct vjob *j)
 		       (const char *[]){"list", "items", "--collectionid", j->collection_id, NULL},
 		       (const char *const *)env);
 		break;
+	case VS_LOCK:
+		/* No secret needed: lock forgets the keys bw keeps in its data dir. */
+		bw_run(j, (const char *[]){"lock", NULL}, NULL);
+		return;
 	}
 	for (i = 0; env[i] != NULL; i++) {
 		explicit_bzero(env[i], strlen(env[i]));
 		free(env[i]);
 	}
+}
+
+/* Free the NAME -> value object; jansson owns the value strings: wipe them first. */
+static void
+job_wipe_vars(json_t *vars)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(vars, k, v)
+	        explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	json_decref(vars);
 }
 
 static void
@@ -316,11 +371,22 @@ job_write_env(struct vjob *j)
 		job_done(j, msg);
 		return;
 	}
+	j->item_values = xcalloc(json_object_size(vars), sizeof *j->item_values);
+	json_object_foreach(vars, k, v) j->item_values[j->n_item_values++] =
+	        xstrdup(json_string_value(v));
+	/* Again just before writing: the root may have become a symlink meanwhile. */
+	if (vault_root_canonical(j->tenant_root, &cause) == -1) {
+		job_wipe_vars(vars);
+		snprintf(msg, sizeof msg, "%s", cause);
+		free(cause);
+		job_done(j, msg);
+		return;
+	}
 	text = vault_render_env(vars, &len);
 	if (vault_write_env(j->root, text, len, &cause) == -1) {
 		explicit_bzero(text, len);
 		free(text);
-		json_decref(vars);
+		job_wipe_vars(vars);
 		snprintf(msg, sizeof msg, "%s", cause);
 		free(cause);
 		job_done(j, msg);
@@ -329,13 +395,8 @@ job_write_env(struct vjob *j)
 	explicit_bzero(text, len);
 	free(text);
 	keys = json_array();
-	json_object_foreach(vars, k, v)
-	{
-		json_array_append_new(keys, json_string(k));
-		/* jansson owns the value strings: wipe them before they are freed. */
-		explicit_bzero((char *)json_string_value(v), json_string_length(v));
-	}
-	json_decref(vars);
+	json_object_foreach(vars, k, v) json_array_append_new(keys, json_string(k));
+	job_wipe_vars(vars);
 	log_info("vault: tenant %s provisioned: %zu keys written to %s/.env", j->tenant,
 	         json_array_size(keys), j->root);
 	events_emit("vault.provisioned", json_pack("{s:s, s:o, s:s}", "tenant_id", j->tenant,
@@ -409,8 +470,25 @@ job_next_step(struct vjob *j)
 	case VS_ITEMS:
 		job_write_env(j);
 		return;
+	case VS_LOCK:
+		job_locked(j);
+		return;
 	}
 	job_run_step(j);
+}
+
+static void
+job_forget_items(struct vjob *j)
+{
+	size_t i;
+
+	for (i = 0; i < j->n_item_values; i++) {
+		explicit_bzero(j->item_values[i], strlen(j->item_values[i]));
+		free(j->item_values[i]);
+	}
+	free(j->item_values);
+	j->item_values = NULL;
+	j->n_item_values = 0;
 }
 
 static void
@@ -423,6 +501,10 @@ job_free(struct vjob *j)
 	}
 	if (j->obuf.data != NULL)
 		explicit_bzero(j->obuf.data, j->obuf.cap);
+	if (j->ebuf.data != NULL)
+		explicit_bzero(j->ebuf.data, j->ebuf.cap);
+	job_forget_items(j);
+	free(j->error);
 	buf_free(&j->obuf);
 	buf_free(&j->ebuf);
 	free(j->tenant);
@@ -475,7 +557,7 @@ job_tenant_unchanged(struct vjob *j, const char **why)
 
 /* Record the outcome, answer provision-tenant, start the next job. */
 static void
-job_done(struct vjob *j, const char *error)
+job_finish(struct vjob *j, const char *error)
 {
 	struct store_err e;
 	const char *why;
@@ -515,6 +597,82 @@ job_done(struct vjob *j, const char *error)
 		running = NULL;
 	uv_close((uv_handle_t *)&j->timer, job_free_closed);
 	queue_kick();
+}
+
+/*
+ * bw lock did not run or failed: the data dir may hold the vault unlocked,
+ * so it goes (the next job logs in again).  The job's outcome stands.
+ */
+static void
+job_lock_failed(struct vjob *j, const char *why)
+{
+	char *w = xstrdup(why);
+
+	job_scrub(j, w);
+	log_warnx("vault: tenant %s: %s; removing its bw data dir %s so that nothing stays "
+	          "unlocked",
+	          j->tenant, w, j->datadir);
+	free(w);
+	if (j->datadir != NULL && vault_remove_dir(j->datadir) == -1)
+		log_warn("vault: tenant %s: removing %s", j->tenant, j->datadir);
+	job_finish(j, j->error);
+}
+
+/* The lock step's bw ended (bw_maybe_done): check it, then record the outcome. */
+static void
+job_locked(struct vjob *j)
+{
+	char *err, msg[512];
+
+	if (j->timed_out) {
+		snprintf(msg, sizeof msg, "bw lock timed out after %lld ms",
+		         (long long)bw_timeout_ms);
+		job_lock_failed(j, msg);
+	} else if (j->forced) {
+		job_lock_failed(j, "bw lock exited but a process it left held its output");
+	} else if (j->exit_code != 0 || j->term_signal != 0) {
+		err = bw_error_text(j);
+		snprintf(msg, sizeof msg, "bw lock failed (%s %d)%s%s",
+		         j->term_signal ? "signal" : "exit",
+		         j->term_signal ? j->term_signal : j->exit_code, *err ? ": " : "", err);
+		free(err);
+		job_lock_failed(j, msg);
+	} else
+		job_finish(j, j->error);
+}
+
+/*
+ * Every job ends here.  The outcome is scrubbed (and then cut) before it
+ * goes anywhere; when bw ran, the vault is locked (`bw lock`) before the
+ * outcome is recorded, whatever it is, so nothing stays unlocked at rest.
+ * During shutdown no bw starts: the data dir is removed instead.  An error
+ * in the lock step itself (bw could not start) lands in job_lock_failed.
+ */
+static void
+job_done(struct vjob *j, const char *error)
+{
+	if (j->step == VS_LOCK && j->bw_started) {
+		job_lock_failed(j, error != NULL ? error : "bw lock did not run");
+		return;
+	}
+	free(j->error);
+	j->error = NULL;
+	if (error != NULL) {
+		j->error = xstrdup(error);
+		job_scrub(j, j->error);
+		vault_cut(j->error, 400);
+		utf8_scrub(j->error);
+	}
+	if (!j->bw_started) {
+		job_finish(j, j->error);
+		return;
+	}
+	if (D.shutting_down) {
+		job_lock_failed(j, "the daemon is shutting down, no bw lock");
+		return;
+	}
+	j->step = VS_LOCK;
+	job_run_step(j);
 }
 
 static int

@@ -67,3 +67,16 @@ reaper_start_time(pid_t pid)
 		return -1;
 	return (int64_t)kp.ki_start.tv_sec * 1000000 + kp.ki_start.tv_usec;
 }
+
+pid_t
+reaper_parent(pid_t pid, int64_t *start)
+{
+	struct kinfo_proc kp;
+	size_t len = sizeof kp;
+	int mib[4] = {CTL_KERN, KERN_PROC, KERN_PROC_PID, (int)pid};
+
+	if (sysctl(mib, 4, &kp, &len, NULL, 0) == -1 || len == 0)
+		return -1;
+	*start = (int64_t)kp.ki_start.tv_sec * 1000000 + kp.ki_start.tv_usec;
+	return kp.ki_ppid;
+}

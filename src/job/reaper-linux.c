@@ -79,6 +79,14 @@ reaper_start_time(pid_t pid)
 	return stat_of(pid, NULL, &st) == 0 ? st : -1;
 }
 
+pid_t
+reaper_parent(pid_t pid, int64_t *start)
+{
+	pid_t pp;
+
+	return stat_of(pid, &pp, start) == 0 ? pp : -1;
+}
+
 #define MARKER          "COLIBRI_AGENT_ID="
 #define ENV_READ_MAX    (4 * 1024 * 1024)
 #define MARK_UNREADABLE 1 /* environ_marker: the environment could not be read */

@@ -30,4 +30,10 @@ int reaper_descendants(pid_t root, const char *agent_id, pid_t **out);
 /* The process's start time in an OS-specific unit, or -1 if it does not exist. */
 int64_t reaper_start_time(pid_t pid);
 
+/*
+ * The process's parent pid (0 for the kernel's own), or -1 if it does not
+ * exist; its start time (as reaper_start_time) in *start.
+ */
+pid_t reaper_parent(pid_t pid, int64_t *start);
+
 #endif

@@ -50,7 +50,8 @@ usage(FILE *fp)
 {
 	fprintf(fp, "usage: colibri-mcp [--socket PATH] [--config FILE] [--log-level LEVEL]\n"
 	            "                   [--timeout MS] [--settle MS] [--max-line BYTES]\n"
-	            "       colibri-mcp --list-size | --version\n");
+	            "                   [--allow-spawn]\n"
+	            "       colibri-mcp [--allow-spawn] --list-size | --version\n");
 }
 
 /* Write all of line to stdout; waits (poll) if stdout was made non-blocking. */
@@ -186,7 +187,7 @@ mcp_on_signal(uv_signal_t *h, int sig)
 struct mcp_args {
 	const char *socket, *config;
 	enum log_level level;
-	int timeout_ms, settle_ms, list_size;
+	int timeout_ms, settle_ms, list_size, allow_spawn;
 	size_t max_line;
 };
 
@@ -215,6 +216,7 @@ mcp_parse_args(int argc, char **argv, struct mcp_args *a)
 	                                     {"settle", required_argument, NULL, 'S'},
 	                                     {"max-line", required_argument, NULL, 'm'},
 	                                     {"list-size", no_argument, NULL, 'L'},
+	                                     {"allow-spawn", no_argument, NULL, 'A'},
 	                                     {"version", no_argument, NULL, 'V'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
@@ -252,6 +254,9 @@ mcp_parse_args(int argc, char **argv, struct mcp_args *a)
 		case 'L':
 			a->list_size = 1;
 			break;
+		case 'A':
+			a->allow_spawn = 1;
+			break;
 		case 'V':
 			printf("colibri-mcp %s\n", COLIBRI_VERSION);
 			exit(0);
@@ -270,10 +275,10 @@ mcp_parse_args(int argc, char **argv, struct mcp_args *a)
 }
 
 static int
-mcp_list_size(void)
+mcp_list_size(int allow_spawn)
 {
 	size_t len;
-	char *line = mcp_server_tools_list_line(&len);
+	char *line = mcp_server_tools_list_line(allow_spawn, &len);
 
 	printf("%zu\n", len - 1);
 	free(line);
@@ -292,6 +297,7 @@ mcp_start(const struct mcp_args *a)
 	o.daemon_timeout_ms = a->timeout_ms;
 	o.max_line = a->max_line;
 	o.settle_ms = a->settle_ms;
+	o.allow_spawn = a->allow_spawn;
 	o.send = mcp_stdout;
 	if (a->config != NULL) {
 		if (hostcfg_load(a->config, &cfg, &cause) == -1)
@@ -319,7 +325,7 @@ main(int argc, char **argv)
 
 	mcp_parse_args(argc, argv, &a);
 	if (a.list_size)
-		return mcp_list_size();
+		return mcp_list_size(a.allow_spawn);
 	if (log_init("colibri-mcp", a.level, NULL) == -1)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);

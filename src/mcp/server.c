@@ -46,6 +46,7 @@ struct mcp_server {
 	struct dlink *dlink;
 	struct host *host;
 	json_t *own_tools;
+	int allow_spawn; /* offer and run the tools that spawn (--allow-spawn) */
 	size_t max_line;
 	json_t *deferred; /* ids of tools/list requests waiting for the host */
 	struct own_call *calls;
@@ -122,7 +123,8 @@ mcp_server_new(uv_loop_t *loop, const struct mcp_server_opts *o, char **cause)
 	s->send_line = o->send;
 	s->send_arg = o->send_arg;
 	s->max_line = o->max_line;
-	s->own_tools = mcp_tools_definitions();
+	s->allow_spawn = o->allow_spawn;
+	s->own_tools = mcp_tools_definitions(o->allow_spawn);
 	s->deferred = json_array();
 	s->dlink = dlink_new(loop, o->socket, o->daemon_timeout_ms);
 	if (o->cfg != NULL) {
@@ -247,7 +249,13 @@ mcp_tools_call(struct mcp_server *s, json_t *id, const json_t *params)
 		                      "tools/call: \"arguments\" must be an object"));
 		return;
 	}
-	if ((t = mcp_tool_find(name)) != NULL)
+	if ((t = mcp_tool_find(name)) != NULL && t->spawns && !s->allow_spawn)
+		mcp_send(s,
+		         rpc_error(id, RPC_INVALID_PARAMS,
+		                   "unknown tool: %s (colibri-mcp offers tools that spawn agents "
+		                   "only with --allow-spawn)",
+		                   name));
+	else if (t != NULL)
 		mcp_own_call(s, id, t, args);
 	else if (s->host != NULL && host_is_proxied(name))
 		host_call(s->host, id, name, params);
@@ -445,9 +453,10 @@ mcp_server_free(struct mcp_server *s)
 }
 
 char *
-mcp_server_tools_list_line(size_t *len)
+mcp_server_tools_list_line(int allow_spawn, size_t *len)
 {
-	json_t *msg = rpc_result(NULL, json_pack("{s:o}", "tools", mcp_tools_definitions()));
+	json_t *msg =
+	        rpc_result(NULL, json_pack("{s:o}", "tools", mcp_tools_definitions(allow_spawn)));
 	json_t *id = json_integer(1);
 	char *line;
 

@@ -32,6 +32,7 @@ struct mcp_server_opts {
 	size_t max_line;       /* per message, both directions */
 	int settle_ms;         /* how long tools/list waits for external servers */
 	struct hostcfg *cfg;   /* external servers (taken over), or NULL */
+	int allow_spawn;       /* --allow-spawn: offer the tools that spawn agents */
 	/* Write one encoded line (with its newline) to the client. */
 	void (*send)(void *arg, const char *line, size_t len);
 	void *send_arg;
@@ -56,7 +57,10 @@ int mcp_server_clean(const struct mcp_server *);
 /* Free after shutdown's done. */
 void mcp_server_free(struct mcp_server *);
 
-/* The answer to tools/list for a session without external servers, encoded; for --list-size. */
-char *mcp_server_tools_list_line(size_t *len);
+/*
+ * The answer to tools/list for a session without external servers (with
+ * the spawning tools when allow_spawn), encoded; for --list-size.
+ */
+char *mcp_server_tools_list_line(int allow_spawn, size_t *len);
 
 #endif

@@ -33,37 +33,37 @@
 const struct mcp_tool mcp_tools[] = {
         {"task_create", "task-create", "Create a task.",
          REQ("'title':" STR ",'body':" STR ",'priority':" INT ",'depends_on':" INTS, "'title'"),
-         TASK},
+         TASK, 0},
         {"task_list", "task-list", "List tasks.",
          OBJ("'status':" STR ",'owner':" STR ",'ready':{'type':'boolean'},'limit':" INT),
-         ITEMS(TASK)},
-        {"task_show", "task-show", "Show a task.", REQ("'id':" INT, "'id'"), TASK},
+         ITEMS(TASK), 0},
+        {"task_show", "task-show", "Show a task.", REQ("'id':" INT, "'id'"), TASK, 0},
         {"task_ready", "task-ready", "Ready queue: open tasks whose dependencies are done.",
-         OBJ("'limit':" INT), ITEMS(TASK)},
+         OBJ("'limit':" INT), ITEMS(TASK), 0},
         {"task_claim", "task-claim", "Claim a task for agent: the ready head, or id.",
-         REQ("'agent':" STR ",'id':" INT ",'lease_ms':" INT, "'agent'"), TASK},
+         REQ("'agent':" STR ",'id':" INT ",'lease_ms':" INT, "'agent'"), TASK, 0},
         {"task_update", "task-update", "Change a task.",
          REQ("'id':" INT ",'title':" STR ",'body':" STR ",'priority':" INT ",'progress':" STR
              ",'depends_on':" INTS ",'status':{'enum':['open','cancelled']},'agent':" STR,
              "'id'"),
-         TASK},
+         TASK, 0},
         {"task_complete", "task-complete", "Mark a claimed task done.",
-         REQ("'id':" INT ",'agent':" STR ",'result':{}", "'id'"), TASK},
+         REQ("'id':" INT ",'agent':" STR ",'result':{}", "'id'"), TASK, 0},
         {"task_release", "task-release", "Return a claimed task to the queue.",
-         REQ("'id':" INT ",'agent':" STR, "'id'"), TASK},
+         REQ("'id':" INT ",'agent':" STR, "'id'"), TASK, 0},
         {"agents_list", "list-agents", "List agents.",
-         OBJ("'kind':{'enum':['registered','spawned']},'state':" STR), ITEMS(AGENT)},
+         OBJ("'kind':{'enum':['registered','spawned']},'state':" STR), ITEMS(AGENT), 0},
         {"agent_status", "agent-status", "Agent state (idle/working/blocked/done/error), reason.",
-         REQ("'id':" STR, "'id'"), AGENT},
+         REQ("'id':" STR, "'id'"), AGENT, 0},
         {"spawn_local", "spawn-local", "Spawn a supervised local agent.",
          REQ("'binary':" STR ",'args':{'type':'array','items':" STR "},'prompt':" STR
              ",'mode':{'enum':['json','rpc']},'env':{'type':'object','additionalProperties':" STR
              "},'cwd':" STR,
              "'binary'"),
-         AGENT},
-        {"skills_list", "skills-list", "List skills.", OBJ("'query':" STR), ITEMS(SKILL)},
-        {"skill_show", "skill-show", "Read a skill.", REQ("'name':" STR, "'name'"), SKILL},
-        {NULL, NULL, NULL, NULL, NULL},
+         AGENT, 1},
+        {"skills_list", "skills-list", "List skills.", OBJ("'query':" STR), ITEMS(SKILL), 0},
+        {"skill_show", "skill-show", "Read a skill.", REQ("'name':" STR, "'name'"), SKILL, 0},
+        {NULL, NULL, NULL, NULL, NULL, 0},
 };
 
 const struct mcp_tool *
@@ -107,13 +107,13 @@ mcp_tool_definition(const struct mcp_tool *t)
 }
 
 json_t *
-mcp_tools_definitions(void)
+mcp_tools_definitions(int with_spawn)
 {
 	const struct mcp_tool *t;
 	json_t *a = json_array(), *d;
 
 	for (t = mcp_tools; t->name != NULL; t++)
-		if ((d = mcp_tool_definition(t)) != NULL)
+		if ((with_spawn || !t->spawns) && (d = mcp_tool_definition(t)) != NULL)
 			json_array_append_new(a, d);
 	return a;
 }

@@ -8,6 +8,11 @@
  * read by every agent that connects, so descriptions stay one line and the
  * schemas name only what a caller needs (the daemon's objects carry more
  * fields, which the schemas allow).
+ *
+ * A tool that spawns (spawn_local) is marked `spawns`: a session offers it
+ * only when colibri-mcp runs with --allow-spawn.  Whoever talks MCP to it is
+ * often an AI agent, and a spawn starts a process with the power of the
+ * daemon's spawns; by default that power is simply not on the list.
  */
 #ifndef COLIBRI_MCP_TOOLS_H
 #define COLIBRI_MCP_TOOLS_H
@@ -22,6 +27,7 @@ struct mcp_tool {
 	const char *description; /* one short line */
 	const char *input;       /* inputSchema, compact JSON */
 	const char *output;      /* outputSchema, compact JSON */
+	int spawns;              /* starts an agent: offered only with --allow-spawn */
 };
 
 /* The table, terminated by an entry with a NULL name. */
@@ -35,8 +41,8 @@ const struct mcp_tool *mcp_tool_find(const char *name);
  * valid JSON (a unit test guards against that).
  */
 json_t *mcp_tool_definition(const struct mcp_tool *);
-/* Every definition, in table order.  New reference. */
-json_t *mcp_tools_definitions(void);
+/* Every definition in table order, without the spawning tools unless with_spawn.  New reference. */
+json_t *mcp_tools_definitions(int with_spawn);
 
 /*
  * The daemon arguments for a call: a copy of the MCP arguments (an object

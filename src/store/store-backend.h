@@ -34,6 +34,8 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	void P##savepoint_rollback(T *);                                                           \
 	int P##in_txn(T *);                                                                        \
 	int P##integrity_check(T *, struct store_err *);                                           \
+	int P##set_sync(T *, int full, struct store_err *);                                        \
+	const char *P##sync(T *);                                                                  \
 	json_t *P##counts(T *);                                                                    \
 	void P##idle(T *);                                                                         \
 	int P##snapshot_open(T *);                                                                 \

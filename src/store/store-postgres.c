@@ -69,6 +69,7 @@ struct pg_store {
 	char *url; /* conninfo without a password */
 	char *host;
 	int txn;
+	int sync_full; /* --sync full: synchronous_commit=on, set again after a reconnect */
 	int in_savepoint;
 	/* event ordering state of the open transaction */
 	int evlock;
@@ -151,6 +152,8 @@ static const char *migrations[] = {
         "CREATE TABLE prompt_log (session_id TEXT NOT NULL, ts BIGINT NOT NULL,"
         "  r1 TEXT, r2 TEXT, r3 TEXT, bytes BIGINT);"
         "CREATE INDEX prompt_log_session ON prompt_log (session_id, ts);",
+        /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
+        "ALTER TABLE agents ADD COLUMN owner_uid BIGINT;",
 };
 
 /* ---- parameters, statements, errors ---- */
@@ -517,7 +520,8 @@ pg_ensure(struct pg_store *s, struct store_err *e)
 		return 0;
 	PQreset(s->db);
 	s->nprep = 0;
-	if (PQstatus(s->db) != CONNECTION_OK) {
+	if (PQstatus(s->db) != CONNECTION_OK ||
+	    (s->sync_full && pg_exec(s, "SET synchronous_commit = on") == -1)) {
 		store_err_set(e, ERR_UNAVAILABLE, "database %s unreachable", s->url);
 		return -1;
 	}
@@ -676,6 +680,30 @@ pg_store_integrity_check(struct pg_store *s, struct store_err *e)
 #define READY_WHERE                                                                                \
 	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
 	"d.dep WHERE d.task = t.id AND u.status <> 'done')"
+
+int
+pg_store_set_sync(struct pg_store *s, int full, struct store_err *e)
+{
+	s->sync_full = full;
+	if (full && pg_exec(s, "SET synchronous_commit = on") == -1) {
+		pg_dberr(s, e, "synchronous_commit");
+		return -1;
+	}
+	return 0;
+}
+
+/* synchronous_commit off may lose the last commits to a crash of the server: "normal". */
+const char *
+pg_store_sync(struct pg_store *s)
+{
+	PGresult *r = pg_run(s, "SELECT current_setting('synchronous_commit')", NULL);
+	const char *v = "unknown";
+
+	if (r != NULL && PQntuples(r) == 1)
+		v = strcmp(PQgetvalue(r, 0, 0), "off") == 0 ? "normal" : "full";
+	PQclear(r);
+	return v;
+}
 
 json_t *
 pg_store_counts(struct pg_store *s)
@@ -1265,7 +1293,7 @@ pg_store_task_next_expiry(struct pg_store *s)
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
 
 static json_t *
 agent_from_row(const PGresult *r, int i)
@@ -1293,6 +1321,7 @@ agent_from_row(const PGresult *r, int i)
 	json_decref(detail);
 	json_object_set_new(a, "created_ms", col_int(r, i, 16));
 	json_object_set_new(a, "updated_ms", col_int(r, i, 17));
+	json_object_set_new(a, "owner_uid", col_int(r, i, 18));
 	return a;
 }
 
@@ -1321,8 +1350,8 @@ agent_field_kind(const char *key)
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
 	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",  "pid_start", "since",
-	                                 "lost", "lease_ms",  "heartbeat"};
+	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
+	                                 "lease_ms", "heartbeat", "owner_uid"};
 	size_t i;
 
 	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)

@@ -4,10 +4,19 @@
  * One connection, owned by the daemon's loop thread: the daemon is the only
  * writer, which avoids SQLite's unfair lock waits between processes and lets
  * the daemon batch concurrent writes into one transaction (group commit).
- * WAL journal, synchronous=NORMAL: a committed transaction survives the
- * daemon being killed (it is in the WAL before COMMIT returns); only a power
- * loss may take the last few.  Foreign keys on, busy timeout for the odd
- * external reader (sqlite3 CLI, backups).
+ * WAL journal, synchronous=NORMAL by default: a committed transaction
+ * survives the daemon being killed (it is in the WAL before COMMIT
+ * returns), not a crash of the OS or a power loss, which may take the last
+ * few; synchronous=FULL (the daemon's --sync full) syncs the WAL at every
+ * commit and survives those too.  Foreign keys on, busy timeout for the
+ * odd external reader (sqlite3 CLI, backups).
+ *
+ * The database and its -wal, -shm and -journal files are 0600 whatever the
+ * umask and the directory's group (a FreeBSD file takes its directory's
+ * group, and the state directory may be the socket group's): SQLite
+ * creates the side files with the database file's mode, so the database is
+ * created 0600 before SQLite opens it and any of them left wider is
+ * narrowed (sqlite_files_private).
  *
  * Statements are prepared once (SQLITE_PREPARE_PERSISTENT) and cached by
  * the address of their SQL text, which is always a string literal here.
@@ -20,11 +29,15 @@
  * The functions are the sqlite_store_* half of store-backend.h; store.c
  * dispatches store.h calls to them.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/proto.h"
 #include "common/jsonw.h"
@@ -106,6 +119,8 @@ static const char *migrations[] = {
         "  reason TEXT,"
         "  created INTEGER NOT NULL, updated INTEGER NOT NULL);"
         "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+        /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
+        "ALTER TABLE agents ADD COLUMN owner_uid INTEGER;",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */
@@ -387,6 +402,46 @@ fail:
 	return -1;
 }
 
+/*
+ * Create the database file 0600 if it is missing, and narrow it and any
+ * -wal, -shm or -journal beside it to 0600; refuse one that is not a
+ * regular file (a symlink).  In-memory and URI names are left alone.
+ */
+static int
+sqlite_files_private(const char *path, struct store_err *e)
+{
+	static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+	struct stat sb;
+	char *p;
+	size_t i;
+	int fd, rc = 0;
+
+	if (path[0] == '\0' || path[0] == ':' || strncmp(path, "file:", 5) == 0)
+		return 0;
+	for (i = 0; i < sizeof suffix / sizeof *suffix && rc == 0; i++) {
+		xasprintf(&p, "%s%s", path, suffix[i]);
+		fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1 && errno == ENOENT && i == 0)
+			fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1) {
+			if (errno != ENOENT) {
+				store_err_set(e, ERR_INTERNAL, "%s: %s", p, strerror(errno));
+				rc = -1;
+			}
+		} else if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+			store_err_set(e, ERR_INTERNAL, "%s is not a regular file", p);
+			rc = -1;
+		} else if ((sb.st_mode & 07777) != 0600 && fchmod(fd, 0600) == -1) {
+			store_err_set(e, ERR_INTERNAL, "chmod 0600 %s: %s", p, strerror(errno));
+			rc = -1;
+		}
+		if (fd != -1)
+			close(fd);
+		free(p);
+	}
+	return rc;
+}
+
 struct sqlite_store *
 sqlite_store_open(const char *path, struct store_err *e)
 {
@@ -405,6 +460,8 @@ sqlite_store_open(const char *path, struct store_err *e)
 		sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	}
 	s->path = xstrdup(path);
+	if (sqlite_files_private(path, e) == -1)
+		goto fail;
 	if (sqlite3_open_v2(path, &s->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW |
 	                            SQLITE_OPEN_NOMUTEX,
@@ -551,6 +608,32 @@ sqlite_store_integrity_check(struct sqlite_store *s, struct store_err *e)
 		              (const char *)sqlite3_column_text(q, 0));
 	sqlite3_finalize(q);
 	return ok ? 0 : -1;
+}
+
+int
+sqlite_store_set_sync(struct sqlite_store *s, int full, struct store_err *e)
+{
+	if (store_exec(s, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ==
+	    -1) {
+		store_dberr(s, e, "synchronous");
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+sqlite_store_sync(struct sqlite_store *s)
+{
+	static const char *const names[] = {"off", "normal", "full", "extra"};
+	sqlite3_stmt *q;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &q, NULL) != SQLITE_OK)
+		return "unknown";
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	return v >= 0 && v <= 3 ? names[v] : "unknown";
 }
 
 static long long
@@ -1253,7 +1336,7 @@ sqlite_store_task_next_expiry(struct sqlite_store *s)
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
 
 static json_t *
 agent_from_row(sqlite3_stmt *q)
@@ -1281,6 +1364,7 @@ agent_from_row(sqlite3_stmt *q)
 	json_decref(detail);
 	json_object_set_new(a, "created_ms", json_integer(sqlite3_column_int64(q, 16)));
 	json_object_set_new(a, "updated_ms", json_integer(sqlite3_column_int64(q, 17)));
+	json_object_set_new(a, "owner_uid", col_int_or_null(q, 18));
 	return a;
 }
 
@@ -1314,8 +1398,8 @@ sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_
 {
 	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
 	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",  "pid_start", "since",
-	                                 "lost", "lease_ms",  "heartbeat"};
+	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
+	                                 "lease_ms", "heartbeat", "owner_uid"};
 	sqlite3_stmt *q;
 	const char *key;
 	json_t *v;

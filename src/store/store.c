@@ -258,6 +258,18 @@ store_integrity_check(struct store *s, struct store_err *e)
 	return CALL(integrity_check, e);
 }
 
+int
+store_set_sync(struct store *s, int full, struct store_err *e)
+{
+	return CALL(set_sync, full, e);
+}
+
+const char *
+store_sync(struct store *s)
+{
+	return CALL(sync);
+}
+
 json_t *
 store_counts(struct store *s)
 {

@@ -74,6 +74,18 @@ void store_idle(struct store *);
 int store_snapshot_open(struct store *);
 /* Run PRAGMA integrity_check; 0 if "ok". */
 int store_integrity_check(struct store *, struct store_err *);
+/*
+ * Durability (the daemon's --sync).  full: a committed transaction survives
+ * a crash of the OS or a power loss (SQLite: synchronous=FULL, the WAL is
+ * synced at every commit; PostgreSQL: synchronous_commit=on for this
+ * daemon's connection).  Not full, the default: it survives a crash of
+ * the daemon, not of the OS (SQLite: synchronous=NORMAL; PostgreSQL: the
+ * server's own synchronous_commit, on unless its operator turned it off).
+ * 0, or -1 with e.
+ */
+int store_set_sync(struct store *, int full, struct store_err *);
+/* The durability in effect, read back from the database: "off", "normal", "full" or "extra". */
+const char *store_sync(struct store *);
 
 /* Counts for status: fills {tasks{open,claimed,done,cancelled,ready}, agents, tenants, events}. */
 json_t *store_counts(struct store *);

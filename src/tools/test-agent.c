@@ -13,7 +13,8 @@
  * everything the glasspane and the spawner must survive, on demand, without
  * a model or a network.  stdout is flushed after every line.
  *
- * The scenario is --scenario NAME, else $COLIBRI_TEST_AGENT_SCENARIO, else text.
+ * The scenario is --scenario NAME, else $TEST_AGENT_SCENARIO (a spawn's env
+ * may not set COLIBRI_* names), else $COLIBRI_TEST_AGENT_SCENARIO, else text.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -786,6 +787,8 @@ static void ta_parse(struct ta_opts *o, int argc, char **argv)
 		else
 			ta_usage_exit();
 	}
+	if (o->scenario == NULL)
+		o->scenario = getenv("TEST_AGENT_SCENARIO");
 	if (o->scenario == NULL)
 		o->scenario = getenv("COLIBRI_TEST_AGENT_SCENARIO");
 	if (o->scenario == NULL || o->scenario[0] == '\0')

@@ -332,6 +332,28 @@ fail:
 	return NULL;
 }
 
+int
+vault_root_canonical(const char *root, char **cause)
+{
+	char canon[PATH_MAX], *want;
+	int rc = 0;
+
+	if (realpath(root, canon) == NULL)
+		return errno == ENOENT
+		               ? 0
+		               : (xasprintf(cause, "jail root %s: %s", root, strerror(errno)), -1);
+	want = path_normalize_trailing(root);
+	if (strcmp(canon, want) != 0) {
+		xasprintf(cause,
+		          "jail root %s resolves to %s: a tenant's root must be its own canonical "
+		          "path (no symlink, no . or .. and no doubled slash)",
+		          root, canon);
+		rc = -1;
+	}
+	free(want);
+	return rc;
+}
+
 char *
 vault_contain(const char *root, const char *base, char **cause)
 {
@@ -358,6 +380,8 @@ vault_contain(const char *root, const char *base, char **cause)
 		          root, croot, cbase);
 		return NULL;
 	}
+	if (vault_root_canonical(root, cause) == -1)
+		return NULL;
 	return xstrdup(croot);
 }
 
@@ -550,18 +574,75 @@ vault_remove_dir(const char *dir)
 	return rmdir(dir) == -1 && errno != ENOENT ? -1 : 0;
 }
 
+/* A byte inside a UTF-8 character, not its first. */
+static int
+utf8_cont(char c)
+{
+	return ((unsigned char)c & 0xc0) == 0x80;
+}
+
+/* Mark in cover every byte of msg that a secret's substring covers (see vault.h). */
+static void
+scrub_mark(const char *msg, size_t len, const char *s, unsigned char *cover)
+{
+	size_t sl = strlen(s), i;
+	const char *p;
+
+	if (sl < VAULT_SCRUB_SHORT)
+		return;
+	if (sl < VAULT_SCRUB_MIN) {
+		for (p = msg; (p = memmem(p, len - (size_t)(p - msg), s, sl)) != NULL; p++)
+			memset(cover + (p - msg), 1, sl);
+		return;
+	}
+	for (i = 0; i + VAULT_SCRUB_MIN <= len; i++)
+		if (memmem(s, sl, msg + i, VAULT_SCRUB_MIN) != NULL)
+			memset(cover + i, 1, VAULT_SCRUB_MIN);
+}
+
 void
 vault_scrub(char *msg, const char *const *secrets, size_t n)
 {
-	size_t i, sl;
-	char *p;
+	size_t len = strlen(msg), i, r = 0, w = 0;
+	unsigned char *cover;
 
-	for (i = 0; i < n; i++) {
-		if (secrets[i] == NULL || (sl = strlen(secrets[i])) < 3)
+	if (len == 0)
+		return;
+	cover = xcalloc(len, 1);
+	for (i = 0; i < n; i++)
+		if (secrets[i] != NULL)
+			scrub_mark(msg, len, secrets[i], cover);
+	/* Widen each run to whole characters: no half of a UTF-8 sequence stays. */
+	for (i = 1; i < len; i++)
+		if (cover[i - 1] && !cover[i] && utf8_cont(msg[i]))
+			cover[i] = 1;
+	for (i = len - 1; i > 0; i--)
+		if (cover[i] && !cover[i - 1] && utf8_cont(msg[i]) &&
+		    (unsigned char)msg[i - 1] >= 0x80)
+			cover[i - 1] = 1;
+	/* A run is 3 bytes or more, so "***" never overtakes the reading end. */
+	while (r < len) {
+		if (!cover[r]) {
+			msg[w++] = msg[r++];
 			continue;
-		while ((p = strstr(msg, secrets[i])) != NULL) {
-			memcpy(p, "***", 3);
-			memmove(p + 3, p + sl, strlen(p + sl) + 1);
 		}
+		memcpy(msg + w, "***", 3);
+		w += 3;
+		while (r < len && cover[r])
+			r++;
 	}
+	explicit_bzero(msg + w, len - w);
+	free(cover);
+}
+
+void
+vault_cut(char *msg, size_t max)
+{
+	size_t len = strlen(msg);
+
+	if (len <= max)
+		return;
+	while (max > 0 && utf8_cont(msg[max]))
+		max--;
+	explicit_bzero(msg + max, len - max);
 }

@@ -61,10 +61,19 @@ json_t *vault_items_to_vars(const char *out, size_t len, char **cause);
 /*
  * The containment check, before anything is created: canonicalise root and
  * base; root must lie strictly under base (a sibling that shares the prefix,
- * "/jails-evil" beside "/jails", is refused).  Returns the canonical root
- * (caller frees) or NULL with *cause.
+ * "/jails-evil" beside "/jails", is refused) and must be its own canonical
+ * path (vault_root_canonical: a root that is, or passes through, a symlink
+ * could land one tenant's secrets in another's root).  The base may be
+ * given through a symlink.  Returns the canonical root (caller frees) or
+ * NULL with *cause.
  */
 char *vault_contain(const char *root, const char *base, char **cause);
+/*
+ * realpath(root) == root, trailing slashes aside: 0 when it holds or root
+ * does not exist (yet: vault_contain checks again before writing), else -1
+ * with *cause naming what it resolves to.
+ */
+int vault_root_canonical(const char *root, char **cause);
 /* Render vars as .env text (sorted, quoted where needed).  Caller frees (wipe first). */
 char *vault_render_env(json_t *vars, size_t *len);
 /*
@@ -80,7 +89,20 @@ int vault_write_env(const char *canon_root, const char *text, size_t len, char *
  * when the dir is gone (or was absent), else -1 with errno set.
  */
 int vault_remove_dir(const char *dir);
-/* Replace every occurrence of each secret in msg with "***" (in place). */
+/*
+ * Scrub msg in place: every run of bytes that a substring of
+ * VAULT_SCRUB_MIN (8) or more bytes of any secret covers, and every whole
+ * occurrence of a secret shorter than that (VAULT_SCRUB_SHORT, 3, bytes or
+ * more), becomes "***"; overlapping and adjacent matches make one run.  A
+ * run widens to whole UTF-8 characters.  NULL secrets are skipped.  The
+ * bytes freed at the end are zeroed.  Scrub before cutting (vault_cut): a
+ * cut-off prefix of a secret is still a substring of it, which a scrub
+ * after the cut would only catch from 8 bytes on.
+ */
+#define VAULT_SCRUB_MIN   8
+#define VAULT_SCRUB_SHORT 3
 void vault_scrub(char *msg, const char *const *secrets, size_t n);
+/* Cut msg to at most max bytes, never inside a UTF-8 character; the rest is zeroed. */
+void vault_cut(char *msg, size_t max);
 
 #endif

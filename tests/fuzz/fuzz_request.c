@@ -4,14 +4,14 @@
  * An input is what a client might write to the control socket.  It goes
  * through server.c's detached-client seam (server.h), so the real code
  * splits it into lines, enforces the line bound, parses each line, checks
- * envelope, command, arguments and privilege, runs the command from the
+ * envelope, command, arguments and role, runs the command from the
  * real command table against a fresh in-memory store, and serialises the
  * reply.  The input is fed in two pieces (split at its middle) so a line
  * may straddle two reads, as on a socket.
  *
  * Nothing outside the process is touched: the daemon runs with
- * spawn_disabled (spawns answer unavailable), the client is not privileged
- * (tenant commands and confined spawns are refused, so bw never runs),
+ * spawn_disabled (spawns answer unavailable), the client is a member, not
+ * an admin (tenant commands and spawns are refused, so bw never runs),
  * and the vault, skills and session paths point into a private scratch
  * directory.  The loop is never run, so no timer (inventory, sweep) fires;
  * the group commit is flushed by hand after each input.  With

@@ -283,10 +283,18 @@ def store_args(state_dir, extra_args):
 
 
 class Daemon:
-    def __init__(self, state_dir, extra_args=(), env=None):
+    """A colibri-daemon on state_dir.
+
+    It runs with --allow-unconfined unless allow_unconfined=False: most tests
+    spawn local agents without a jail, which a daemon refuses by default.
+    """
+
+    def __init__(self, state_dir, extra_args=(), env=None, allow_unconfined=True):
         self.state_dir = str(state_dir)
         self.socket = os.path.join(self.state_dir, "colibri.sock")
         self.extra_args = list(extra_args)
+        if allow_unconfined and "--allow-unconfined" not in self.extra_args:
+            self.extra_args.append("--allow-unconfined")
         self.env = dict(os.environ if env is None else env)
         self.proc = None
         self.conns = []
@@ -378,8 +386,8 @@ def make_daemon(tmp_path):
     """Factory for tests that need options, restarts or several daemons."""
     made = []
 
-    def make(name="state", extra_args=(), env=None, start=True):
-        d = Daemon(tmp_path / name, extra_args, env)
+    def make(name="state", extra_args=(), env=None, start=True, allow_unconfined=True):
+        d = Daemon(tmp_path / name, extra_args, env, allow_unconfined)
         made.append(d)
         if start:
             d.start()

@@ -205,7 +205,7 @@ def sup(make_daemon):
 
 def test_spawn_local_flags_and_session_read(sup, tmp_path):
     a = ok_json(sup, "spawn-local", agent_bin(), "--id", "cli-1", "--session-id", "cli-sess",
-                "--cwd", str(tmp_path), "--env", "COLIBRI_CLI_TEST=1", "--max-restarts", "0",
+                "--cwd", str(tmp_path), "--env", "CLI_TEST=1", "--max-restarts", "0",
                 "--arg", "--scenario", "--arg", "text", "--", "--delay-ms", "0")
     assert a["id"] == "cli-1" and a["session_id"] == "cli-sess" and a["provider"] == "local"
     assert a["args"] == ["--scenario", "text", "--delay-ms", "0"]

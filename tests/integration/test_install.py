@@ -11,9 +11,10 @@ The FreeBSD install is checked as a plan: the same tree configured for a
 FreeBSD host (a cross file; nothing is compiled) must install the rc.d
 script (generated, %%PREFIX%% replaced, mode 0755), the newsyslog entry and
 the setuid helper colibri-jail-spawn in libexec with mode 4750 (root owns it;
-its group, the daemon's, comes from the package: pkg-plist's
-@(root,colibri,4750)).  On Linux the helper is not installed: there is no
-jail to spawn (src/helper/meson.build).
+its group comes from the package: pkg-plist's @(root,colibri-jail,4750), a
+group of its own holding only the daemon's user, never the socket group; the
+rc.d script refuses to start in helper mode otherwise).  On Linux the helper
+is not installed: there is no jail to spawn (src/helper/meson.build).
 """
 import glob
 import json
@@ -171,4 +172,89 @@ def test_freebsd_modes(freebsd_plan):
     rcd = [d for d in data.data if d.install_path.endswith("rc.d/colibri_daemon")]
     assert len(rcd) == 1 and rcd[0].install_mode.perms == 0o755
     plist = open(os.path.join(ROOT, "packaging", "freebsd", "pkg-plist")).read().splitlines()
-    assert "@(root,colibri,4750) libexec/colibri-jail-spawn" in plist
+    assert "@(root,colibri-jail,4750) libexec/colibri-jail-spawn" in plist
+
+
+# ---- FreeBSD package: the helper's group is its own ----
+
+FREEBSD = os.path.join(ROOT, "packaging", "freebsd")
+
+
+def test_freebsd_package_gives_the_helper_its_own_group():
+    """Finding: installed root:colibri 4750 while the socket group defaulted to colibri,
+    so every board member could run the helper.  Now: group colibri-jail, created with
+    the daemon's user as its only member; the socket group stays colibri; the config
+    directory is root's."""
+    plist = open(os.path.join(FREEBSD, "pkg-plist")).read().splitlines()
+    helper = [l for l in plist if l.endswith("libexec/colibri-jail-spawn")]
+    assert helper == ["@(root,colibri-jail,4750) libexec/colibri-jail-spawn"]
+    confdir = [l for l in plist if l.endswith(" etc/colibri")]
+    assert confdir == ["@dir(root,colibri,0750) etc/colibri"]
+    manifest = open(os.path.join(FREEBSD, "+MANIFEST")).read()
+    assert "groups: [colibri, colibri-jail]" in manifest
+    assert "pw groupmod colibri-jail -M colibri\n" in manifest  # exactly that member
+    rc = open(os.path.join(FREEBSD, "colibri_daemon.in")).read()
+    assert ': "${colibri_daemon_group:=colibri}"' in rc
+    # The socket group reaches the socket's directory, not the database's.
+    assert '-m 0700 \\\n\t    "${colibri_daemon_dbdir}"' in rc
+    make = open(os.path.join(FREEBSD, "Makefile")).read()
+    assert "GROUPS=\t\tcolibri colibri-jail" in make
+
+
+RC_STUBS = {
+    # stat -f FORMAT FILE, FreeBSD's; answers from the environment.
+    "stat": """#!/bin/sh
+case "$2" in
+"%Su %Lp") echo "$STUB_HELPER" ;;
+"%Sg") echo "$STUB_HGROUP" ;;
+"%Su") echo "$STUB_CONFOWNER" ;;
+*) exit 1 ;;
+esac
+""",
+    "pw": """#!/bin/sh
+echo "$STUB_HGROUP:*:1234:$STUB_MEMBERS"
+""",
+}
+
+
+def run_rc_check(tmp_path, **env):
+    """colibri_daemon_check_helper from the rc.d script, with stand-in stat and pw."""
+    rc = open(os.path.join(FREEBSD, "colibri_daemon.in")).read()
+    start = rc.index("colibri_daemon_check_helper()\n{")
+    func = rc[start:rc.index("\n}\n", start) + 3]
+    prefix = tmp_path / "prefix"
+    (prefix / "etc" / "colibri").mkdir(parents=True, exist_ok=True)
+    os.chmod(prefix / "etc" / "colibri", env.pop("confmode", 0o750))
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    for name, text in RC_STUBS.items():
+        (stubs / name).write_text(text)
+        os.chmod(stubs / name, 0o755)
+    script = ('warn() { echo "warn: $*"; }\ncolibri_daemon_user=colibri\n'
+              'colibri_daemon_group=colibri\n' + func.replace("%%PREFIX%%", str(prefix)) +
+              "\ncolibri_daemon_check_helper\n")
+    e = {"PATH": "%s:/usr/bin:/bin" % stubs, "STUB_HELPER": "root 4750",
+         "STUB_HGROUP": "colibri-jail", "STUB_MEMBERS": "colibri", "STUB_CONFOWNER": "root"}
+    e.update(env)
+    return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, env=e,
+                          timeout=30)
+
+
+@pytest.mark.parametrize("env,needle", [
+    ({"STUB_HGROUP": "colibri"}, "is the socket group"),
+    ({"STUB_MEMBERS": "colibri,alice"}, "must hold only colibri"),
+    ({"STUB_MEMBERS": ""}, "must hold only colibri"),
+    ({"STUB_HELPER": "root 4755"}, "mode 4750"),
+    ({"STUB_HELPER": "colibri 4750"}, "owned by root"),
+    ({"STUB_CONFOWNER": "colibri"}, "must be owned by root and not writable"),
+    ({"confmode": 0o770}, "must be owned by root and not writable"),
+    ({"confmode": 0o752}, "must be owned by root and not writable"),
+])
+def test_freebsd_rc_refuses_an_unsafe_helper_setup(tmp_path, env, needle):
+    r = run_rc_check(tmp_path, **env)
+    assert r.returncode == 1 and needle in r.stdout, (r.returncode, r.stdout, r.stderr)
+
+
+def test_freebsd_rc_accepts_the_packaged_helper_setup(tmp_path):
+    r = run_rc_check(tmp_path)
+    assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)

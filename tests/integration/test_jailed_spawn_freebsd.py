@@ -272,7 +272,7 @@ def test_helper_mode_in_a_mount_namespace(tmp_path, kind):
                   str(jails)]).start()
     try:
         jail = ({"name": "box", "root_path": ns_root, "user": "clawdie"} if kind == "exec"
-                else {"path": ns_root, "ip4": "disable"})
+                else {"path": ns_root, "ip4": "disable", "user": "agent"})
         st, ex = run_agent(d, jail, "hm1", "crash", env={"VAL": HOSTILE, "EMPTY": ""},
                            cwd=ns_root)
         assert (st["state"], st["reason"], st["exit_code"]) == ("error", "exited with status 3",
@@ -286,7 +286,7 @@ def test_helper_mode_in_a_mount_namespace(tmp_path, kind):
         else:
             assert (calls[0]["prog"], calls[0]["argv"]) == (
                 "jail", ["-c", "path=" + ns_root, "name=colibri-box", "ip4=disable",
-                         "command=/bin/sh", launch])
+                         "exec.jail_user=agent", "command=/bin/sh", launch])
         # The helper's environment, not the daemon's wrapper PATH: it went through the helper.
         assert calls[0]["env"] == {
             "PATH": "/sbin:/bin:/usr/sbin:/usr/bin:/usr/local/sbin:/usr/local/bin"}
@@ -308,7 +308,7 @@ def test_cli_jail_flags(jails):
     cli_or_skip()
     d = jails.daemon("mdo")
     r = d.cli("spawn-local", agent_bin(), "--id", "cl1", "--jail-name", "box", "--jail-root",
-              jails.root, "--jail-user", "clawdie", "--env", "COLIBRI_TEST_AGENT_SCENARIO=crash")
+              jails.root, "--jail-user", "clawdie", "--env", "TEST_AGENT_SCENARIO=crash")
     assert r.returncode == 0, r.stderr
     st = wait_gone(d, "cl1")
     assert (st["state"], st["reason"]) == ("error", "exited with status 3"), st

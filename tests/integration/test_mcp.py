@@ -100,7 +100,7 @@ def test_meta_and_unknown_fields_are_accepted(mcp, daemon):
                        "clientInfo": {"name": "t", "version": "1", "extra": True}, "_meta": {"a": 1}}})
     assert m.reply(1)["result"]["protocolVersion"] == "2025-06-18"
     r = m.request("tools/list", {"_meta": {"progressToken": "t"}, "cursor": None, "unknown": 1})
-    assert len(r["result"]["tools"]) == 13
+    assert len(r["result"]["tools"]) == 12  # no spawn_local without --allow-spawn
     r = m.request("tools/call", {"name": "task_create", "arguments": {"title": "t"},
                                  "_meta": {"progressToken": 5}, "zzz": 1})
     assert r["result"]["structuredContent"]["title"] == "t"
@@ -258,16 +258,23 @@ def test_survives_a_storm_of_bad_lines(mcp_nodaemon):
 
 # ---- tools over the daemon ------------------------------------------------------
 
-def test_tools_list_is_small_and_complete(mcp_nodaemon):
-    line_size = int(os.popen(bin_path("colibri-mcp") + " --list-size").read())
-    mcp_nodaemon.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
-    line = mcp_nodaemon.recv_line()
+OWN_TOOLS = {"task_create", "task_list", "task_show", "task_ready", "task_claim", "task_update",
+             "task_complete", "task_release", "agents_list", "agent_status", "skills_list", "skill_show"}
+
+
+@pytest.mark.parametrize("allow_spawn", [False, True])
+def test_tools_list_is_small_and_complete(tmp_path, mcp_factory, allow_spawn):
+    """The spawning tool (spawn_local) is listed only with --allow-spawn."""
+    flag = ["--allow-spawn"] if allow_spawn else []
+    line_size = int(subprocess.run([bin_path("colibri-mcp")] + flag + ["--list-size"],
+                                   capture_output=True, text=True, check=True).stdout)
+    m = mcp_factory(tmp_path / "absent.sock", *flag)
+    m.send({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    line = m.recv_line()
     tools = json.loads(line)["result"]["tools"]
     assert len(line) == line_size
     assert len(line) < 6 * 1024, "tools/list answer is %d bytes" % len(line)
-    assert {t["name"] for t in tools} == {
-        "task_create", "task_list", "task_show", "task_ready", "task_claim", "task_update", "task_complete",
-        "task_release", "agents_list", "agent_status", "spawn_local", "skills_list", "skill_show"}
+    assert {t["name"] for t in tools} == OWN_TOOLS | ({"spawn_local"} if allow_spawn else set())
     for t in tools:
         assert t["inputSchema"]["type"] == "object"
         assert t["outputSchema"]["type"] == "object"

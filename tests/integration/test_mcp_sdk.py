@@ -45,7 +45,8 @@ def run_sdk(scenario, args, timeout=120):
 
 @pytest.fixture
 def sdk_report(daemon):
-    return run_sdk("tools", ["--socket", daemon.socket])
+    # --allow-spawn: the scenario calls every tool, spawn_local too.
+    return run_sdk("tools", ["--socket", daemon.socket, "--allow-spawn"])
 
 
 def test_sdk_lists_every_tool(sdk_report):

@@ -47,15 +47,16 @@ def _arrays(text, ctype):
 
 
 def _entries(body):
-    """(name, flags, args array name) of each cmd_entry in an array body."""
+    """(name, flags, roles, args array name) of each cmd_entry in an array body."""
     out = []
-    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:%s\s*)+,\s*([A-Z_| ]+?)\s*,\s*([a-z_]+)\s*,' %
-                         (C_STRING, C_STRING), body):
-        out.append((json.loads(m.group(1)), m.group(2), m.group(3)))
+    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:%s\s*)+,\s*([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
+                         r'\s*([a-z_]+)\s*,' % (C_STRING, C_STRING), body):
+        out.append((json.loads(m.group(1)), m.group(2), m.group(3), m.group(4)))
     for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % C_STRING, body, flags=re.S):
         flags = re.search(r"\.flags\s*=\s*([A-Z_| ]+?)\s*,", m.group(2)).group(1)
+        roles = re.search(r"\.roles\s*=\s*([A-Z0-9_| ]+?)\s*,", m.group(2))
         args = re.search(r"\.args\s*=\s*([a-z_]+)", m.group(2)).group(1)
-        out.append((json.loads(m.group(1)), flags, args))
+        out.append((json.loads(m.group(1)), flags, roles.group(1) if roles else "", args))
     return out
 
 
@@ -72,13 +73,14 @@ def c_commands():
             if fam not in families:
                 continue
             seen.add(fam)
-            for name, flags, argv in _entries(body):
+            for name, flags, roles, argv in _entries(body):
                 spec = arg_arrays[argv]
                 for mname, mbody in macros.items():
                     spec = re.sub(r"\b%s\b" % mname, mbody, spec)
                 args = [(a, t, r == "1") for a, t, r in ARG_RE.findall(spec)]
                 assert name not in found, "command %s defined twice" % name
                 found[name] = {"flags": set(re.findall(r"CMD_[A-Z]+", flags)), "args": args,
+                               "roles": set(re.findall(r"\bCMD_R_[A-Z]+\b", roles)),
                                "file": os.path.basename(path)}
     assert seen == set(families), "entry arrays not found: %s" % (set(families) - seen)
     return found
@@ -112,6 +114,19 @@ def test_the_table_parser_sees_every_family():
     assert len(COMMANDS) >= 30 and "status" in COMMANDS and "spawn-agent" in COMMANDS
     # the SPAWN_ARGS macro was expanded
     assert [a for a, _, _ in COMMANDS["spawn-agent"]["args"]][:3] == ["provider", "binary", "args"]
+
+
+def test_every_command_states_its_roles():
+    """Roles are stated once, in the table: every entry names them, and the spawns and tenant
+    commands are for admins alone (docs/protocol.md, Authentication)."""
+    known = {"CMD_R_ADMIN", "CMD_R_MEMBER", "CMD_R_AGENT", "CMD_R_ALL"}
+    for name, c in COMMANDS.items():
+        assert c["roles"] and c["roles"] <= known, "%s states no roles (or unknown ones)" % name
+    for name in ("spawn-agent", "spawn-local", "register-tenant", "list-tenants", "delete-tenant",
+                 "provision-tenant"):
+        assert COMMANDS[name]["roles"] == {"CMD_R_ADMIN"}, name
+    for name in ("kill-agent", "agent-prompt", "agent-abort", "session-read"):
+        assert COMMANDS[name]["roles"] == {"CMD_R_ADMIN", "CMD_R_MEMBER"}, name
 
 
 def test_every_command_has_both_schemas():

@@ -55,7 +55,7 @@ class FdDaemon(Daemon):
         try:
             self.proc = subprocess.Popen(
                 [bin_path("colibri-daemon"), "--state-dir", self.state_dir, "--foreground",
-                 "--log-level", "debug"],
+                 "--log-level", "debug"] + self.extra_args,
                 stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                 env=self.env, pass_fds=(fd,))
         finally:

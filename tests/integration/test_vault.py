@@ -33,7 +33,7 @@ needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="bubblewrap cannot ru
 CHAIN = [["status"], ["config", "server", SERVER], ["status"], ["login", "--apikey"],
          ["unlock", "--passwordenv", "BW_PASSWORD", "--raw"], ["sync"],
          ["list", "collections", "--search", "proof0"],
-         ["list", "items", "--collectionid", "coll-proof0"]]
+         ["list", "items", "--collectionid", "coll-proof0"], ["lock"]]
 SECRET_ENV = ("BW_CLIENTID", "BW_CLIENTSECRET", "BW_PASSWORD", "BW_SESSION")
 
 
@@ -161,7 +161,7 @@ def test_provision_on_demand(make_daemon, tmp_path):
     assert not r["ok"] and r["error"]["code"] == "unavailable", r
     assert "fail closed" in r["error"]["message"]
     v.replies.append(r["error"]["message"])
-    assert [c["argv"] for c in v.calls()[n:]] == [["status"]]
+    assert [c["argv"] for c in v.calls()[n:]] == [["status"], ["lock"]]
     t = tenant(d, "proof0")
     assert t["status"] == "failed" and "fail closed" in t["reason"]
     assert_no_secrets(v, d)

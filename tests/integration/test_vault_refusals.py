@@ -55,10 +55,11 @@ def coll(v, items=None, name="proof0", cid="coll-proof0"):
 #        before(v, d), wanted reason, bw calls allowed)
 CASES = {
     "server_mismatch": (None, {}, {}, datadir_server("https://other.example.test"),
-                        "fail closed", [["status"]]),
+                        "fail closed", [["status"], ["lock"]]),
     "server_path_case": (None, {}, {}, datadir_server("https://vault.example.test/VW"),
-                         "fail closed", [["status"]]),
-    "symlinked_dir": (symlinked_root, {}, {}, None, "not strictly under", []),
+                         "fail closed", [["status"], ["lock"]]),
+    # The root becomes a symlink after register-tenant (which refuses one).
+    "symlinked_dir": (None, {}, {}, None, "not strictly under", []),
     "sibling_prefix": (sibling_root, {}, {}, None, "not strictly under", []),
     "base_itself": (lambda v: v.base, {}, {}, None, "not strictly under", []),
     "missing_root": (lambda v: os.path.join(v.base, "proof0", "gone"), {}, {}, None,
@@ -142,6 +143,8 @@ def test_refusal(make_daemon, tmp_path, case):
     if before is not None:
         before(v, d)
     d.call("register-tenant", tenant_id="proof0", jail_root_path=root)
+    if case == "symlinked_dir":
+        symlinked_root(v)
     t0 = time.monotonic()
     r = d.connect().request("provision-tenant", {"tenant_id": "proof0"})
     assert not r["ok"], r
@@ -150,7 +153,7 @@ def test_refusal(make_daemon, tmp_path, case):
     assert_refused(v, d, reason, r["error"]["message"])
     if allowed is not None:
         assert v.argvs() == allowed
-    if allowed == [["status"]] or case.startswith("server"):
+    if allowed == [["status"], ["lock"]] or case.startswith("server"):
         for c in v.calls():
             assert not {"BW_CLIENTSECRET", "BW_PASSWORD", "BW_SESSION"} & set(c["env"]), c
     if case == "bw_timeout":
@@ -182,10 +185,12 @@ def test_symlinked_root_refused_before_the_spawn(make_daemon, tmp_path):
     # Confinement applies the same base (COLIBRI_JAIL_ROOT_BASE): the spawn
     # itself is refused, so the hook never runs; provision-tenant on the same
     # tenant is refused by the vault's own check (test_refusal[symlinked_dir]).
+    # register-tenant refuses the symlink (test_trust_vault.py), so it is
+    # planted after the registration.
     v = Vault(tmp_path)
-    symlinked_root(v)
     d = v.start(make_daemon)
     d.call("register-tenant", tenant_id="proof0", jail_root_path=v.root)
+    symlinked_root(v)
     with pytest.raises(CallError) as e:
         spawn_jailed(d, "proof0", v.root)
     assert e.value.code == "invalid_argument" and "not strictly under" in e.value.message

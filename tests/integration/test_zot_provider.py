@@ -32,7 +32,7 @@ def test_zot_json_run_is_done_with_usage(make_daemon):
 def test_zot_model_error_is_error(make_daemon):
     d = make_daemon()
     a = d.call("spawn-agent", {"provider": "zot", "binary": bin_path("colibri-test-agent"),
-                               "prompt": "fail", "env": {"COLIBRI_TEST_AGENT_SCENARIO": "model-error"}})
+                               "prompt": "fail", "env": {"TEST_AGENT_SCENARIO": "model-error"}})
     a = wait_final(d, a["id"])
     assert a["state"] == "error" and a["reason"], a
 

@@ -174,10 +174,18 @@ test_tools_table(void **state)
 	assert_int_equal(n, 13);
 	assert_null(mcp_tool_find("task-create"));
 	assert_null(mcp_tool_find(NULL));
-	all = mcp_tools_definitions();
+	all = mcp_tools_definitions(1);
 	assert_int_equal(json_array_size(all), 13);
 	json_decref(all);
-	line = mcp_server_tools_list_line(&len);
+	/* Without --allow-spawn the spawning tools are not offered. */
+	all = mcp_tools_definitions(0);
+	assert_int_equal(json_array_size(all), 12);
+	for (n = 0; n < json_array_size(all); n++)
+		assert_string_not_equal(
+		        json_string_value(json_object_get(json_array_get(all, n), "name")),
+		        "spawn_local");
+	json_decref(all);
+	line = mcp_server_tools_list_line(1, &len);
 	printf("tools/list answer: %zu bytes\n", len - 1);
 	assert_true(len < 6 * 1024);
 	free(line);

@@ -511,10 +511,12 @@ test_contain(void **state)
 	free(cause);
 	cause = NULL;
 	free(p);
+	/* A root must be its own canonical path: .. that stays inside is refused too. */
 	p = tpath(t, "jails/T/root/../root");
-	got = vault_contain(p, t->base, &cause);
-	assert_string_equal(got, want);
-	free(got);
+	assert_null(vault_contain(p, t->base, &cause));
+	assert_non_null(strstr(cause, "must be its own canonical path"));
+	free(cause);
+	cause = NULL;
 	free(p);
 	free(want);
 	for (i = 0; i < sizeof refused / sizeof *refused; i++) {
@@ -760,9 +762,128 @@ test_scrub(void **state)
 
 	(void)state;
 	vault_scrub(msg, secrets, sizeof secrets / sizeof *secrets);
-	assert_string_equal(msg, "bw: *** rejected; session ***/******.");
+	/* Adjacent matches make one run. */
+	assert_string_equal(msg, "bw: *** rejected; session ***/***.");
 	vault_scrub(none, secrets, sizeof secrets / sizeof *secrets);
 	assert_string_equal(none, "nothing to hide");
+}
+
+/* Scrub msg (a copy of exactly its size, for ASan) and compare. */
+static void
+scrub_is(const char *msg, const char *const *secrets, size_t n, const char *want)
+{
+	size_t len = strlen(msg);
+	char *m = heap_copy(msg, len + 1);
+
+	vault_scrub(m, secrets, n);
+	if (strcmp(m, want) != 0)
+		fail_msg("scrub of \"%s\" gave \"%s\", not \"%s\"", msg, m, want);
+	/* The bytes after the end are zeroed: no secret survives there. */
+	for (size_t i = strlen(m); i < len + 1; i++)
+		assert_int_equal(m[i], 0);
+	free(m);
+}
+
+static void
+test_scrub_substrings(void **state)
+{
+	const char *pw[] = {"MPW-master-pass-4711-zq"};
+	const char *two[] = {"AAAAbbbbCCCC", "CCCCddddEEEE"};
+	const char *shortish[] = {"abc", "xy", "1234567"};
+	const char *empty[] = {"", NULL};
+
+	(void)state;
+	/* Any 8-byte or longer piece: a prefix, a middle, a suffix. */
+	scrub_is("prefix MPW-mast| end", pw, 1, "prefix ***| end");
+	scrub_is("mid ter-pass-47 x", pw, 1, "mid *** x");
+	scrub_is("end 4711-zq", pw, 1, "end 4711-zq"); /* 7 bytes: kept */
+	scrub_is("end s-4711-zq", pw, 1, "end ***");
+	scrub_is("MPW-master-pass-4711-zq", pw, 1, "***");
+	/* A cut-off prefix of 8 bytes at the very end. */
+	scrub_is("failed: MPW-mast", pw, 1, "failed: ***");
+	/* 7 bytes of a prefix stay: below the threshold. */
+	scrub_is("failed: MPW-mas", pw, 1, "failed: MPW-mas");
+	/* Overlapping pieces of two secrets make one run. */
+	scrub_is("[AAAAbbbbCCCCddddEEEE]", two, 2, "[***]");
+	scrub_is("[bbbbCCCCdddd]", two, 2, "[***]");
+	/* Two pieces of one secret, separated by a byte. */
+	scrub_is("ter-pass.MPW-mast", pw, 1, "***.***");
+	/* Shorter secrets: whole occurrences from 3 bytes on. */
+	scrub_is("abc abcd xy 1234567 123456", shortish, 3, "*** ***d xy *** 123456");
+	scrub_is("nothing", empty, 2, "nothing");
+	scrub_is("", pw, 1, "");
+}
+
+static void
+test_scrub_utf8(void **state)
+{
+	/* "\u00e9t\u00e9-\u2713-secret" with multi-byte characters at both ends of a window. */
+	const char *s[] = {"\xc3\xa9t\xc3\xa9-\xe2\x9c\x93-secret"};
+	char buf[128];
+
+	(void)state;
+	/* A window that starts or ends inside a character widens to the whole character. */
+	scrub_is("<\xc3\xa9t\xc3\xa9-\xe2\x9c\x93-se>", s, 1, "<***>");
+	scrub_is("<\xa9t\xc3\xa9-\xe2\x9c\x93-se>", s, 1, "<***>");
+	scrub_is("<x\xe2\x9c\x93-secret>", s, 1, "<x***>");
+	/* Cutting after the scrub never splits a character. */
+	snprintf(buf, sizeof buf,
+	         "ab\xe2\x9c\x93"
+	         "cd");
+	vault_cut(buf, 4); /* would split the 3-byte check mark */
+	assert_string_equal(buf, "ab");
+	assert_int_equal(buf[3], 0);
+	assert_int_equal(buf[4], 0);
+	snprintf(buf, sizeof buf,
+	         "ab\xe2\x9c\x93"
+	         "cd");
+	vault_cut(buf, 5);
+	assert_string_equal(buf, "ab\xe2\x9c\x93");
+	vault_cut(buf, 100);
+	assert_string_equal(buf, "ab\xe2\x9c\x93");
+	/* Scrub, then cut: the secret's prefix right at the cut is gone. */
+	snprintf(buf, sizeof buf, "error: %s trailing", s[0]);
+	vault_scrub(buf, s, 1);
+	vault_cut(buf, 12);
+	assert_string_equal(buf, "error: *** t");
+}
+
+/* A root given through a symlink anywhere in its path is not its own canonical path. */
+static void
+test_root_canonical(void **state)
+{
+	struct tree *t = *state;
+	char *cause = NULL, *p, *link;
+
+	p = tpath(t, "jails/T/root");
+	assert_int_equal(vault_root_canonical(p, &cause), 0);
+	free(p);
+	p = tpath(t, "jails/T/root/");
+	assert_int_equal(vault_root_canonical(p, &cause), 0);
+	free(p);
+	p = tpath(t, "jails/T/not-there-yet");
+	assert_int_equal(vault_root_canonical(p, &cause), 0);
+	free(p);
+	/* Another tenant's root reached through a symlink inside the base. */
+	link = tpath(t, "jails/U");
+	p = tpath(t, "jails/T");
+	assert_int_equal(symlink(p, link), 0);
+	free(p);
+	p = tpath(t, "jails/U/root");
+	assert_int_equal(vault_root_canonical(p, &cause), -1);
+	assert_non_null(strstr(cause, "must be its own canonical path"));
+	free(cause);
+	cause = NULL;
+	assert_null(vault_contain(p, t->base, &cause));
+	assert_non_null(strstr(cause, "must be its own canonical path"));
+	free(cause);
+	cause = NULL;
+	free(p);
+	free(link);
+	p = tpath(t, "jails/T//root");
+	assert_int_equal(vault_root_canonical(p, &cause), -1);
+	free(cause);
+	free(p);
 }
 
 int
@@ -779,11 +900,14 @@ main(void)
 	        cmocka_unit_test(test_items_valid),
 	        cmocka_unit_test(test_items_refused),
 	        cmocka_unit_test_setup_teardown(test_contain, tree_setup, tree_teardown),
+	        cmocka_unit_test_setup_teardown(test_root_canonical, tree_setup, tree_teardown),
 	        cmocka_unit_test_setup_teardown(test_render_round_trip, tree_setup, tree_teardown),
 	        cmocka_unit_test_setup_teardown(test_write_refuses_symlinks, tree_setup,
 	                                        tree_teardown),
 	        cmocka_unit_test_setup_teardown(test_remove_dir, tree_setup, tree_teardown),
 	        cmocka_unit_test(test_scrub),
+	        cmocka_unit_test(test_scrub_substrings),
+	        cmocka_unit_test(test_scrub_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
