@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct stage {
 	int parent_fd;  /* the directory holding <id> */
 	int dir_fd;     /* the stage directory */
 	int removed;
+	uint32_t made; /* bit k: the walk created the k-th component on the way to the stage */
 };
 
 /* Canonical path of p, or NULL with *cause. */
@@ -61,14 +63,17 @@ stage_path_under(const char *p, const char *dir)
 }
 
 static int
-stage_open_component(int fd, const char *name, int create, const char *where, char **cause)
+stage_open_component(int fd, const char *name, int create, const char *where, int *made,
+                     char **cause)
 {
 	struct stat st;
 	int nfd;
 
 	nfd = openat(fd, name, STAGE_DIR_FLAGS);
 	if (nfd == -1 && errno == ENOENT && create) {
-		if (mkdirat(fd, name, 0700) == -1 && errno != EEXIST) {
+		if (mkdirat(fd, name, 0700) == 0)
+			*made = 1;
+		else if (errno != EEXIST) {
 			xasprintf(cause, "cannot create %s/%s: %s", where, name, strerror(errno));
 			return -1;
 		}
@@ -85,15 +90,19 @@ stage_open_component(int fd, const char *name, int create, const char *where, ch
 
 /* Walk rel (components separated by '/') below fd; returns the final directory's fd. */
 static int
-stage_walk(int fd, const char *where, const char *rel, int create, char **cause)
+stage_walk(int fd, const char *where, const char *rel, int create, uint32_t *made_mask,
+           char **cause)
 {
 	char *copy = xstrdup(rel), *comp, *save = NULL;
 	char *path = xstrdup(where), *tmp;
-	int cur = dup(fd), nfd;
+	int cur = dup(fd), nfd, made, k = 0;
 
 	for (comp = strtok_r(copy, "/", &save); comp != NULL && cur != -1;
-	     comp = strtok_r(NULL, "/", &save)) {
-		nfd = stage_open_component(cur, comp, create, path, cause);
+	     comp = strtok_r(NULL, "/", &save), k++) {
+		made = 0;
+		nfd = stage_open_component(cur, comp, create, path, &made, cause);
+		if (made && k < 32)
+			*made_mask |= (uint32_t)1 << k;
 		close(cur);
 		cur = nfd;
 		tmp = path_join(path, comp);
@@ -141,7 +150,7 @@ stage_open_base(struct stage *st, const char *override, int create, char **rel_o
 			xasprintf(cause, "cannot open jail root %s: %s", st->root, strerror(errno));
 			return -1;
 		}
-		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, create, cause);
+		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, create, &st->made, cause);
 		close(rootfd);
 		return fd;
 	}
@@ -150,7 +159,9 @@ stage_open_base(struct stage *st, const char *override, int create, char **rel_o
 	if (stage_path_under(canon, st->root)) {
 		*rel_out = xstrdup(canon + (strcmp(st->root, "/") == 0 ? 0 : strlen(st->root)));
 		rootfd = open(st->root, STAGE_DIR_FLAGS);
-		fd = rootfd == -1 ? -1 : stage_walk(rootfd, st->root, *rel_out, create, cause);
+		fd = rootfd == -1
+		             ? -1
+		             : stage_walk(rootfd, st->root, *rel_out, create, &st->made, cause);
 		if (rootfd != -1)
 			close(rootfd);
 	} else if ((fd = open(canon, STAGE_DIR_FLAGS)) == -1)
@@ -275,13 +286,11 @@ fail:
 	return NULL;
 }
 
-/* fchown one of the daemon's own directories on the way down; 0 or -1 with *cause. */
+/* fchown a directory the daemon made; 0 or -1 with *cause. */
 static int
 stage_give_dir(int fd, const char *what, uid_t uid, gid_t gid, char **cause)
 {
-	struct stat sb;
-
-	if (fstat(fd, &sb) == -1 || (sb.st_uid == geteuid() && fchown(fd, uid, gid) == -1)) {
+	if (fchown(fd, uid, gid) == -1) {
 		xasprintf(cause, "cannot give %s to uid %ld: %s", what, (long)uid, strerror(errno));
 		return -1;
 	}
@@ -293,7 +302,7 @@ stage_give(struct stage *st, uid_t uid, gid_t gid, char **cause)
 {
 	static const char *const files[] = {"env.sh", "launch.sh"};
 	char *copy, *comp, *save = NULL;
-	int cur, nfd, rc = 0;
+	int cur, nfd, rc = 0, k = 0;
 	size_t i;
 
 	*cause = NULL;
@@ -301,14 +310,15 @@ stage_give(struct stage *st, uid_t uid, gid_t gid, char **cause)
 	if (st->jail_dir != NULL && (cur = open(st->root, STAGE_DIR_FLAGS)) != -1) {
 		copy = xstrdup(st->jail_dir);
 		for (comp = strtok_r(copy, "/", &save); comp != NULL && rc == 0;
-		     comp = strtok_r(NULL, "/", &save)) {
+		     comp = strtok_r(NULL, "/", &save), k++) {
 			if (strcmp(comp, st->id) == 0 && save != NULL && *save == '\0')
 				break;
 			if ((nfd = openat(cur, comp, STAGE_DIR_FLAGS)) == -1)
 				break;
 			close(cur);
 			cur = nfd;
-			rc = stage_give_dir(cur, comp, uid, gid, cause);
+			if (k < 32 && (st->made & ((uint32_t)1 << k)) != 0)
+				rc = stage_give_dir(cur, comp, uid, gid, cause);
 		}
 		close(cur);
 		free(copy);

@@ -97,8 +97,10 @@ int stage_remove_leftover(const char *root, const char *id, const char *base_ove
 /*
  * Hand the stage to the agent's user (a root daemon running bubblewrap as an
  * unprivileged uid): the stage directory, env.sh and launch.sh, and the
- * directories between the root and the stage that the daemon owns (so the
- * agent can reach its stage and its HOME).  0, or -1 with *cause.
+ * directories between the root and the stage that stage_create made (so the
+ * agent can reach its stage and its HOME).  Directories that existed before
+ * are left as they are: they must let the agent through.  0, or -1 with
+ * *cause.
  */
 int stage_give(struct stage *, uid_t uid, gid_t gid, char **cause);
 /* Host path of the stage directory. */

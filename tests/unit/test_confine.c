@@ -1272,6 +1272,10 @@ test_stage_give(void **state)
 
 	if (geteuid() != 0)
 		skip();
+	/* The jail's own /home exists (root's): it stays root's; what the stage makes is given. */
+	p = path_join(f->root, "home");
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
 	st = stage_ok(f->root, "give1", NULL, NULL);
 	assert_int_equal(stage_write_env_json(st, NULL, &cause), 0);
 	assert_int_equal(stage_give(st, 65534, 65534, &cause), 0);
@@ -1286,9 +1290,17 @@ test_stage_give(void **state)
 	assert_int_equal(stat(p, &sb), 0);
 	assert_int_equal(sb.st_uid, 65534);
 	free(p);
-	/* The root itself is the operator's: untouched. */
+	p = path_join(f->root, "home/clawdie/.cache/colibri/stage");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	/* The root and what existed before are the operator's: untouched. */
 	assert_int_equal(stat(f->root, &sb), 0);
 	assert_int_equal(sb.st_uid, 0);
+	p = path_join(f->root, "home");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 0);
+	free(p);
 	assert_int_equal(stage_remove(st, &cause), 0);
 	stage_free(st);
 }
