@@ -134,13 +134,77 @@ confine_check_binary(const struct confine_opts *o, const char *binary, char **ca
 	return p != NULL ? -1 : 0;
 }
 
+/* Can uid/gid (no supplementary groups) do `bits` (an S_IXOTH-style mask: 1 x, 2 w, 4 r) on sb? */
+static int
+confine_may(const struct stat *sb, uid_t uid, gid_t gid, mode_t bits)
+{
+	if (sb->st_uid == uid)
+		return (sb->st_mode & (bits << 6)) == (bits << 6);
+	if (sb->st_gid == gid)
+		return (sb->st_mode & (bits << 3)) == (bits << 3);
+	return (sb->st_mode & bits) == bits;
+}
+
+/*
+ * bubblewrap runs as the agent user, so it must reach what it binds: every
+ * directory on the way to path searchable, and path itself allowing bits.
+ * A clear refusal here beats bwrap's "Can't find source path" in a log.
+ */
+static int
+confine_check_reach(const char *what, const char *path, uid_t uid, gid_t gid, mode_t bits,
+                    const char *user, char **cause)
+{
+	char *canon = realpath(path, NULL), *p;
+	struct stat sb;
+	int ok = 1;
+
+	if (canon == NULL)
+		return 0; /* missing: reported where it is used */
+	for (p = strchr(canon + 1, '/'); ok && p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		ok = stat(canon, &sb) == 0 && confine_may(&sb, uid, gid, 1);
+		if (!ok)
+			xasprintf(
+			        cause,
+			        "%s %s is not reachable by the agent user %s (uid %ld): %s is mode "
+			        "%03o, owner %ld; make every directory on the way searchable by it",
+			        what, path, user, (long)uid, canon, (unsigned)(sb.st_mode & 0777),
+			        (long)sb.st_uid);
+		*p = '/';
+	}
+	if (ok && (stat(canon, &sb) != 0 || !confine_may(&sb, uid, gid, bits))) {
+		ok = 0;
+		xasprintf(cause,
+		          "%s %s does not give the agent user %s (uid %ld) the access it needs%s",
+		          what, path, user, (long)uid,
+		          bits & 2 ? ": the jail root must be writable by it" : "");
+	}
+	free(canon);
+	return ok ? 0 : -1;
+}
+
+/* Under drop: the root (searchable and writable), the agent binary (executable), reachable. */
+static int
+confine_check_agent_reach(const struct jail_config *cfg, const struct confine_spawn *sp,
+                          const char *binary, const char *user, char **cause)
+{
+	if (confine_check_reach("jail root", jail_config_root(cfg), sp->uid, sp->gid, 3, user,
+	                        cause) == -1)
+		return -1;
+	if (binary != NULL && binary[0] == '/' &&
+	    confine_check_reach("agent binary", binary, sp->uid, sp->gid, 1, user, cause) == -1)
+		return -1;
+	return 0;
+}
+
 /*
  * Under a root daemon: whom bubblewrap runs as.  The jail's user if it
- * exists here and is not root, else agent_user; never uid 0.
+ * exists here and is not root, else agent_user; never uid 0.  That user
+ * must reach the root and the agent binary.
  */
 static int
 confine_agent_identity(const struct confine_opts *o, const struct jail_config *cfg,
-                       struct confine_spawn *sp, char **cause)
+                       const char *binary, struct confine_spawn *sp, char **cause)
 {
 	const char *name = o->agent_user != NULL ? o->agent_user : "nobody";
 	struct passwd *pw = NULL;
@@ -163,7 +227,7 @@ confine_agent_identity(const struct confine_opts *o, const struct jail_config *c
 	sp->drop = 1;
 	sp->uid = pw->pw_uid;
 	sp->gid = pw->pw_gid;
-	return 0;
+	return confine_check_agent_reach(cfg, sp, binary, name, cause);
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
@@ -304,7 +368,7 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 	if (o->backend == CONFINE_BACKEND_BWRAP && confine_check_binary(o, binary, cause) == -1)
 		goto fail;
 	if (o->backend == CONFINE_BACKEND_BWRAP && o->drop_root &&
-	    confine_agent_identity(o, cfg, sp, cause) == -1)
+	    confine_agent_identity(o, cfg, binary, sp, cause) == -1)
 		goto fail;
 	sp->stage = stage_create(jail_config_root(cfg), id, o->stage_base, o->root_base, cause);
 	if (sp->stage == NULL)

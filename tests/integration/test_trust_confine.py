@@ -234,6 +234,30 @@ def test_agent_user_that_is_root_is_refused(tmp_path, make_daemon):
     assert not os.path.exists(os.path.join(root, STAGE_REL, "r1"))
 
 
+@ROOT_ONLY
+@BWRAP
+def test_root_the_agent_user_cannot_reach_is_refused_with_the_reason(tmp_path, make_daemon):
+    private = os.path.join(str(tmp_path), "private")
+    root = os.path.join(private, "box")
+    os.makedirs(root)
+    os.chmod(private, 0o700)  # root's alone: nobody cannot get through
+    give_to_agent(root)
+    os.chmod(private, 0o700)
+    d = make_daemon(env=jail_env())
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", {"binary": agent_bin(), "id": "n1", "jail": {"path": root}})
+    assert "is not reachable by the agent user nobody" in e.value.message, e.value.message
+    assert private in e.value.message
+    assert not os.path.exists(os.path.join(root, STAGE_REL))
+    # A root it can reach but not write.
+    os.chmod(private, 0o711)
+    os.chown(root, 0, 0)
+    os.chmod(root, 0o755)
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", {"binary": agent_bin(), "id": "n2", "jail": {"path": root}})
+    assert "must be writable by it" in e.value.message, e.value.message
+
+
 def test_freebsd_path_runs_unprivileged_and_shows_nothing_of_the_daemon(tmp_path, make_daemon):
     tmp = str(tmp_path)
     base = os.path.join(tmp, "jails")
