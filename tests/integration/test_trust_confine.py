@@ -30,7 +30,7 @@ import time
 
 import pytest
 
-from conftest import CallError, Daemon, bin_path
+from conftest import CallError, Daemon, bin_path, store_args
 from test_jailed_spawn_helpers import (STAGE_REL, agent_uid, bwrap_works, copy_standins,
                                        give_to_agent, jail_env, stage_dir, standin_calls)
 from test_supervision_helpers import agent_bin, sup_env, wait_gone, wait_state
@@ -55,7 +55,8 @@ class FdDaemon(Daemon):
         try:
             self.proc = subprocess.Popen(
                 [bin_path("colibri-daemon"), "--state-dir", self.state_dir, "--foreground",
-                 "--log-level", "debug"] + self.extra_args,
+                 "--log-level", "debug"] + self.extra_args +
+                store_args(self.state_dir, self.extra_args),
                 stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                 env=self.env, pass_fds=(fd,))
         finally:
