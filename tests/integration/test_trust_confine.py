@@ -359,6 +359,13 @@ class Escaper:
         pidfile = os.path.join(self.tmp, aid + ".pid")
         d.call("spawn-local", {"binary": self.script, "id": aid, "env": {"PIDFILE": pidfile}})
         pid = int(wait_file(pidfile))
+        # The pid is written just before the exec that clears the environment: wait for it.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() == "sleep":
+                    break
+            time.sleep(0.01)
         # Really escaped: no marker in its environment, not a child of the agent.
         with open("/proc/%d/environ" % pid, "rb") as f:
             assert b"COLIBRI_AGENT_ID" not in f.read()
