@@ -105,6 +105,8 @@ inventory_spawn(char *const argv[], int outfd, pid_t *pid)
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, outfd, 1);
 	posix_spawn_file_actions_adddup2(&fa, outfd, 2);
+	/* Nothing of ours above 2 reaches the tool (glibc >= 2.34, FreeBSD >= 13.1). */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	posix_spawnattr_init(&attr);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 	                                        POSIX_SPAWN_SETSIGDEF);

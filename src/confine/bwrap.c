@@ -133,6 +133,7 @@ bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
 	char name[JAIL_EPHEMERAL_NAME_SIZE];
 
 	confine_cmd_add(c, "--unshare-all");
+	bwrap_add2(c, "--cap-drop", "ALL");
 	if (cfg->ip4 != NULL && strcmp(cfg->ip4, "disable") != 0)
 		confine_cmd_add(c, "--share-net");
 	confine_cmd_add(c, "--die-with-parent");
@@ -142,6 +143,50 @@ bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
 	else if (cfg->path != NULL) {
 		jail_ephemeral_name(cfg->path, name, sizeof name);
 		bwrap_add2(c, "--hostname", name);
+	}
+}
+
+const struct bwrap_private *
+bwrap_private_conflict(const char *path, const struct bwrap_private *privates, size_t n)
+{
+	size_t i;
+
+	for (i = 0; privates != NULL && i < n; i++)
+		if (bwrap_path_within(path, privates[i].path) ||
+		    bwrap_path_within(privates[i].path, path))
+			return &privates[i];
+	return NULL;
+}
+
+/* Non-zero when p shows inside the sandbox without a bind of ours (/usr, the /etc files...). */
+static int
+bwrap_system_visible(const char *p)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof bwrap_visible / sizeof bwrap_visible[0]; i++)
+		if (bwrap_path_within(p, bwrap_visible[i]))
+			return 1;
+	for (i = 0; i < sizeof bwrap_etc_files / sizeof bwrap_etc_files[0]; i++)
+		if (bwrap_path_within(p, bwrap_etc_files[i]))
+			return 1;
+	return 0;
+}
+
+/* Cover the daemon's paths that a system bind shows: an empty tmpfs, or /dev/null. */
+static void
+bwrap_cover_privates(struct confine_cmd *c, const struct bwrap_spec *s)
+{
+	size_t i;
+
+	for (i = 0; s->privates != NULL && i < s->nprivates; i++) {
+		const struct bwrap_private *p = &s->privates[i];
+		if (!p->exists || !bwrap_system_visible(p->path))
+			continue;
+		if (p->is_dir)
+			bwrap_add2(c, "--tmpfs", p->path);
+		else
+			bwrap_add3(c, "--ro-bind", "/dev/null", p->path);
 	}
 }
 
@@ -163,6 +208,7 @@ bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 	}
 	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
 		bwrap_add3(c, "--ro-bind-try", *p, *p);
+	bwrap_cover_privates(c, s);
 	/* Last: the sandbox's own / (a tmpfs holding the mount points) becomes read-only. */
 	bwrap_add2(c, "--remount-ro", "/");
 }
@@ -181,6 +227,52 @@ bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
 	}
 	bwrap_add2(c, "--chdir", s->root);
 	free(home);
+}
+
+/* -1 with *cause when a bind of path (what: "jail root"...) would show the daemon's files. */
+static int
+bwrap_bind_check(const struct bwrap_spec *s, const char *what, const char *path, char **cause)
+{
+	const struct bwrap_private *p = bwrap_private_conflict(path, s->privates, s->nprivates);
+
+	if (p == NULL)
+		return 0;
+	if (bwrap_path_within(path, p->path))
+		xasprintf(cause,
+		          "%s %s lies inside the daemon's %s %s: refusing to show it to an agent",
+		          what, path, p->what, p->path);
+	else
+		xasprintf(cause,
+		          "%s %s contains the daemon's %s %s: refusing to show it to an agent",
+		          what, path, p->what, p->path);
+	return -1;
+}
+
+static int
+bwrap_binds_check(const struct bwrap_spec *s, char **cause)
+{
+	const char *const *p;
+	char *dir;
+	int rc = 0;
+
+	if (bwrap_bind_check(s, "jail root", s->root, cause) == -1)
+		return -1;
+	if (s->stage_dir != NULL &&
+	    bwrap_bind_check(s, "stage directory", s->stage_dir, cause) == -1)
+		return -1;
+	if (s->agent_binary != NULL && s->agent_binary[0] == '/') {
+		dir = xstrdup(s->agent_binary);
+		*strrchr(dir, '/') = '\0';
+		if (*dir != '\0' && !bwrap_already_visible(dir, s->root))
+			rc = bwrap_bind_check(s, "the agent binary's directory", dir, cause);
+		free(dir);
+		if (rc == -1)
+			return -1;
+	}
+	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
+		if (bwrap_bind_check(s, "read-only path", *p, cause) == -1)
+			return -1;
+	return 0;
 }
 
 static int
@@ -210,7 +302,7 @@ bwrap_spec_check(const struct bwrap_spec *s, char **cause)
 		xasprintf(cause, "bubblewrap spec without a program or jail config");
 		return -1;
 	}
-	return 0;
+	return bwrap_binds_check(s, cause);
 }
 
 struct confine_cmd *

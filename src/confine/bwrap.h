@@ -13,9 +13,12 @@
  *                                cannot bind one address; the host network is
  *                                the nearest).  Unset or "disable": no network
  *                                (only a private loopback).
- *   user                         USER and LOGNAME only: an unprivileged
- *                                sandbox always runs as the daemon's uid.
- * Always: --unshare-all (user, ipc, pid, net, uts, cgroup), --die-with-parent,
+ *   user                         USER and LOGNAME.  The sandbox runs as the
+ *                                uid bwrap is started as: the daemon's, or
+ *                                under a root daemon an unprivileged one
+ *                                (confine.h), never root.
+ * Always: --unshare-all (user, ipc, pid, net, uts, cgroup), --cap-drop ALL
+ * (no capability inside, whoever starts bwrap), --die-with-parent,
  * --new-session (setsid: no access to the daemon's controlling terminal, so
  * no TIOCSTI injection; pipes on stdin/stdout/stderr keep working), a
  * read-only /usr plus /bin /sbin /lib* as symlinks or read-only binds as on
@@ -27,6 +30,14 @@
  * when it is not already visible, and the stage bound at its own path when it
  * lies outside the root.  The privilege mode is not used: bubblewrap runs
  * unprivileged.
+ *
+ * The daemon's own files (its state directory, sessions, database, socket,
+ * provider.env, configuration directories: struct bwrap_private) never
+ * appear inside: a bind whose source contains one of them or lies inside
+ * one (the root, an outside stage, the agent binary's directory, a
+ * read-only path) is refused with the reason, and one that lies inside a
+ * directory the sandbox shows anyway (/usr, the /etc files) is covered: an
+ * empty tmpfs over a directory, /dev/null over a file.
  */
 #ifndef COLIBRI_CONFINE_BWRAP_H
 #define COLIBRI_CONFINE_BWRAP_H
@@ -48,12 +59,22 @@ extern const char *const bwrap_host_dirs[BWRAP_NTOP];
 void bwrap_host_probe(struct bwrap_host *h);
 void bwrap_host_clear(struct bwrap_host *h);
 
+/* A path of the daemon's that no sandbox may see. */
+struct bwrap_private {
+	const char *path; /* absolute, canonical when it exists */
+	const char *what; /* for the refusal: "state directory", "socket"... */
+	int is_dir;
+	int exists; /* only existing paths can be covered */
+};
+
 struct bwrap_spec {
 	const struct jail_config *cfg;
 	const char *root;      /* canonical host root, bound read-write */
 	const char *stage_dir; /* host path of the stage; bound when outside root (may be NULL) */
 	const char *agent_binary;    /* the agent's binary, for the read-only bind (may be NULL) */
 	const char *const *ro_paths; /* extra read-only binds (NULL-terminated, may be NULL) */
+	const struct bwrap_private *privates; /* the daemon's paths (may be NULL) */
+	size_t nprivates;
 	const struct bwrap_host *host;
 	const char *program;     /* what bwrap runs: "/bin/sh" */
 	const char *const *args; /* its arguments: the launch.sh path */
@@ -65,5 +86,11 @@ struct bwrap_spec {
  * root, root "/", relative paths).
  */
 struct confine_cmd *bwrap_wrap(const struct bwrap_spec *spec, char **cause);
+/*
+ * PURE: the first of privates[0..n) that a bind of path would expose (path
+ * inside it, or it inside path), or NULL.
+ */
+const struct bwrap_private *bwrap_private_conflict(const char *path,
+                                                   const struct bwrap_private *privates, size_t n);
 
 #endif

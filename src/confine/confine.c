@@ -7,8 +7,10 @@
 #include "confine/confine.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/xmalloc.h"
 
@@ -61,8 +63,171 @@ confine_opts_clear(struct confine_opts *o)
 	for (i = 0; o->ro_paths != NULL && o->ro_paths[i] != NULL; i++)
 		free(o->ro_paths[i]);
 	free(o->ro_paths);
+	for (i = 0; i < o->nprivates; i++) {
+		free((char *)o->privates[i].path);
+		free((char *)o->privates[i].what);
+	}
+	free(o->privates);
+	free(o->agent_user);
 	bwrap_host_clear(&o->host);
 	memset(o, 0, sizeof *o);
+}
+
+void
+confine_opts_add_private(struct confine_opts *o, const char *path, const char *what)
+{
+	struct bwrap_private *p;
+	struct stat sb;
+	char *canon;
+
+	if (path == NULL || path[0] != '/')
+		return;
+	o->privates = xreallocarray(o->privates, o->nprivates + 1, sizeof *o->privates);
+	p = &o->privates[o->nprivates++];
+	memset(p, 0, sizeof *p);
+	canon = realpath(path, NULL);
+	p->path = canon != NULL ? canon : xstrdup(path);
+	p->what = xstrdup(what);
+	if (stat(p->path, &sb) == 0) {
+		p->exists = 1;
+		p->is_dir = S_ISDIR(sb.st_mode);
+	}
+}
+
+/* Before anything is staged: the root must not hold or lie in the daemon's files. */
+static int
+confine_check_private_root(const struct confine_opts *o, const char *root, char **cause)
+{
+	const struct bwrap_private *p;
+	char *canon = realpath(root, NULL);
+
+	if (canon == NULL)
+		return 0; /* stage_create reports it */
+	if ((p = bwrap_private_conflict(canon, o->privates, o->nprivates)) != NULL)
+		xasprintf(
+		        cause,
+		        "jail root %s (%s) and the daemon's %s %s overlap: refusing to show it to "
+		        "an agent",
+		        root, canon, p->what, p->path);
+	free(canon);
+	return p != NULL ? -1 : 0;
+}
+
+/* The agent binary's directory, canonical, must not be one of the daemon's either. */
+static int
+confine_check_binary(const struct confine_opts *o, const char *binary, char **cause)
+{
+	const struct bwrap_private *p;
+	char *canon = binary != NULL ? realpath(binary, NULL) : NULL, *slash;
+
+	if (canon == NULL)
+		return 0;
+	if ((slash = strrchr(canon, '/')) != NULL && slash != canon)
+		*slash = '\0';
+	p = bwrap_private_conflict(canon, o->privates, o->nprivates);
+	if (p != NULL)
+		xasprintf(cause,
+		          "the agent binary %s lives in %s, beside the daemon's %s %s: refusing to "
+		          "show it to an agent",
+		          binary, canon, p->what, p->path);
+	free(canon);
+	return p != NULL ? -1 : 0;
+}
+
+/* Can uid/gid (no supplementary groups) do `bits` (an S_IXOTH-style mask: 1 x, 2 w, 4 r) on sb? */
+static int
+confine_may(const struct stat *sb, uid_t uid, gid_t gid, mode_t bits)
+{
+	if (sb->st_uid == uid)
+		return (sb->st_mode & (bits << 6)) == (bits << 6);
+	if (sb->st_gid == gid)
+		return (sb->st_mode & (bits << 3)) == (bits << 3);
+	return (sb->st_mode & bits) == bits;
+}
+
+/*
+ * bubblewrap runs as the agent user, so it must reach what it binds: every
+ * directory on the way to path searchable, and path itself allowing bits.
+ * A clear refusal here beats bwrap's "Can't find source path" in a log.
+ */
+static int
+confine_check_reach(const char *what, const char *path, uid_t uid, gid_t gid, mode_t bits,
+                    const char *user, char **cause)
+{
+	char *canon = realpath(path, NULL), *p;
+	struct stat sb;
+	int ok = 1;
+
+	if (canon == NULL)
+		return 0; /* missing: reported where it is used */
+	for (p = strchr(canon + 1, '/'); ok && p != NULL; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		ok = stat(canon, &sb) == 0 && confine_may(&sb, uid, gid, 1);
+		if (!ok)
+			xasprintf(
+			        cause,
+			        "%s %s is not reachable by the agent user %s (uid %ld): %s is mode "
+			        "%03o, owner %ld; make every directory on the way searchable by it",
+			        what, path, user, (long)uid, canon, (unsigned)(sb.st_mode & 0777),
+			        (long)sb.st_uid);
+		*p = '/';
+	}
+	if (ok && (stat(canon, &sb) != 0 || !confine_may(&sb, uid, gid, bits))) {
+		ok = 0;
+		xasprintf(cause,
+		          "%s %s does not give the agent user %s (uid %ld) the access it needs%s",
+		          what, path, user, (long)uid,
+		          bits & 2 ? ": the jail root must be writable by it" : "");
+	}
+	free(canon);
+	return ok ? 0 : -1;
+}
+
+/* Under drop: the root (searchable and writable), the agent binary (executable), reachable. */
+static int
+confine_check_agent_reach(const struct jail_config *cfg, const struct confine_spawn *sp,
+                          const char *binary, const char *user, char **cause)
+{
+	if (confine_check_reach("jail root", jail_config_root(cfg), sp->uid, sp->gid, 3, user,
+	                        cause) == -1)
+		return -1;
+	if (binary != NULL && binary[0] == '/' &&
+	    confine_check_reach("agent binary", binary, sp->uid, sp->gid, 1, user, cause) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Under a root daemon: whom bubblewrap runs as.  The jail's user if it
+ * exists here and is not root, else agent_user; never uid 0.  That user
+ * must reach the root and the agent binary.
+ */
+static int
+confine_agent_identity(const struct confine_opts *o, const struct jail_config *cfg,
+                       const char *binary, struct confine_spawn *sp, char **cause)
+{
+	const char *name = o->agent_user != NULL ? o->agent_user : "nobody";
+	struct passwd *pw = NULL;
+
+	if (cfg->user != NULL && (pw = getpwnam(cfg->user)) != NULL && pw->pw_uid != 0)
+		name = cfg->user;
+	else if ((pw = getpwnam(name)) == NULL) {
+		xasprintf(cause,
+		          "the daemon runs as root and the agent user %s does not exist on this "
+		          "host%s%s%s: refusing to run bubblewrap as root",
+		          name, cfg->user != NULL ? " (nor an unprivileged jail user " : "",
+		          cfg->user != NULL ? cfg->user : "", cfg->user != NULL ? ")" : "");
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		xasprintf(cause, "the agent user %s is uid 0: refusing to run bubblewrap as root",
+		          name);
+		return -1;
+	}
+	sp->drop = 1;
+	sp->uid = pw->pw_uid;
+	sp->gid = pw->pw_gid;
+	return confine_check_agent_reach(cfg, sp, binary, name, cause);
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
@@ -92,6 +257,8 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.stage_dir = stage_host_dir(st);
 		spec.agent_binary = agent_binary;
 		spec.ro_paths = (const char *const *)o->ro_paths;
+		spec.privates = o->privates;
+		spec.nprivates = o->nprivates;
 		spec.host = &o->host;
 		spec.program = "/bin/sh";
 		spec.args = args;
@@ -195,12 +362,22 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 		goto fail;
 	if (confine_check_base(o, cfg, cause) == -1)
 		goto fail;
+	/* Whatever the backend, a jail never holds the daemon's own files. */
+	if (confine_check_private_root(o, jail_config_root(cfg), cause) == -1)
+		goto fail;
+	if (o->backend == CONFINE_BACKEND_BWRAP && confine_check_binary(o, binary, cause) == -1)
+		goto fail;
+	if (o->backend == CONFINE_BACKEND_BWRAP && o->drop_root &&
+	    confine_agent_identity(o, cfg, binary, sp, cause) == -1)
+		goto fail;
 	sp->stage = stage_create(jail_config_root(cfg), id, o->stage_base, o->root_base, cause);
 	if (sp->stage == NULL)
 		goto fail;
 	if (confine_fill_stage(sp->stage, binary, args, env, cwd, cause) == -1)
 		goto fail;
 	if ((sp->cmd = confine_wrap_stage(o, cfg, sp->stage, binary, cause)) == NULL)
+		goto fail;
+	if (sp->drop && stage_give(sp->stage, sp->uid, sp->gid, cause) == -1)
 		goto fail;
 	return sp;
 fail:

@@ -23,6 +23,7 @@
 #define COLIBRI_CONFINE_CONFINE_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "confine/bwrap.h"
 #include "confine/jail.h"
@@ -48,6 +49,21 @@ struct confine_opts {
 	char *root_base;  /* roots must lie under it; NULL: no check */
 	char **ro_paths;  /* extra read-only binds for bubblewrap (NULL-terminated) or NULL */
 	struct bwrap_host host;
+	/*
+	 * The daemon's own paths, never shown to a bubblewrap sandbox (see
+	 * bwrap.h); added with confine_opts_add_private.
+	 */
+	struct bwrap_private *privates;
+	size_t nprivates;
+	/*
+	 * Set by a root daemon: bubblewrap (and so the agent) runs as an
+	 * unprivileged user -- the jail's `user` when it exists on the host and
+	 * is not uid 0, else agent_user (--agent-user, "nobody" by default) --
+	 * and the stage is handed to that user.  Never root bwrap with a uid
+	 * mapping: that maps to host root.
+	 */
+	int drop_root;
+	char *agent_user;
 };
 
 /*
@@ -59,11 +75,19 @@ struct confine_opts {
  */
 int confine_opts_from_env(struct confine_opts *o, char **cause);
 void confine_opts_clear(struct confine_opts *o);
+/*
+ * Add one of the daemon's paths (what names it in a refusal); canonicalised
+ * when it exists.  A NULL path is ignored.
+ */
+void confine_opts_add_private(struct confine_opts *o, const char *path, const char *what);
 
 struct confine_spawn {
 	struct confine_cmd *cmd; /* execute cmd->program with cmd->argv */
 	struct stage *stage;     /* NULL when the spawn is not confined */
 	enum confine_backend backend;
+	int drop;  /* run cmd as uid/gid (drop_root and bubblewrap) */
+	uid_t uid; /* never 0 when drop is set */
+	gid_t gid;
 };
 
 /*
@@ -75,7 +99,9 @@ struct confine_spawn {
  * pass (helper mode: an unprivileged user); then the stage <root>/.../stage/<id> is created, env (a JSON object of
  * strings, may be NULL) goes to env.sh, cwd (absolute, inside the
  * confinement; may be NULL) and the agent go to launch.sh, and cmd runs
- * /bin/sh launch.sh confined.  Returns the spawn (free with
+ * /bin/sh launch.sh confined.  Under drop_root (bubblewrap) the agent's
+ * user is resolved and the stage handed to it, or the spawn is refused when
+ * no unprivileged user can be found.  Returns the spawn (free with
  * confine_spawn_finish) or NULL with *cause; on failure nothing is left on
  * disk.
  */

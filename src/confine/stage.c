@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct stage {
 	int parent_fd;  /* the directory holding <id> */
 	int dir_fd;     /* the stage directory */
 	int removed;
+	uint32_t made; /* bit k: the walk created the k-th component on the way to the stage */
 };
 
 /* Canonical path of p, or NULL with *cause. */
@@ -61,14 +63,17 @@ stage_path_under(const char *p, const char *dir)
 }
 
 static int
-stage_open_component(int fd, const char *name, int create, const char *where, char **cause)
+stage_open_component(int fd, const char *name, int create, const char *where, int *made,
+                     char **cause)
 {
 	struct stat st;
 	int nfd;
 
 	nfd = openat(fd, name, STAGE_DIR_FLAGS);
 	if (nfd == -1 && errno == ENOENT && create) {
-		if (mkdirat(fd, name, 0700) == -1 && errno != EEXIST) {
+		if (mkdirat(fd, name, 0700) == 0)
+			*made = 1;
+		else if (errno != EEXIST) {
 			xasprintf(cause, "cannot create %s/%s: %s", where, name, strerror(errno));
 			return -1;
 		}
@@ -85,15 +90,19 @@ stage_open_component(int fd, const char *name, int create, const char *where, ch
 
 /* Walk rel (components separated by '/') below fd; returns the final directory's fd. */
 static int
-stage_walk(int fd, const char *where, const char *rel, char **cause)
+stage_walk(int fd, const char *where, const char *rel, int create, uint32_t *made_mask,
+           char **cause)
 {
 	char *copy = xstrdup(rel), *comp, *save = NULL;
 	char *path = xstrdup(where), *tmp;
-	int cur = dup(fd), nfd;
+	int cur = dup(fd), nfd, made, k = 0;
 
 	for (comp = strtok_r(copy, "/", &save); comp != NULL && cur != -1;
-	     comp = strtok_r(NULL, "/", &save)) {
-		nfd = stage_open_component(cur, comp, 1, path, cause);
+	     comp = strtok_r(NULL, "/", &save), k++) {
+		made = 0;
+		nfd = stage_open_component(cur, comp, create, path, &made, cause);
+		if (made && k < 32)
+			*made_mask |= (uint32_t)1 << k;
 		close(cur);
 		cur = nfd;
 		tmp = path_join(path, comp);
@@ -129,7 +138,7 @@ stage_check_root(struct stage *st, const char *root, const char *root_base, char
 
 /* Open the base directory holding the stages; sets jail_dir's prefix in *rel_out. */
 static int
-stage_open_base(struct stage *st, const char *override, char **rel_out, char **cause)
+stage_open_base(struct stage *st, const char *override, int create, char **rel_out, char **cause)
 {
 	char *canon;
 	int rootfd, fd;
@@ -141,7 +150,7 @@ stage_open_base(struct stage *st, const char *override, char **rel_out, char **c
 			xasprintf(cause, "cannot open jail root %s: %s", st->root, strerror(errno));
 			return -1;
 		}
-		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, cause);
+		fd = stage_walk(rootfd, st->root, STAGE_DEFAULT_REL, create, &st->made, cause);
 		close(rootfd);
 		return fd;
 	}
@@ -150,7 +159,9 @@ stage_open_base(struct stage *st, const char *override, char **rel_out, char **c
 	if (stage_path_under(canon, st->root)) {
 		*rel_out = xstrdup(canon + (strcmp(st->root, "/") == 0 ? 0 : strlen(st->root)));
 		rootfd = open(st->root, STAGE_DIR_FLAGS);
-		fd = rootfd == -1 ? -1 : stage_walk(rootfd, st->root, *rel_out, cause);
+		fd = rootfd == -1
+		             ? -1
+		             : stage_walk(rootfd, st->root, *rel_out, create, &st->made, cause);
 		if (rootfd != -1)
 			close(rootfd);
 	} else if ((fd = open(canon, STAGE_DIR_FLAGS)) == -1)
@@ -187,13 +198,57 @@ stage_make_dir(struct stage *st, char **cause)
 	return 0;
 }
 
+/* Open the existing stage directory (for stage_remove_leftover). */
+static int
+stage_open_dir(struct stage *st, char **cause)
+{
+	st->dir_fd = openat(st->parent_fd, st->id, STAGE_DIR_FLAGS);
+	if (st->dir_fd == -1) {
+		xasprintf(cause, "cannot open stage %s: %s", st->host_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static struct stage *stage_open_mode(const char *root, const char *id, const char *base_override,
+                                     const char *root_base, int create, char **cause);
+
 struct stage *
 stage_create(const char *root, const char *id, const char *base_override, const char *root_base,
              char **cause)
 {
+	return stage_open_mode(root, id, base_override, root_base, 1, cause);
+}
+
+int
+stage_remove_leftover(const char *root, const char *id, const char *base_override,
+                      const char *root_base, char **cause)
+{
+	struct stage *st;
+	int rc;
+
+	*cause = NULL;
+	errno = 0; /* ENOENT below comes from the walk itself, not from before */
+	if ((st = stage_open_mode(root, id, base_override, root_base, 0, cause)) == NULL) {
+		if (errno != ENOENT)
+			return -1;
+		free(*cause); /* no stage there: nothing to remove */
+		*cause = NULL;
+		return 0;
+	}
+	rc = stage_remove(st, cause);
+	stage_free(st);
+	return rc == 0 ? 1 : -1;
+}
+
+static struct stage *
+stage_open_mode(const char *root, const char *id, const char *base_override, const char *root_base,
+                int create, char **cause)
+{
 	struct stage *st = xcalloc(1, sizeof *st);
 	char *rel = NULL, *base = NULL;
 	const char *err;
+	int e;
 
 	*cause = NULL;
 	st->parent_fd = st->dir_fd = -1;
@@ -208,7 +263,7 @@ stage_create(const char *root, const char *id, const char *base_override, const 
 	}
 	if (stage_check_root(st, root, root_base, cause) == -1)
 		goto fail;
-	if ((st->parent_fd = stage_open_base(st, base_override, &rel, cause)) == -1)
+	if ((st->parent_fd = stage_open_base(st, base_override, create, &rel, cause)) == -1)
 		goto fail;
 	if ((base = stage_base_host_path(st, base_override, rel)) == NULL) {
 		xasprintf(cause, "cannot resolve %s: %s", base_override, strerror(errno));
@@ -216,17 +271,71 @@ stage_create(const char *root, const char *id, const char *base_override, const 
 	}
 	st->host_dir = path_join(base, id);
 	st->jail_dir = rel != NULL ? path_join(rel, id) : NULL;
-	if (stage_make_dir(st, cause) == -1)
+	if ((create ? stage_make_dir(st, cause) : stage_open_dir(st, cause)) == -1)
 		goto fail;
 	free(rel);
 	free(base);
 	return st;
 fail:
+	e = errno;
 	free(rel);
 	free(base);
 	st->removed = 1;
 	stage_free(st);
+	errno = e;
 	return NULL;
+}
+
+/* fchown a directory the daemon made; 0 or -1 with *cause. */
+static int
+stage_give_dir(int fd, const char *what, uid_t uid, gid_t gid, char **cause)
+{
+	if (fchown(fd, uid, gid) == -1) {
+		xasprintf(cause, "cannot give %s to uid %ld: %s", what, (long)uid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+stage_give(struct stage *st, uid_t uid, gid_t gid, char **cause)
+{
+	static const char *const files[] = {"env.sh", "launch.sh"};
+	char *copy, *comp, *save = NULL;
+	int cur, nfd, rc = 0, k = 0;
+	size_t i;
+
+	*cause = NULL;
+	/* The way from the root to the stage, where it is inside the root. */
+	if (st->jail_dir != NULL && (cur = open(st->root, STAGE_DIR_FLAGS)) != -1) {
+		copy = xstrdup(st->jail_dir);
+		for (comp = strtok_r(copy, "/", &save); comp != NULL && rc == 0;
+		     comp = strtok_r(NULL, "/", &save), k++) {
+			if (strcmp(comp, st->id) == 0 && save != NULL && *save == '\0')
+				break;
+			if ((nfd = openat(cur, comp, STAGE_DIR_FLAGS)) == -1)
+				break;
+			close(cur);
+			cur = nfd;
+			if (k < 32 && (st->made & ((uint32_t)1 << k)) != 0)
+				rc = stage_give_dir(cur, comp, uid, gid, cause);
+		}
+		close(cur);
+		free(copy);
+		if (rc == -1)
+			return -1;
+	}
+	if (stage_give_dir(st->dir_fd, st->host_dir, uid, gid, cause) == -1)
+		return -1;
+	for (i = 0; i < sizeof files / sizeof files[0]; i++) {
+		if (fchownat(st->dir_fd, files[i], uid, gid, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno != ENOENT) {
+			xasprintf(cause, "cannot give %s/%s to uid %ld: %s", st->host_dir, files[i],
+			          (long)uid, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 const char *

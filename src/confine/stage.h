@@ -55,6 +55,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "confine/jail-name.h"
 
@@ -86,6 +87,22 @@ struct stage_status {
  */
 struct stage *stage_create(const char *root, const char *id, const char *base_override,
                            const char *root_base, char **cause);
+/*
+ * Remove the stage a previous daemon left for spawn id (same arguments as
+ * stage_create; nothing is created on the way).  1 when one was removed, 0
+ * when there was none, -1 with *cause.
+ */
+int stage_remove_leftover(const char *root, const char *id, const char *base_override,
+                          const char *root_base, char **cause);
+/*
+ * Hand the stage to the agent's user (a root daemon running bubblewrap as an
+ * unprivileged uid): the stage directory, env.sh and launch.sh, and the
+ * directories between the root and the stage that stage_create made (so the
+ * agent can reach its stage and its HOME).  Directories that existed before
+ * are left as they are: they must let the agent through.  0, or -1 with
+ * *cause.
+ */
+int stage_give(struct stage *, uid_t uid, gid_t gid, char **cause);
 /* Host path of the stage directory. */
 const char *stage_host_dir(const struct stage *);
 /* The stage directory's path relative to the root ("/home/..."), NULL if outside the root. */

@@ -35,7 +35,7 @@
 #include "daemon/cache.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/proc.h"
+#include "job/job.h"
 #include "daemon/skills-index.h"
 #include "daemon/txn.h"
 #include "store/store.h"
@@ -52,10 +52,9 @@ static struct last_prompt last[PROMPT_SESSIONS];
 static struct usage_prices *prices;
 static json_t *host_status;
 static uv_timer_t inv_timer;
-static struct proc inv_proc;
-static uv_pipe_t inv_out;
+static struct job inv_job;
 static struct buf inv_buf;
-static int inv_running, inv_pipe_open, inv_reaped;
+static int inv_running; /* started, handles not yet closed */
 static char *inv_binary;
 
 /* ---- prompt-assemble ---- */
@@ -245,60 +244,32 @@ cmd_usage(struct cmd_req *r)
 
 /* ---- host status ---- */
 
-static void inv_maybe_done(void);
+#define INV_OUT_MAX     (4 * 1024 * 1024)
+#define INV_DEADLINE_MS 60000
 
 static void
-inv_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+inv_read(struct job *j, int which, const char *p, size_t n)
 {
-	(void)h;
-	(void)s;
-	b->base = buf_reserve(&inv_buf, 65536);
-	b->len = 65536;
-}
-
-static void
-inv_closed(uv_handle_t *h)
-{
-	(void)h;
-	inv_pipe_open = 0;
-	inv_maybe_done();
-}
-
-static void
-inv_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	(void)b;
-	if (n < 0) {
-		uv_close((uv_handle_t *)s, inv_closed);
+	(void)which;
+	if (buf_used(&inv_buf) + n > INV_OUT_MAX) {
+		job_signal(j, SIGKILL);
+		buf_reset(&inv_buf);
 		return;
 	}
-	inv_buf.len += (size_t)n;
-	if (buf_used(&inv_buf) > 4 * 1024 * 1024) {
-		kill(inv_proc.pid, SIGKILL);
-		buf_reset(&inv_buf);
-	}
+	buf_add(&inv_buf, p, n);
 }
 
 static void
-inv_exit(struct proc *p, int code, int sig)
-{
-	(void)p;
-	inv_reaped = 1;
-	if (code != 0 || sig != 0)
-		log_warnx("runtime inventory exited with %d (signal %d)", code, sig);
-	inv_maybe_done();
-}
-
-static void
-inv_maybe_done(void)
+inv_done(struct job *jb)
 {
 	struct store_err e;
 	json_t *j;
 	char *s;
 
-	if (!inv_reaped || inv_pipe_open)
-		return;
-	inv_running = 0;
+	if (jb->timed_out || jb->forced || jb->exit_code != 0 || jb->term_signal != 0)
+		log_warnx("runtime inventory exited with %d (signal %d%s)", jb->exit_code,
+		          jb->term_signal, jb->timed_out ? ", deadline passed" : "");
+	job_close(jb);
 	j = json_loadb(buf_head(&inv_buf), buf_used(&inv_buf), 0, NULL);
 	buf_reset(&inv_buf);
 	if (!json_is_object(j)) {
@@ -316,10 +287,17 @@ inv_maybe_done(void)
 }
 
 static void
+inv_closed(struct job *j)
+{
+	(void)j;
+	inv_running = 0;
+}
+
+static void
 inv_run(uv_timer_t *t)
 {
 	char *argv[4], *cause = NULL;
-	struct proc_spec ps;
+	struct job_spec js;
 	extern char **environ;
 
 	(void)t;
@@ -329,27 +307,25 @@ inv_run(uv_timer_t *t)
 	argv[1] = "--state-dir";
 	argv[2] = D.cfg.state_dir != NULL ? D.cfg.state_dir : (char *)"/";
 	argv[3] = NULL;
-	memset(&ps, 0, sizeof ps);
-	ps.path = inv_binary;
-	ps.argv = argv;
-	ps.envp = environ;
-	ps.in = PROC_NULL;
-	ps.out = PROC_PIPE;
-	ps.err = PROC_NULL;
-	ps.new_pgroup = 1;
-	memset(&inv_proc, 0, sizeof inv_proc);
-	inv_proc.on_exit = inv_exit;
-	if (proc_spawn(&ps, &inv_proc, &cause) == -1) {
+	memset(&js, 0, sizeof js);
+	js.path = inv_binary;
+	js.argv = argv;
+	js.envp = environ;
+	js.in = PROC_NULL;
+	js.out = PROC_PIPE;
+	js.err = PROC_NULL;
+	js.tree = "job.inventory";
+	js.deadline_ms = INV_DEADLINE_MS;
+	memset(&inv_job, 0, sizeof inv_job);
+	inv_job.on_read = inv_read;
+	inv_job.on_done = inv_done;
+	inv_job.on_closed = inv_closed;
+	if (job_start(&inv_job, &js, &cause) == -1) {
 		log_warnx("runtime inventory: %s", cause);
 		free(cause);
 		return;
 	}
 	inv_running = 1;
-	inv_reaped = 0;
-	inv_pipe_open = 1;
-	uv_pipe_init(D.loop, &inv_out, 0);
-	uv_pipe_open(&inv_out, inv_proc.out_fd);
-	uv_read_start((uv_stream_t *)&inv_out, inv_alloc, inv_read);
 }
 
 json_t *

@@ -28,6 +28,7 @@ struct daemon_config {
 	int have_admin_gid;
 	int spawn_disabled;   /* --no-spawn: a board-only daemon */
 	int allow_unconfined; /* --allow-unconfined: spawns without a jail are allowed */
+	char *agent_user;     /* --agent-user: whom a root daemon runs bubblewrap as */
 	size_t max_line;
 	int max_clients;
 	size_t max_output; /* unread output per client (a live subscriber past it is dropped) */

@@ -17,6 +17,11 @@
  * --sync full makes a commit survive a crash of the OS or a power loss,
  * not only a crash of the daemon (store_set_sync); the default is normal.
  *
+ * Descriptors: whatever the daemon inherited above 2 (a shell's, a service
+ * manager's, a test's) is closed before anything is opened, so no child --
+ * and no sandboxed agent -- can reach a host directory or socket through
+ * /proc/self/fd.  Children get only 0-2 as well (proc.c closes the rest).
+ *
  * --store URL puts the state in PostgreSQL instead of the SQLite file, so
  * several daemons (one per host, each with its own state directory and
  * socket) share one board; events committed through the others reach this
@@ -27,6 +32,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +79,8 @@ static void __attribute__((noreturn)) usage(int code)
 	        "                      [--max-clients-per-uid N] [--admin-slots N]\n"
 	        "                      [--line-timeout-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
-	        "                      [--sync normal|full] [--version]\n");
+	        "                      [--sync normal|full] [--agent-user USER]\n"
+	        "                      [--version]\n");
 	exit(code);
 }
 
@@ -132,6 +139,7 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 	        {"max-clients-per-uid", required_argument, NULL, 12},
 	        {"admin-slots", required_argument, NULL, 13},
 	        {"line-timeout-ms", required_argument, NULL, 14},
+	        {"agent-user", required_argument, NULL, 22},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -227,6 +235,15 @@ parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 				exit(EXIT_USAGE);
 			}
 			sync_full = strcmp(optarg, "full") == 0;
+			break;
+		case 22:
+			if (*optarg == '\0' || getpwnam(optarg) == NULL) {
+				fprintf(stderr, "colibri-daemon: --agent-user %s: no such user\n",
+				        optarg);
+				exit(EXIT_USAGE);
+			}
+			free(c->agent_user);
+			c->agent_user = xstrdup(optarg);
 			break;
 		case 'V':
 			printf("colibri-daemon %s (protocol %d; stores: %s)\n", COLIBRI_VERSION,
@@ -629,6 +646,8 @@ main(int argc, char **argv)
 	int foreground = 0;
 	char *cause = NULL, *dir, *vault;
 
+	/* Before anything is opened: nothing inherited reaches a child. */
+	closefrom(3);
 	umask(0027);
 	D.uid = geteuid();
 	D.started_ms = now_ms();

@@ -1,30 +1,33 @@
 /*
  * spawner.c -- spawning and supervising coding agents.
  *
- * An agent is a record (struct agent) plus, while it runs, one child
- * process started by proc.c in a process group of its own.  Its stdout is
- * read in chunks into one shared buffer; complete lines are appended to
- * the session log in one write per chunk and fed to the glasspane; only a
- * line split across reads is copied, into the agent's own small buffer.  So
- * an idle agent costs a struct, two pipes and two log descriptors, and a
- * busy one no per-line allocation.  A line longer than max_agent_line, or
- * a session log past max_session_bytes, is a fault: the agent is marked
- * error with that reason and stopped, and the daemon does not grow.
+ * An agent is a record (struct agent) plus, while it runs, one job
+ * (job.h): a child in a process group and process tree of its own.  Its
+ * stdout is read in chunks into one shared buffer; complete lines are
+ * appended to the session log in one write per chunk and fed to the
+ * glasspane; only a line split across reads is copied, into the agent's
+ * own small buffer.  So an idle agent costs a struct, two pipes and two log
+ * descriptors, and a busy one no per-line allocation.  A line longer than
+ * max_agent_line, or a session log past max_session_bytes, is a fault: the
+ * agent is marked error with that reason and stopped, and the daemon does
+ * not grow.
  *
- * A run ends when the process has been reaped AND its stdout and stderr
- * reached EOF (so every line is judged before the exit).  Whatever the
- * agent left behind -- its process group, and any descendant that escaped
- * it (found by the reaper through ancestry and the COLIBRI_AGENT_ID marker
- * in its environment) -- is killed then.  The restart policy decides what
- * follows: a clean done is final; a crash restarts with exponential
- * backoff and jitter while restarts remain; a model error restarts only
- * with restart.on_error; a kill-agent or a shutdown never restarts.
+ * A run ends when the job is done: the process reaped AND its stdout and
+ * stderr at EOF (so every line is judged before the exit).  Whatever the
+ * agent left behind -- its process tree (a cgroup of its own on Linux, the
+ * reaper subtree on FreeBSD; else its process group and what the reaper
+ * finds by ancestry and the COLIBRI_AGENT_ID marker) -- is killed then.
+ * The restart policy decides what follows: a clean done is final; a crash
+ * restarts with exponential backoff and jitter while restarts remain; a
+ * model error restarts only with restart.on_error; a kill-agent or a
+ * shutdown never restarts.
  *
  * State lives in the store: every transition updates the agent's row and
  * emits agent.state in the current group-commit transaction.  An agent
- * that a previous daemon left "running" is resolved at start: if its pid
- * still names the same process (start time recorded at spawn), the process
- * tree is killed; the row is marked error "daemon restarted".
+ * that a previous daemon left "running" is resolved at start: its process
+ * tree (cgroup) is killed, and if its pid still names the same process
+ * (start time recorded at spawn) that too; the row is marked error "daemon
+ * restarted".  Stages a previous daemon left in jail roots are removed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +42,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
@@ -46,8 +50,8 @@
 #include "daemon/agent.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/proc.h"
-#include "daemon/reaper.h"
+#include "job/job.h"
+#include "job/reaper.h"
 #include "daemon/session.h"
 #include "daemon/spawner.h"
 #include "daemon/txn.h"
@@ -60,17 +64,11 @@ extern char **environ;
 #define MAX_ARG_BYTES       65536
 #define MAX_ENV_BYTES       (1024 * 1024)
 #define STDERR_CAP          (1024 * 1024)
-#define EOF_WAIT_MS         2000
 #define TICK_MS             1000
 #define DEFAULT_BACKOFF     1000
 #define DEFAULT_BACKOFF_MAX 30000
 
 void (*spawner_jailed_hook)(const char *, const char *, const char *);
-
-struct victim {
-	pid_t pid;
-	int64_t start;
-};
 
 struct agent {
 	char *id;
@@ -92,10 +90,8 @@ struct agent {
 	struct jail_config jail;
 
 	/* the current run */
-	struct proc proc;
-	int64_t pid_start;
-	uv_pipe_t out, err, in;
-	int out_open, err_open, in_open;
+	struct job job;
+	int in_run;  /* the job started and is not done */
 	int running; /* a process exists (not yet reaped) */
 	int reaped;
 	int exit_code, term_signal;
@@ -109,10 +105,8 @@ struct agent {
 	int restarts;
 	int stopping; /* kill-agent or shutdown: no restart */
 	int pending_restart;
-	uv_timer_t timer; /* backoff, kill grace or EOF wait */
-	int timer_use;    /* 0 none, 1 backoff, 2 grace, 3 eof */
-	struct victim *victims;
-	size_t nvictims;
+	uv_timer_t timer; /* backoff or kill grace */
+	int timer_use;    /* 0 none, 1 backoff, 2 grace */
 	struct cmd_req **waiters;
 	size_t nwaiters;
 	int handles_open; /* uv handles still closing */
@@ -124,7 +118,6 @@ static struct agent *agents;
 static int nlive;
 static uv_timer_t tick_timer;
 static struct confine_opts confine_opts;
-static char readbuf[65536];
 static size_t max_agent_line = 8 * 1024 * 1024;
 static off_t max_session_bytes = (off_t)1 << 30;
 
@@ -132,7 +125,7 @@ static void agent_finish_run(struct agent *);
 static void agent_start_run(struct agent *, char **cause, int *ok);
 static void agent_persist(struct agent *, const struct glasspane_transition *);
 static void agent_maybe_free(struct agent *);
-static void agent_close_pipe(struct agent *, uv_pipe_t *, int *);
+static void agent_timer(struct agent *, int use, int64_t ms);
 static int resolve_binary(const char *name, char **out, char **cause);
 
 /* ---- text ---- */
@@ -213,7 +206,7 @@ agent_persist(struct agent *a, const struct glasspane_transition *t)
 	}
 	f = json_pack("{s:s, s:s, s:I, s:o}", "state", glasspane_state_name(a->gp.state), "reason",
 	              a->gp.reason, "since", (json_int_t)a->gp.since_ms, "detail", agent_detail(a));
-	json_object_set_new(f, "pid", a->running ? json_integer(a->proc.pid) : json_null());
+	json_object_set_new(f, "pid", a->running ? json_integer(a->job.proc.pid) : json_null());
 	if ((row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL)
 		log_warnx("agent %s: %s", a->id, e.msg);
 	json_decref(row);
@@ -268,48 +261,12 @@ agent_fault(struct agent *a, const char *reason)
 
 /* ---- killing ---- */
 
-static void
-victims_add(struct agent *a, pid_t *pids, int n)
-{
-	int i;
-	size_t j;
-
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < a->nvictims; j++)
-			if (a->victims[j].pid == pids[i])
-				break;
-		if (j < a->nvictims)
-			continue;
-		a->victims = xreallocarray(a->victims, a->nvictims + 1, sizeof *a->victims);
-		a->victims[a->nvictims].pid = pids[i];
-		a->victims[a->nvictims].start = reaper_start_time(pids[i]);
-		a->nvictims++;
-	}
-}
-
-/* Signal the agent's group and every descendant found now or before. */
+/* Signal the agent's whole process tree (job.h). */
 static void
 agent_signal_tree(struct agent *a, int sig)
 {
-	pid_t *pids = NULL;
-	size_t j;
-	int n;
-
-	n = reaper_descendants(a->running ? a->proc.pid : -1, a->id, &pids);
-	victims_add(a, pids, n);
-	free(pids);
-	if (a->running) {
-		kill(-a->proc.pid, sig);
-		kill(a->proc.pid, sig);
-	}
-	for (j = 0; j < a->nvictims; j++) {
-		struct victim *v = &a->victims[j];
-		/* Only a process that is still the one we saw (pids are reused). */
-		if (v->start != -1 && reaper_start_time(v->pid) == v->start) {
-			kill(-v->pid, sig); /* its own group, if it leads one */
-			kill(v->pid, sig);
-		}
-	}
+	if (a->in_run)
+		job_signal(&a->job, sig);
 }
 
 static void
@@ -323,6 +280,10 @@ on_timer(uv_timer_t *t)
 	a->timer_use = 0;
 	switch (use) {
 	case 1: /* backoff over: restart */
+		if (a->job.handles > 0 && !a->stopping) {
+			agent_timer(a, 1, 10); /* the last run's handles are still closing */
+			break;
+		}
 		a->pending_restart = 0;
 		if (a->stopping) {
 			agent_maybe_free(a);
@@ -338,12 +299,6 @@ on_timer(uv_timer_t *t)
 	case 2: /* grace over: SIGKILL */
 		log_info("agent %s: grace period over, sending SIGKILL", a->id);
 		agent_signal_tree(a, SIGKILL);
-		break;
-	case 3: /* reaped but the pipes stay open: a descendant holds them */
-		agent_signal_tree(a, SIGKILL);
-		agent_close_pipe(a, &a->out, &a->out_open);
-		agent_close_pipe(a, &a->err, &a->err_open);
-		agent_finish_run(a);
 		break;
 	}
 }
@@ -418,15 +373,6 @@ agent_log(struct agent *a, const char *p, size_t n)
 }
 
 static void
-on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-	(void)h;
-	(void)suggested;
-	b->base = readbuf;
-	b->len = sizeof readbuf;
-}
-
-static void
 on_pipe_closed(uv_handle_t *h)
 {
 	struct agent *a = h->data;
@@ -436,26 +382,11 @@ on_pipe_closed(uv_handle_t *h)
 }
 
 static void
-agent_close_pipe(struct agent *a, uv_pipe_t *p, int *open)
+on_stdout(struct agent *a, const char *p, size_t len)
 {
-	if (!*open)
-		return;
-	*open = 0;
-	uv_close((uv_handle_t *)p, on_pipe_closed);
-}
+	const char *nl;
+	size_t used;
 
-static void
-on_stdout(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct agent *a = s->data;
-	const char *p = b->base, *nl;
-	size_t len = n > 0 ? (size_t)n : 0, used;
-
-	if (n < 0) {
-		agent_close_pipe(a, &a->out, &a->out_open);
-		agent_finish_run(a);
-		return;
-	}
 	if (a->discard || len == 0)
 		return;
 	/* Complete a line started in an earlier read. */
@@ -490,44 +421,62 @@ on_stdout(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 }
 
 static void
-on_stderr(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+on_stderr(struct agent *a, const char *p, size_t n)
 {
-	struct agent *a = s->data;
-
-	if (n < 0) {
-		agent_close_pipe(a, &a->err, &a->err_open);
-		agent_finish_run(a);
-		return;
-	}
 	if (n == 0 || a->elog.fd == -1)
 		return;
-	if (session_append(&a->elog, b->base, (size_t)n) == -1 ||
-	    session_rotate_if(&a->elog, STDERR_CAP) == -1) {
+	if (session_append(&a->elog, p, n) == -1 || session_rotate_if(&a->elog, STDERR_CAP) == -1) {
 		log_warn("agent %s: stderr log", a->id);
 		session_close(&a->elog);
 	}
 }
 
+static void
+agent_on_read(struct job *j, int which, const char *p, size_t n)
+{
+	if (which == 1)
+		on_stdout(j->data, p, n);
+	else
+		on_stderr(j->data, p, n);
+}
+
+static void
+agent_on_job_closed(struct job *j)
+{
+	struct agent *a = j->data;
+
+	a->handles_open--;
+	agent_maybe_free(a);
+}
+
 /* ---- exit and restart ---- */
 
 static void
-on_proc_exit(struct proc *p, int exit_code, int term_signal)
+on_job_exit(struct job *j)
 {
-	struct agent *a = p->data;
+	struct agent *a = j->data;
 
 	a->running = 0;
 	a->reaped = 1;
-	a->exit_code = exit_code;
-	a->term_signal = term_signal;
+	a->exit_code = j->exit_code;
+	a->term_signal = j->term_signal;
 	nlive--;
-	log_debug("agent %s: pid %ld exited (%d, signal %d)", a->id, (long)p->pid, exit_code,
-	          term_signal);
+	log_debug("agent %s: pid %ld exited (%d, signal %d)", a->id, (long)j->proc.pid,
+	          j->exit_code, j->term_signal);
 	/* No orphans: end whatever the agent left behind. */
 	agent_signal_tree(a, SIGKILL);
 	if (a->timer_use == 2)
 		uv_timer_stop(&a->timer), a->timer_use = 0;
-	if (a->out_open || a->err_open)
-		agent_timer(a, 3, EOF_WAIT_MS);
+}
+
+/* The join: reaped and stdout/stderr at EOF (or closed by force). */
+static void
+on_job_done(struct job *j)
+{
+	struct agent *a = j->data;
+
+	a->in_run = 0;
+	job_close(j);
 	agent_finish_run(a);
 }
 
@@ -573,10 +522,6 @@ agent_finish_run(struct agent *a)
 	char *cause = NULL;
 	int code, sig;
 
-	if (!a->reaped || a->out_open || a->err_open)
-		return;
-	if (a->timer_use == 3)
-		uv_timer_stop(&a->timer), a->timer_use = 0;
 	/* A last line without a newline still counts. */
 	if (buf_used(&a->line) > 0 && !a->discard) {
 		agent_log(a, buf_head(&a->line), buf_used(&a->line));
@@ -584,7 +529,6 @@ agent_finish_run(struct agent *a)
 		agent_feed_line(a, buf_head(&a->line), buf_used(&a->line));
 	}
 	buf_free(&a->line);
-	agent_close_pipe(a, &a->in, &a->in_open);
 	code = a->exit_code;
 	sig = a->term_signal;
 	if (a->confine != NULL) {
@@ -647,7 +591,7 @@ agent_maybe_free(struct agent *a)
 	struct store_err e;
 	size_t i;
 
-	if (a->running || a->pending_restart || a->out_open || a->err_open || a->in_open)
+	if (a->running || a->pending_restart || a->in_run)
 		return;
 	if (!a->gone) {
 		a->gone = 1;
@@ -682,7 +626,6 @@ agent_maybe_free(struct agent *a)
 	free(a->binary);
 	free(a->prompt);
 	free(a->cwd);
-	free(a->victims);
 	free(a->waiters);
 	json_decref(a->args);
 	json_decref(a->env);
@@ -786,24 +729,12 @@ agent_args(struct agent *a)
 	return v;
 }
 
-static int
-agent_open_pipe(struct agent *a, uv_pipe_t *p, int fd, int *open)
-{
-	uv_pipe_init(D.loop, p, 0);
-	p->data = a;
-	a->handles_open++;
-	*open = 1;
-	if (uv_pipe_open(p, fd) != 0) {
-		close(fd);
-		return -1;
-	}
-	return 0;
-}
-
 static void
 agent_start_run(struct agent *a, char **cause, int *ok)
 {
-	struct proc_spec ps;
+	struct job_spec ps;
+	struct proc_creds creds;
+	char tree[TREE_NAME_MAX];
 	struct glasspane saved = a->gp;
 	char **args = agent_args(a), **argv = NULL, **envp = NULL, *vcause = NULL, *wrapper = NULL;
 	const char *program;
@@ -827,7 +758,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 			free(vcause);
 			goto out;
 		}
-		/* posix_spawn does not search PATH: find bwrap, jexec, mdo... on the daemon's. */
+		/* exec does not search PATH: find bwrap, jexec, mdo... on the daemon's. */
 		if (resolve_binary(a->confine->cmd->program, &wrapper, cause) == -1) {
 			confine_spawn_finish(a->confine, &vcause);
 			free(vcause);
@@ -837,6 +768,13 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 		program = wrapper;
 		argv = NULL;
 		ps.argv = a->confine->cmd->argv;
+		if (a->confine->drop) {
+			/* bwrap under a root daemon: bwrap and the agent run as the agent user. */
+			memset(&creds, 0, sizeof creds);
+			creds.uid = a->confine->uid;
+			creds.gid = a->confine->gid;
+			ps.creds = &creds;
+		}
 	} else {
 		for (n = 0; args[n] != NULL; n++)
 			;
@@ -854,11 +792,16 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 	ps.in = a->mode == GLASSPANE_MODE_RPC ? PROC_PIPE : PROC_NULL;
 	ps.out = PROC_PIPE;
 	ps.err = PROC_PIPE;
-	ps.new_pgroup = 1;
-	memset(&a->proc, 0, sizeof a->proc);
-	a->proc.on_exit = on_proc_exit;
-	a->proc.data = a;
-	if (proc_spawn(&ps, &a->proc, cause) == -1) {
+	snprintf(tree, sizeof tree, "agent.%s", a->id);
+	ps.tree = tree;
+	ps.marker = a->id;
+	memset(&a->job, 0, sizeof a->job);
+	a->job.on_read = agent_on_read;
+	a->job.on_exit = on_job_exit;
+	a->job.on_done = on_job_done;
+	a->job.on_closed = agent_on_job_closed;
+	a->job.data = a;
+	if (job_start(&a->job, &ps, cause) == -1) {
 		if (a->confine != NULL) {
 			confine_spawn_finish(a->confine, &vcause);
 			free(vcause);
@@ -866,20 +809,14 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 		}
 		goto out;
 	}
-	a->pid_start = reaper_start_time(a->proc.pid);
+	a->in_run = 1;
+	a->handles_open++; /* the job, until agent_on_job_closed */
 	a->running = 1;
 	a->reaped = 0;
 	a->exit_code = a->term_signal = 0;
 	a->discard = 0;
 	a->fault[0] = '\0';
-	a->nvictims = 0;
 	nlive++;
-	agent_open_pipe(a, &a->out, a->proc.out_fd, &a->out_open);
-	agent_open_pipe(a, &a->err, a->proc.err_fd, &a->err_open);
-	uv_read_start((uv_stream_t *)&a->out, on_alloc, on_stdout);
-	uv_read_start((uv_stream_t *)&a->err, on_alloc, on_stderr);
-	if (a->proc.in_fd != -1)
-		agent_open_pipe(a, &a->in, a->proc.in_fd, &a->in_open);
 	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
 	if (a->restarts > 0) {
 		/* Totals are over the agent's life, not one run. */
@@ -889,8 +826,8 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 	}
 	{
 		struct store_err e;
-		json_t *f = json_pack("{s:I, s:I}", "pid", (json_int_t)a->proc.pid, "pid_start",
-		                      (json_int_t)a->pid_start);
+		json_t *f = json_pack("{s:I, s:I}", "pid", (json_int_t)a->job.proc.pid, "pid_start",
+		                      (json_int_t)a->job.pid_start);
 		json_t *row;
 		txn_write(&e);
 		row = store_agent_put(D.store, a->id, f, now_ms(), &e);
@@ -904,7 +841,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 		agent_persist(a, &t);
 	} else
 		agent_persist(a, NULL);
-	log_info("agent %s: started %s (pid %ld%s)", a->id, a->binary, (long)a->proc.pid,
+	log_info("agent %s: started %s (pid %ld%s)", a->id, a->binary, (long)a->job.proc.pid,
 	         confined ? ", confined" : "");
 	*ok = 1;
 out:
@@ -1270,7 +1207,7 @@ spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code
 	}
 	events_emit("agent.spawned",
 	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", provider,
-	                      "session_id", a->session_id, "pid", (json_int_t)a->proc.pid));
+	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
 	if (jail_config_active(&a->jail) && a->jail.name != NULL &&
 	    jail_config_root(&a->jail) != NULL && spawner_jailed_hook != NULL)
 		spawner_jailed_hook(a->id, a->jail.name, jail_config_root(&a->jail));
@@ -1338,7 +1275,7 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 		xasprintf(cause, "no running agent %s", id);
 		return -1;
 	}
-	if (a->mode != GLASSPANE_MODE_RPC || !a->in_open) {
+	if (a->mode != GLASSPANE_MODE_RPC || !a->in_run || job_stdin(&a->job) == NULL) {
 		*code = ERR_CONFLICT;
 		xasprintf(cause, "agent %s is not in rpc mode or its stdin is closed", id);
 		return -1;
@@ -1348,7 +1285,7 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 	line = xrealloc(line, n + 2);
 	line[n++] = '\n';
 	b = uv_buf_init(line, (unsigned int)n);
-	w = uv_try_write((uv_stream_t *)&a->in, &b, 1);
+	w = uv_try_write(job_stdin(&a->job), &b, 1);
 	free(line);
 	if (w != (int)n) {
 		*code = ERR_UNAVAILABLE;
@@ -1399,7 +1336,7 @@ agent_of_pid_walk(pid_t pid, const char **agent_id)
 		if (pid == self)
 			return depth > 0; /* an orphan of an agent, reparented to us */
 		for (a = agents; a != NULL; a = a->next) {
-			if (!a->gone && a->running && a->proc.pid == pid) {
+			if (!a->gone && a->running && a->job.proc.pid == pid) {
 				*agent_id = a->id;
 				return 1;
 			}
@@ -1440,7 +1377,7 @@ spawner_detail(json_t *obj)
 	json_object_set_new(obj, "state", json_string(glasspane_state_name(a->gp.state)));
 	json_object_set_new(obj, "reason", json_string(a->gp.reason));
 	json_object_set_new(obj, "since_ms", json_integer(a->gp.since_ms));
-	json_object_set_new(obj, "pid", a->running ? json_integer(a->proc.pid) : json_null());
+	json_object_set_new(obj, "pid", a->running ? json_integer(a->job.proc.pid) : json_null());
 	json_object_set_new(obj, "last_event_age_ms",
 	                    a->gp.last_event_ms > 0 ? json_integer(now_ms() - a->gp.last_event_ms)
 	                                            : json_null());
@@ -1460,6 +1397,63 @@ on_tick(uv_timer_t *t)
 			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
 }
 
+/*
+ * What no sandbox may show (bwrap.h), and whom bubblewrap runs as under a
+ * root daemon.
+ */
+static void
+spawner_confine_privates(void)
+{
+	const char *v = getenv("COLIBRI_PROVIDER_ENV");
+	char *dir;
+
+	confine_opts_add_private(&confine_opts, D.cfg.state_dir, "state directory");
+	confine_opts_add_private(&confine_opts, D.cfg.sessions_dir, "sessions directory");
+	confine_opts_add_private(&confine_opts, D.cfg.db_path, "database");
+	confine_opts_add_private(&confine_opts, D.cfg.socket_path, "socket");
+	confine_opts_add_private(&confine_opts, D.cfg.log_path, "log");
+	confine_opts_add_private(&confine_opts,
+	                         v != NULL && *v != '\0' ? v : PATH_DEFAULT_PROVIDER_ENV,
+	                         "provider.env");
+	confine_opts_add_private(&confine_opts, PATH_DEFAULT_CONFIG_DIR, "configuration directory");
+	confine_opts_add_private(&confine_opts, "/etc/colibri", "configuration directory");
+	if (D.cfg.state_dir == NULL) {
+		dir = xstrdup(PATH_DEFAULT_DATA);
+		confine_opts_add_private(&confine_opts, dir, "state directory");
+		free(dir);
+	}
+	confine_opts.drop_root = geteuid() == 0;
+	confine_opts.agent_user = xstrdup(D.cfg.agent_user != NULL ? D.cfg.agent_user : "nobody");
+}
+
+/* A stage a previous daemon left in the jail root of agent row a: remove it. */
+static void
+spawner_remove_stage(const char *id, json_t *a)
+{
+	json_t *jail = json_object_get(json_object_get(a, "detail"), "jail");
+	struct jail_config cfg;
+	char *cause = NULL;
+	int rc;
+
+	if (jail == NULL)
+		jail = json_object_get(a, "jail");
+	if (!json_is_object(jail) || jail_config_parse(jail, &cfg, &cause) == -1) {
+		free(cause);
+		return;
+	}
+	if (jail_config_active(&cfg) && jail_config_root(&cfg) != NULL) {
+		rc = stage_remove_leftover(jail_config_root(&cfg), id, confine_opts.stage_base,
+		                           confine_opts.root_base, &cause);
+		if (rc == 1)
+			log_info("agent %s: removed the stage a previous daemon left", id);
+		else if (rc == -1) {
+			log_warnx("agent %s: leftover stage: %s", id, cause);
+			free(cause);
+		}
+	}
+	jail_config_clear(&cfg);
+}
+
 /* Agents a previous daemon left running: kill what survives, mark them error. */
 static void
 spawner_recover(void)
@@ -1476,11 +1470,16 @@ spawner_recover(void)
 		const char *state = json_string_value(json_object_get(a, "state"));
 		json_t *pid = json_object_get(a, "pid"), *f, *row;
 		pid_t *pids = NULL;
+		char tree[TREE_NAME_MAX];
 		int n, k;
 
 		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
 			if (!json_is_integer(pid))
 				continue;
+		/* Its whole tree first (job_init already emptied every group we own). */
+		snprintf(tree, sizeof tree, "agent.%s", id);
+		if (job_recover_tree(tree))
+			log_info("agent %s: killed the process tree a previous daemon left", id);
 		if (json_is_integer(pid) && json_integer_value(pid) > 1 &&
 		    reaper_start_time((pid_t)json_integer_value(pid)) ==
 		            json_integer_value(json_object_get(a, "pid_start"))) {
@@ -1494,6 +1493,7 @@ spawner_recover(void)
 		for (k = 0; k < n; k++)
 			kill(pids[k], SIGKILL);
 		free(pids);
+		spawner_remove_stage(id, a);
 		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
 			f = json_pack("{s:n}", "pid");
 		else
@@ -1523,9 +1523,7 @@ spawner_init(char **cause)
 		max_agent_line = (size_t)atoll(v);
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
 		max_session_bytes = (off_t)atoll(v);
-	if (reaper_acquire() == -1)
-		log_warn("cannot become the reaper of agent processes");
-	proc_init();
+	spawner_confine_privates();
 	agent_detail_hook = spawner_detail;
 	spawner_recover();
 	uv_timer_init(D.loop, &tick_timer);
@@ -1562,6 +1560,5 @@ spawner_close(void)
 {
 	uv_timer_stop(&tick_timer);
 	uv_close((uv_handle_t *)&tick_timer, NULL);
-	proc_close();
 	confine_opts_clear(&confine_opts);
 }

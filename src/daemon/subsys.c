@@ -7,6 +7,8 @@
 #include <stddef.h>
 
 #include "daemon/cache.h"
+#include "daemon/daemon.h"
+#include "job/job.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/vault-run.h"
@@ -19,7 +21,17 @@ struct subsys {
 	void (*close)(void);
 };
 
+/* The child-process layer first: everything after it may start children. */
+static int
+jobs_init(char **cause)
+{
+	(void)cause;
+	job_setup(D.loop, D.cfg.state_dir != NULL ? D.cfg.state_dir : D.cfg.db_path);
+	return 0;
+}
+
 static const struct subsys subsystems[] = {
+        {"job", jobs_init, NULL, NULL, job_close_all},
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
         {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
         {"cache", cache_init, NULL, cache_busy, cache_close},

@@ -2,7 +2,7 @@
  * vault-run.c -- provisioning a tenant's secrets from its vault collection.
  *
  * The runbook's chain, off the event loop's critical path: each `bw` call
- * is a child process (proc.c) whose output is collected through pipes, so
+ * is a child process (job.h) whose output is collected through pipes, so
  * the daemon keeps answering other clients while bw takes its seconds.
  * Jobs run one at a time from a FIFO: bw's data file is not safe under
  * concurrency, and one data dir per tenant (STATE/vault/<tenant>, 0700,
@@ -38,7 +38,7 @@
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/proc.h"
+#include "job/job.h"
 #include "daemon/spawner.h"
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"
@@ -75,11 +75,11 @@ struct vjob {
 	int bw_started;
 	enum vstep step;
 	struct cmd_req *req; /* provision-tenant waits for the result */
-	/* the current bw call */
-	struct proc proc;
-	uv_pipe_t out, err;
-	int out_open, err_open, reaped, exit_code, term_signal, timed_out;
-	uv_timer_t timer;
+	/* the current bw call: a job with a hard deadline, so the queue never wedges */
+	struct job bw;
+	int bw_live; /* bw started and its handles not yet closed */
+	int exit_code, term_signal, timed_out, forced; /* its outcome, from the job */
+	uv_timer_t timer;                              /* only to free the vjob from the loop */
 	struct buf obuf, ebuf;
 	struct vjob *next;
 };
@@ -98,75 +98,42 @@ static void queue_kick(void);
 
 /* ---- bw processes ---- */
 
-static void
-bw_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-	struct vjob *j = h->data;
-	struct buf *dst = h == (uv_handle_t *)&j->out ? &j->obuf : &j->ebuf;
-
-	(void)suggested;
-	b->base = buf_reserve(dst, 65536);
-	b->len = 65536;
-}
-
 static void bw_maybe_done(struct vjob *);
 static int job_tenant_unchanged(struct vjob *, const char **why);
 static void job_locked(struct vjob *);
 
 static void
-bw_on_closed(uv_handle_t *h)
+bw_on_read(struct job *b, int which, const char *p, size_t n)
 {
-	struct vjob *j = h->data;
+	struct vjob *j = b->data;
+	struct buf *dst = which == 1 ? &j->obuf : &j->ebuf;
 
-	if (h == (uv_handle_t *)&j->out)
-		j->out_open = 0;
-	else if (h == (uv_handle_t *)&j->err)
-		j->err_open = 0;
-	bw_maybe_done(j);
-}
-
-static void
-bw_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct vjob *j = s->data;
-	struct buf *dst = s == (uv_stream_t *)&j->out ? &j->obuf : &j->ebuf;
-
-	(void)b;
-	if (n < 0) {
-		uv_read_stop(s);
-		if (!uv_is_closing((uv_handle_t *)s))
-			uv_close((uv_handle_t *)s, bw_on_closed);
+	if (buf_used(dst) + n > BW_OUT_MAX) {
+		job_signal(b, SIGKILL);
+		buf_reset(dst);
 		return;
 	}
-	dst->len += (size_t)n;
-	if (buf_used(dst) > BW_OUT_MAX) {
-		kill(-j->proc.pid, SIGKILL);
-		buf_reset(dst);
-	}
+	buf_add(dst, p, n);
+}
+
+/* The join (exited and pipes at EOF, or the deadline): release the handles first. */
+static void
+bw_on_done(struct job *b)
+{
+	job_close(b);
 }
 
 static void
-bw_on_exit(struct proc *p, int code, int sig)
+bw_on_closed(struct job *b)
 {
-	struct vjob *j = p->data;
+	struct vjob *j = b->data;
 
-	j->reaped = 1;
-	j->exit_code = code;
-	j->term_signal = sig;
+	j->bw_live = 0;
+	j->exit_code = b->exit_code;
+	j->term_signal = b->term_signal;
+	j->timed_out = b->timed_out;
+	j->forced = b->forced;
 	bw_maybe_done(j);
-}
-
-static void
-bw_on_timeout(uv_timer_t *t)
-{
-	struct vjob *j = t->data;
-
-	/*
-	 * The whole process group: a helper bw left behind would keep the
-	 * pipes open, and the job would wait for their end of file.
-	 */
-	j->timed_out = 1;
-	kill(-j->proc.pid, SIGKILL);
 }
 
 static const char *
@@ -225,9 +192,6 @@ bw_maybe_done(struct vjob *j)
 
 	const char *why;
 
-	if (!j->reaped || j->out_open || j->err_open)
-		return;
-	uv_timer_stop(&j->timer);
 	if (j->step == VS_LOCK) {
 		job_locked(j);
 		return;
@@ -243,6 +207,13 @@ bw_maybe_done(struct vjob *j)
 	if (j->timed_out) {
 		snprintf(msg, sizeof msg, "bw %s timed out after %lld ms", step_name(j->step),
 		         (long long)bw_timeout_ms);
+		job_done(j, msg);
+		return;
+	}
+	if (j->forced) {
+		snprintf(msg, sizeof msg,
+		         "bw %s exited but a process it left held its output: killed, step failed",
+		         step_name(j->step));
 		job_done(j, msg);
 		return;
 	}
@@ -266,7 +237,7 @@ bw_run(struct vjob *j, const char *const *args, const char *const *extra_env)
 	        "NODE_EXTRA_CA_CERTS", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY",
 	        "https_proxy",         "http_proxy",  "no_proxy",   NULL};
 	char *argv[16], *envp[24], *cause = NULL;
-	struct proc_spec ps;
+	struct job_spec js;
 	const char *path = getenv("PATH");
 	size_t n = 0, e = 0, i;
 	int rc;
@@ -288,19 +259,21 @@ bw_run(struct vjob *j, const char *const *args, const char *const *extra_env)
 	envp[e] = NULL;
 	buf_reset(&j->obuf);
 	buf_reset(&j->ebuf);
-	memset(&ps, 0, sizeof ps);
-	ps.path = bw_path;
-	ps.argv = argv;
-	ps.envp = envp;
-	ps.in = PROC_NULL;
-	ps.out = PROC_PIPE;
-	ps.err = PROC_PIPE;
-	ps.new_pgroup = 1;
-	memset(&j->proc, 0, sizeof j->proc);
-	j->proc.on_exit = bw_on_exit;
-	j->proc.data = j;
-	j->reaped = j->timed_out = 0;
-	rc = proc_spawn(&ps, &j->proc, &cause);
+	memset(&js, 0, sizeof js);
+	js.path = bw_path;
+	js.argv = argv;
+	js.envp = envp;
+	js.in = PROC_NULL;
+	js.out = PROC_PIPE;
+	js.err = PROC_PIPE;
+	js.tree = "job.bw";
+	js.deadline_ms = bw_timeout_ms;
+	memset(&j->bw, 0, sizeof j->bw);
+	j->bw.on_read = bw_on_read;
+	j->bw.on_done = bw_on_done;
+	j->bw.on_closed = bw_on_closed;
+	j->bw.data = j;
+	rc = job_start(&j->bw, &js, &cause);
 	for (i = 0; i < e; i++) {
 		explicit_bzero(envp[i], strlen(envp[i]));
 		free(envp[i]);
@@ -312,15 +285,7 @@ bw_run(struct vjob *j, const char *const *args, const char *const *extra_env)
 		job_done(j, msg);
 		return -1;
 	}
-	uv_pipe_init(D.loop, &j->out, 0);
-	uv_pipe_init(D.loop, &j->err, 0);
-	j->out.data = j->err.data = j;
-	uv_pipe_open(&j->out, j->proc.out_fd);
-	uv_pipe_open(&j->err, j->proc.err_fd);
-	j->out_open = j->err_open = 1;
-	uv_read_start((uv_stream_t *)&j->out, bw_on_alloc, bw_on_read);
-	uv_read_start((uv_stream_t *)&j->err, bw_on_alloc, bw_on_read);
-	uv_timer_start(&j->timer, bw_on_timeout, (uint64_t)bw_timeout_ms, 0);
+	j->bw_live = 1;
 	return 0;
 }
 
@@ -663,6 +628,8 @@ job_locked(struct vjob *j)
 		snprintf(msg, sizeof msg, "bw lock timed out after %lld ms",
 		         (long long)bw_timeout_ms);
 		job_lock_failed(j, msg);
+	} else if (j->forced) {
+		job_lock_failed(j, "bw lock exited but a process it left held its output");
 	} else if (j->exit_code != 0 || j->term_signal != 0) {
 		err = bw_error_text(j);
 		snprintf(msg, sizeof msg, "bw lock failed (%s %d)%s%s",
@@ -731,7 +698,7 @@ make_datadir(struct vjob *j, char **cause)
 
 /* Checks before any bw call or file: tenant, root equality, containment, creds. */
 static void
-job_start(struct vjob *j)
+vjob_start(struct vjob *j)
 {
 	struct store_err e;
 	char *cause = NULL, *a, *b, msg[512];
@@ -805,7 +772,7 @@ queue_kick(void)
 		return;
 	j = queue;
 	queue = j->next;
-	job_start(j);
+	vjob_start(j);
 }
 
 static void
@@ -903,8 +870,8 @@ vault_shutdown(void)
 			cmd_fail(j->req, ERR_UNAVAILABLE, "the daemon is shutting down");
 		job_free(j);
 	}
-	if (running != NULL && running->proc.pid > 0)
-		kill(-running->proc.pid, SIGTERM);
+	if (running != NULL && running->bw_live)
+		job_signal(&running->bw, SIGTERM);
 }
 
 int

@@ -5,13 +5,18 @@
  *
  *   DOWN --spawn--> INIT --initialize ok--> LISTING --last page--> READY
  *     ^                                                              |
- *     +---- BACKOFF <---- teardown (exit + stdout EOF, or 1 s after exit)
+ *     +---- BACKOFF <---- teardown (exit + pipes at EOF, or 1 s after exit)
  *
  * A spawn that fails, an initialize that errs or takes longer than 30 s,
  * and a crash all end in teardown: the calls in flight answer isError
  * results, the confinement stage is removed and a timer restarts the server.
- * One timer per server serves every wait (init deadline, exit grace,
- * backoff, stop escalation); `timer_why` says which.
+ * One timer per server serves every wait of its own (init deadline,
+ * backoff, stop escalation); `timer_why` says which.  The exit grace is the
+ * job's.
+ *
+ * Each server process is a job (job/job.h): forked with nothing above
+ * descriptor 2, in a process tree of its own that is killed whole, joined
+ * on "exited and pipes at EOF" (HOST_EXIT_GRACE_MS after the exit at most).
  *
  * Ids: each server sees its own integer ids (sid), counted per process.  A
  * call keeps the client's id (cid) and progress token to map answers and
@@ -33,6 +38,7 @@
 #include "common/xmalloc.h"
 #include "confine/confine.h"
 #include "confine/jail-name.h"
+#include "job/job.h"
 #include "mcp/rpc.h"
 #include "mcp/tools.h"
 
@@ -47,7 +53,7 @@ extern char **environ;
 #define HOST_PROTOCOL        "2025-11-25"
 
 enum hs_state { HS_DOWN, HS_INIT, HS_LISTING, HS_READY, HS_BACKOFF };
-enum hs_timer { T_NONE, T_INIT, T_EXIT_GRACE, T_RESTART, T_STOP_TERM, T_STOP_KILL };
+enum hs_timer { T_NONE, T_INIT, T_RESTART, T_STOP_TERM, T_STOP_KILL };
 enum hcall_kind { HC_INIT, HC_LIST, HC_CALL };
 
 static const char *const hs_state_names[] = {"down", "initialising", "listing tools", "ready",
@@ -67,13 +73,10 @@ struct hsrv {
 	struct host *h;
 	struct hostcfg_server *cfg;
 	enum hs_state state;
-	uv_process_t proc;
-	uv_pipe_t in, out, err;
-	int nhandles;    /* open among proc, in, out, err */
-	int proc_inited; /* uv_spawn was called on proc */
-	int running;     /* the process has not exited */
-	int out_open;    /* stdout not at EOF yet */
-	int torn;        /* teardown done for this generation */
+	struct job job;
+	int job_live; /* the job started and its handles are not closed yet */
+	int running;  /* the process has not exited */
+	int torn;     /* teardown done for this generation */
 	int64_t exit_status;
 	int term_signal;
 	struct confine_spawn *spawn;
@@ -89,6 +92,7 @@ struct hsrv {
 	int64_t ready_ms;
 	unsigned gen;
 	int first_done;
+	char tree[TREE_NAME_MAX];
 };
 
 /* A call that arrived before the first start settled; replayed then. */
@@ -112,6 +116,7 @@ struct host {
 	int started, settled, stopping, stopped;
 	int grace_ms;
 	int timers_open;
+	int jobs_set_up; /* job_setup was called */
 	void (*stop_done)(void *);
 	void *stop_arg;
 };
@@ -153,14 +158,14 @@ hsrv_send(struct hsrv *s, json_t *msg)
 	char *line = rpc_encode(msg, &len);
 
 	json_decref(msg);
-	if (line == NULL || !s->running || uv_is_closing((uv_handle_t *)&s->in)) {
+	if (line == NULL || !s->running || job_stdin(&s->job) == NULL) {
 		free(line);
 		return;
 	}
 	w = xcalloc(1, sizeof *w);
 	w->data = line;
 	b = uv_buf_init(line, (unsigned int)len);
-	if (uv_write(w, (uv_stream_t *)&s->in, &b, 1, hsrv_write_cb) != 0) {
+	if (uv_write(w, job_stdin(&s->job), &b, 1, hsrv_write_cb) != 0) {
 		free(line);
 		free(w);
 	}
@@ -299,7 +304,7 @@ hsrv_on_init(struct hsrv *s, const struct rpc_msg *m)
 		          json_string_value(
 		                  json_object_get(json_object_get(m->root, "error"), "message"))
 		                  ?: "no result");
-		uv_process_kill(&s->proc, SIGKILL);
+		job_signal(&s->job, SIGKILL);
 		return;
 	}
 	log_info("server %s: %s %s, protocol %s", s->cfg->name,
@@ -480,86 +485,70 @@ hsrv_line(struct hsrv *s, const char *line, size_t len)
 /* ---- process and pipes ------------------------------------------------ */
 
 static void
-hsrv_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *b)
+hsrv_on_read(struct job *j, int which, const char *p, size_t n)
 {
-	b->base = xmalloc(65536);
-	b->len = 65536;
-}
-
-static void
-hsrv_on_stdout(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-	struct hsrv *s = st->data;
+	struct hsrv *s = j->data;
+	struct rpc_lines *ls = which == 1 ? &s->lines : &s->errlines;
 	const char *line;
 	size_t len;
 	int r;
 
-	if (n > 0)
-		rpc_lines_feed(&s->lines, b->base, (size_t)n);
-	free(b->base);
-	while (n > 0 && (r = rpc_lines_next(&s->lines, 0, &line, &len)) != 0) {
-		if (r == -1)
+	rpc_lines_feed(ls, p, n);
+	while ((r = rpc_lines_next(ls, 0, &line, &len)) != 0) {
+		if (which == 2) {
+			if (r == 1 && len > 0)
+				log_info("server %s: stderr: %.*s", s->cfg->name, (int)len, line);
+		} else if (r == -1)
 			log_warnx("server %s sent a line over %zu bytes; dropped", s->cfg->name,
 			          s->h->max_line);
 		else if (len > 0)
 			hsrv_line(s, line, len);
 	}
-	if (n >= 0)
-		return;
-	uv_read_stop(st);
-	s->out_open = 0;
-	if (!s->running)
-		hsrv_teardown(s);
-	else
-		uv_process_kill(&s->proc, SIGTERM);
 }
 
 static void
-hsrv_on_stderr(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+hsrv_on_eof(struct job *j, int which)
 {
-	struct hsrv *s = st->data;
+	struct hsrv *s = j->data;
 	const char *line;
 	size_t len;
 	int r;
 
-	if (n > 0)
-		rpc_lines_feed(&s->errlines, b->base, (size_t)n);
-	free(b->base);
-	while ((r = rpc_lines_next(&s->errlines, n < 0, &line, &len)) != 0)
-		if (r == 1 && len > 0)
-			log_info("server %s: stderr: %.*s", s->cfg->name, (int)len, line);
-	if (n < 0)
-		uv_read_stop(st);
+	if (which == 2) {
+		while ((r = rpc_lines_next(&s->errlines, 1, &line, &len)) != 0)
+			if (r == 1 && len > 0)
+				log_info("server %s: stderr: %.*s", s->cfg->name, (int)len, line);
+		return;
+	}
+	/* A server that closes its stdout is done talking: end it. */
+	if (s->running)
+		job_signal(j, SIGTERM);
 }
 
 static void
-hsrv_on_exit(uv_process_t *p, int64_t status, int sig)
+hsrv_on_exit(struct job *j)
 {
-	struct hsrv *s = p->data;
+	struct hsrv *s = j->data;
 
 	s->running = 0;
-	s->exit_status = status;
-	s->term_signal = sig;
-	if (!s->out_open)
-		hsrv_teardown(s);
-	else
-		hsrv_timer(s, T_EXIT_GRACE, HOST_EXIT_GRACE_MS);
+	s->exit_status = j->exit_code;
+	s->term_signal = j->term_signal;
+}
+
+/* The join: exited and both pipes at end of file (or the exit grace over). */
+static void
+hsrv_on_done(struct job *j)
+{
+	hsrv_teardown(j->data);
 }
 
 static void
-hsrv_closed(uv_handle_t *hd)
+hsrv_on_closed(struct job *j)
 {
-	struct hsrv *s = hd->data;
+	struct hsrv *s = j->data;
 
-	s->nhandles--;
+	s->job_live = 0;
 	host_check_stopped(s->h);
-}
-
-static void
-hsrv_close(struct hsrv *s, uv_handle_t *hd)
-{
-	if (!uv_is_closing(hd))
-		uv_close(hd, hsrv_closed);
 }
 
 /* The status for logs: the confined agent's own status when the stage knows it. */
@@ -624,11 +613,8 @@ hsrv_teardown(struct hsrv *s)
 	s->torn = 1;
 	uv_timer_stop(&s->timer);
 	hsrv_status(s, status, sizeof status);
-	hsrv_close(s, (uv_handle_t *)&s->in);
-	hsrv_close(s, (uv_handle_t *)&s->out);
-	hsrv_close(s, (uv_handle_t *)&s->err);
-	if (s->proc_inited)
-		hsrv_close(s, (uv_handle_t *)&s->proc);
+	if (s->job_live)
+		job_close(&s->job);
 	hsrv_fail_calls(s, status);
 	json_decref(s->listing);
 	s->listing = NULL;
@@ -735,10 +721,7 @@ static void
 hsrv_start_io(struct hsrv *s)
 {
 	s->running = 1;
-	s->out_open = 1;
-	uv_read_start((uv_stream_t *)&s->out, hsrv_alloc, hsrv_on_stdout);
-	uv_read_start((uv_stream_t *)&s->err, hsrv_alloc, hsrv_on_stderr);
-	log_info("server %s started (pid %d%s)", s->cfg->name, s->proc.pid,
+	log_info("server %s started (pid %d%s)", s->cfg->name, (int)s->job.proc.pid,
 	         s->spawn->stage != NULL ? ", confined" : "");
 	s->state = HS_INIT;
 	hsrv_request(s, HC_INIT, "initialize",
@@ -749,22 +732,10 @@ hsrv_start_io(struct hsrv *s)
 }
 
 static void
-hsrv_init_handles(struct hsrv *s)
-{
-	uv_pipe_init(s->h->loop, &s->in, 0);
-	uv_pipe_init(s->h->loop, &s->out, 0);
-	uv_pipe_init(s->h->loop, &s->err, 0);
-	s->in.data = s->out.data = s->err.data = s->proc.data = s;
-	s->nhandles = 3;
-	s->proc_inited = 0;
-}
-
-static void
 hsrv_spawn(struct hsrv *s)
 {
-	uv_process_options_t o;
-	uv_stdio_container_t io[3];
-	char *program, *cause = NULL, **env = NULL;
+	struct job_spec o;
+	char *program, *wrapper = NULL, *cause = NULL, **env = NULL;
 	int rc;
 
 	/* Inside a FreeBSD jail the jail's PATH finds the command, not the host's. */
@@ -780,7 +751,6 @@ hsrv_spawn(struct hsrv *s)
 	rpc_lines_free(&s->errlines);
 	rpc_lines_init(&s->lines, s->h->max_line);
 	rpc_lines_init(&s->errlines, 8192);
-	hsrv_init_handles(s);
 	memset(&o, 0, sizeof o);
 	if (program == NULL) {
 		xasprintf(&cause, "%s: command not found in PATH", s->cfg->command);
@@ -788,37 +758,43 @@ hsrv_spawn(struct hsrv *s)
 	}
 	if ((s->spawn = hsrv_command(s, program, &cause)) == NULL)
 		goto fail;
-	io[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
-	io[0].data.stream = (uv_stream_t *)&s->in;
-	io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	io[1].data.stream = (uv_stream_t *)&s->out;
-	io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	io[2].data.stream = (uv_stream_t *)&s->err;
-	o.file = s->spawn->cmd->program;
-	o.args = s->spawn->cmd->argv;
-	o.stdio = io;
-	o.stdio_count = 3;
-	o.exit_cb = hsrv_on_exit;
-	if (s->spawn->stage == NULL) {
-		o.env = env = hsrv_environ(s);
-		o.cwd = s->cfg->cwd;
-	}
-	/* The process handle needs uv_close even when uv_spawn fails. */
-	s->nhandles++;
-	s->proc_inited = 1;
-	rc = uv_spawn(s->h->loop, &s->proc, &o);
-	hsrv_strv_free(env);
-	if (rc != 0) {
-		xasprintf(&cause, "%s: %s", o.file, uv_strerror(rc));
+	/* exec does not search PATH: find bwrap, jexec, mdo... on ours. */
+	if ((wrapper = hsrv_resolve(s->spawn->cmd->program)) == NULL) {
+		xasprintf(&cause, "%s: command not found in PATH", s->spawn->cmd->program);
 		goto fail;
 	}
+	o.path = wrapper;
+	o.argv = s->spawn->cmd->argv;
+	o.in = o.out = o.err = PROC_PIPE;
+	o.eof_wait_ms = HOST_EXIT_GRACE_MS;
+	if (s->spawn->stage == NULL) {
+		o.envp = env = hsrv_environ(s);
+		o.cwd = s->cfg->cwd;
+	} else
+		o.envp = environ;
+	o.tree = s->tree;
+	snprintf(s->tree, sizeof s->tree, "mcp.%u.%u", (unsigned)(s - s->h->srv), s->gen);
+	memset(&s->job, 0, sizeof s->job);
+	s->job.on_read = hsrv_on_read;
+	s->job.on_eof = hsrv_on_eof;
+	s->job.on_exit = hsrv_on_exit;
+	s->job.on_done = hsrv_on_done;
+	s->job.on_closed = hsrv_on_closed;
+	s->job.data = s;
+	rc = job_start(&s->job, &o, &cause);
+	hsrv_strv_free(env);
+	if (rc != 0)
+		goto fail;
+	s->job_live = 1;
 	free(program);
+	free(wrapper);
 	hsrv_start_io(s);
 	return;
 fail:
 	hsrv_spawn_failed(s, cause);
 	free(cause);
 	free(program);
+	free(wrapper);
 }
 
 static void
@@ -831,18 +807,16 @@ hsrv_on_timer(uv_timer_t *t)
 	if (why == T_INIT) {
 		log_warnx("server %s did not initialise within %d ms; killing it", s->cfg->name,
 		          HOST_INIT_TIMEOUT_MS);
-		uv_process_kill(&s->proc, SIGKILL);
-	} else if (why == T_EXIT_GRACE) {
-		hsrv_teardown(s);
-	} else if (why == T_RESTART && s->nhandles > 0) {
+		job_signal(&s->job, SIGKILL);
+	} else if (why == T_RESTART && s->job_live) {
 		hsrv_timer(s, T_RESTART, 50);
 	} else if (why == T_RESTART) {
 		hsrv_spawn(s);
 	} else if (why == T_STOP_TERM && s->running) {
-		uv_process_kill(&s->proc, SIGTERM);
+		job_signal(&s->job, SIGTERM);
 		hsrv_timer(s, T_STOP_KILL, s->h->grace_ms);
 	} else if (why == T_STOP_KILL && s->running) {
-		uv_process_kill(&s->proc, SIGKILL);
+		job_signal(&s->job, SIGKILL);
 	}
 }
 
@@ -910,6 +884,13 @@ host_start(struct host *h, char **cause)
 		if (confine_opts_from_env(&h->copts, cause) == -1)
 			return -1;
 		h->copts_ok = 1;
+	}
+	if (h->cfg.n > 0) {
+		/* Our servers' trees are ours alone: keyed by this process. */
+		char key[64];
+		snprintf(key, sizeof key, "colibri-mcp-%ld", (long)getpid());
+		job_setup(h->loop, key);
+		h->jobs_set_up = 1;
 	}
 	h->started = 1;
 	uv_timer_init(h->loop, &h->settle_timer);
@@ -1133,9 +1114,13 @@ host_check_stopped(struct host *h)
 	if (!h->stopping || h->stopped)
 		return;
 	for (i = 0; i < h->cfg.n; i++)
-		if (h->srv[i].nhandles > 0 || h->srv[i].running)
+		if (h->srv[i].job_live || h->srv[i].running)
 			return;
 	h->stopped = 1;
+	if (h->jobs_set_up) {
+		job_close_all();
+		h->jobs_set_up = 0;
+	}
 	if (!h->started) {
 		h->stop_done(h->stop_arg);
 		return;
@@ -1166,7 +1151,7 @@ host_stop(struct host *h, int grace_ms, void (*done)(void *), void *arg)
 		}
 		if (!s->running)
 			continue;
-		hsrv_close(s, (uv_handle_t *)&s->in);
+		job_close_stdin(&s->job);
 		hsrv_timer(s, T_STOP_TERM, grace_ms);
 	}
 	host_check_stopped(h);

@@ -108,13 +108,13 @@ UNIT_KEYS = {
         "ProtectControlGroups", "ProtectClock", "ProtectHostname", "RestrictSUIDSGID",
         "RestrictRealtime", "RestrictNamespaces", "LockPersonality", "MemoryDenyWriteExecute",
         "SystemCallArchitectures", "SystemCallFilter", "RestrictAddressFamilies",
-        "CapabilityBoundingSet", "AmbientCapabilities", "DevicePolicy"},
+        "CapabilityBoundingSet", "AmbientCapabilities", "DevicePolicy", "Delegate"},
     "Install": {"WantedBy", "RequiredBy", "Alias"},
 }
 BOOL_KEYS = {"NoNewPrivileges", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
              "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock",
              "ProtectHostname", "RestrictSUIDSGID", "RestrictRealtime", "LockPersonality",
-             "MemoryDenyWriteExecute"}
+             "MemoryDenyWriteExecute", "Delegate"}
 REPEATABLE = {"Environment", "ReadWritePaths", "After", "Wants", "ExecStart", "SystemCallFilter"}
 
 

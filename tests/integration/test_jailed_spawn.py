@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import BUILD
-from test_jailed_spawn_helpers import STAGE_REL, bwrap_works, jail_env, stage_dir
+from test_jailed_spawn_helpers import STAGE_REL, bwrap_works, give_to_agent, jail_env, stage_dir
 from test_supervision_helpers import (Watch, agent_bin, kill_pids, pids_with_marker,
                                       session_lines, wait_gone, wait_pids_gone, wait_state)
 
@@ -70,6 +70,7 @@ class Jail:
         with open(self.probe, "w") as f:
             f.write(PROBE)
         os.chmod(self.probe, 0o755)
+        give_to_agent(self.root)
         self.d = make_daemon(env=jail_env({"COLIBRI_LEAK_CHECK": "leaked"}))
 
     def spawn(self, aid, scenario="text", jail=None, env=None, cwd=None, extra=()):

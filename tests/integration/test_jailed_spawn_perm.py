@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 from conftest import Daemon
-from test_jailed_spawn_helpers import STAGE_REL, jail_env
+from test_jailed_spawn_helpers import STAGE_REL, give_to_agent, jail_env
 from test_supervision_helpers import agent_bin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None
@@ -72,6 +72,7 @@ def as_user(u, sock, calls):
 def test_unprivileged_peer_cannot_spawn_confined(user, world_dir):
     root = os.path.join(world_dir, "jails", "box")
     os.makedirs(root)
+    give_to_agent(root)
     d = Daemon(os.path.join(world_dir, "state"), env=jail_env()).start()
     try:
         replies = as_user(user, d.socket, [

@@ -14,7 +14,7 @@ import shutil
 import socket
 import time
 
-from test_jailed_spawn_helpers import jail_env
+from test_jailed_spawn_helpers import give_to_agent, jail_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BW_STANDIN = os.path.join(HERE, "standins", "bw")
@@ -57,6 +57,7 @@ class Vault:
         self.base = os.path.join(self.tmp, "jails")
         self.root = os.path.join(self.base, tenant, "root")
         os.makedirs(self.root)
+        give_to_agent(self.root)  # a root daemon's bubblewrap agent runs as nobody
         self.outside = os.path.join(self.tmp, "outside")
         os.makedirs(self.outside)
         self.bwdir = os.path.join(self.tmp, "bwbin")

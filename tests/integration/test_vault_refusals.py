@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import CallError
-from test_jailed_spawn_helpers import bwrap_works
+from test_jailed_spawn_helpers import bwrap_works, give_to_agent
 from test_supervision_helpers import TOOLS
 from test_vault_helpers import (PASSWORD, SESSION, Vault, assert_no_secrets, events, items_json,
                                 spawn_jailed, tenant, wait_tenant, write_provider_env)
@@ -171,6 +171,7 @@ def test_spawned_root_differs_from_tenant_root(make_daemon, tmp_path):
     v = Vault(tmp_path)
     other = os.path.join(v.base, "proof0", "other")
     os.makedirs(other)
+    give_to_agent(other)
     d = v.start(make_daemon)
     d.call("register-tenant", tenant_id="proof0", jail_root_path=v.root)
     spawn_jailed(d, "proof0", other)

@@ -404,6 +404,7 @@ test_bwrap_argv(void **state)
 	c = bwrap_for(&cfg, &h, "/r/home/clawdie/.cache/colibri/stage/a1", "/opt/pi/bin/pi");
 	assert_string_equal(c->program, "bwrap");
 	assert_true(cmd_has_seq(c, "--unshare-all", NULL, NULL));
+	assert_true(cmd_has_seq(c, "--cap-drop", "ALL", NULL));
 	assert_true(cmd_has_seq(c, "--die-with-parent", NULL, NULL));
 	assert_true(cmd_has_seq(c, "--new-session", NULL, NULL));
 	assert_false(cmd_has_seq(c, "--share-net", NULL, NULL));
@@ -479,6 +480,80 @@ test_bwrap_classic_host_and_errors(void **state)
 	assert_null(bwrap_wrap(&s, &cause));
 	assert_non_null(strstr(cause, "root_path or path"));
 	free(cause);
+}
+
+/* The daemon's own paths: every bind that would show one is refused, with the reason. */
+static void
+test_bwrap_privates_refused(void **state)
+{
+	static const struct bwrap_private priv[] = {
+	        {"/var/db/colibri", "state directory", 1, 1},
+	        {"/run/colibri/colibri.sock", "socket", 0, 1},
+	        {"/usr/local/etc/colibri", "configuration directory", 1, 1},
+	        {"/usr/local/etc/colibri-gone", "configuration directory", 1, 0},
+	        {"/usr/share/colibri/provider.env", "provider.env", 0, 1},
+	};
+	static const char *const args[] = {"/r/launch.sh", NULL};
+	static const char *const ro_bad[] = {"/var/db", NULL};
+	struct jail_config cfg = {.path = "/r"};
+	struct bwrap_host h;
+	struct bwrap_spec s = {.cfg = &cfg,
+	                       .root = "/r",
+	                       .host = &h,
+	                       .program = "/bin/sh",
+	                       .args = args,
+	                       .privates = priv,
+	                       .nprivates = 5};
+	struct confine_cmd *c;
+	char *cause = NULL;
+
+	(void)state;
+	host_merged(&h);
+	/* Allowed: nothing overlaps.  Covered: the private paths a system bind shows. */
+	c = bwrap_wrap(&s, &cause);
+	assert_non_null(c);
+	assert_true(cmd_has_seq(c, "--tmpfs", "/usr/local/etc/colibri", NULL));
+	assert_false(cmd_has_seq(c, "--tmpfs", "/usr/local/etc/colibri-gone", NULL));
+	assert_true(cmd_has_seq(c, "--ro-bind", "/dev/null", "/usr/share/colibri/provider.env"));
+	assert_false(cmd_has_seq(c, "--tmpfs", "/var/db/colibri", NULL));
+	confine_cmd_free(c);
+	/* A root inside the state directory, and one that contains it. */
+	s.root = "/var/db/colibri/jails/a";
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "lies inside the daemon's state directory"));
+	free(cause);
+	s.root = "/var";
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "contains the daemon's state directory /var/db/colibri"));
+	free(cause);
+	/* The socket's directory as a root. */
+	s.root = "/run/colibri";
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "socket"));
+	free(cause);
+	/* A stage outside the root, the agent binary's directory, a read-only path. */
+	s.root = "/r";
+	s.stage_dir = "/var/db/colibri/stage/a1";
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "stage directory"));
+	free(cause);
+	s.stage_dir = NULL;
+	s.agent_binary = "/var/db/colibri/bin/pi";
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "the agent binary's directory /var/db/colibri/bin"));
+	free(cause);
+	s.agent_binary = "/var/db/colibri-other/pi"; /* a sibling with a common prefix is fine */
+	c = bwrap_wrap(&s, &cause);
+	assert_non_null(c);
+	confine_cmd_free(c);
+	s.agent_binary = NULL;
+	s.ro_paths = ro_bad;
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "read-only path /var/db contains"));
+	free(cause);
+	assert_ptr_equal(bwrap_private_conflict("/usr/local/etc", priv, 5), &priv[2]);
+	assert_null(bwrap_private_conflict("/usr/local/etc/colibri2", priv, 3));
+	bwrap_host_clear(&h);
 }
 
 static void
@@ -1155,6 +1230,81 @@ test_opts_from_env(void **state)
 	unsetenv("COLIBRI_JAIL_PRIV_MODE");
 }
 
+/* A stage a killed daemon left behind: found without creating anything, removed once. */
+static void
+test_stage_remove_leftover(void **state)
+{
+	struct fx *f = *state;
+	struct stage *st = stage_ok(f->root, "left1", NULL, NULL);
+	char *cause = NULL, *dir = xstrdup(stage_host_dir(st)), *other;
+	struct stat sb;
+
+	assert_int_equal(stage_write_env_json(st, NULL, &cause), 0);
+	stage_free(st); /* the daemon died: nothing removed */
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(stage_remove_leftover(f->root, "left1", NULL, NULL, &cause), 1);
+	assert_int_equal(stat(dir, &sb), -1);
+	/* None there: 0, and nothing is created on the way. */
+	assert_int_equal(stage_remove_leftover(f->root, "left1", NULL, NULL, &cause), 0);
+	assert_null(cause);
+	other = path_join(f->tmp, "jails/b");
+	assert_int_equal(mkdir_p(other, 0755), 0);
+	assert_int_equal(stage_remove_leftover(other, "x", NULL, NULL, &cause), 0);
+	free(dir);
+	dir = path_join(other, "home");
+	assert_int_equal(stat(dir, &sb), -1);
+	/* A bad id is an error, not a walk. */
+	assert_int_equal(stage_remove_leftover(f->root, "../x", NULL, NULL, &cause), -1);
+	assert_non_null(cause);
+	free(cause);
+	free(dir);
+	free(other);
+}
+
+/* Under a root daemon the stage and the daemon's directories on the way go to the agent user. */
+static void
+test_stage_give(void **state)
+{
+	struct fx *f = *state;
+	struct stage *st;
+	char *cause = NULL, *p;
+	struct stat sb;
+
+	if (geteuid() != 0)
+		skip();
+	/* The jail's own /home exists (root's): it stays root's; what the stage makes is given. */
+	p = path_join(f->root, "home");
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	st = stage_ok(f->root, "give1", NULL, NULL);
+	assert_int_equal(stage_write_env_json(st, NULL, &cause), 0);
+	assert_int_equal(stage_give(st, 65534, 65534, &cause), 0);
+	assert_int_equal(stat(stage_host_dir(st), &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	p = path_join(stage_host_dir(st), "env.sh");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	p = path_join(f->root, "home/clawdie");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	p = path_join(f->root, "home/clawdie/.cache/colibri/stage");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 65534);
+	free(p);
+	/* The root and what existed before are the operator's: untouched. */
+	assert_int_equal(stat(f->root, &sb), 0);
+	assert_int_equal(sb.st_uid, 0);
+	p = path_join(f->root, "home");
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_uid, 0);
+	free(p);
+	assert_int_equal(stage_remove(st, &cause), 0);
+	stage_free(st);
+}
+
 int
 main(void)
 {
@@ -1168,6 +1318,7 @@ main(void)
 	        cmocka_unit_test(test_wrap_no_args),
 	        cmocka_unit_test(test_bwrap_argv),
 	        cmocka_unit_test(test_bwrap_classic_host_and_errors),
+	        cmocka_unit_test(test_bwrap_privates_refused),
 	        cmocka_unit_test(test_bwrap_host_probe),
 	        cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
@@ -1177,6 +1328,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_stage_containment, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_override, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_remove, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_remove_leftover, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_stage_give, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
 	        cmocka_unit_test(test_opts_from_env),

@@ -7,6 +7,9 @@
  * daemon, whose SIGCHLD handler reaps them; reaper_descendants finds them
  * while they live, so kill-agent can end the whole tree -- including
  * processes that left the agent's process group (pi's bash tool children).
+ * Where a child has a process tree of its own (tree.h: a cgroup on Linux)
+ * that does the killing, and this scan is the job layer's fallback and the
+ * spawner's restart recovery by marker.
  */
 #ifndef COLIBRI_REAPER_H
 #define COLIBRI_REAPER_H

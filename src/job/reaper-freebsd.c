@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "common/xmalloc.h"
-#include "daemon/reaper.h"
+#include "job/reaper.h"
 
 int
 reaper_acquire(void)
