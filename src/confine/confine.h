@@ -96,14 +96,12 @@ struct confine_spawn {
  * nothing is staged (env and cwd are then the spawner's business).  With
  * one, jail.path and jail.root_path (each when set) must resolve strictly
  * under the root base, and for the jail backend jail_config_check_mode must
- * pass (helper mode: an unprivileged user); then the stage <root>/.../stage/<id> is created, env (a JSON object of
- * strings, may be NULL) goes to env.sh, cwd (absolute, inside the
- * confinement; may be NULL) and the agent go to launch.sh, and cmd runs
- * /bin/sh launch.sh confined.  Under drop_root (bubblewrap) the agent's
- * user is resolved and the stage handed to it, or the spawn is refused when
- * no unprivileged user can be found.  Returns the spawn (free with
- * confine_spawn_finish) or NULL with *cause; on failure nothing is left on
- * disk.
+ * pass (helper mode: an unprivileged user); then the stage <root>/.../stage/<id> is created, env (a
+ * JSON object of strings, may be NULL) goes to env.sh, cwd (absolute, inside the confinement; may
+ * be NULL) and the agent go to launch.sh, and cmd runs /bin/sh launch.sh confined.  Under drop_root
+ * (bubblewrap) the agent's user is resolved and the stage handed to it, or the spawn is refused
+ * when no unprivileged user can be found.  Returns the spawn (free with confine_spawn_finish) or
+ * NULL with *cause; on failure nothing is left on disk.
  */
 struct confine_spawn *confine_prepare(const struct confine_opts *o, const struct jail_config *cfg,
                                       const char *id, const char *binary, const char *const *args,

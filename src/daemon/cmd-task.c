@@ -293,8 +293,8 @@ static const struct cmd_arg release_args[] = {
 const struct cmd_entry cmd_task_entries[] = {
         {"task-create", "task-create {title, body?, priority?, depends_on?}", CMD_WRITE, CMD_R_ALL,
          create_args, cmd_task_create},
-        {"task-list", "task-list {status?, owner?, ready?, limit?, after?}", CMD_READ, CMD_R_ALL, list_args,
-         cmd_task_list},
+        {"task-list", "task-list {status?, owner?, ready?, limit?, after?}", CMD_READ, CMD_R_ALL,
+         list_args, cmd_task_list},
         {"task-show", "task-show {id}", CMD_READ, CMD_R_ALL, id_args, cmd_task_show},
         {"task-ready", "task-ready {limit?}", CMD_READ, CMD_R_ALL, ready_args, cmd_task_ready},
         {"task-claim", "task-claim {agent, id?, lease_ms?}", CMD_WRITE, CMD_R_ALL, claim_args,

@@ -12,7 +12,8 @@
 
 #include "daemon/peercred.h"
 
-int peercred_get(int fd, struct peercred *pc)
+int
+peercred_get(int fd, struct peercred *pc)
 {
 	struct xucred xu;
 	socklen_t len = sizeof xu;
@@ -26,7 +27,8 @@ int peercred_get(int fd, struct peercred *pc)
 	return 0;
 }
 
-int peercred_in_group(int fd, const struct peercred *pc, gid_t gid)
+int
+peercred_in_group(int fd, const struct peercred *pc, gid_t gid)
 {
 	struct xucred xu;
 	socklen_t len = sizeof xu;

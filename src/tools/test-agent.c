@@ -61,7 +61,8 @@ struct ta_agent {
 
 static void ta_rpc_command(struct ta_agent *, const char *line, int busy);
 
-static int64_t ta_now_ms(void)
+static int64_t
+ta_now_ms(void)
 {
 	struct timeval tv;
 
@@ -69,7 +70,8 @@ static int64_t ta_now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void ta_sleep_ms(long ms)
+static void
+ta_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
@@ -77,7 +79,8 @@ static void ta_sleep_ms(long ms)
 		;
 }
 
-static void ta_write(int fd, const char *p, size_t len)
+static void
+ta_write(int fd, const char *p, size_t len)
 {
 	ssize_t n;
 
@@ -93,7 +96,8 @@ static void ta_write(int fd, const char *p, size_t len)
 }
 
 /* Write one JSON line to stdout and drop the reference. */
-static void ta_emit(json_t *o)
+static void
+ta_emit(json_t *o)
 {
 	char *s = json_dumps(o, JSON_COMPACT);
 	size_t n = strlen(s);
@@ -107,12 +111,14 @@ static void ta_emit(json_t *o)
 	json_decref(o);
 }
 
-static void ta_emit_type(const char *type)
+static void
+ta_emit_type(const char *type)
 {
 	ta_emit(json_pack("{s:s}", "type", type));
 }
 
-static json_t *ta_usage(int input, int output)
+static json_t *
+ta_usage(int input, int output)
 {
 	return json_pack("{s:i, s:i, s:i, s:i, s:i, s:{s:i, s:i, s:i, s:i, s:i}}", "input", input,
 	                 "output", output, "cacheRead", 0, "cacheWrite", 0, "totalTokens",
@@ -121,8 +127,8 @@ static json_t *ta_usage(int input, int output)
 }
 
 /* An assistant message as pi writes it; content is stolen. */
-static json_t *ta_assistant(json_t *content, int input, int output, const char *stop,
-                            const char *err)
+static json_t *
+ta_assistant(json_t *content, int input, int output, const char *stop, const char *err)
 {
 	json_t *m = json_pack("{s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:I}", "role", "assistant",
 	                      "content", content, "api", "openai-completions", "provider",
@@ -134,24 +140,28 @@ static json_t *ta_assistant(json_t *content, int input, int output, const char *
 	return m;
 }
 
-static json_t *ta_text_content(const char *text)
+static json_t *
+ta_text_content(const char *text)
 {
 	return json_pack("[{s:s, s:s}]", "type", "text", "text", text);
 }
 
-static void ta_emit_message(const char *type, json_t *msg)
+static void
+ta_emit_message(const char *type, json_t *msg)
 {
 	ta_emit(json_pack("{s:s, s:O}", "type", type, "message", msg));
 }
 
 /* The same, taking over msg. */
-static void ta_emit_message_new(const char *type, json_t *msg)
+static void
+ta_emit_message_new(const char *type, json_t *msg)
 {
 	ta_emit(json_pack("{s:s, s:o}", "type", type, "message", msg));
 }
 
 /* A message_update; ame and partial are taken over. */
-static void ta_emit_update(json_t *ame, json_t *partial)
+static void
+ta_emit_update(json_t *ame, json_t *partial)
 {
 	json_object_set_new(ame, "partial", partial);
 	ta_emit(json_pack("{s:s, s:o, s:O}", "type", "message_update", "assistantMessageEvent", ame,
@@ -159,7 +169,8 @@ static void ta_emit_update(json_t *ame, json_t *partial)
 }
 
 /* Wait between streamed lines; in RPC mode, listen for an abort meanwhile. */
-static int ta_pace(struct ta_agent *a, long ms)
+static int
+ta_pace(struct ta_agent *a, long ms)
 {
 	struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
 	int64_t until = ta_now_ms() + ms;
@@ -193,7 +204,8 @@ static int ta_pace(struct ta_agent *a, long ms)
 	return a->aborted;
 }
 
-static void ta_user_message(struct ta_agent *a)
+static void
+ta_user_message(struct ta_agent *a)
 {
 	json_t *m = json_pack("{s:s, s:o, s:I}", "role", "user", "content",
 	                      ta_text_content(a->prompt), "timestamp", (json_int_t)ta_now_ms());
@@ -204,7 +216,8 @@ static void ta_user_message(struct ta_agent *a)
 }
 
 /* Close an assistant message: message_end, then turn_end with the tool results. */
-static void ta_finish_turn(struct ta_agent *a, json_t *msg, json_t *results)
+static void
+ta_finish_turn(struct ta_agent *a, json_t *msg, json_t *results)
 {
 	ta_emit_message("message_end", msg);
 	ta_emit(json_pack("{s:s, s:O, s:o}", "type", "turn_end", "message", msg, "toolResults",
@@ -213,7 +226,8 @@ static void ta_finish_turn(struct ta_agent *a, json_t *msg, json_t *results)
 }
 
 /* Stream a text answer word by word; stops early (stopReason aborted) on abort. */
-static void ta_text_turn(struct ta_agent *a, json_t *after_end)
+static void
+ta_text_turn(struct ta_agent *a, json_t *after_end)
 {
 	static const char *const words[] = {"Hello",    " from", " the",
 	                                    " colibri", " test", " agent."};
@@ -225,8 +239,8 @@ static void ta_text_turn(struct ta_agent *a, json_t *after_end)
 		strncat(sofar, words[i], sizeof(sofar) - strlen(sofar) - 1);
 		if (i == 0)
 			ta_emit_update(
-			    json_pack("{s:s, s:i}", "type", "text_start", "contentIndex", 0),
-			    ta_assistant(ta_text_content(sofar), 0, 0, "stop", NULL));
+			        json_pack("{s:s, s:i}", "type", "text_start", "contentIndex", 0),
+			        ta_assistant(ta_text_content(sofar), 0, 0, "stop", NULL));
 		ta_emit_update(json_pack("{s:s, s:i, s:s}", "type", "text_delta", "contentIndex", 0,
 		                         "delta", words[i]),
 		               ta_assistant(ta_text_content(sofar), 0, 0, "stop", NULL));
@@ -239,9 +253,9 @@ static void ta_text_turn(struct ta_agent *a, json_t *after_end)
 			return;
 		}
 	}
-	ta_emit_update(
-	    json_pack("{s:s, s:i, s:s}", "type", "text_end", "contentIndex", 0, "content", sofar),
-	    ta_assistant(ta_text_content(sofar), 42, 6, "stop", NULL));
+	ta_emit_update(json_pack("{s:s, s:i, s:s}", "type", "text_end", "contentIndex", 0,
+	                         "content", sofar),
+	               ta_assistant(ta_text_content(sofar), 42, 6, "stop", NULL));
 	ta_emit_message_new("message_end",
 	                    ta_assistant(ta_text_content(sofar), 42, 6, "stop", NULL));
 	if (after_end != NULL)
@@ -253,20 +267,23 @@ static void ta_text_turn(struct ta_agent *a, json_t *after_end)
 	                      ta_assistant(ta_text_content(sofar), 42, 6, "stop", NULL));
 }
 
-static void ta_error_turn(struct ta_agent *a, const char *err)
+static void
+ta_error_turn(struct ta_agent *a, const char *err)
 {
 	ta_emit_message_new("message_start", ta_assistant(json_array(), 0, 0, "error", err));
 	ta_finish_turn(a, ta_assistant(json_array(), 0, 0, "error", err), NULL);
 }
 
-static json_t *ta_tool_call(const char *command)
+static json_t *
+ta_tool_call(const char *command)
 {
 	return json_pack("{s:s, s:s, s:s, s:{s:s}}", "type", "toolCall", "id", "call_test_1",
 	                 "name", "bash", "arguments", "command", command);
 }
 
 /* The model asks for bash; the streamed tool call as pi shows it. */
-static void ta_tool_request(struct ta_agent *a, const char *command)
+static void
+ta_tool_request(struct ta_agent *a, const char *command)
 {
 	json_t *content = json_pack("[o]", ta_tool_call(command));
 
@@ -282,7 +299,8 @@ static void ta_tool_request(struct ta_agent *a, const char *command)
 }
 
 /* tool_execution_* with nlines of output, paced; then the toolResult message and turn_end. */
-static void ta_tool_run(struct ta_agent *a, const char *command, int nlines, long pace_ms)
+static void
+ta_tool_run(struct ta_agent *a, const char *command, int nlines, long pace_ms)
 {
 	json_t *args = json_pack("{s:s}", "command", command);
 	char out[256] = "";
@@ -313,12 +331,14 @@ static void ta_tool_run(struct ta_agent *a, const char *command, int nlines, lon
 	json_decref(args);
 }
 
-static void ta_agent_end(struct ta_agent *a)
+static void
+ta_agent_end(struct ta_agent *a)
 {
 	ta_emit(json_pack("{s:s, s:O}", "type", "agent_end", "messages", a->messages));
 }
 
-static void ta_session(void)
+static void
+ta_session(void)
 {
 	char cwd[1024];
 
@@ -329,24 +349,27 @@ static void ta_session(void)
 	                  "1970-01-01T00:00:00.000Z", "cwd", cwd));
 }
 
-static void ta_run_begin(struct ta_agent *a)
+static void
+ta_run_begin(struct ta_agent *a)
 {
 	ta_emit_type("agent_start");
 	ta_emit_type("turn_start");
 	ta_user_message(a);
 }
 
-static void ta_run_text(struct ta_agent *a)
+static void
+ta_run_text(struct ta_agent *a)
 {
 	ta_run_begin(a);
 	ta_text_turn(a, NULL);
 	ta_agent_end(a);
 }
 
-static void ta_run_tool(struct ta_agent *a, int nlines, long pace_ms)
+static void
+ta_run_tool(struct ta_agent *a, int nlines, long pace_ms)
 {
 	const char *command =
-	    nlines > 1 ? "for i in 1 2 3; do echo line$i; sleep 0.4; done" : "echo line1";
+	        nlines > 1 ? "for i in 1 2 3; do echo line$i; sleep 0.4; done" : "echo line1";
 
 	ta_run_begin(a);
 	ta_tool_request(a, command);
@@ -356,14 +379,16 @@ static void ta_run_tool(struct ta_agent *a, int nlines, long pace_ms)
 	ta_agent_end(a);
 }
 
-static void ta_run_model_error(struct ta_agent *a)
+static void
+ta_run_model_error(struct ta_agent *a)
 {
 	ta_run_begin(a);
 	ta_error_turn(a, "400 colibri-test-agent: model refuses");
 	ta_agent_end(a);
 }
 
-static void ta_retry_start(struct ta_agent *a, int attempt, const char *err)
+static void
+ta_retry_start(struct ta_agent *a, int attempt, const char *err)
 {
 	long delay = a->o->retry_delay_ms << (attempt - 1);
 
@@ -375,7 +400,8 @@ static void ta_retry_start(struct ta_agent *a, int attempt, const char *err)
 }
 
 /* pi's auto-retry: each attempt is agent_start ... agent_end, then auto_retry_start. */
-static void ta_run_retry(struct ta_agent *a, int succeed)
+static void
+ta_run_retry(struct ta_agent *a, int succeed)
 {
 	static const char err[] = "503 service unavailable";
 	int attempt;
@@ -398,14 +424,16 @@ static void ta_run_retry(struct ta_agent *a, int succeed)
 	                  3, "finalError", err));
 }
 
-static void ta_hang(void)
+static void
+ta_hang(void)
 {
 	for (;;)
 		pause();
 }
 
 /* End the process as --exit/--signal ask, else with status 0. */
-static void ta_finish(const struct ta_opts *o, int default_status)
+static void
+ta_finish(const struct ta_opts *o, int default_status)
 {
 	struct rlimit nocore = {0, 0};
 
@@ -419,18 +447,20 @@ static void ta_finish(const struct ta_opts *o, int default_status)
 	exit(o->exit_code >= 0 ? o->exit_code : default_status);
 }
 
-static void ta_crash(struct ta_agent *a)
+static void
+ta_crash(struct ta_agent *a)
 {
 	ta_run_begin(a);
 	ta_emit_message_new("message_start", ta_assistant(json_array(), 0, 0, "stop", NULL));
-	ta_emit_update(
-	    json_pack("{s:s, s:i, s:s}", "type", "text_delta", "contentIndex", 0, "delta", "Hello"),
-	    ta_assistant(ta_text_content("Hello"), 0, 0, "stop", NULL));
+	ta_emit_update(json_pack("{s:s, s:i, s:s}", "type", "text_delta", "contentIndex", 0,
+	                         "delta", "Hello"),
+	               ta_assistant(ta_text_content("Hello"), 0, 0, "stop", NULL));
 	ta_finish(a->o, 3);
 }
 
 /* The child is reported only once it has left the process group (ready pipe). */
-static void ta_grandchild(struct ta_agent *a)
+static void
+ta_grandchild(struct ta_agent *a)
 {
 	char line[96];
 	int fd, ready[2];
@@ -462,7 +492,8 @@ static void ta_grandchild(struct ta_agent *a)
 }
 
 /* Valid message_update lines until about flood_bytes were written. */
-static void ta_flood(struct ta_agent *a)
+static void
+ta_flood(struct ta_agent *a)
 {
 	char chunk[1025], *line;
 	long written = 0;
@@ -490,7 +521,8 @@ static void ta_flood(struct ta_agent *a)
 }
 
 /* One line that never ends: flood_bytes bytes and no newline. */
-static void ta_no_newline(struct ta_agent *a)
+static void
+ta_no_newline(struct ta_agent *a)
 {
 	static const char head[] = "{\"type\":\"message_update\",\"delta\":\"";
 	char chunk[4096];
@@ -510,7 +542,8 @@ static void ta_no_newline(struct ta_agent *a)
 	}
 }
 
-static void ta_stderr_noise(void)
+static void
+ta_stderr_noise(void)
 {
 	char buf[1024];
 	int i;
@@ -523,7 +556,8 @@ static void ta_stderr_noise(void)
 		ta_write(STDERR_FILENO, buf, sizeof(buf));
 }
 
-static void ta_zot_text(void)
+static void
+ta_zot_text(void)
 {
 	static const char *const words[] = {"Hello", " from", " zot."};
 	size_t i;
@@ -538,7 +572,8 @@ static void ta_zot_text(void)
 	ta_emit_type("done");
 }
 
-static void ta_zot_tool(void)
+static void
+ta_zot_tool(void)
 {
 	ta_emit_type("turn_start");
 	ta_emit(json_pack("{s:s, s:s, s:s, s:{s:s}}", "type", "tool_call", "id", "call_test_1",
@@ -551,7 +586,8 @@ static void ta_zot_tool(void)
 	ta_zot_text();
 }
 
-static int ta_zot(const struct ta_opts *o)
+static int
+ta_zot(const struct ta_opts *o)
 {
 	if (strcmp(o->scenario, "text") == 0)
 		ta_zot_text();
@@ -571,7 +607,8 @@ static int ta_zot(const struct ta_opts *o)
 }
 
 /* One run of the chosen scenario (JSON mode, or one RPC prompt). */
-static int ta_scenario(struct ta_agent *a)
+static int
+ta_scenario(struct ta_agent *a)
 {
 	const char *s = a->o->scenario;
 
@@ -606,8 +643,8 @@ static int ta_scenario(struct ta_agent *a)
 	return 0;
 }
 
-static void ta_respond(struct ta_agent *a, json_t *cmd, const char *command, int ok,
-                       const char *err)
+static void
+ta_respond(struct ta_agent *a, json_t *cmd, const char *command, int ok, const char *err)
 {
 	json_t *r = json_object();
 	json_t *id = json_object_get(cmd, "id");
@@ -628,7 +665,8 @@ static void ta_respond(struct ta_agent *a, json_t *cmd, const char *command, int
 }
 
 /* One RPC command line.  busy: a run is streaming (only abort acts then). */
-static void ta_rpc_command(struct ta_agent *a, const char *line, int busy)
+static void
+ta_rpc_command(struct ta_agent *a, const char *line, int busy)
 {
 	json_t *cmd = json_loads(line, 0, NULL);
 	const char *type = json_string_value(json_object_get(cmd, "type"));
@@ -655,7 +693,8 @@ static void ta_rpc_command(struct ta_agent *a, const char *line, int busy)
 	json_decref(cmd);
 }
 
-static int ta_rpc(struct ta_agent *a)
+static int
+ta_rpc(struct ta_agent *a)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -671,7 +710,8 @@ static int ta_rpc(struct ta_agent *a)
 	return 0;
 }
 
-static int ta_replay(const struct ta_opts *o)
+static int
+ta_replay(const struct ta_opts *o)
 {
 	FILE *f = fopen(o->replay, "r");
 	char *line = NULL;
@@ -694,7 +734,8 @@ static int ta_replay(const struct ta_opts *o)
 	return 0;
 }
 
-static int ta_parse_signal(const char *s)
+static int
+ta_parse_signal(const char *s)
 {
 	static const struct {
 		const char *name;
@@ -715,7 +756,8 @@ static int ta_parse_signal(const char *s)
 	return (*s != '\0' && *end == '\0' && v > 0 && v < 65) ? (int)v : -1;
 }
 
-static void ta_usage_exit(void)
+static void
+ta_usage_exit(void)
 {
 	fputs("usage: colibri-test-agent [--scenario NAME] [-p PROMPT] [--mode json|rpc]\n"
 	      "         [--harness pi|zot] [--delay-ms N] [--retry-delay-ms N]\n"
@@ -728,7 +770,8 @@ static void ta_usage_exit(void)
 	exit(2);
 }
 
-static long ta_number(const char *s)
+static long
+ta_number(const char *s)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
@@ -739,7 +782,8 @@ static long ta_number(const char *s)
 }
 
 /* Options that take a value; returns 1 when argv[*i] was one. */
-static int ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
+static int
+ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
 {
 	if (strcmp(opt, "--scenario") == 0)
 		o->scenario = val;
@@ -771,7 +815,8 @@ static int ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
 	return 1;
 }
 
-static void ta_parse(struct ta_opts *o, int argc, char **argv)
+static void
+ta_parse(struct ta_opts *o, int argc, char **argv)
 {
 	int i;
 
@@ -797,7 +842,8 @@ static void ta_parse(struct ta_opts *o, int argc, char **argv)
 		o->delay_ms = 0;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct ta_opts o = {.exit_code = -1,
 	                    .delay_ms = -1,
