@@ -24,7 +24,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
-#include "daemon/txn.h"
+#include "daemon/events.h"
 #include "store/store.h"
 
 static int
@@ -51,7 +51,7 @@ cmd_subscribe(struct cmd_req *r)
 
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
-	txn_flush();
+	server_commit();
 	last = store_event_last(D.store);
 	if (cmd_arg_int(r, "since", &since) == 0 && (since < 0 || since > last)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
@@ -156,7 +156,8 @@ cmd_events_read(struct cmd_req *r)
 	 * events and one more (which says there is more), so events hidden from
 	 * the role (cmd_event_visible) count towards nothing.
 	 */
-	if (store_event_scan(D.store, cursor, LLONG_MAX, topics, page_row, &pg) < 0)
+	if (store_event_scan(D.store, cursor, LLONG_MAX, events_topic_matches, topics, page_row,
+	                     &pg) < 0)
 		cmd_fail(r, ERR_INTERNAL, "the event log could not be read");
 	else if (pg.over)
 		cmd_fail_too_big(r, "events", "a smaller limit, or pages with after");

@@ -9,7 +9,7 @@
  * connection; nothing costs anyone else anything.
  *
  * Output is appended to the client's buffer and written once per loop
- * iteration (server_flush_all, from txn.c's check handle), so a burst of
+ * iteration (server_flush_all, from the loop hook below), so a burst of
  * pipelined requests is answered with one write.  One uv_write is in
  * flight per client at most; what accumulates meanwhile waits in `out`.
  *
@@ -58,6 +58,7 @@
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
+#include "daemon/events.h"
 #include "daemon/peercred.h"
 #include "daemon/server.h"
 #include "daemon/spawner.h"
@@ -180,25 +181,76 @@ server_client_write(struct client *c, const char *p, size_t n)
 	client_mark_dirty(c);
 }
 
-void
-server_client_hold(struct client *c, size_t n)
+/*
+ * Replies held for the commit.  A reply produced while a transaction is
+ * open is copied here and counted as its client's output; the loop hook
+ * hands it over after the commit (or an error in its place, if the commit
+ * failed).  A client that goes away leaves its entries with client NULL.
+ */
+struct held {
+	struct client *client;
+	char *line;
+	size_t len;
+};
+
+static struct held *held;
+static size_t nheld, capheld;
+
+/* Send a reply line now, or hold a copy of it until the commit. */
+static void
+reply_or_hold(struct client *c, const char *line, size_t len)
 {
-	c->held += n;
-	out_total += n;
+	if (!txn_active()) {
+		server_client_write(c, line, len);
+		return;
+	}
+	if (nheld == capheld)
+		held = xreallocarray(held, capheld = capheld ? capheld * 2 : 64, sizeof *held);
+	held[nheld].client = c;
+	held[nheld].line = xmalloc(len);
+	memcpy(held[nheld].line, line, len);
+	held[nheld].len = len;
+	nheld++;
+	c->held += len;
+	out_total += len;
 }
 
-void
-server_client_release(struct client *c, const char *line, size_t len)
+static void held_fail(struct client *, const char *line, size_t len, const char *why);
+
+/* The commit is done (why NULL) or failed (why): hand every held reply over. */
+static void
+held_release(const char *why)
 {
-	c->held -= len;
-	out_total -= len;
-	server_client_write(c, line, len);
+	size_t i;
+
+	for (i = 0; i < nheld; i++) {
+		struct held *h = &held[i];
+		if (h->client != NULL && why == NULL) {
+			h->client->held -= h->len;
+			out_total -= h->len;
+			server_client_write(h->client, h->line, h->len);
+		} else if (h->client != NULL)
+			held_fail(h->client, h->line, h->len, why);
+		free(h->line);
+	}
+	nheld = 0;
+}
+
+/* Forget held replies of a client that is going away. */
+static void
+held_forget(struct client *c)
+{
+	size_t i;
+
+	for (i = 0; i < nheld; i++)
+		if (held[i].client == c)
+			held[i].client = NULL;
 }
 
 /*
  * Replies are written with jsonw into one scratch buffer, reused for every
- * reply (the loop is single-threaded), and handed to txn_reply, which sends
- * the line or holds a copy until the transaction commits.
+ * reply (the loop is single-threaded), and handed to reply_or_hold, which
+ * sends the line or holds a copy until the transaction commits.
  */
 static struct buf scratch;
 
@@ -207,7 +259,7 @@ static void
 reply_line(struct cmd_req *r)
 {
 	if (r->client != NULL)
-		txn_reply(r->client, buf_head(&scratch), buf_used(&scratch));
+		reply_or_hold(r->client, buf_head(&scratch), buf_used(&scratch));
 	if (scratch.cap > 65536)
 		buf_free(&scratch); /* do not keep a large reply's buffer */
 }
@@ -406,8 +458,9 @@ cmd_req_free(struct cmd_req *r)
 	free(r);
 }
 
-void
-server_client_fail_held(struct client *c, const char *line, size_t len, const char *why)
+/* A held reply whose commit failed: send an unavailable error for its id instead. */
+static void
+held_fail(struct client *c, const char *line, size_t len, const char *why)
 {
 	json_t *orig = json_loadb(line, len, 0, NULL), *env;
 	char *s;
@@ -498,7 +551,7 @@ dispatch(struct client *c, struct cmd_req *r)
 		return;
 	}
 	if (ce->flags & CMD_WRITE) {
-		first = !txn_open();
+		first = !txn_active();
 		if (txn_write(&e) == -1) {
 			cmd_fail(r, e.code, "%s", e.msg);
 			return;
@@ -733,7 +786,7 @@ client_close(struct client *c, const char *why)
 	c->held = 0;
 	c->replaying = 0;
 	replay_remove(c);
-	txn_forget_client(c);
+	held_forget(c);
 	for (r = held_reqs; r != NULL; r = r->next)
 		if (r->client == c)
 			r->client = NULL;
@@ -832,11 +885,51 @@ server_flush_all(void)
 }
 
 /*
+ * The loop hook: once per loop iteration, after the poll phase (a uv_check
+ * handle), commit the iteration's transaction, hand over the replies held
+ * for it and publish the events it carried, give replaying subscribers
+ * their pages, write every client's output, and bound the store's read
+ * snapshot -- in this order, so an acknowledged write is durable and no
+ * subscriber sees an event that a rollback could still take back.
+ */
+static uv_check_t loop_check;
+
+void
+server_commit(void)
+{
+	const struct event_out *ev;
+	struct store_err e;
+	size_t i, n;
+
+	if (txn_commit(&e) == -1) {
+		log_warnx("commit failed, %zu replies turned into errors: %s", nheld, e.msg);
+		held_release(e.msg);
+		events_forget();
+		return;
+	}
+	held_release(NULL);
+	ev = events_pending(&n);
+	for (i = 0; i < n; i++)
+		server_publish(ev[i].seq, ev[i].topic, ev[i].line, ev[i].len);
+	events_forget();
+}
+
+static void
+loop_check_cb(uv_check_t *h)
+{
+	(void)h;
+	server_commit();
+	server_replay_run();
+	server_flush_all();
+	txn_snapshot_watch();
+}
+
+/*
  * Subscribers.  A live subscriber gets each event as it is published
  * (after its commit), if its seq is past the client's cursor.  One that
  * asked for a replay (subscribe {since}) is not live: it waits in the
  * replay queue, and each loop iteration, right after the commit
- * (server_replay_run, from txn.c's check handle, so no transaction is open
+ * (server_replay_run, from the loop hook, so no transaction is open
  * and the store holds every event published so far), up to REPLAY_STEPS
  * queued clients get one page: the stored events after their cursor, at
  * most REPLAY_ROWS rows looked at, written until the client's output
@@ -858,7 +951,7 @@ static uv_idle_t replay_idle;
 static int
 client_wants(const struct client *c, const char *topic)
 {
-	return cmd_event_visible(c->role, topic) && store_topic_matches(c->topics, topic);
+	return cmd_event_visible(c->role, topic) && events_topic_matches(topic, c->topics);
 }
 
 static void
@@ -949,7 +1042,7 @@ replay_step(struct client *c)
 {
 	struct replay_page pg = {c, 0, 0};
 
-	if (store_event_scan(D.store, c->cursor, REPLAY_ROWS, NULL, replay_row, &pg) < 0)
+	if (store_event_scan(D.store, c->cursor, REPLAY_ROWS, NULL, NULL, replay_row, &pg) < 0)
 		return -1;
 	if (!pg.full && pg.rows < REPLAY_ROWS)
 		c->replaying = 0;
@@ -980,10 +1073,11 @@ server_replay_run(void)
 
 	/*
 	 * Never inside a transaction: a page must not carry an event that a
-	 * rollback could take back (txn.c calls this right after its commit;
+	 * rollback could take back (the loop hook calls this right after the commit;
 	 * the clients pressure_relief resumes may open the next one).
 	 */
-	for (steps = 0; steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down && !txn_open();
+	for (steps = 0;
+	     steps < REPLAY_STEPS && rq_head != NULL && !D.shutting_down && !txn_active();
 	     steps++) {
 		if (out_total >= D.cfg.max_output_total)
 			break; /* resumed by replay_kick when some output drains */
@@ -1273,6 +1367,9 @@ server_start(char **cause)
 	}
 	listening = 1;
 	line_timer_start();
+	uv_check_init(D.loop, &loop_check);
+	uv_check_start(&loop_check, loop_check_cb);
+	uv_unref((uv_handle_t *)&loop_check);
 	return 0;
 }
 
@@ -1289,6 +1386,10 @@ server_stop_accepting(void)
 void
 server_close(void)
 {
+	server_commit();
+	free(held);
+	held = NULL;
+	capheld = 0;
 	server_stop_accepting();
 	while (clients != NULL)
 		client_close(clients, "shutdown");
@@ -1296,6 +1397,8 @@ server_close(void)
 		uv_close((uv_handle_t *)&line_timer, NULL);
 	if (replay_idle.loop != NULL)
 		uv_close((uv_handle_t *)&replay_idle, NULL);
+	if (loop_check.loop != NULL)
+		uv_close((uv_handle_t *)&loop_check, NULL);
 }
 
 /*
