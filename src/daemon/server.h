@@ -5,7 +5,9 @@
  * requests, parses each once, looks the command up in the command table,
  * checks arguments and privilege, and runs it.  Output to each client is
  * buffered and written once per loop iteration, with back-pressure and
- * caps (see server.c).
+ * caps.  It is the daemon's top floor, in four files (server-int.h); this
+ * header is what main.c, the fuzz target and the connection commands
+ * (subscribe) see of it.
  */
 #ifndef COLIBRI_SERVER_H
 #define COLIBRI_SERVER_H
@@ -41,10 +43,9 @@ void server_flush_all(void);
 /*
  * Make a client a subscriber from cursor on (events with seq > cursor):
  * live at once, or, with replay, after catching up from the store a page at
- * a time (server_replay_run, once per loop iteration after the commit).
+ * a time (once per loop iteration, after the commit).
  */
 void server_client_subscribe(struct client *, json_t *topics, long long cursor, int replay);
-void server_replay_run(void);
 void server_client_unsubscribe(struct client *);
 /* Send an event line to every subscriber whose topics match and cursor is behind. */
 void server_publish(long long seq, const char *topic, const char *line, size_t len);
