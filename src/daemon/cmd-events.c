@@ -23,7 +23,6 @@
 #include "common/proto.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/server.h"
 #include "daemon/events.h"
 #include "store/store.h"
 
@@ -51,7 +50,6 @@ cmd_subscribe(struct cmd_req *r)
 
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
-	server_commit();
 	last = store_event_last(D.store);
 	if (cmd_arg_int(r, "since", &since) == 0 && (since < 0 || since > last)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
@@ -60,15 +58,15 @@ cmd_subscribe(struct cmd_req *r)
 	/* The reply goes first, then the replay (later loop iterations), then live events. */
 	cmd_ok(r, json_pack("{s:I}", "seq", (json_int_t)last));
 	if (r->client != NULL)
-		server_client_subscribe(r->client, topics, since >= 0 ? since : last,
-		                        since >= 0 && since < last);
+		cmd_conn_subscribe(r, topics, since >= 0 ? since : last,
+		                   since >= 0 && since < last);
 }
 
 static void
 cmd_unsubscribe(struct cmd_req *r)
 {
 	if (r->client != NULL)
-		server_client_unsubscribe(r->client);
+		cmd_conn_unsubscribe(r);
 	cmd_ok(r, json_object());
 }
 

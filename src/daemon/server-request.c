@@ -391,6 +391,8 @@ dispatch(struct client *c, struct cmd_req *r)
 		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
 		return;
 	}
+	if (ce->flags & CMD_CONN)
+		server_commit(); /* what came before on the connection is answered first */
 	if (ce->flags & CMD_WRITE) {
 		first = !txn_active();
 		if (txn_write(&e) == -1) {

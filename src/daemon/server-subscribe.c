@@ -185,8 +185,12 @@ server_replay_close(void)
 }
 
 void
-server_client_subscribe(struct client *c, json_t *topics, long long cursor, int replay)
+cmd_conn_subscribe(struct cmd_req *r, json_t *topics, long long cursor, int replay)
 {
+	struct client *c = r->client;
+
+	if (c == NULL)
+		return;
 	json_decref(c->topics);
 	c->topics = topics != NULL ? json_incref(topics) : NULL;
 	c->cursor = cursor;
@@ -199,8 +203,12 @@ server_client_subscribe(struct client *c, json_t *topics, long long cursor, int 
 }
 
 void
-server_client_unsubscribe(struct client *c)
+cmd_conn_unsubscribe(struct cmd_req *r)
 {
+	struct client *c = r->client;
+
+	if (c == NULL)
+		return;
 	c->subscribed = 0;
 	c->replaying = 0;
 	server_replay_remove(c);

@@ -6,8 +6,8 @@
  * checks arguments and privilege, and runs it.  Output to each client is
  * buffered and written once per loop iteration, with back-pressure and
  * caps.  It is the daemon's top floor, in four files (server-int.h); this
- * header is what main.c, the fuzz target and the connection commands
- * (subscribe) see of it.
+ * header is what main.c and the fuzz target see of it.  Commands see only
+ * cmd.h, whose reply and connection functions the server implements.
  */
 #ifndef COLIBRI_SERVER_H
 #define COLIBRI_SERVER_H
@@ -34,19 +34,13 @@ void server_client_write(struct client *, const char *, size_t);
  * Commit the current transaction (txn.h) now, then send the replies held
  * for it (each an unavailable error instead if the commit failed) and
  * publish its events (events.h).  The loop hook does this once per loop
- * iteration; subscribe does it first, so its reply follows the earlier ones.
+ * iteration, and dispatch before a CMD_CONN command (subscribe), so its
+ * reply follows the earlier ones.
  */
 void server_commit(void);
 /* Write out every client's queued output (called once per loop iteration). */
 void server_flush_all(void);
 
-/*
- * Make a client a subscriber from cursor on (events with seq > cursor):
- * live at once, or, with replay, after catching up from the store a page at
- * a time (once per loop iteration, after the commit).
- */
-void server_client_subscribe(struct client *, json_t *topics, long long cursor, int replay);
-void server_client_unsubscribe(struct client *);
 /* Send an event line to every subscriber whose topics match and cursor is behind. */
 void server_publish(long long seq, const char *topic, const char *line, size_t len);
 
