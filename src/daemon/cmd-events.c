@@ -1,11 +1,11 @@
 /*
  * cmd-events.c -- subscribe, unsubscribe and events-read.
  *
- * subscribe first commits whatever is pending, answers {seq} (the last
- * stored event) at once, and then hands the connection to the server: with
- * `since`, as a subscriber that catches up from the store a page at a time,
- * only while its output drains, and goes live when it reaches the end of
- * the log (server.c, the replay queue: no gap, no duplicate, and a backlog
+ * subscribe runs after a commit of whatever is pending (CMD_CONN), answers
+ * {seq} (the last stored event) at once, and then hands the connection to
+ * the server: with `since`, as a subscriber that catches up from the store a
+ * page at a time, only while its output drains, and goes live when it reaches
+ * the end of the log (server-subscribe.c: no gap, no duplicate, and a backlog
  * of any length costs neither memory nor anyone else's time); without it,
  * live at once.
  *
