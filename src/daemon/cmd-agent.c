@@ -12,7 +12,7 @@
 #include "daemon/agent.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/txn.h"
+#include "daemon/events.h"
 #include "store/store.h"
 
 #define DEFAULT_AGENT_LEASE_MS 30000

@@ -37,6 +37,7 @@
 #include "daemon/daemon.h"
 #include "job/job.h"
 #include "daemon/skills-index.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "store/store.h"
 

@@ -1,11 +1,11 @@
 /*
  * cmd-events.c -- subscribe, unsubscribe and events-read.
  *
- * subscribe first commits whatever is pending, answers {seq} (the last
- * stored event) at once, and then hands the connection to the server: with
- * `since`, as a subscriber that catches up from the store a page at a time,
- * only while its output drains, and goes live when it reaches the end of
- * the log (server.c, the replay queue: no gap, no duplicate, and a backlog
+ * subscribe runs after a commit of whatever is pending (CMD_CONN), answers
+ * {seq} (the last stored event) at once, and then hands the connection to
+ * the server: with `since`, as a subscriber that catches up from the store a
+ * page at a time, only while its output drains, and goes live when it reaches
+ * the end of the log (server-subscribe.c: no gap, no duplicate, and a backlog
  * of any length costs neither memory nor anyone else's time); without it,
  * live at once.
  *
@@ -23,8 +23,7 @@
 #include "common/proto.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/server.h"
-#include "daemon/txn.h"
+#include "daemon/events.h"
 #include "store/store.h"
 
 static int
@@ -51,7 +50,6 @@ cmd_subscribe(struct cmd_req *r)
 
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
-	txn_flush();
 	last = store_event_last(D.store);
 	if (cmd_arg_int(r, "since", &since) == 0 && (since < 0 || since > last)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
@@ -60,15 +58,15 @@ cmd_subscribe(struct cmd_req *r)
 	/* The reply goes first, then the replay (later loop iterations), then live events. */
 	cmd_ok(r, json_pack("{s:I}", "seq", (json_int_t)last));
 	if (r->client != NULL)
-		server_client_subscribe(r->client, topics, since >= 0 ? since : last,
-		                        since >= 0 && since < last);
+		cmd_conn_subscribe(r, topics, since >= 0 ? since : last,
+		                   since >= 0 && since < last);
 }
 
 static void
 cmd_unsubscribe(struct cmd_req *r)
 {
 	if (r->client != NULL)
-		server_client_unsubscribe(r->client);
+		cmd_conn_unsubscribe(r);
 	cmd_ok(r, json_object());
 }
 
@@ -156,7 +154,8 @@ cmd_events_read(struct cmd_req *r)
 	 * events and one more (which says there is more), so events hidden from
 	 * the role (cmd_event_visible) count towards nothing.
 	 */
-	if (store_event_scan(D.store, cursor, LLONG_MAX, topics, page_row, &pg) < 0)
+	if (store_event_scan(D.store, cursor, LLONG_MAX, events_topic_matches, topics, page_row,
+	                     &pg) < 0)
 		cmd_fail(r, ERR_INTERNAL, "the event log could not be read");
 	else if (pg.over)
 		cmd_fail_too_big(r, "events", "a smaller limit, or pages with after");

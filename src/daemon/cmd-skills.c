@@ -20,6 +20,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/skills-index.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "skills/catalog.h"
 #include "skills/skill.h"

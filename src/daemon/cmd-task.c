@@ -10,7 +10,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/sweep.h"
-#include "daemon/txn.h"
+#include "daemon/events.h"
 #include "store/store.h"
 
 #define DEFAULT_LEASE_MS 300000

@@ -16,7 +16,7 @@
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/txn.h"
+#include "daemon/events.h"
 #include "daemon/vault-run.h"
 #include "store/store.h"
 #include "vault/vault.h"

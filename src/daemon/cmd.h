@@ -36,7 +36,7 @@
 #define CMD_READ  0x0
 #define CMD_WRITE 0x1 /* changes the store: runs in a savepoint, reply after commit */
 #define CMD_ASYNC 0x4 /* may reply after exec returns */
-#define CMD_CONN  0x8 /* acts on the connection itself (subscribe) */
+#define CMD_CONN  0x8 /* acts on the connection itself (subscribe): runs after a commit */
 
 /* Roles, as a connection's role and as bits of cmd_entry.roles. */
 #define CMD_R_ADMIN  0x1
@@ -94,6 +94,16 @@ void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
 void cmd_fail_too_big(struct cmd_req *, const char *what, const char *hint);
 /* Keep the request alive after exec returns (CMD_ASYNC); reply later. */
 void cmd_req_hold(struct cmd_req *);
+/*
+ * For CMD_CONN commands, which act on the request's connection (the server
+ * commits what is pending before they run, so their reply follows every
+ * earlier one): make it a subscriber from cursor on (events with seq >
+ * cursor), live at once or, with replay, after catching up from the store a
+ * page at a time; or stop that.  A no-op once the client has gone.  Like the
+ * replies, the server implements them (server-subscribe.c).
+ */
+void cmd_conn_subscribe(struct cmd_req *, json_t *topics, long long cursor, int replay);
+void cmd_conn_unsubscribe(struct cmd_req *);
 
 /* Argument accessors; the spec has already checked presence and type. */
 const char *cmd_arg_str(struct cmd_req *, const char *name);

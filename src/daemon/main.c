@@ -51,6 +51,7 @@
 #include "daemon/server.h"
 #include "daemon/subsys.h"
 #include "daemon/sweep.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "store/store.h"
 
@@ -566,13 +567,14 @@ finish(void)
 	sweep_close();
 	txn_close();
 	server_close();
+	events_close();
 }
 
 static void
 shutdown_tick(uv_timer_t *t)
 {
 	(void)t;
-	txn_flush();
+	server_commit();
 	server_flush_all();
 	if ((subsys_busy() || server_output_pending()) && now_ms() < shutdown_deadline)
 		return;

@@ -5,7 +5,9 @@
  * requests, parses each once, looks the command up in the command table,
  * checks arguments and privilege, and runs it.  Output to each client is
  * buffered and written once per loop iteration, with back-pressure and
- * caps (see server.c).
+ * caps.  It is the daemon's top floor, in four files (server-int.h); this
+ * header is what main.c and the fuzz target see of it.  Commands see only
+ * cmd.h, whose reply and connection functions the server implements.
  */
 #ifndef COLIBRI_SERVER_H
 #define COLIBRI_SERVER_H
@@ -28,23 +30,17 @@ int server_output_pending(void);
 
 /* Queue bytes for a client (a reply or an event line). */
 void server_client_write(struct client *, const char *, size_t);
-/* txn.c holds n bytes of reply for c until the commit (counted as c's output) ... */
-void server_client_hold(struct client *, size_t n);
-/* ... and at the commit hands them over (or an error in their place: fail_held). */
-void server_client_release(struct client *, const char *line, size_t len);
-/* A held reply whose commit failed: send an internal error for its id instead. */
-void server_client_fail_held(struct client *, const char *line, size_t len, const char *why);
+/*
+ * Commit the current transaction (txn.h) now, then send the replies held
+ * for it (each an unavailable error instead if the commit failed) and
+ * publish its events (events.h).  The loop hook does this once per loop
+ * iteration, and dispatch before a CMD_CONN command (subscribe), so its
+ * reply follows the earlier ones.
+ */
+void server_commit(void);
 /* Write out every client's queued output (called once per loop iteration). */
 void server_flush_all(void);
 
-/*
- * Make a client a subscriber from cursor on (events with seq > cursor):
- * live at once, or, with replay, after catching up from the store a page at
- * a time (server_replay_run, once per loop iteration after the commit).
- */
-void server_client_subscribe(struct client *, json_t *topics, long long cursor, int replay);
-void server_replay_run(void);
-void server_client_unsubscribe(struct client *);
 /* Send an event line to every subscriber whose topics match and cursor is behind. */
 void server_publish(long long seq, const char *topic, const char *line, size_t len);
 
@@ -55,7 +51,7 @@ void server_publish(long long seq, const char *topic, const char *line, size_t l
  * server_client_feed runs bytes through the real framing and dispatch;
  * replies and events accumulate in the client and server_client_take_output
  * appends them to `to` (returning the byte count) -- held write replies
- * arrive only after txn_flush.  server_client_closed is non-zero once the
+ * arrive only after server_commit.  server_client_closed is non-zero once the
  * server has given up on the client (over-long line, output cap); further
  * input is ignored.  Free with server_client_free_detached (NULL is fine).
  */

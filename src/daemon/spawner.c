@@ -54,6 +54,7 @@
 #include "job/reaper.h"
 #include "daemon/session.h"
 #include "daemon/spawner.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "glasspane/glasspane.h"
 #include "store/store.h"

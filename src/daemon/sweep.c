@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/sweep.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "store/store.h"
 

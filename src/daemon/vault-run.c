@@ -40,6 +40,7 @@
 #include "daemon/daemon.h"
 #include "job/job.h"
 #include "daemon/spawner.h"
+#include "daemon/events.h"
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"
 #include "store/store.h"

@@ -63,7 +63,8 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	int64_t P##agent_next_loss(T *);                                                           \
 	long long P##event_append(T *, const char *, const char *, int64_t, struct store_err *);   \
 	long long P##event_last(T *);                                                              \
-	int P##event_scan(T *, long long, long long, json_t *, store_scan_cb, void *);             \
+	int P##event_scan(T *, long long, long long, store_match_cb, void *, store_scan_cb,        \
+	                  void *);                                                                 \
 	json_t *P##tenant_put(T *, const char *, const char *, const char *, int64_t,              \
 	                      struct store_err *);                                                 \
 	json_t *P##tenant_get(T *, const char *, struct store_err *);                              \

@@ -1576,8 +1576,8 @@ pg_store_event_last(struct pg_store *s)
 }
 
 int
-pg_store_event_scan(struct pg_store *s, long long since, long long limit, json_t *topics,
-                    store_scan_cb cb, void *arg)
+pg_store_event_scan(struct pg_store *s, long long since, long long limit, store_match_cb match,
+                    void *match_arg, store_scan_cb cb, void *arg)
 {
 	struct pg_params p = {0};
 	long long n = 0, last = since;
@@ -1596,7 +1596,7 @@ pg_store_event_scan(struct pg_store *s, long long since, long long limit, json_t
 		rows = PQntuples(r);
 		for (i = 0; i < rows && n < limit && !stop; i++) {
 			last = pg_int(r, i, 0, last);
-			if (!store_topic_matches(topics, PQgetvalue(r, i, 2)))
+			if (match != NULL && !match(PQgetvalue(r, i, 2), match_arg))
 				continue;
 			n++;
 			stop = cb(last, pg_int(r, i, 1, 0), PQgetvalue(r, i, 2),

@@ -1567,9 +1567,8 @@ sqlite_store_event_last(struct sqlite_store *s)
 }
 
 int
-sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit, json_t *topics,
-                        int (*cb)(long long, int64_t, const char *, const char *, void *),
-                        void *arg)
+sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit,
+                        store_match_cb match, void *match_arg, store_scan_cb cb, void *arg)
 {
 	sqlite3_stmt *q;
 	long long n = 0;
@@ -1582,7 +1581,7 @@ sqlite_store_event_scan(struct sqlite_store *s, long long since, long long limit
 	sqlite3_bind_int64(q, 1, since);
 	while (n < limit && sqlite3_step(q) == SQLITE_ROW) {
 		const char *topic = (const char *)sqlite3_column_text(q, 2);
-		if (!store_topic_matches(topics, topic))
+		if (match != NULL && !match(topic, match_arg))
 			continue;
 		n++;
 		if (cb(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1), topic,

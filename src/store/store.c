@@ -58,23 +58,6 @@ store_backends_built(void)
 }
 
 /* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-int
-store_topic_matches(const json_t *topics, const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	if (topics == NULL || json_array_size(topics) == 0)
-		return 1;
-	json_array_foreach(topics, i, v)
-	{
-		const char *pfx = json_string_value(v);
-		if (pfx != NULL && strncmp(topic, pfx, strlen(pfx)) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 char *
 store_like_substring(const char *query)
 {
@@ -429,10 +412,11 @@ store_event_last(struct store *s)
 }
 
 int
-store_event_scan(struct store *s, long long since, long long limit, json_t *topics,
-                 int (*cb)(long long, int64_t, const char *, const char *, void *), void *arg)
+store_event_scan(struct store *s, long long since, long long limit, store_match_cb match,
+                 void *match_arg, int (*cb)(long long, int64_t, const char *, const char *, void *),
+                 void *arg)
 {
-	return CALL(event_scan, since, limit, topics, cb, arg);
+	return CALL(event_scan, since, limit, match, match_arg, cb, arg);
 }
 
 json_t *

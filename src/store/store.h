@@ -155,13 +155,15 @@ int64_t store_agent_next_loss(struct store *);
 long long store_event_append(struct store *, const char *topic, const char *data, int64_t ts,
                              struct store_err *);
 long long store_event_last(struct store *);
-/* Does topic start with one of the prefixes in topics (NULL or empty: all)?  1 or 0. */
-int store_topic_matches(const json_t *topics, const char *topic);
-/* Visit events with seq > since, matching topic prefixes (NULL: all), up to limit. */
-int store_event_scan(struct store *, long long since, long long limit, json_t *topics,
-                     int (*cb)(long long seq, int64_t ts, const char *topic, const char *data,
-                               void *),
-                     void *);
+/* An event-scan filter: 1 if the event of topic is wanted, else 0 (arg is the filter's). */
+typedef int (*store_match_cb)(const char *topic, void *arg);
+/*
+ * Visit events with seq > since that match (match NULL: all), up to limit
+ * matching ones; cb returns non-zero to stop.  Returns how many were visited, or -1.
+ */
+int store_event_scan(
+        struct store *, long long since, long long limit, store_match_cb match, void *match_arg,
+        int (*cb)(long long seq, int64_t ts, const char *topic, const char *data, void *), void *);
 
 /* Tenants. */
 json_t *store_tenant_put(struct store *, const char *tenant_id, const char *jail_root_path,

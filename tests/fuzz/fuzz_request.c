@@ -259,7 +259,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	server_client_feed(c, in, size / 2);
 	server_client_feed(c, in + size / 2, size - size / 2);
 	sweep_run();
-	txn_flush();
+	server_commit();
 	server_flush_all();
 	buf_init(&out);
 	server_client_take_output(c, &out);
