@@ -51,10 +51,6 @@ cmd_agent_register(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "agent id must be 1-128 printable characters");
 		return;
 	}
-	if (lease < 100) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "lease_ms must be at least 100");
-		return;
-	}
 	if ((a = store_agent_get(D.store, id, &e)) != NULL) {
 		int spawned = strcmp(json_string_value(json_object_get(a, "kind")), "spawned") == 0;
 		json_decref(a);
@@ -156,24 +152,23 @@ cmd_agent_status(struct cmd_req *r)
 	cmd_ok(r, a);
 }
 
-static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0},
-                                               {"name", ARG_STR, 0},
-                                               {"provider", ARG_STR, 0},
-                                               {"lease_ms", ARG_INT, 0},
-                                               {NULL, 0, 0}};
-static const struct cmd_arg heartbeat_args[] = {
-        {"id", ARG_STR, 1}, {"state", ARG_STR, 0}, {"activity", ARG_STR, 0}, {NULL, 0, 0}};
+static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0, 0, 0},
+                                               {"name", ARG_STR, 0, 0, 0},
+                                               {"provider", ARG_STR, 0, 0, 0},
+                                               {"lease_ms", ARG_INT, 0, 100, LLONG_MAX},
+                                               {NULL}};
+static const struct cmd_arg heartbeat_args[] = {{"id", ARG_STR, 1, 0, 0},
+                                                {"state", ARG_STR, 0, 0, 0},
+                                                {"activity", ARG_STR, 0, 0, 0},
+                                                {NULL}};
 static const struct cmd_arg list_args[] = {
-        {"kind", ARG_STR, 0}, {"state", ARG_STR, 0}, {NULL, 0, 0}};
-static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
+        {"kind", ARG_STR, 0, 0, 0}, {"state", ARG_STR, 0, 0, 0}, {NULL}};
+static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_agent_entries[] = {
-        {"agent-register", "agent-register {id?, name?, provider?, lease_ms?}", CMD_WRITE,
-         CMD_R_ALL, register_args, cmd_agent_register},
-        {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, CMD_R_ALL, heartbeat_args,
-         cmd_agent_heartbeat},
-        {"list-agents", "list-agents {kind?, state?}", CMD_READ, CMD_R_ALL, list_args,
-         cmd_list_agents},
-        {"agent-status", "agent-status {id}", CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {"agent-register", CMD_WRITE, CMD_R_ALL, register_args, cmd_agent_register},
+        {"agent-heartbeat", CMD_WRITE, CMD_R_ALL, heartbeat_args, cmd_agent_heartbeat},
+        {"list-agents", CMD_READ, CMD_R_ALL, list_args, cmd_list_agents},
+        {"agent-status", CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -405,20 +405,19 @@ cache_close(void)
 }
 
 static const struct cmd_arg prompt_args[] = {
-        {"session_id", ARG_STR, 0},      {"system", ARG_ANY, 0},
-        {"tools", ARG_ANY, 0},           {"skills", ARG_ANY, 0},
-        {"context", ARG_ANY, 0},         {"turn", ARG_ANY, 0},
-        {"strip_volatile", ARG_BOOL, 0}, {NULL, 0, 0}};
-static const struct cmd_arg usage_args[] = {
-        {"agent", ARG_STR, 0}, {"session_id", ARG_STR, 0}, {"tenant", ARG_STR, 0}, {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+        {"session_id", ARG_STR, 0, 0, 0},      {"system", ARG_ANY, 0, 0, 0},
+        {"tools", ARG_ANY, 0, 0, 0},           {"skills", ARG_ANY, 0, 0, 0},
+        {"context", ARG_ANY, 0, 0, 0},         {"turn", ARG_ANY, 0, 0, 0},
+        {"strip_volatile", ARG_BOOL, 0, 0, 0}, {NULL}};
+static const struct cmd_arg usage_args[] = {{"agent", ARG_STR, 0, 0, 0},
+                                            {"session_id", ARG_STR, 0, 0, 0},
+                                            {"tenant", ARG_STR, 0, 0, 0},
+                                            {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_cache_entries[] = {
-        {"prompt-assemble",
-         "prompt-assemble {session_id?, system, tools?, skills?, context?, turn}", CMD_WRITE,
-         CMD_R_ALL, prompt_args, cmd_prompt_assemble},
-        {"usage", "usage {agent?, session_id?, tenant?}", CMD_READ, CMD_R_ALL, usage_args,
-         cmd_usage},
-        {"host-status", "host-status", CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {"prompt-assemble", CMD_WRITE, CMD_R_ALL, prompt_args, cmd_prompt_assemble},
+        {"usage", CMD_READ, CMD_R_ALL, usage_args, cmd_usage},
+        {"host-status", CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
+        {NULL, 0, 0, NULL, NULL},
 };

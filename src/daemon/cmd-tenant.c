@@ -58,7 +58,7 @@ cmd_register_tenant(struct cmd_req *r)
 
 	if (check_tenant_arg(r) == -1)
 		return;
-	if (root[0] != '/' || strlen(root) > 1024 || strstr(root, "/../") != NULL ||
+	if (root[0] != '/' || strstr(root, "/../") != NULL ||
 	    (strlen(root) >= 3 && strcmp(root + strlen(root) - 3, "/..") == 0)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT,
 		         "jail_root_path must be an absolute path without ..");
@@ -69,10 +69,6 @@ cmd_register_tenant(struct cmd_req *r)
 	if (vault_root_canonical(root, &cause) == -1) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "%s", cause);
 		free(cause);
-		return;
-	}
-	if (coll != NULL && (*coll == '\0' || strlen(coll) > 256)) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "collection_id must be 1-256 characters");
 		return;
 	}
 	t = store_tenant_put(D.store, cmd_arg_str(r, "tenant_id"), root,
@@ -143,20 +139,17 @@ cmd_provision_tenant(struct cmd_req *r)
 	vault_provision(r, cmd_arg_str(r, "tenant_id"));
 }
 
-static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1},
-                                               {"jail_root_path", ARG_STR, 1},
-                                               {"collection_id", ARG_STR, 0},
-                                               {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
-static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1}, {NULL, 0, 0}};
+static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1, 0, 0},
+                                               {"jail_root_path", ARG_STR, 1, 0, 1024},
+                                               {"collection_id", ARG_STR, 0, 1, 256},
+                                               {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
+static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_tenant_entries[] = {
-        {"register-tenant", "register-tenant {tenant_id, jail_root_path, collection_id?}",
-         CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
-        {"list-tenants", "list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
-        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE, CMD_R_ADMIN, tenant_args,
-         cmd_delete_tenant},
-        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC, CMD_R_ADMIN, tenant_args,
-         cmd_provision_tenant},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {"register-tenant", CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
+        {"list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
+        {"delete-tenant", CMD_WRITE, CMD_R_ADMIN, tenant_args, cmd_delete_tenant},
+        {"provision-tenant", CMD_ASYNC, CMD_R_ADMIN, tenant_args, cmd_provision_tenant},
+        {NULL, 0, 0, NULL, NULL},
 };

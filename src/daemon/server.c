@@ -573,7 +573,7 @@ handle_line(struct client *c, const char *line, size_t len)
 	else
 		json_incref(args);
 	if (cmd_check_args(ce, args, msg, sizeof msg) == -1) {
-		send_error(c, id, ERR_INVALID_ARGUMENT, "%s (usage: %s)", msg, ce->usage);
+		send_error(c, id, ERR_INVALID_ARGUMENT, "%s (usage: %s)", msg, cmd_usage_line(ce));
 		json_decref(args);
 		goto out;
 	}

@@ -21,7 +21,9 @@ import pytest
 from conftest import ROOT, SCHEMA_BASE, SCHEMAS, Conn, SchemaCheck
 
 DAEMON_SRC = os.path.join(ROOT, "src", "daemon")
-ARG_RE = re.compile(r'\{\s*"([a-z_]+)"\s*,\s*(ARG_[A-Z]+)\s*,\s*([01])\s*\}')
+# {name, ARG_TYPE, required[, min, max]}
+ARG_RE = re.compile(r'\{\s*"([a-z_]+)"\s*,\s*(ARG_[A-Z]+)\s*,\s*([01])\s*'
+                    r'(?:,\s*([^,{}]+?)\s*,\s*([^,{}]+?)\s*)?\}')
 C_STRING = r'"(?:[^"\\]|\\.)*"'
 
 
@@ -49,7 +51,7 @@ def _arrays(text, ctype):
 def _entries(body):
     """(name, flags, roles, args array name) of each cmd_entry in an array body."""
     out = []
-    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:%s\s*)+,\s*([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
+    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:(?:%s\s*)+,\s*)?([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
                          r'\s*([a-z_]+)\s*,' % (C_STRING, C_STRING), body):
         out.append((json.loads(m.group(1)), m.group(2), m.group(3), m.group(4)))
     for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % C_STRING, body, flags=re.S):
@@ -58,6 +60,12 @@ def _entries(body):
         args = re.search(r"\.args\s*=\s*([a-z_]+)", m.group(2)).group(1)
         out.append((json.loads(m.group(1)), flags, roles.group(1) if roles else "", args))
     return out
+
+
+def _bound(text):
+    """A bound of a cmd_arg as a number (None for LLONG_MAX, "no upper bound")."""
+    text = (text or "0").strip()
+    return None if text == "LLONG_MAX" else int(eval(text, {}))  # digits, + - * ( ) only
 
 
 def c_commands():
@@ -77,9 +85,13 @@ def c_commands():
                 spec = arg_arrays[argv]
                 for mname, mbody in macros.items():
                     spec = re.sub(r"\b%s\b" % mname, mbody, spec)
-                args = [(a, t, r == "1") for a, t, r in ARG_RE.findall(spec)]
+                found_args = ARG_RE.findall(spec)
+                args = [(a, t, r == "1") for a, t, r, _, _ in found_args]
+                bounds = {a: (_bound(lo), _bound(hi)) for a, _, _, lo, hi in found_args
+                          if (_bound(lo), _bound(hi)) != (0, 0)}
                 assert name not in found, "command %s defined twice" % name
                 found[name] = {"flags": set(re.findall(r"CMD_[A-Z]+", flags)), "args": args,
+                               "bounds": bounds,
                                "roles": set(re.findall(r"\bCMD_R_[A-Z]+\b", roles)),
                                "file": os.path.basename(path)}
     assert seen == set(families), "entry arrays not found: %s" % (set(families) - seen)
@@ -171,6 +183,22 @@ def test_args_schema_matches_the_c_spec(name):
                 assert pv.is_valid(good), "%s.%s (any) refuses %r" % (name, arg, good)
     # an unknown argument is refused, as the daemon refuses it
     assert not v.is_valid({"no_such_argument": 1})
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_arg_bounds_match_the_schema(name):
+    """Every bound of the C spec (min/max of an integer, the length of a string) is the
+    schema's.  (A schema may bound more: what a handler checks, as an agent id's length.)"""
+    doc = CHECK.store[SCHEMA_BASE + "commands/%s.args.json" % name]
+    types = {a: t for a, t, _ in COMMANDS[name]["args"]}
+    for arg, prop in doc["properties"].items():
+        lo_key, hi_key = ("minimum", "maximum") if types[arg] == "ARG_INT" else \
+            ("minLength", "maxLength")
+        if arg not in COMMANDS[name]["bounds"]:
+            continue
+        lo, hi = COMMANDS[name]["bounds"][arg]
+        assert prop.get(lo_key, 0) == lo, "%s.%s: %s differs from the C spec" % (name, arg, lo_key)
+        assert prop.get(hi_key) == hi, "%s.%s: %s differs from the C spec" % (name, arg, hi_key)
 
 
 def test_the_table_is_the_daemons(daemon):
