@@ -70,7 +70,7 @@ cmd_agent_register(struct cmd_req *r)
 		cmd_fail(r, e.code, "%s", e.msg);
 		return;
 	}
-	events_emit("agent.registered", json_incref(a));
+	events_emit(EV_AGENT_REGISTERED, json_incref(a));
 	cmd_ok(r, a);
 }
 
@@ -113,9 +113,9 @@ cmd_agent_heartbeat(struct cmd_req *r)
 	store_task_renew_agent(D.store, id, now);
 	/* A revived agent is registered anew: the same full agent object as agent-register. */
 	if (revived)
-		events_emit("agent.registered", json_incref(a));
+		events_emit(EV_AGENT_REGISTERED, json_incref(a));
 	else
-		events_emit("agent.heartbeat",
+		events_emit(EV_AGENT_HEARTBEAT,
 		            json_pack("{s:s, s:I}", "id", id, "heartbeat_ms", (json_int_t)now));
 	cmd_ok(r, a);
 }
@@ -166,9 +166,9 @@ static const struct cmd_arg list_args[] = {
 static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_agent_entries[] = {
-        {"agent-register", CMD_WRITE, CMD_R_ALL, register_args, cmd_agent_register},
-        {"agent-heartbeat", CMD_WRITE, CMD_R_ALL, heartbeat_args, cmd_agent_heartbeat},
-        {"list-agents", CMD_READ, CMD_R_ALL, list_args, cmd_list_agents},
-        {"agent-status", CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
+        {CMD_AGENT_REGISTER, CMD_WRITE, CMD_R_ALL, register_args, cmd_agent_register},
+        {CMD_AGENT_HEARTBEAT, CMD_WRITE, CMD_R_ALL, heartbeat_args, cmd_agent_heartbeat},
+        {CMD_LIST_AGENTS, CMD_READ, CMD_R_ALL, list_args, cmd_list_agents},
+        {CMD_AGENT_STATUS, CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
         {NULL, 0, 0, NULL, NULL},
 };

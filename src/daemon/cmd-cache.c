@@ -124,7 +124,7 @@ cmd_prompt_assemble(struct cmd_req *r)
 		json_object_set_new(res, "drift", drift != NULL ? drift : json_null());
 		json_object_set_new(res, "session_id", json_string(session));
 		prompt_log(session, &lp->p);
-		events_emit("prompt.assembled",
+		events_emit(EV_PROMPT_ASSEMBLED,
 		            json_pack("{s:s, s:[s,s,s], s:O}", "session_id", session, "hashes",
 		                      lp->p.region[PROMPT_STABLE].sha256,
 		                      lp->p.region[PROMPT_SEMI_STABLE].sha256,
@@ -283,7 +283,7 @@ inv_done(struct job *jb)
 	if (txn_write(&e) == 0)
 		store_kv_set(D.store, "host_status", s, &e);
 	free(s);
-	events_emit("host.status", json_incref(j));
+	events_emit(EV_HOST_STATUS, json_incref(j));
 }
 
 static void
@@ -416,8 +416,8 @@ static const struct cmd_arg usage_args[] = {{"agent", ARG_STR, 0, 0, 0},
 static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_cache_entries[] = {
-        {"prompt-assemble", CMD_WRITE, CMD_R_ALL, prompt_args, cmd_prompt_assemble},
-        {"usage", CMD_READ, CMD_R_ALL, usage_args, cmd_usage},
-        {"host-status", CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
+        {CMD_PROMPT_ASSEMBLE, CMD_WRITE, CMD_R_ALL, prompt_args, cmd_prompt_assemble},
+        {CMD_USAGE, CMD_READ, CMD_R_ALL, usage_args, cmd_usage},
+        {CMD_HOST_STATUS, CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
         {NULL, 0, 0, NULL, NULL},
 };

@@ -171,8 +171,8 @@ static const struct cmd_arg read_args[] = {{"since", ARG_INT, 0, 0, LLONG_MAX},
                                            {NULL}};
 
 const struct cmd_entry cmd_events_entries[] = {
-        {"subscribe", CMD_CONN, CMD_R_ALL, subscribe_args, cmd_subscribe},
-        {"unsubscribe", CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
-        {"events-read", CMD_READ, CMD_R_ALL, read_args, cmd_events_read},
+        {CMD_SUBSCRIBE, CMD_CONN, CMD_R_ALL, subscribe_args, cmd_subscribe},
+        {CMD_UNSUBSCRIBE, CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
+        {CMD_EVENTS_READ, CMD_READ, CMD_R_ALL, read_args, cmd_events_read},
         {NULL, 0, 0, NULL, NULL},
 };

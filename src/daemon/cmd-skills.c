@@ -102,7 +102,7 @@ skills_reload(void)
 		log_warnx("skills: cannot index: %s", e.msg);
 	} else {
 		log_info("skills: %zu indexed, %zu errors", cat.nskills, cat.nerrors);
-		events_emit("skills.reloaded",
+		events_emit(EV_SKILLS_RELOADED,
 		            json_pack("{s:I, s:I}", "count", (json_int_t)cat.nskills, "errors",
 		                      (json_int_t)cat.nerrors));
 	}
@@ -173,8 +173,8 @@ static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1, 0, 0}, {NULL}};
 static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_skills_entries[] = {
-        {"skills-list", CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},
-        {"skill-show", CMD_READ, CMD_R_ALL, show_args, cmd_skill_show},
-        {"skills-reload", CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_skills_reload},
+        {CMD_SKILLS_LIST, CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},
+        {CMD_SKILL_SHOW, CMD_READ, CMD_R_ALL, show_args, cmd_skill_show},
+        {CMD_SKILLS_RELOAD, CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_skills_reload},
         {NULL, 0, 0, NULL, NULL},
 };

@@ -237,11 +237,11 @@ static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1, 0, 0},
                                            {NULL}};
 
 const struct cmd_entry cmd_spawn_entries[] = {
-        {"spawn-agent", CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
-        {"spawn-local", CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
-        {"kill-agent", CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER, kill_args, cmd_kill_agent},
-        {"agent-prompt", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
-        {"agent-abort", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
-        {"session-read", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {CMD_SPAWN_AGENT, CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
+        {CMD_SPAWN_LOCAL, CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
+        {CMD_KILL_AGENT, CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER, kill_args, cmd_kill_agent},
+        {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
+        {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
+        {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
         {NULL, 0, 0, NULL, NULL},
 };

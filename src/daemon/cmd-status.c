@@ -42,7 +42,7 @@ cmd_status_exec(struct cmd_req *r)
 static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_status_entries[] = {
-        {.name = "status",
+        {.name = CMD_STATUS,
          .flags = CMD_READ,
          .roles = CMD_R_ALL,
          .args = no_args,

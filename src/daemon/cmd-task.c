@@ -67,7 +67,7 @@ cmd_task_create(struct cmd_req *r)
 	                               now_ms(), &task_json, &e) == -1
 	                ? -1
 	                : 0,
-	        "task.created", &e);
+	        EV_TASK_CREATED, &e);
 }
 
 static const char *
@@ -168,7 +168,7 @@ cmd_task_claim(struct cmd_req *r)
 		return;
 	}
 	task_reply(r, store_task_claim(D.store, cmd_arg_str(r, "agent"), id, lease, now_ms(), &e),
-	           "task.claimed", &e);
+	           EV_TASK_CLAIMED, &e);
 	sweep_kick();
 }
 
@@ -187,7 +187,7 @@ cmd_task_update(struct cmd_req *r)
 		if (cmd_arg(r, fields[i]) != NULL)
 			json_object_set(ch, fields[i], cmd_arg(r, fields[i]));
 	task_reply(r, store_task_update(D.store, id, ch, cmd_arg_str(r, "agent"), now_ms(), &e),
-	           "task.updated", &e);
+	           EV_TASK_UPDATED, &e);
 	json_decref(ch);
 }
 
@@ -200,7 +200,7 @@ cmd_task_complete(struct cmd_req *r)
 	task_reply(r,
 	           store_task_complete(D.store, id, cmd_arg_str(r, "agent"), cmd_arg(r, "result"),
 	                               now_ms(), &e),
-	           "task.completed", &e);
+	           EV_TASK_COMPLETED, &e);
 }
 
 static void
@@ -210,7 +210,7 @@ cmd_task_release(struct cmd_req *r)
 	long long id = cmd_arg_int_or(r, "id", 0);
 
 	task_reply(r, store_task_release(D.store, id, cmd_arg_str(r, "agent"), now_ms(), &e),
-	           "task.released", &e);
+	           EV_TASK_RELEASED, &e);
 }
 
 static const struct cmd_arg create_args[] = {{"title", ARG_STR, 1, 1, 4096},
@@ -245,13 +245,13 @@ static const struct cmd_arg release_args[] = {
         {"id", ARG_INT, 1, 1, LLONG_MAX}, {"agent", ARG_STR, 0, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_task_entries[] = {
-        {"task-create", CMD_WRITE, CMD_R_ALL, create_args, cmd_task_create},
-        {"task-list", CMD_READ, CMD_R_ALL, list_args, cmd_task_list},
-        {"task-show", CMD_READ, CMD_R_ALL, id_args, cmd_task_show},
-        {"task-ready", CMD_READ, CMD_R_ALL, ready_args, cmd_task_ready},
-        {"task-claim", CMD_WRITE, CMD_R_ALL, claim_args, cmd_task_claim},
-        {"task-update", CMD_WRITE, CMD_R_ALL, update_args, cmd_task_update},
-        {"task-complete", CMD_WRITE, CMD_R_ALL, complete_args, cmd_task_complete},
-        {"task-release", CMD_WRITE, CMD_R_ALL, release_args, cmd_task_release},
+        {CMD_TASK_CREATE, CMD_WRITE, CMD_R_ALL, create_args, cmd_task_create},
+        {CMD_TASK_LIST, CMD_READ, CMD_R_ALL, list_args, cmd_task_list},
+        {CMD_TASK_SHOW, CMD_READ, CMD_R_ALL, id_args, cmd_task_show},
+        {CMD_TASK_READY, CMD_READ, CMD_R_ALL, ready_args, cmd_task_ready},
+        {CMD_TASK_CLAIM, CMD_WRITE, CMD_R_ALL, claim_args, cmd_task_claim},
+        {CMD_TASK_UPDATE, CMD_WRITE, CMD_R_ALL, update_args, cmd_task_update},
+        {CMD_TASK_COMPLETE, CMD_WRITE, CMD_R_ALL, complete_args, cmd_task_complete},
+        {CMD_TASK_RELEASE, CMD_WRITE, CMD_R_ALL, release_args, cmd_task_release},
         {NULL, 0, 0, NULL, NULL},
 };

@@ -77,7 +77,7 @@ cmd_register_tenant(struct cmd_req *r)
 		cmd_fail(r, e.code, "%s", e.msg);
 		return;
 	}
-	events_emit("tenant.registered", json_incref(t));
+	events_emit(EV_TENANT_REGISTERED, json_incref(t));
 	cmd_ok(r, t);
 }
 
@@ -119,7 +119,8 @@ cmd_delete_tenant(struct cmd_req *r)
 		return;
 	}
 	remove_vault_data(cmd_arg_str(r, "tenant_id"));
-	events_emit("tenant.deleted", json_pack("{s:s}", "tenant_id", cmd_arg_str(r, "tenant_id")));
+	events_emit(EV_TENANT_DELETED,
+	            json_pack("{s:s}", "tenant_id", cmd_arg_str(r, "tenant_id")));
 	cmd_ok(r, json_object());
 }
 
@@ -147,9 +148,9 @@ static const struct cmd_arg no_args[] = {{NULL}};
 static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_tenant_entries[] = {
-        {"register-tenant", CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
-        {"list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
-        {"delete-tenant", CMD_WRITE, CMD_R_ADMIN, tenant_args, cmd_delete_tenant},
-        {"provision-tenant", CMD_ASYNC, CMD_R_ADMIN, tenant_args, cmd_provision_tenant},
+        {CMD_REGISTER_TENANT, CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
+        {CMD_LIST_TENANTS, CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
+        {CMD_DELETE_TENANT, CMD_WRITE, CMD_R_ADMIN, tenant_args, cmd_delete_tenant},
+        {CMD_PROVISION_TENANT, CMD_ASYNC, CMD_R_ADMIN, tenant_args, cmd_provision_tenant},
         {NULL, 0, 0, NULL, NULL},
 };

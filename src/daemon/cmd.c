@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto.h"
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
 
@@ -173,7 +174,8 @@ cmd_event_visible(int role, const char *topic)
 {
 	if (role == CMD_R_ADMIN)
 		return 1;
-	return strncmp(topic, "tenant.", 7) != 0 && strncmp(topic, "vault.", 6) != 0;
+	return strncmp(topic, EV_PREFIX_TENANT, sizeof EV_PREFIX_TENANT - 1) != 0 &&
+	       strncmp(topic, EV_PREFIX_VAULT, sizeof EV_PREFIX_VAULT - 1) != 0;
 }
 
 static const char *

@@ -48,17 +48,32 @@ def _arrays(text, ctype):
     return out
 
 
+def proto_names(prefix):
+    """{CONSTANT: value} of proto.h's #defines of string constants named PREFIX*."""
+    proto = open(os.path.join(ROOT, "src", "common", "proto.h")).read()
+    return dict(re.findall(r'^#define\s+(%s[A-Z_]+)\s+"([^"]*)"' % prefix, proto, flags=re.M))
+
+
+PROTO_CMDS = proto_names("CMD_")
+NAME = r"%s|\bCMD_[A-Z_]+\b" % C_STRING
+
+
+def _name(text):
+    """A command name as the table spells it: a string literal or a proto.h constant."""
+    return json.loads(text) if text.startswith('"') else PROTO_CMDS[text]
+
+
 def _entries(body):
     """(name, flags, roles, args array name) of each cmd_entry in an array body."""
     out = []
     for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:(?:%s\s*)+,\s*)?([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
-                         r'\s*([a-z_]+)\s*,' % (C_STRING, C_STRING), body):
-        out.append((json.loads(m.group(1)), m.group(2), m.group(3), m.group(4)))
-    for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % C_STRING, body, flags=re.S):
+                         r'\s*([a-z_]+)\s*,' % (NAME, C_STRING), body):
+        out.append((_name(m.group(1)), m.group(2), m.group(3), m.group(4)))
+    for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % NAME, body, flags=re.S):
         flags = re.search(r"\.flags\s*=\s*([A-Z_| ]+?)\s*,", m.group(2)).group(1)
         roles = re.search(r"\.roles\s*=\s*([A-Z0-9_| ]+?)\s*,", m.group(2))
         args = re.search(r"\.args\s*=\s*([a-z_]+)", m.group(2)).group(1)
-        out.append((json.loads(m.group(1)), flags, roles.group(1) if roles else "", args))
+        out.append((_name(m.group(1)), flags, roles.group(1) if roles else "", args))
     return out
 
 
@@ -99,13 +114,16 @@ def c_commands():
 
 
 def c_topics():
-    """Every event topic the daemon emits, from the literals in src/daemon/*.c."""
+    """Every event topic the daemon emits, from the literals and the proto.h constants
+    (EV_*) given to the emitting calls in src/daemon/*.c."""
+    ev = proto_names("EV_")
     topics = set()
     for path in glob.glob(os.path.join(DAEMON_SRC, "*.c")):
         text = _strip_comments(open(path).read())
         for m in re.finditer(r"\b(events_emit|events_emit_raw|task_reply|task_reply_raw)\s*\(", text):
             call = text[m.end():text.index(";", m.end())]
             topics.update(re.findall(r'"([a-z]+\.[a-z_]+)"', call))
+            topics.update(ev[c] for c in re.findall(r"\bEV_[A-Z_]+\b", call))
     return topics
 
 
@@ -230,7 +248,7 @@ def test_error_codes_are_proto_h():
 def test_cli_schema_for_every_verb():
     src = open(os.path.join(ROOT, "src", "client", "cli-verbs.c")).read()
     table = src[src.index("const struct cli_verb cli_verbs[]"):]
-    verbs = re.findall(r'\{"([a-z-]+)",\s*(?:NULL|"[a-z-]+")', table)
+    verbs = re.findall(r'\{"([a-z-]+)",\s*(?:NULL|"[a-z-]+"|CMD_[A-Z_]+)', table)
     assert len(verbs) >= 30
     have = {f[:-5] for f in schema_files("cli")}
     assert set(verbs) == have
