@@ -67,7 +67,7 @@ cmd_agent_register(struct cmd_req *r)
 	a = store_agent_put(D.store, id, f, now, &e);
 	json_decref(f);
 	if (a == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	events_emit(EV_AGENT_REGISTERED, json_incref(a));
@@ -84,7 +84,7 @@ cmd_agent_heartbeat(struct cmd_req *r)
 	int revived;
 
 	if ((a = store_agent_get(D.store, id, &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (strcmp(json_string_value(json_object_get(a, "kind")), "registered") != 0) {
@@ -107,7 +107,7 @@ cmd_agent_heartbeat(struct cmd_req *r)
 	a = store_agent_put(D.store, id, f, now, &e);
 	json_decref(f);
 	if (a == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	store_task_renew_agent(D.store, id, now);
@@ -129,7 +129,7 @@ cmd_list_agents(struct cmd_req *r)
 
 	res = store_agent_list(D.store, cmd_arg_str(r, "kind"), cmd_arg_str(r, "state"), &e);
 	if (res == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (agent_detail_hook != NULL)
@@ -144,7 +144,7 @@ cmd_agent_status(struct cmd_req *r)
 	json_t *a;
 
 	if ((a = store_agent_get(D.store, cmd_arg_str(r, "id"), &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (agent_detail_hook != NULL)

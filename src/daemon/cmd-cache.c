@@ -199,7 +199,7 @@ cmd_usage(struct cmd_req *r)
 	if ((list = store_agent_list(D.store, "spawned", NULL, &e)) == NULL) {
 		json_decref(items);
 		json_decref(tenants);
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	json_array_foreach(json_object_get(list, "items"), i, a)

@@ -145,7 +145,7 @@ cmd_skills_list(struct cmd_req *r)
 	json_t *res;
 
 	if ((res = store_skills_list(D.store, query, &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, res);
 }
@@ -157,7 +157,7 @@ cmd_skill_show(struct cmd_req *r)
 	json_t *s;
 
 	if ((s = store_skill_get(D.store, cmd_arg_str(r, "name"), &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, s);
 }

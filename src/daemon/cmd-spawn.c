@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/proto.h"
+#include "common/util.h"
 #include "store/store.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
@@ -29,14 +30,7 @@
 static void
 fail_cause(struct cmd_req *r, const char *code, const char *cause)
 {
-	size_t n = strlen(cause), max = CAUSE_MAX;
-
-	if (n > max) {
-		while (max > 0 && ((unsigned char)cause[max] & 0xc0) == 0x80)
-			max--;
-		n = max;
-	}
-	cmd_fail(r, code, "%.*s", (int)n, cause);
+	cmd_fail(r, code, "%.*s", (int)utf8_cut_len(cause, strlen(cause), CAUSE_MAX), cause);
 }
 
 static int
@@ -67,7 +61,7 @@ owner_check(struct cmd_req *r, const char *id, int by_session)
 		mine = owned_by(row, r->uid);
 		json_decref(row);
 	} else if (!by_session) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return 0;
 	} else if ((list = store_agent_list(D.store, "spawned", NULL, &e)) != NULL) {
 		json_array_foreach(json_object_get(list, "items"), i, a)

@@ -9,7 +9,6 @@
 #include "common/util.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "daemon/sweep.h"
 #include "daemon/txn.h"
 #include "store/store.h"
 
@@ -22,7 +21,7 @@ static void
 task_reply(struct cmd_req *r, json_t *t, const char *topic, struct store_err *e)
 {
 	if (t == NULL) {
-		cmd_fail(r, e->code, "%s", e->msg);
+		cmd_fail_error(r, e);
 		return;
 	}
 	if (topic != NULL)
@@ -41,7 +40,7 @@ static void
 task_reply_raw(struct cmd_req *r, int rc, const char *topic, struct store_err *e)
 {
 	if (rc == -1)
-		cmd_fail(r, e->code, "%s", e->msg);
+		cmd_fail_error(r, e);
 	else {
 		buf_cstr(&task_json);
 		if (topic != NULL)
@@ -100,7 +99,7 @@ task_page_reply(struct cmd_req *r, struct store_task_page *pg, int paged)
 	buf_add(&list_json, "{\"items\":[", 10);
 	pg->max_bytes = D.cfg.max_reply;
 	if (store_task_list_json(D.store, pg, &list_json, &e) == -1)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else if (pg->over)
 		cmd_fail_too_big(r, "tasks", "a smaller limit, or pages with after");
 	else {
@@ -169,7 +168,6 @@ cmd_task_claim(struct cmd_req *r)
 	}
 	task_reply(r, store_task_claim(D.store, cmd_arg_str(r, "agent"), id, lease, now_ms(), &e),
 	           EV_TASK_CLAIMED, &e);
-	sweep_kick();
 }
 
 static void

@@ -74,7 +74,7 @@ cmd_register_tenant(struct cmd_req *r)
 	t = store_tenant_put(D.store, cmd_arg_str(r, "tenant_id"), root,
 	                     coll != NULL ? coll : cmd_arg_str(r, "tenant_id"), now_ms(), &e);
 	if (t == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	events_emit(EV_TENANT_REGISTERED, json_incref(t));
@@ -88,7 +88,7 @@ cmd_list_tenants(struct cmd_req *r)
 	json_t *res = store_tenant_list(D.store, &e);
 
 	if (res == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, res);
 }
@@ -115,7 +115,7 @@ cmd_delete_tenant(struct cmd_req *r)
 	if (check_tenant_arg(r) == -1)
 		return;
 	if (store_tenant_delete(D.store, cmd_arg_str(r, "tenant_id"), &e) == -1) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	remove_vault_data(cmd_arg_str(r, "tenant_id"));
@@ -133,7 +133,7 @@ cmd_provision_tenant(struct cmd_req *r)
 	if (check_tenant_arg(r) == -1)
 		return;
 	if ((t = store_tenant_get(D.store, cmd_arg_str(r, "tenant_id"), &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	json_decref(t);

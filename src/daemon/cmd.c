@@ -16,6 +16,7 @@
 #include "common/proto.h"
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
+#include "store/store.h"
 
 extern const struct cmd_entry cmd_status_entries[];
 extern const struct cmd_entry cmd_task_entries[];
@@ -276,6 +277,12 @@ cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
 		}
 	}
 	return 0;
+}
+
+void
+cmd_fail_error(struct cmd_req *r, const struct store_err *e)
+{
+	cmd_fail(r, e->code, "%s", e->msg);
 }
 
 json_t *

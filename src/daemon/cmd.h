@@ -97,6 +97,9 @@ void cmd_ok_raw(struct cmd_req *, const char *result, size_t len);
 /* Reply with an error code from proto.h and a message. */
 void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Reply with a store error: its code and its message (cmd_fail(r, e->code, "%s", e->msg)). */
+struct store_err;
+void cmd_fail_error(struct cmd_req *, const struct store_err *);
 /* Refuse a reply that would pass --max-reply: invalid_argument naming the limit, asking
  * for fewer `what` and saying how (hint). */
 void cmd_fail_too_big(struct cmd_req *, const char *what, const char *hint);

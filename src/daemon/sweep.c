@@ -97,12 +97,6 @@ sweep_init(void)
 }
 
 void
-sweep_kick(void)
-{
-	/* The timer already runs every SWEEP_MS; nothing to reschedule. */
-}
-
-void
 sweep_close(void)
 {
 	uv_close((uv_handle_t *)&sweep_timer, NULL);
