@@ -2,7 +2,8 @@
 #
 #   make run     install missing build packages, build, and run the daemon in
 #                the foreground on ./run (socket ./run/colibri.sock)
-#   make test    install, build (normal and ASan+UBSan), run every suite;
+#   make test    install, build (normal and ASan+UBSan), check the format
+#                (clang-format), run every suite;
 #                the last line is "N passed, N failed"
 #   make bench   benchmarks (not tests), each beside a reference, as ratios
 #   make e2e     end to end with the real pi (needs npm)

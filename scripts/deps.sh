@@ -10,7 +10,7 @@ set -eu
 build_pkgs="gcc make meson ninja-build pkg-config libuv1-dev libjansson-dev libsqlite3-dev
 libncurses-dev libcurl4-openssl-dev libcmocka-dev libpq-dev"
 run_pkgs="bubblewrap"
-test_pkgs="clang libclang-rt-14-dev python3 python3-pytest python3-jsonschema mandoc shellcheck tmux sqlite3 jq
+test_pkgs="clang clang-format libclang-rt-14-dev python3 python3-pytest python3-jsonschema mandoc shellcheck tmux sqlite3 jq
 redis-server procps iproute2 postgresql"
 
 case "${1:-all}" in

@@ -2,6 +2,9 @@
 """run-tests.py -- run every Colibri test suite and sum the results.
 
 Suites:
+  format       clang-format --dry-run -Werror over the tracked C sources
+               (src/, tests/, bench/): one test, failed when any file differs
+               from .clang-format, each such file printed by name.
   unit         cmocka executables from the sanitizer build (ASan + UBSan),
                run by `meson test`; counts come from cmocka's own summary.
   integration  pytest over tests/integration against the normal build.
@@ -22,6 +25,27 @@ import sys
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def run_format():
+    """One test: every tracked C file matches .clang-format; return (passed, failed)."""
+    print("== format: clang-format --dry-run -Werror", flush=True)
+    files = subprocess.run(["git", "-C", ROOT, "ls-files", "src/*.c", "src/*.h", "tests/*.c",
+                            "bench/*.c"], capture_output=True, text=True, check=True)
+    differ = []
+    for f in files.stdout.split():
+        try:
+            p = subprocess.run(["clang-format", "--dry-run", "-Werror", f], cwd=ROOT,
+                               capture_output=True, text=True)
+        except FileNotFoundError:
+            print("format: clang-format not found (scripts/deps.sh installs it)", flush=True)
+            return 0, 1
+        if p.returncode != 0:
+            differ.append(f)
+    for f in differ:
+        print("format: %s differs from .clang-format (make format)" % f, flush=True)
+    print("format: %d files, %d differ" % (len(files.stdout.split()), len(differ)), flush=True)
+    return (0, 1) if differ else (1, 0)
 
 
 def run_unit(asan_build):
@@ -141,10 +165,14 @@ def main():
     ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
     ap.add_argument("--fuzz-build", default=os.path.join(ROOT, "build-fuzz"))
     ap.add_argument("--pg-build", default=os.path.join(ROOT, "build-pg"))
-    ap.add_argument("--only", choices=["unit", "integration", "integration-pg", "fuzz"])
+    ap.add_argument("--only", choices=["format", "unit", "integration", "integration-pg", "fuzz"])
     args, extra = ap.parse_known_args()
     build = os.path.abspath(args.build)
     passed = failed = 0
+    if args.only in (None, "format"):
+        p, f = run_format()
+        passed += p
+        failed += f
     if args.only in (None, "unit"):
         p, f = run_unit(os.path.abspath(args.asan_build))
         passed += p

@@ -380,7 +380,7 @@ cli_usage_verb(const struct cli_verb *verb, FILE *out)
 	fprintf(out, "%s [--json]%s\n", verb->opts[0].flag != NULL ? " [options]" : "",
 	        verb->flags & CLI_REST_ARGS ? " [-- ARG...]" : "");
 	fprintf(out, "\n%s.\n", verb->help);
-	if (verb->cmd == NULL && verb->exec == NULL)
+	if (verb->exec == NULL && strcmp(cli_verb_cmd(verb), verb->name) == 0)
 		fprintf(out, "Sends the daemon command %s.\n", verb->name);
 	fprintf(out, "\noptions:\n");
 	for (o = verb->opts; o->flag != NULL; o++) {

@@ -138,6 +138,22 @@ utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+size_t
+utf8_cut_len(const char *s, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t k, need;
+
+	if (max > len)
+		max = len;
+	for (k = max; k > 0 && max - k < 4 && (p[k - 1] & 0xc0) == 0x80; k--)
+		;
+	if (k == 0 || p[k - 1] < 0xc2 || p[k - 1] > 0xf4)
+		return max; /* ends in ASCII, or in bytes that lead no UTF-8 sequence */
+	need = p[k - 1] >= 0xf0 ? 4 : p[k - 1] >= 0xe0 ? 3 : 2;
+	return max - (k - 1) >= need ? max : k - 1;
+}
+
 char *
 utf8_scrub(char *s)
 {

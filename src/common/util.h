@@ -25,6 +25,14 @@ int set_nonblock(int fd);
  * string) is dropped.  Returns s.
  */
 char *utf8_scrub(char *s);
+/*
+ * Where to cut s (len bytes) to keep at most max bytes without splitting a
+ * UTF-8 sequence: len when it fits; otherwise max, moved back to the start of
+ * a sequence that would not end within it.  Also drops an incomplete
+ * sequence at the end of s itself (a buffer cut by someone else), so
+ * utf8_cut_len(s, n, n) trims one.  Bytes that are not UTF-8 are kept.
+ */
+size_t utf8_cut_len(const char *s, size_t len, size_t max);
 /* Four hex digits at p (p + 4 <= end) into *out: 0, or -1 if there are fewer or one is not hex. */
 int hex4_decode(const char *p, const char *end, unsigned *out);
 /* Code point cp (at most U+10FFFF) as UTF-8 into out (4 bytes room); returns the byte count. */

@@ -51,10 +51,6 @@ cmd_agent_register(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "agent id must be 1-128 printable characters");
 		return;
 	}
-	if (lease < 100) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "lease_ms must be at least 100");
-		return;
-	}
 	if ((a = store_agent_get(D.store, id, &e)) != NULL) {
 		int spawned = strcmp(json_string_value(json_object_get(a, "kind")), "spawned") == 0;
 		json_decref(a);
@@ -71,10 +67,10 @@ cmd_agent_register(struct cmd_req *r)
 	a = store_agent_put(D.store, id, f, now, &e);
 	json_decref(f);
 	if (a == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
-	events_emit("agent.registered", json_incref(a));
+	events_emit(EV_AGENT_REGISTERED, json_incref(a));
 	cmd_ok(r, a);
 }
 
@@ -88,7 +84,7 @@ cmd_agent_heartbeat(struct cmd_req *r)
 	int revived;
 
 	if ((a = store_agent_get(D.store, id, &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (strcmp(json_string_value(json_object_get(a, "kind")), "registered") != 0) {
@@ -111,15 +107,15 @@ cmd_agent_heartbeat(struct cmd_req *r)
 	a = store_agent_put(D.store, id, f, now, &e);
 	json_decref(f);
 	if (a == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	store_task_renew_agent(D.store, id, now);
 	/* A revived agent is registered anew: the same full agent object as agent-register. */
 	if (revived)
-		events_emit("agent.registered", json_incref(a));
+		events_emit(EV_AGENT_REGISTERED, json_incref(a));
 	else
-		events_emit("agent.heartbeat",
+		events_emit(EV_AGENT_HEARTBEAT,
 		            json_pack("{s:s, s:I}", "id", id, "heartbeat_ms", (json_int_t)now));
 	cmd_ok(r, a);
 }
@@ -133,7 +129,7 @@ cmd_list_agents(struct cmd_req *r)
 
 	res = store_agent_list(D.store, cmd_arg_str(r, "kind"), cmd_arg_str(r, "state"), &e);
 	if (res == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (agent_detail_hook != NULL)
@@ -148,7 +144,7 @@ cmd_agent_status(struct cmd_req *r)
 	json_t *a;
 
 	if ((a = store_agent_get(D.store, cmd_arg_str(r, "id"), &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	if (agent_detail_hook != NULL)
@@ -156,24 +152,23 @@ cmd_agent_status(struct cmd_req *r)
 	cmd_ok(r, a);
 }
 
-static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0},
-                                               {"name", ARG_STR, 0},
-                                               {"provider", ARG_STR, 0},
-                                               {"lease_ms", ARG_INT, 0},
-                                               {NULL, 0, 0}};
-static const struct cmd_arg heartbeat_args[] = {
-        {"id", ARG_STR, 1}, {"state", ARG_STR, 0}, {"activity", ARG_STR, 0}, {NULL, 0, 0}};
+static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0, 0, 0},
+                                               {"name", ARG_STR, 0, 0, 0},
+                                               {"provider", ARG_STR, 0, 0, 0},
+                                               {"lease_ms", ARG_INT, 0, 100, LLONG_MAX},
+                                               {NULL}};
+static const struct cmd_arg heartbeat_args[] = {{"id", ARG_STR, 1, 0, 0},
+                                                {"state", ARG_STR, 0, 0, 0},
+                                                {"activity", ARG_STR, 0, 0, 0},
+                                                {NULL}};
 static const struct cmd_arg list_args[] = {
-        {"kind", ARG_STR, 0}, {"state", ARG_STR, 0}, {NULL, 0, 0}};
-static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
+        {"kind", ARG_STR, 0, 0, 0}, {"state", ARG_STR, 0, 0, 0}, {NULL}};
+static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_agent_entries[] = {
-        {"agent-register", "agent-register {id?, name?, provider?, lease_ms?}", CMD_WRITE,
-         CMD_R_ALL, register_args, cmd_agent_register},
-        {"agent-heartbeat", "agent-heartbeat {id, activity?}", CMD_WRITE, CMD_R_ALL, heartbeat_args,
-         cmd_agent_heartbeat},
-        {"list-agents", "list-agents {kind?, state?}", CMD_READ, CMD_R_ALL, list_args,
-         cmd_list_agents},
-        {"agent-status", "agent-status {id}", CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_AGENT_REGISTER, CMD_WRITE, CMD_R_ALL, register_args, cmd_agent_register},
+        {CMD_AGENT_HEARTBEAT, CMD_WRITE, CMD_R_ALL, heartbeat_args, cmd_agent_heartbeat},
+        {CMD_LIST_AGENTS, CMD_READ, CMD_R_ALL, list_args, cmd_list_agents},
+        {CMD_AGENT_STATUS, CMD_READ, CMD_R_ALL, status_args, cmd_agent_status},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -125,7 +125,7 @@ cmd_prompt_assemble(struct cmd_req *r)
 		json_object_set_new(res, "drift", drift != NULL ? drift : json_null());
 		json_object_set_new(res, "session_id", json_string(session));
 		prompt_log(session, &lp->p);
-		events_emit("prompt.assembled",
+		events_emit(EV_PROMPT_ASSEMBLED,
 		            json_pack("{s:s, s:[s,s,s], s:O}", "session_id", session, "hashes",
 		                      lp->p.region[PROMPT_STABLE].sha256,
 		                      lp->p.region[PROMPT_SEMI_STABLE].sha256,
@@ -200,7 +200,7 @@ cmd_usage(struct cmd_req *r)
 	if ((list = store_agent_list(D.store, "spawned", NULL, &e)) == NULL) {
 		json_decref(items);
 		json_decref(tenants);
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	json_array_foreach(json_object_get(list, "items"), i, a)
@@ -284,7 +284,7 @@ inv_done(struct job *jb)
 	if (txn_write(&e) == 0)
 		store_kv_set(D.store, "host_status", s, &e);
 	free(s);
-	events_emit("host.status", json_incref(j));
+	events_emit(EV_HOST_STATUS, json_incref(j));
 }
 
 static void
@@ -406,20 +406,19 @@ cache_close(void)
 }
 
 static const struct cmd_arg prompt_args[] = {
-        {"session_id", ARG_STR, 0},      {"system", ARG_ANY, 0},
-        {"tools", ARG_ANY, 0},           {"skills", ARG_ANY, 0},
-        {"context", ARG_ANY, 0},         {"turn", ARG_ANY, 0},
-        {"strip_volatile", ARG_BOOL, 0}, {NULL, 0, 0}};
-static const struct cmd_arg usage_args[] = {
-        {"agent", ARG_STR, 0}, {"session_id", ARG_STR, 0}, {"tenant", ARG_STR, 0}, {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+        {"session_id", ARG_STR, 0, 0, 0},      {"system", ARG_ANY, 0, 0, 0},
+        {"tools", ARG_ANY, 0, 0, 0},           {"skills", ARG_ANY, 0, 0, 0},
+        {"context", ARG_ANY, 0, 0, 0},         {"turn", ARG_ANY, 0, 0, 0},
+        {"strip_volatile", ARG_BOOL, 0, 0, 0}, {NULL}};
+static const struct cmd_arg usage_args[] = {{"agent", ARG_STR, 0, 0, 0},
+                                            {"session_id", ARG_STR, 0, 0, 0},
+                                            {"tenant", ARG_STR, 0, 0, 0},
+                                            {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_cache_entries[] = {
-        {"prompt-assemble",
-         "prompt-assemble {session_id?, system, tools?, skills?, context?, turn}", CMD_WRITE,
-         CMD_R_ALL, prompt_args, cmd_prompt_assemble},
-        {"usage", "usage {agent?, session_id?, tenant?}", CMD_READ, CMD_R_ALL, usage_args,
-         cmd_usage},
-        {"host-status", "host-status", CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_PROMPT_ASSEMBLE, CMD_WRITE, CMD_R_ALL, prompt_args, cmd_prompt_assemble},
+        {CMD_USAGE, CMD_READ, CMD_R_ALL, usage_args, cmd_usage},
+        {CMD_HOST_STATUS, CMD_READ, CMD_R_ALL, no_args, cmd_host_status},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -51,7 +51,7 @@ cmd_subscribe(struct cmd_req *r)
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
 	last = store_event_last(D.store);
-	if (cmd_arg_int(r, "since", &since) == 0 && (since < 0 || since > last)) {
+	if (cmd_arg_int(r, "since", &since) == 0 && since > last) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
 		return;
 	}
@@ -123,10 +123,6 @@ cursor_arg(struct cmd_req *r, long long *cursor)
 		return -1;
 	}
 	*cursor = have_after ? after : have_since ? since : 0;
-	if (*cursor < 0) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "after must be a seq (0 or more)");
-		return -1;
-	}
 	return 0;
 }
 
@@ -140,10 +136,6 @@ cmd_events_read(struct cmd_req *r)
 
 	if ((topics != NULL && !topics_ok(r, topics)) || cursor_arg(r, &cursor) == -1)
 		return;
-	if (limit <= 0 || limit > 100000) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "limit must be between 1 and 100000");
-		return;
-	}
 	buf_reset(&out);
 	buf_add(&out, "{\"items\":[", 10);
 	pg.start = out.len;
@@ -169,19 +161,17 @@ cmd_events_read(struct cmd_req *r)
 }
 
 static const struct cmd_arg subscribe_args[] = {
-        {"topics", ARG_ARR, 0}, {"since", ARG_INT, 0}, {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
-static const struct cmd_arg read_args[] = {{"since", ARG_INT, 0},
-                                           {"after", ARG_INT, 0},
-                                           {"limit", ARG_INT, 0},
-                                           {"topics", ARG_ARR, 0},
-                                           {NULL, 0, 0}};
+        {"topics", ARG_ARR, 0, 0, 0}, {"since", ARG_INT, 0, 0, LLONG_MAX}, {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
+static const struct cmd_arg read_args[] = {{"since", ARG_INT, 0, 0, LLONG_MAX},
+                                           {"after", ARG_INT, 0, 0, LLONG_MAX},
+                                           {"limit", ARG_INT, 0, 1, 100000},
+                                           {"topics", ARG_ARR, 0, 0, 0},
+                                           {NULL}};
 
 const struct cmd_entry cmd_events_entries[] = {
-        {"subscribe", "subscribe {topics?, since?}", CMD_CONN, CMD_R_ALL, subscribe_args,
-         cmd_subscribe},
-        {"unsubscribe", "unsubscribe", CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
-        {"events-read", "events-read {after?, limit?, topics?} (since: the older name of after)",
-         CMD_READ, CMD_R_ALL, read_args, cmd_events_read},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_SUBSCRIBE, CMD_CONN, CMD_R_ALL, subscribe_args, cmd_subscribe},
+        {CMD_UNSUBSCRIBE, CMD_CONN, CMD_R_ALL, no_args, cmd_unsubscribe},
+        {CMD_EVENTS_READ, CMD_READ, CMD_R_ALL, read_args, cmd_events_read},
+        {NULL, 0, 0, NULL, NULL},
 };

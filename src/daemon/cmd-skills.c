@@ -103,7 +103,7 @@ skills_reload(void)
 		log_warnx("skills: cannot index: %s", e.msg);
 	} else {
 		log_info("skills: %zu indexed, %zu errors", cat.nskills, cat.nerrors);
-		events_emit("skills.reloaded",
+		events_emit(EV_SKILLS_RELOADED,
 		            json_pack("{s:I, s:I}", "count", (json_int_t)cat.nskills, "errors",
 		                      (json_int_t)cat.nerrors));
 	}
@@ -145,12 +145,8 @@ cmd_skills_list(struct cmd_req *r)
 	struct store_err e;
 	json_t *res;
 
-	if (query != NULL && strlen(query) > 256) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "query is longer than 256 bytes");
-		return;
-	}
 	if ((res = store_skills_list(D.store, query, &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, res);
 }
@@ -162,7 +158,7 @@ cmd_skill_show(struct cmd_req *r)
 	json_t *s;
 
 	if ((s = store_skill_get(D.store, cmd_arg_str(r, "name"), &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, s);
 }
@@ -173,14 +169,13 @@ cmd_skills_reload(struct cmd_req *r)
 	cmd_ok(r, skills_reload());
 }
 
-static const struct cmd_arg list_args[] = {{"query", ARG_STR, 0}, {NULL, 0, 0}};
-static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1}, {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+static const struct cmd_arg list_args[] = {{"query", ARG_STR, 0, 0, 256}, {NULL}};
+static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1, 0, 0}, {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_skills_entries[] = {
-        {"skills-list", "skills-list {query?}", CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},
-        {"skill-show", "skill-show {name}", CMD_READ, CMD_R_ALL, show_args, cmd_skill_show},
-        {"skills-reload", "skills-reload", CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, no_args,
-         cmd_skills_reload},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_SKILLS_LIST, CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},
+        {CMD_SKILL_SHOW, CMD_READ, CMD_R_ALL, show_args, cmd_skill_show},
+        {CMD_SKILLS_RELOAD, CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_skills_reload},
+        {NULL, 0, 0, NULL, NULL},
 };

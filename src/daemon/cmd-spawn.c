@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/proto.h"
+#include "common/util.h"
 #include "store/store.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
@@ -29,14 +30,7 @@
 static void
 fail_cause(struct cmd_req *r, const char *code, const char *cause)
 {
-	size_t n = strlen(cause), max = CAUSE_MAX;
-
-	if (n > max) {
-		while (max > 0 && ((unsigned char)cause[max] & 0xc0) == 0x80)
-			max--;
-		n = max;
-	}
-	cmd_fail(r, code, "%.*s", (int)n, cause);
+	cmd_fail(r, code, "%.*s", (int)utf8_cut_len(cause, strlen(cause), CAUSE_MAX), cause);
 }
 
 static int
@@ -67,7 +61,7 @@ owner_check(struct cmd_req *r, const char *id, int by_session)
 		mine = owned_by(row, r->uid);
 		json_decref(row);
 	} else if (!by_session) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return 0;
 	} else if ((list = store_agent_list(D.store, "spawned", NULL, &e)) != NULL) {
 		json_array_foreach(json_object_get(list, "items"), i, a)
@@ -136,10 +130,6 @@ cmd_kill_agent(struct cmd_req *r)
 {
 	long long grace = cmd_arg_int_or(r, "grace_ms", 3000);
 
-	if (grace < 0 || grace > 600000) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "grace_ms must be between 0 and 600000");
-		return;
-	}
 	if (!owner_check(r, cmd_arg_str(r, "id"), 0))
 		return;
 	spawner_kill(r, cmd_arg_str(r, "id"), grace);
@@ -189,10 +179,6 @@ cmd_session_read(struct cmd_req *r)
 	char *sid, *cause = NULL;
 	json_t *res;
 
-	if (since < 0 || limit <= 0 || limit > 100000) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be >= 0 and limit 1..100000");
-		return;
-	}
 	if (stream != NULL && strcmp(stream, "stdout") != 0 && strcmp(stream, "stderr") != 0) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "stream must be stdout or stderr");
 		return;
@@ -216,46 +202,40 @@ cmd_session_read(struct cmd_req *r)
 }
 
 #define SPAWN_ARGS                                                                                 \
-	{"binary", ARG_STR, 0}, {"args", ARG_ARR, 0}, {"prompt", ARG_STR, 0},                      \
-	        {"mode", ARG_STR, 0}, {"env", ARG_OBJ, 0}, {"cwd", ARG_STR, 0},                    \
-	        {"session_id", ARG_STR, 0}, {"restart", ARG_OBJ, 0}, {"jail", ARG_OBJ, 0},         \
-	        {"stall_ms", ARG_INT, 0},                                                          \
+	{"binary", ARG_STR, 0, 0, 0}, {"args", ARG_ARR, 0, 0, 0}, {"prompt", ARG_STR, 0, 0, 0},    \
+	        {"mode", ARG_STR, 0, 0, 0}, {"env", ARG_OBJ, 0, 0, 0}, {"cwd", ARG_STR, 0, 0, 0},  \
+	        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},                   \
+	        {"jail", ARG_OBJ, 0, 0, 0}, {"stall_ms", ARG_INT, 0, 0, 0},                        \
 	{                                                                                          \
-		"id", ARG_STR, 0                                                                   \
+		"id", ARG_STR, 0, 0, 0                                                             \
 	}
 
 static const struct cmd_arg spawn_agent_args[] = {
-        {"provider", ARG_STR, 1}, SPAWN_ARGS, {NULL, 0, 0}};
+        {"provider", ARG_STR, 1, 0, 0}, SPAWN_ARGS, {NULL}};
 static const struct cmd_arg spawn_local_args[] = {
-        {"binary", ARG_STR, 1},     {"args", ARG_ARR, 0},    {"prompt", ARG_STR, 0},
-        {"mode", ARG_STR, 0},       {"env", ARG_OBJ, 0},     {"cwd", ARG_STR, 0},
-        {"session_id", ARG_STR, 0}, {"restart", ARG_OBJ, 0}, {"jail", ARG_OBJ, 0},
-        {"stall_ms", ARG_INT, 0},   {"id", ARG_STR, 0},      {NULL, 0, 0}};
+        {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
+        {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
+        {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
+        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
+        {"jail", ARG_OBJ, 0, 0, 0},       {"stall_ms", ARG_INT, 0, 0, 0},
+        {"id", ARG_STR, 0, 0, 0},         {NULL}};
 static const struct cmd_arg kill_args[] = {
-        {"id", ARG_STR, 1}, {"grace_ms", ARG_INT, 0}, {NULL, 0, 0}};
+        {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL}};
 static const struct cmd_arg prompt_args[] = {
-        {"id", ARG_STR, 1}, {"message", ARG_STR, 1}, {NULL, 0, 0}};
-static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1}, {NULL, 0, 0}};
-static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1},
-                                           {"since", ARG_INT, 0},
-                                           {"limit", ARG_INT, 0},
-                                           {"stream", ARG_STR, 0},
-                                           {NULL, 0, 0}};
+        {"id", ARG_STR, 1, 0, 0}, {"message", ARG_STR, 1, 0, 0}, {NULL}};
+static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
+static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1, 0, 0},
+                                           {"since", ARG_INT, 0, 0, LLONG_MAX},
+                                           {"limit", ARG_INT, 0, 1, 100000},
+                                           {"stream", ARG_STR, 0, 0, 0},
+                                           {NULL}};
 
 const struct cmd_entry cmd_spawn_entries[] = {
-        {"spawn-agent",
-         "spawn-agent {provider, binary?, args?, prompt?, mode?, env?, cwd?, session_id?, "
-         "restart?, jail?, stall_ms?, id?}",
-         CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
-        {"spawn-local", "spawn-local {binary, args?, prompt?, mode?, env?, cwd?, session_id?, ...}",
-         CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
-        {"kill-agent", "kill-agent {id, grace_ms?}", CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER,
-         kill_args, cmd_kill_agent},
-        {"agent-prompt", "agent-prompt {id, message}", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER,
-         prompt_args, cmd_agent_prompt},
-        {"agent-abort", "agent-abort {id}", CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args,
-         cmd_agent_abort},
-        {"session-read", "session-read {id, since?, limit?, stream?}", CMD_READ,
-         CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_SPAWN_AGENT, CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
+        {CMD_SPAWN_LOCAL, CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
+        {CMD_KILL_AGENT, CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER, kill_args, cmd_kill_agent},
+        {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
+        {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
+        {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -39,14 +39,13 @@ cmd_status_exec(struct cmd_req *r)
 	cmd_ok(r, res);
 }
 
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL}};
 
 const struct cmd_entry cmd_status_entries[] = {
-        {.name = "status",
-         .usage = "status",
+        {.name = CMD_STATUS,
          .flags = CMD_READ,
          .roles = CMD_R_ALL,
          .args = no_args,
          .exec = cmd_status_exec},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -58,7 +58,7 @@ cmd_register_tenant(struct cmd_req *r)
 
 	if (check_tenant_arg(r) == -1)
 		return;
-	if (root[0] != '/' || strlen(root) > 1024 || strstr(root, "/../") != NULL ||
+	if (root[0] != '/' || strstr(root, "/../") != NULL ||
 	    (strlen(root) >= 3 && strcmp(root + strlen(root) - 3, "/..") == 0)) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT,
 		         "jail_root_path must be an absolute path without ..");
@@ -71,17 +71,13 @@ cmd_register_tenant(struct cmd_req *r)
 		free(cause);
 		return;
 	}
-	if (coll != NULL && (*coll == '\0' || strlen(coll) > 256)) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "collection_id must be 1-256 characters");
-		return;
-	}
 	t = store_tenant_put(D.store, cmd_arg_str(r, "tenant_id"), root,
 	                     coll != NULL ? coll : cmd_arg_str(r, "tenant_id"), now_ms(), &e);
 	if (t == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
-	events_emit("tenant.registered", json_incref(t));
+	events_emit(EV_TENANT_REGISTERED, json_incref(t));
 	cmd_ok(r, t);
 }
 
@@ -92,7 +88,7 @@ cmd_list_tenants(struct cmd_req *r)
 	json_t *res = store_tenant_list(D.store, &e);
 
 	if (res == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 	else
 		cmd_ok(r, res);
 }
@@ -119,11 +115,12 @@ cmd_delete_tenant(struct cmd_req *r)
 	if (check_tenant_arg(r) == -1)
 		return;
 	if (store_tenant_delete(D.store, cmd_arg_str(r, "tenant_id"), &e) == -1) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	remove_vault_data(cmd_arg_str(r, "tenant_id"));
-	events_emit("tenant.deleted", json_pack("{s:s}", "tenant_id", cmd_arg_str(r, "tenant_id")));
+	events_emit(EV_TENANT_DELETED,
+	            json_pack("{s:s}", "tenant_id", cmd_arg_str(r, "tenant_id")));
 	cmd_ok(r, json_object());
 }
 
@@ -136,27 +133,24 @@ cmd_provision_tenant(struct cmd_req *r)
 	if (check_tenant_arg(r) == -1)
 		return;
 	if ((t = store_tenant_get(D.store, cmd_arg_str(r, "tenant_id"), &e)) == NULL) {
-		cmd_fail(r, e.code, "%s", e.msg);
+		cmd_fail_error(r, &e);
 		return;
 	}
 	json_decref(t);
 	vault_provision(r, cmd_arg_str(r, "tenant_id"));
 }
 
-static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1},
-                                               {"jail_root_path", ARG_STR, 1},
-                                               {"collection_id", ARG_STR, 0},
-                                               {NULL, 0, 0}};
-static const struct cmd_arg no_args[] = {{NULL, 0, 0}};
-static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1}, {NULL, 0, 0}};
+static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1, 0, 0},
+                                               {"jail_root_path", ARG_STR, 1, 0, 1024},
+                                               {"collection_id", ARG_STR, 0, 1, 256},
+                                               {NULL}};
+static const struct cmd_arg no_args[] = {{NULL}};
+static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1, 0, 0}, {NULL}};
 
 const struct cmd_entry cmd_tenant_entries[] = {
-        {"register-tenant", "register-tenant {tenant_id, jail_root_path, collection_id?}",
-         CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
-        {"list-tenants", "list-tenants", CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
-        {"delete-tenant", "delete-tenant {tenant_id}", CMD_WRITE, CMD_R_ADMIN, tenant_args,
-         cmd_delete_tenant},
-        {"provision-tenant", "provision-tenant {tenant_id}", CMD_ASYNC, CMD_R_ADMIN, tenant_args,
-         cmd_provision_tenant},
-        {NULL, NULL, 0, 0, NULL, NULL},
+        {CMD_REGISTER_TENANT, CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
+        {CMD_LIST_TENANTS, CMD_READ, CMD_R_ADMIN, no_args, cmd_list_tenants},
+        {CMD_DELETE_TENANT, CMD_WRITE, CMD_R_ADMIN, tenant_args, cmd_delete_tenant},
+        {CMD_PROVISION_TENANT, CMD_ASYNC, CMD_R_ADMIN, tenant_args, cmd_provision_tenant},
+        {NULL, 0, 0, NULL, NULL},
 };

@@ -3,15 +3,20 @@
  *
  * The table is the union of each family's entries (cmd-*.c); lookups are
  * by name.  Arguments are checked against the entry's spec before exec
- * runs: a missing required argument, an unknown one or a wrong type is an
- * invalid_argument error naming it.
+ * runs: a missing required argument, an unknown one, a wrong type or a
+ * value out of the spec's bounds is an invalid_argument error naming it.
+ * The usage line each error carries is generated from the same spec when
+ * the table is first sorted, so it cannot drift from what is checked.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto.h"
 #include "common/xmalloc.h"
 #include "daemon/cmd.h"
+#include "store/store.h"
 
 extern const struct cmd_entry cmd_status_entries[];
 extern const struct cmd_entry cmd_task_entries[];
@@ -28,15 +33,40 @@ static const struct cmd_entry *const families[] = {
         cmd_skills_entries, cmd_cache_entries, NULL,
 };
 
-/* Every entry, sorted by name on first use, for a binary search per request. */
-static const struct cmd_entry **sorted;
+/* Every entry with its usage line, sorted by name on first use, for a binary
+ * search per request.  Built once and kept for the daemon's life. */
+struct sorted_entry {
+	const struct cmd_entry *ce;
+	char *usage;
+};
+static struct sorted_entry *sorted;
 static size_t nsorted;
 
 static int
 entry_cmp(const void *a, const void *b)
 {
-	return strcmp((*(const struct cmd_entry *const *)a)->name,
-	              (*(const struct cmd_entry *const *)b)->name);
+	return strcmp(((const struct sorted_entry *)a)->ce->name,
+	              ((const struct sorted_entry *)b)->ce->name);
+}
+
+/* "name {a, b?, c?}", or the name alone for a command without arguments. */
+static char *
+usage_of(const struct cmd_entry *ce)
+{
+	const struct cmd_arg *a;
+	size_t len = strlen(ce->name) + 3, off;
+	char *u;
+
+	for (a = ce->args; a != NULL && a->name != NULL; a++)
+		len += strlen(a->name) + 3;
+	u = xmalloc(len);
+	off = (size_t)snprintf(u, len, "%s", ce->name);
+	for (a = ce->args; a != NULL && a->name != NULL; a++)
+		off += (size_t)snprintf(u + off, len - off, "%s%s%s", a == ce->args ? " {" : ", ",
+		                        a->name, a->required ? "" : "?");
+	if (ce->args != NULL && ce->args->name != NULL)
+		snprintf(u + off, len - off, "}");
+	return u;
 }
 
 static void
@@ -50,13 +80,15 @@ sort_entries(void)
 			n++;
 	sorted = xreallocarray(NULL, n, sizeof *sorted);
 	for (i = 0; families[i] != NULL; i++)
-		for (ce = families[i]; ce->name != NULL; ce++)
-			sorted[nsorted++] = ce;
+		for (ce = families[i]; ce->name != NULL; ce++) {
+			sorted[nsorted].ce = ce;
+			sorted[nsorted++].usage = usage_of(ce);
+		}
 	qsort(sorted, nsorted, sizeof *sorted, entry_cmp);
 }
 
-const struct cmd_entry *
-cmd_find(const char *name)
+static const struct sorted_entry *
+find_sorted(const char *name)
 {
 	size_t lo = 0, hi, mid;
 	int c;
@@ -66,14 +98,30 @@ cmd_find(const char *name)
 	hi = nsorted;
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		if ((c = strcmp(name, sorted[mid]->name)) == 0)
-			return sorted[mid];
+		if ((c = strcmp(name, sorted[mid].ce->name)) == 0)
+			return &sorted[mid];
 		if (c < 0)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+const struct cmd_entry *
+cmd_find(const char *name)
+{
+	const struct sorted_entry *se = find_sorted(name);
+
+	return se != NULL ? se->ce : NULL;
+}
+
+const char *
+cmd_usage_line(const struct cmd_entry *ce)
+{
+	const struct sorted_entry *se = find_sorted(ce->name);
+
+	return se != NULL ? se->usage : ce->name;
 }
 
 void
@@ -127,7 +175,8 @@ cmd_event_visible(int role, const char *topic)
 {
 	if (role == CMD_R_ADMIN)
 		return 1;
-	return strncmp(topic, "tenant.", 7) != 0 && strncmp(topic, "vault.", 6) != 0;
+	return strncmp(topic, EV_PREFIX_TENANT, sizeof EV_PREFIX_TENANT - 1) != 0 &&
+	       strncmp(topic, EV_PREFIX_VAULT, sizeof EV_PREFIX_VAULT - 1) != 0;
 }
 
 static const char *
@@ -165,6 +214,36 @@ arg_type_ok(enum arg_type t, json_t *v)
 	return 0;
 }
 
+/* Is v within a's bounds?  If not, say so in msg. */
+static int
+arg_bounds_ok(const struct cmd_arg *a, json_t *v, char *msg, size_t len)
+{
+	long long n;
+
+	if (a->min == 0 && a->max == 0)
+		return 1;
+	if (a->type == ARG_INT)
+		n = json_integer_value(v);
+	else if (a->type == ARG_STR)
+		n = (long long)json_string_length(v);
+	else
+		return 1;
+	if (n >= a->min && n <= a->max)
+		return 1;
+	if (a->type == ARG_STR && a->min == 0)
+		snprintf(msg, len, "argument \"%s\" must be at most %lld bytes long", a->name,
+		         a->max);
+	else if (a->type == ARG_STR)
+		snprintf(msg, len, "argument \"%s\" must be %lld to %lld bytes long", a->name,
+		         a->min, a->max);
+	else if (a->max == LLONG_MAX)
+		snprintf(msg, len, "argument \"%s\" must be %lld or more", a->name, a->min);
+	else
+		snprintf(msg, len, "argument \"%s\" must be between %lld and %lld", a->name, a->min,
+		         a->max);
+	return 0;
+}
+
 int
 cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
 {
@@ -188,6 +267,8 @@ cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
 			         arg_type_name(a->type));
 			return -1;
 		}
+		if (!arg_bounds_ok(a, v, msg, len))
+			return -1;
 	}
 	for (a = ce->args; a != NULL && a->name != NULL; a++) {
 		if (a->required && (v = json_object_get(args, a->name)) == NULL) {
@@ -196,6 +277,12 @@ cmd_check_args(const struct cmd_entry *ce, json_t *args, char *msg, size_t len)
 		}
 	}
 	return 0;
+}
+
+void
+cmd_fail_error(struct cmd_req *r, const struct store_err *e)
+{
+	cmd_fail(r, e->code, "%s", e->msg);
 }
 
 json_t *

@@ -31,6 +31,7 @@
 #define COLIBRI_CMD_H
 
 #include <jansson.h>
+#include <limits.h>
 #include <sys/types.h>
 
 #define CMD_READ  0x0
@@ -46,17 +47,24 @@
 
 enum arg_type { ARG_STR, ARG_INT, ARG_BOOL, ARG_OBJ, ARG_ARR, ARG_ANY, ARG_ID };
 
+/*
+ * One argument of a command.  min and max bound it, both inclusive: for
+ * ARG_INT the value, for ARG_STR its length in bytes; both 0 leaves it
+ * unbounded (LLONG_MAX as max: "min or more").  cmd_check_args refuses a value
+ * out of bounds with invalid_argument naming the argument and its bounds,
+ * before exec runs, so a handler never checks a range the table states.
+ */
 struct cmd_arg {
 	const char *name;
 	enum arg_type type;
 	int required;
+	long long min, max;
 };
 
 struct cmd_req;
 
 struct cmd_entry {
 	const char *name;
-	const char *usage; /* one line for errors and help */
 	int flags;
 	int roles;                  /* CMD_R_*: who may call it */
 	const struct cmd_arg *args; /* terminated by {NULL} */
@@ -89,6 +97,9 @@ void cmd_ok_raw(struct cmd_req *, const char *result, size_t len);
 /* Reply with an error code from proto.h and a message. */
 void cmd_fail(struct cmd_req *, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Reply with a store error: its code and its message (cmd_fail(r, e->code, "%s", e->msg)). */
+struct store_err;
+void cmd_fail_error(struct cmd_req *, const struct store_err *);
 /* Refuse a reply that would pass --max-reply: invalid_argument naming the limit, asking
  * for fewer `what` and saying how (hint). */
 void cmd_fail_too_big(struct cmd_req *, const char *what, const char *hint);
@@ -126,8 +137,12 @@ int cmd_event_visible(int role, const char *topic);
 
 /* Look a command up by name. */
 const struct cmd_entry *cmd_find(const char *name);
-/* Validate args against the spec; on error fills msg and returns -1. */
+/* Validate args against the spec (presence, type, bounds); on error fills msg and
+ * returns -1. */
 int cmd_check_args(const struct cmd_entry *, json_t *args, char *msg, size_t len);
+/* The command's one-line usage, generated from its spec ("task-show {id}", an
+ * optional argument with a "?"); static, for errors and help. */
+const char *cmd_usage_line(const struct cmd_entry *);
 /* Visit every command (for help and schema checks). */
 void cmd_foreach(void (*)(const struct cmd_entry *, void *), void *);
 

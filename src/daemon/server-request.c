@@ -396,7 +396,7 @@ dispatch(struct client *c, struct cmd_req *r)
 	if (ce->flags & CMD_WRITE) {
 		first = !txn_active();
 		if (txn_write(&e) == -1) {
-			cmd_fail(r, e.code, "%s", e.msg);
+			cmd_fail_error(r, &e);
 			return;
 		}
 		mark = events_mark();
@@ -459,7 +459,7 @@ request_check(struct client *c, json_t *req, const struct cmd_entry **ce, json_t
 	*args = *args == NULL || json_is_null(*args) ? json_object() : json_incref(*args);
 	if (cmd_check_args(*ce, *args, msg, sizeof msg) == -1) {
 		server_request_error(c, id, ERR_INVALID_ARGUMENT, "%s (usage: %s)", msg,
-		                     (*ce)->usage);
+		                     cmd_usage_line(*ce));
 		json_decref(*args);
 		return -1;
 	}

@@ -131,7 +131,8 @@ static int resolve_binary(const char *name, char **out, char **cause);
 
 /* ---- text ---- */
 
-/* The length of s cut to at most max bytes without splitting a UTF-8 sequence. */
+/* The length of s cut to at most max bytes without splitting a UTF-8 sequence.
+ * TODO(lead): use utf8_cut_len() from common/util.h (issue 16, small things). */
 static int
 utf8_cut(const char *s, size_t max)
 {

@@ -9,6 +9,7 @@
  * their claims released.
  */
 #include "common/log.h"
+#include "common/proto.h"
 #include "common/util.h"
 #include "daemon/daemon.h"
 #include "daemon/sweep.h"
@@ -20,19 +21,22 @@
 
 static uv_timer_t sweep_timer;
 
-static void on_task_expired(json_t *t, void *arg)
+static void
+on_task_expired(json_t *t, void *arg)
 {
 	(void)arg;
-	events_emit("task.expired", json_incref(t));
+	events_emit(EV_TASK_EXPIRED, json_incref(t));
 }
 
-static void on_task_released(json_t *t, void *arg)
+static void
+on_task_released(json_t *t, void *arg)
 {
 	(void)arg;
-	events_emit("task.released", json_incref(t));
+	events_emit(EV_TASK_RELEASED, json_incref(t));
 }
 
-void sweep_agent_lost(const char *id, const char *reason)
+void
+sweep_agent_lost(const char *id, const char *reason)
 {
 	struct store_err e;
 	json_t *f, *a;
@@ -47,17 +51,19 @@ void sweep_agent_lost(const char *id, const char *reason)
 		return;
 	}
 	log_info("agent %s lost: %s", id, reason);
-	events_emit("agent.lost", a);
+	events_emit(EV_AGENT_LOST, a);
 	store_task_release_agent(D.store, id, now, on_task_released, NULL);
 }
 
-static void on_agent_lost(const char *id, void *arg)
+static void
+on_agent_lost(const char *id, void *arg)
 {
 	(void)arg;
 	sweep_agent_lost(id, "missed heartbeats");
 }
 
-void sweep_run(void)
+void
+sweep_run(void)
 {
 	struct store_err e;
 	int64_t now = now_ms(), t1, t2;
@@ -76,25 +82,23 @@ void sweep_run(void)
 		store_task_expire(D.store, now, on_task_expired, NULL);
 }
 
-static void sweep_cb(uv_timer_t *t)
+static void
+sweep_cb(uv_timer_t *t)
 {
 	(void)t;
 	sweep_run();
 }
 
-void sweep_init(void)
+void
+sweep_init(void)
 {
 	uv_timer_init(D.loop, &sweep_timer);
 	uv_timer_start(&sweep_timer, sweep_cb, SWEEP_MS, SWEEP_MS);
 	uv_unref((uv_handle_t *)&sweep_timer);
 }
 
-void sweep_kick(void)
-{
-	/* The timer already runs every SWEEP_MS; nothing to reschedule. */
-}
-
-void sweep_close(void)
+void
+sweep_close(void)
 {
 	uv_close((uv_handle_t *)&sweep_timer, NULL);
 }

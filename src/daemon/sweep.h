@@ -6,8 +6,6 @@
 
 void sweep_init(void);
 void sweep_close(void);
-/* Something changed leases: make sure the timer looks again soon. */
-void sweep_kick(void);
 /* Run one sweep now (also used by tests through the timer). */
 void sweep_run(void);
 /* Declare a registered agent lost: mark it and release its claims (in the current txn). */

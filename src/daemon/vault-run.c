@@ -400,8 +400,8 @@ job_write_env(struct vjob *j)
 	job_wipe_vars(vars);
 	log_info("vault: tenant %s provisioned: %zu keys written to %s/.env", j->tenant,
 	         json_array_size(keys), j->root);
-	events_emit("vault.provisioned", json_pack("{s:s, s:o, s:s}", "tenant_id", j->tenant,
-	                                           "keys", keys, "path", j->root));
+	events_emit(EV_VAULT_PROVISIONED, json_pack("{s:s, s:o, s:s}", "tenant_id", j->tenant,
+	                                            "keys", keys, "path", j->root));
 	job_done(j, NULL);
 }
 
@@ -568,7 +568,7 @@ job_finish(struct vjob *j, const char *error)
 	txn_write(&e);
 	if (error != NULL) {
 		log_warnx("vault: tenant %s: %s", j->tenant, error);
-		events_emit("vault.failed",
+		events_emit(EV_VAULT_FAILED,
 		            json_pack("{s:s, s:s}", "tenant_id", j->tenant, "reason", error));
 	}
 	if (job_tenant_unchanged(j, &why)) {
@@ -583,7 +583,7 @@ job_finish(struct vjob *j, const char *error)
 	} else
 		json_decref(row);
 	if (t != NULL)
-		events_emit("tenant.updated", json_incref(t));
+		events_emit(EV_TENANT_UPDATED, json_incref(t));
 	if (j->req != NULL) {
 		if (error != NULL)
 			cmd_fail(j->req, ERR_UNAVAILABLE, "provisioning %s failed: %s", j->tenant,

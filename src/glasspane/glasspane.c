@@ -49,10 +49,11 @@ enum { BLOCK_NONE, BLOCK_STALL, BLOCK_RETRY, BLOCK_UI };
 #define GP_KEEP (-1)
 
 static void gp_printf(char *dst, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* snprintf into dst[n], truncated on a UTF-8 boundary (through a larger scratch). */
-static void gp_printf(char *dst, size_t n, const char *fmt, ...)
+static void
+gp_printf(char *dst, size_t n, const char *fmt, ...)
 {
 	char tmp[GLASSPANE_REASON_MAX * 2];
 	va_list ap;
@@ -81,13 +82,15 @@ struct gp_rule {
 };
 
 /* Go to rule->to with rule->why. */
-static int act_go(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_go(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	gp_copy(gp->scratch, sizeof(gp->scratch), r->why);
 	return (int)r->to;
 }
 
-static int act_run_start(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_run_start(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	if (gp->state == GLASSPANE_BLOCKED && gp->block_kind == BLOCK_RETRY)
 		gp_copy(gp->scratch, sizeof(gp->scratch), "retry started");
@@ -97,21 +100,24 @@ static int act_run_start(struct glasspane *gp, const struct gp_ctx *cx, const st
 }
 
 /* A sign of life ends a stall or a UI wait, not a retry delay (that ends with agent_start). */
-static int act_resume(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_resume(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	if (gp->block_kind == BLOCK_RETRY)
 		return GP_KEEP;
 	return act_go(gp, cx, r);
 }
 
-static int act_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	gp_copy(gp->scratch, sizeof(gp->scratch),
 	        gp->last_error[0] ? gp->last_error : "run failed");
 	return GLASSPANE_ERROR;
 }
 
-static int act_run_end(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_run_end(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	int resumed = gp->state == GLASSPANE_BLOCKED ? GLASSPANE_WORKING : GP_KEEP;
 
@@ -130,7 +136,8 @@ static int act_run_end(struct glasspane *gp, const struct gp_ctx *cx, const stru
 	return resumed;
 }
 
-static int act_retry_wait(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_retry_wait(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	const struct gp_event *ev = cx->ev;
 
@@ -141,14 +148,16 @@ static int act_retry_wait(struct glasspane *gp, const struct gp_ctx *cx, const s
 	return GLASSPANE_BLOCKED;
 }
 
-static int act_retry_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_retry_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	gp_printf(gp->scratch, sizeof(gp->scratch), "%s (gave up after %d retries)",
 	          gp->last_error[0] ? gp->last_error : "run failed", cx->ev->attempt);
 	return GLASSPANE_ERROR;
 }
 
-static int act_ui_wait(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_ui_wait(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	const struct gp_event *ev = cx->ev;
 
@@ -158,7 +167,8 @@ static int act_ui_wait(struct glasspane *gp, const struct gp_ctx *cx, const stru
 	return GLASSPANE_BLOCKED;
 }
 
-static int act_stall(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_stall(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	gp_printf(gp->scratch, sizeof(gp->scratch), "stalled %llds",
 	          (long long)((cx->now - gp->last_event_ms) / 1000));
@@ -167,7 +177,8 @@ static int act_stall(struct glasspane *gp, const struct gp_ctx *cx, const struct
 	return GLASSPANE_BLOCKED;
 }
 
-static int act_exit_ok(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_exit_ok(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	if (gp->failed)
 		return act_fail(gp, cx, r);
@@ -180,7 +191,8 @@ static int act_exit_ok(struct glasspane *gp, const struct gp_ctx *cx, const stru
 	return GLASSPANE_DONE;
 }
 
-static int act_exit_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_exit_fail(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	if (gp->failed && gp->last_error[0])
 		gp_printf(gp->scratch, sizeof(gp->scratch), "%s (exited with status %d)",
@@ -190,7 +202,8 @@ static int act_exit_fail(struct glasspane *gp, const struct gp_ctx *cx, const st
 	return GLASSPANE_ERROR;
 }
 
-static int act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+static int
+act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
 {
 	const char *name = glasspane_signal_name(cx->signo);
 
@@ -216,18 +229,20 @@ static int act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struc
 
 /* gp_table[state][input]; empty cells keep the state.  done is final. */
 static const struct gp_rule gp_table[GLASSPANE_NSTATES][GP_NINPUTS] = {
-    [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS},
-    [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
-                           EXITS, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
-    [GLASSPANE_BLOCKED] = {RUN_START, RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
-                           EXITS, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
-                           [IN_RETRY_OK] = {act_go, GLASSPANE_WORKING, "retry succeeded"}},
-    [GLASSPANE_DONE] = {{NULL, GLASSPANE_DONE, NULL}},
-    [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT},
+        [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS},
+        [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
+                               EXITS, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
+        [GLASSPANE_BLOCKED] = {RUN_START, RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED,
+                               SETTLE,
+                               EXITS, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
+                               [IN_RETRY_OK] = {act_go, GLASSPANE_WORKING, "retry succeeded"}},
+        [GLASSPANE_DONE] = {{NULL, GLASSPANE_DONE, NULL}},
+        [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT},
 };
 
-static int gp_step(struct glasspane *gp, enum gp_input in, const char *cause,
-                   const struct gp_ctx *cx, struct glasspane_transition *out)
+static int
+gp_step(struct glasspane *gp, enum gp_input in, const char *cause, const struct gp_ctx *cx,
+        struct glasspane_transition *out)
 {
 	const struct gp_rule *r = &gp_table[gp->state][in];
 	enum glasspane_state from = gp->state;
@@ -251,7 +266,8 @@ static int gp_step(struct glasspane *gp, enum gp_input in, const char *cause,
 	return 1;
 }
 
-static enum gp_input gp_input_of(const struct glasspane *gp, const struct gp_event *ev)
+static enum gp_input
+gp_input_of(const struct glasspane *gp, const struct gp_event *ev)
 {
 	switch (ev->kind) {
 	case GP_EV_UNKNOWN:
@@ -279,7 +295,8 @@ static enum gp_input gp_input_of(const struct glasspane *gp, const struct gp_eve
 	}
 }
 
-static void gp_add_usage(struct glasspane *gp, const struct gp_usage *u)
+static void
+gp_add_usage(struct glasspane *gp, const struct gp_usage *u)
 {
 	gp->usage.input += u->input;
 	gp->usage.output += u->output;
@@ -289,7 +306,8 @@ static void gp_add_usage(struct glasspane *gp, const struct gp_usage *u)
 	gp->usage.cost += u->cost;
 }
 
-static void gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
+static void
+gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
 {
 	if (ev->role != GP_ROLE_ASSISTANT)
 		return;
@@ -309,7 +327,8 @@ static void gp_absorb_message_end(struct glasspane *gp, const struct gp_event *e
 		        ev->stop == GP_STOP_ABORTED ? "run aborted" : "model error");
 }
 
-static void gp_absorb_retry(struct glasspane *gp, const struct gp_event *ev)
+static void
+gp_absorb_retry(struct glasspane *gp, const struct gp_event *ev)
 {
 	gp->settle_at = 0;
 	if (ev->kind == GP_EV_RETRY_START) {
@@ -324,7 +343,8 @@ static void gp_absorb_retry(struct glasspane *gp, const struct gp_event *ev)
 		gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
 }
 
-static void gp_absorb_update(struct glasspane *gp, const struct gp_event *ev)
+static void
+gp_absorb_update(struct glasspane *gp, const struct gp_event *ev)
 {
 	if (ev->delta == GP_DELTA_TEXT)
 		gp_copy(gp->activity, sizeof(gp->activity), "answering");
@@ -334,7 +354,8 @@ static void gp_absorb_update(struct glasspane *gp, const struct gp_event *ev)
 		gp_copy(gp->activity, sizeof(gp->activity), "writing a tool call");
 }
 
-static void gp_absorb_run(struct glasspane *gp, const struct gp_event *ev)
+static void
+gp_absorb_run(struct glasspane *gp, const struct gp_event *ev)
 {
 	if (ev->kind == GP_EV_RUN_START) {
 		gp->in_run = 1;
@@ -347,7 +368,8 @@ static void gp_absorb_run(struct glasspane *gp, const struct gp_event *ev)
 	        gp->mode == GLASSPANE_MODE_RPC ? "waiting for a prompt" : "run ended");
 }
 
-static void gp_absorb_error(struct glasspane *gp, const struct gp_event *ev)
+static void
+gp_absorb_error(struct glasspane *gp, const struct gp_event *ev)
 {
 	gp->failed = 1;
 	gp->in_run = 0;
@@ -356,7 +378,8 @@ static void gp_absorb_error(struct glasspane *gp, const struct gp_event *ev)
 }
 
 /* Counters, activity and the facts the actions read. */
-static void gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
+static void
+gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 {
 	gp->events++;
 	gp->last_event_ms = now;
@@ -421,8 +444,9 @@ static void gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t n
 	}
 }
 
-void glasspane_init(struct glasspane *gp, enum glasspane_harness harness, enum glasspane_mode mode,
-                    int64_t stall_ms, int64_t now_ms)
+void
+glasspane_init(struct glasspane *gp, enum glasspane_harness harness, enum glasspane_mode mode,
+               int64_t stall_ms, int64_t now_ms)
 {
 	memset(gp, 0, sizeof(*gp));
 	gp->harness = harness;
@@ -435,8 +459,9 @@ void glasspane_init(struct glasspane *gp, enum glasspane_harness harness, enum g
 	gp->since_ms = now_ms;
 }
 
-int glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t now_ms,
-                         struct glasspane_transition *out)
+int
+glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t now_ms,
+                     struct glasspane_transition *out)
 {
 	struct gp_ctx cx = {ev, now_ms, 0, 0};
 	enum gp_input in;
@@ -452,8 +477,9 @@ int glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_
 	return gp_step(gp, in, ev->type, &cx, out);
 }
 
-int glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_ms,
-                   struct glasspane_transition *out)
+int
+glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_ms,
+               struct glasspane_transition *out)
 {
 	struct gp_event ev;
 	int rc;
@@ -471,7 +497,8 @@ int glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t n
 	return glasspane_feed_event(gp, &ev, now_ms, out);
 }
 
-int glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
+int
+glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
 {
 	struct gp_ctx cx = {NULL, now_ms, 0, 0};
 
@@ -493,8 +520,9 @@ int glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transi
 	return 0;
 }
 
-int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
-                   struct glasspane_transition *out)
+int
+glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
+               struct glasspane_transition *out)
 {
 	struct gp_ctx cx = {NULL, now_ms, status, signo};
 	enum gp_input in = signo > 0 ? IN_SIGNAL : status != 0 ? IN_EXIT_FAIL : IN_EXIT_OK;
@@ -510,7 +538,8 @@ int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
 	return gp_step(gp, in, signo > 0 ? "signal" : "exit", &cx, out);
 }
 
-static json_t *gp_usage_json(const struct gp_usage *u)
+static json_t *
+gp_usage_json(const struct gp_usage *u)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "input", (json_int_t)u->input, "output",
 	                 (json_int_t)u->output, "cache_read", (json_int_t)u->cache_read,
@@ -518,7 +547,8 @@ static json_t *gp_usage_json(const struct gp_usage *u)
 	                 (json_int_t)u->total_tokens, "cost", u->cost);
 }
 
-json_t *glasspane_to_json(const struct glasspane *gp)
+json_t *
+glasspane_to_json(const struct glasspane *gp)
 {
 	json_t *o = json_object();
 
@@ -536,7 +566,8 @@ json_t *glasspane_to_json(const struct glasspane *gp)
 	return o;
 }
 
-const char *glasspane_state_name(enum glasspane_state st)
+const char *
+glasspane_state_name(enum glasspane_state st)
 {
 	static const char *const names[GLASSPANE_NSTATES] = {"idle", "working", "blocked", "done",
 	                                                     "error"};
@@ -544,7 +575,8 @@ const char *glasspane_state_name(enum glasspane_state st)
 	return (unsigned)st < GLASSPANE_NSTATES ? names[st] : "unknown";
 }
 
-int glasspane_harness_parse(const char *s, enum glasspane_harness *out)
+int
+glasspane_harness_parse(const char *s, enum glasspane_harness *out)
 {
 	if (strcmp(s, "pi") == 0)
 		*out = GLASSPANE_HARNESS_PI;
@@ -557,7 +589,8 @@ int glasspane_harness_parse(const char *s, enum glasspane_harness *out)
 	return 0;
 }
 
-int glasspane_mode_parse(const char *s, enum glasspane_mode *out)
+int
+glasspane_mode_parse(const char *s, enum glasspane_mode *out)
 {
 	if (strcmp(s, "json") == 0)
 		*out = GLASSPANE_MODE_JSON;
@@ -568,17 +601,19 @@ int glasspane_mode_parse(const char *s, enum glasspane_mode *out)
 	return 0;
 }
 
-const char *glasspane_signal_name(int signo)
+const char *
+glasspane_signal_name(int signo)
 {
 	static const struct {
 		int no;
 		const char *name;
 	} sigs[] = {
-	    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
-	    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
-	    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
-	    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"}, {SIGXCPU, "SIGXCPU"},
-	    {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+	        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+	        {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+	        {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+	        {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+	        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+	        {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
 	};
 	size_t i;
 

@@ -8,9 +8,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "harness-json.h"
 
-void gp_copy(char *dst, size_t n, const char *src)
+void
+gp_copy(char *dst, size_t n, const char *src)
 {
 	size_t len;
 
@@ -18,17 +20,13 @@ void gp_copy(char *dst, size_t n, const char *src)
 		dst[0] = '\0';
 		return;
 	}
-	len = strlen(src);
-	if (len >= n) {
-		len = n - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
+	len = utf8_cut_len(src, strlen(src), n - 1);
 	memcpy(dst, src, len);
 	dst[len] = '\0';
 }
 
-int gp_json_str(json_t *o, const char *key, char *dst, size_t n)
+int
+gp_json_str(json_t *o, const char *key, char *dst, size_t n)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -36,7 +34,8 @@ int gp_json_str(json_t *o, const char *key, char *dst, size_t n)
 	return json_is_string(v);
 }
 
-int64_t gp_json_i64(json_t *o, const char *key)
+int64_t
+gp_json_i64(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 	double d;
@@ -51,19 +50,22 @@ int64_t gp_json_i64(json_t *o, const char *key)
 	return (int64_t)d;
 }
 
-double gp_json_num(json_t *o, const char *key)
+double
+gp_json_num(json_t *o, const char *key)
 {
 	json_t *v = json_object_get(o, key);
 
 	return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
-int gp_json_true(json_t *o, const char *key)
+int
+gp_json_true(json_t *o, const char *key)
 {
 	return json_is_true(json_object_get(o, key));
 }
 
-json_t *gp_json_load(const char *line, size_t len)
+json_t *
+gp_json_load(const char *line, size_t len)
 {
 	json_error_t err;
 	json_t *root = json_loadb(line, len, 0, &err);

@@ -20,24 +20,24 @@ struct pi_type {
 };
 
 static const struct pi_type pi_types[] = {
-    {"session", GP_EV_SESSION},
-    {"agent_start", GP_EV_RUN_START},
-    {"turn_start", GP_EV_TURN_START},
-    {"message_start", GP_EV_MESSAGE_START},
-    {"message_update", GP_EV_MESSAGE_UPDATE},
-    {"message_end", GP_EV_MESSAGE_END},
-    {"tool_execution_start", GP_EV_TOOL_START},
-    {"tool_execution_update", GP_EV_TOOL_UPDATE},
-    {"tool_execution_end", GP_EV_TOOL_END},
-    {"turn_end", GP_EV_TURN_END},
-    {"agent_end", GP_EV_RUN_END},
-    {"auto_retry_start", GP_EV_RETRY_START},
-    {"auto_retry_end", GP_EV_RETRY_END},
-    {"compaction_start", GP_EV_COMPACTION},
-    {"compaction_end", GP_EV_COMPACTION},
-    {"queue_update", GP_EV_QUEUE_UPDATE},
-    {"extension_ui_request", GP_EV_UI_REQUEST},
-    {"response", GP_EV_RESPONSE},
+        {"session", GP_EV_SESSION},
+        {"agent_start", GP_EV_RUN_START},
+        {"turn_start", GP_EV_TURN_START},
+        {"message_start", GP_EV_MESSAGE_START},
+        {"message_update", GP_EV_MESSAGE_UPDATE},
+        {"message_end", GP_EV_MESSAGE_END},
+        {"tool_execution_start", GP_EV_TOOL_START},
+        {"tool_execution_update", GP_EV_TOOL_UPDATE},
+        {"tool_execution_end", GP_EV_TOOL_END},
+        {"turn_end", GP_EV_TURN_END},
+        {"agent_end", GP_EV_RUN_END},
+        {"auto_retry_start", GP_EV_RETRY_START},
+        {"auto_retry_end", GP_EV_RETRY_END},
+        {"compaction_start", GP_EV_COMPACTION},
+        {"compaction_end", GP_EV_COMPACTION},
+        {"queue_update", GP_EV_QUEUE_UPDATE},
+        {"extension_ui_request", GP_EV_UI_REQUEST},
+        {"response", GP_EV_RESPONSE},
 };
 
 /* Top-level members the scanner picks out of every line. */
@@ -45,7 +45,8 @@ enum { PI_TYPE, PI_AME, PI_MESSAGE, PI_TOOLNAME, PI_NKEYS };
 static const char *const pi_keys[PI_NKEYS] = {"type", "assistantMessageEvent", "message",
                                               "toolName"};
 
-static enum gp_kind pi_kind(const char *type)
+static enum gp_kind
+pi_kind(const char *type)
 {
 	size_t i;
 
@@ -56,7 +57,8 @@ static enum gp_kind pi_kind(const char *type)
 }
 
 /* message.role, read by the scanner from the front of the message object. */
-static enum gp_role pi_role(struct jscan_span msg)
+static enum gp_role
+pi_role(struct jscan_span msg)
 {
 	static const char *const keys[] = {"role"};
 	struct jscan_span role;
@@ -73,7 +75,8 @@ static enum gp_role pi_role(struct jscan_span msg)
 }
 
 /* assistantMessageEvent.type: text_*, thinking_*, toolcall_*. */
-static enum gp_delta pi_delta(struct jscan_span ame)
+static enum gp_delta
+pi_delta(struct jscan_span ame)
 {
 	static const char *const keys[] = {"type"};
 	struct jscan_span t;
@@ -91,7 +94,8 @@ static enum gp_delta pi_delta(struct jscan_span ame)
 	return GP_DELTA_NONE;
 }
 
-static enum gp_stop pi_stop(const char *reason)
+static enum gp_stop
+pi_stop(const char *reason)
 {
 	if (strcmp(reason, "error") == 0)
 		return GP_STOP_ERROR;
@@ -100,7 +104,8 @@ static enum gp_stop pi_stop(const char *reason)
 	return GP_STOP_OK;
 }
 
-static void pi_usage(json_t *usage, struct gp_event *ev)
+static void
+pi_usage(json_t *usage, struct gp_event *ev)
 {
 	json_t *cost;
 
@@ -114,10 +119,11 @@ static void pi_usage(json_t *usage, struct gp_event *ev)
 	ev->usage.total_tokens = gp_json_i64(usage, "totalTokens");
 	cost = json_object_get(usage, "cost");
 	ev->usage.cost =
-	    json_is_object(cost) ? gp_json_num(cost, "total") : gp_json_num(usage, "cost");
+	        json_is_object(cost) ? gp_json_num(cost, "total") : gp_json_num(usage, "cost");
 }
 
-static void pi_assistant_end(json_t *root, struct gp_event *ev)
+static void
+pi_assistant_end(json_t *root, struct gp_event *ev)
 {
 	json_t *msg = json_object_get(root, "message");
 	char reason[32];
@@ -128,7 +134,8 @@ static void pi_assistant_end(json_t *root, struct gp_event *ev)
 	pi_usage(json_object_get(msg, "usage"), ev);
 }
 
-static void pi_retry(json_t *root, struct gp_event *ev)
+static void
+pi_retry(json_t *root, struct gp_event *ev)
 {
 	ev->attempt = (int)gp_json_i64(root, "attempt");
 	if (ev->kind == GP_EV_RETRY_START) {
@@ -141,7 +148,8 @@ static void pi_retry(json_t *root, struct gp_event *ev)
 	gp_json_str(root, "finalError", ev->message, sizeof(ev->message));
 }
 
-static void pi_ui(json_t *root, struct gp_event *ev)
+static void
+pi_ui(json_t *root, struct gp_event *ev)
 {
 	static const char *const dialogs[] = {"select", "confirm", "input", "editor"};
 	size_t i;
@@ -153,14 +161,16 @@ static void pi_ui(json_t *root, struct gp_event *ev)
 			ev->blocking = 1;
 }
 
-static void pi_response(json_t *root, struct gp_event *ev)
+static void
+pi_response(json_t *root, struct gp_event *ev)
 {
 	gp_json_str(root, "command", ev->name, sizeof(ev->name));
 	ev->success = gp_json_true(root, "success");
 	gp_json_str(root, "error", ev->message, sizeof(ev->message));
 }
 
-static int pi_needs_tree(const struct gp_event *ev)
+static int
+pi_needs_tree(const struct gp_event *ev)
 {
 	switch (ev->kind) {
 	case GP_EV_MESSAGE_END:
@@ -176,7 +186,8 @@ static int pi_needs_tree(const struct gp_event *ev)
 }
 
 /* The rare lines that need a tree: parse once and pick the fields. */
-static int pi_decode_tree(const char *line, size_t len, struct gp_event *ev)
+static int
+pi_decode_tree(const char *line, size_t len, struct gp_event *ev)
 {
 	json_t *root = gp_json_load(line, len);
 
@@ -194,7 +205,8 @@ static int pi_decode_tree(const char *line, size_t len, struct gp_event *ev)
 	return 0;
 }
 
-int harness_pi_decode(const char *line, size_t len, struct gp_event *ev)
+int
+harness_pi_decode(const char *line, size_t len, struct gp_event *ev)
 {
 	struct jscan_span v[PI_NKEYS];
 

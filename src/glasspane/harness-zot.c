@@ -21,21 +21,22 @@ struct zot_type {
 };
 
 static const struct zot_type zot_types[] = {
-    {"turn_start", GP_EV_TURN_START},
-    {"text_delta", GP_EV_TEXT},
-    {"tool_call", GP_EV_TOOL_START},
-    {"tool_result", GP_EV_TOOL_END},
-    {"assistant_message", GP_EV_ASSISTANT},
-    {"usage", GP_EV_USAGE},
-    {"turn_end", GP_EV_TURN_END},
-    {"done", GP_EV_RUN_END},
-    {"error", GP_EV_ERROR},
+        {"turn_start", GP_EV_TURN_START},
+        {"text_delta", GP_EV_TEXT},
+        {"tool_call", GP_EV_TOOL_START},
+        {"tool_result", GP_EV_TOOL_END},
+        {"assistant_message", GP_EV_ASSISTANT},
+        {"usage", GP_EV_USAGE},
+        {"turn_end", GP_EV_TURN_END},
+        {"done", GP_EV_RUN_END},
+        {"error", GP_EV_ERROR},
 };
 
 enum { ZOT_TYPE, ZOT_NAME, ZOT_TOOL, ZOT_TOOLNAME, ZOT_NKEYS };
 static const char *const zot_keys[ZOT_NKEYS] = {"type", "name", "tool", "toolName"};
 
-static enum gp_kind zot_kind(const char *type)
+static enum gp_kind
+zot_kind(const char *type)
 {
 	size_t i;
 
@@ -45,7 +46,8 @@ static enum gp_kind zot_kind(const char *type)
 	return GP_EV_UNKNOWN;
 }
 
-static void zot_tool_name(const struct jscan_span *v, struct gp_event *ev)
+static void
+zot_tool_name(const struct jscan_span *v, struct gp_event *ev)
 {
 	int i;
 
@@ -55,7 +57,8 @@ static void zot_tool_name(const struct jscan_span *v, struct gp_event *ev)
 	ev->name[0] = '\0';
 }
 
-static void zot_usage(json_t *root, struct gp_event *ev)
+static void
+zot_usage(json_t *root, struct gp_event *ev)
 {
 	json_t *u = json_object_get(root, "usage");
 
@@ -67,11 +70,12 @@ static void zot_usage(json_t *root, struct gp_event *ev)
 	ev->usage.cache_read = gp_json_i64(u, "cache_read");
 	ev->usage.cache_write = gp_json_i64(u, "cache_write");
 	ev->usage.total_tokens =
-	    ev->usage.input + ev->usage.output + ev->usage.cache_read + ev->usage.cache_write;
+	        ev->usage.input + ev->usage.output + ev->usage.cache_read + ev->usage.cache_write;
 	ev->usage.cost = gp_json_num(u, "cost_usd");
 }
 
-static void zot_error(json_t *root, struct gp_event *ev)
+static void
+zot_error(json_t *root, struct gp_event *ev)
 {
 	json_t *e = json_object_get(root, "error");
 
@@ -85,7 +89,8 @@ static void zot_error(json_t *root, struct gp_event *ev)
 		gp_copy(ev->message, sizeof(ev->message), "zot reported an error");
 }
 
-static int zot_decode_tree(const char *line, size_t len, struct gp_event *ev)
+static int
+zot_decode_tree(const char *line, size_t len, struct gp_event *ev)
 {
 	json_t *root = gp_json_load(line, len);
 
@@ -99,7 +104,8 @@ static int zot_decode_tree(const char *line, size_t len, struct gp_event *ev)
 	return 0;
 }
 
-int harness_zot_decode(const char *line, size_t len, struct gp_event *ev)
+int
+harness_zot_decode(const char *line, size_t len, struct gp_event *ev)
 {
 	struct jscan_span v[ZOT_NKEYS];
 

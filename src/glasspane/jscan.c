@@ -259,24 +259,6 @@ jscan_char(const char **pp, const char *end, char *tmp)
 	}
 }
 
-/* Drop a trailing partial UTF-8 sequence left by truncation. */
-static size_t
-jscan_trim_utf8(const char *out, size_t n)
-{
-	size_t k = n, need;
-	unsigned char lead;
-
-	while (k > 0 && n - k < 4 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-		k--;
-	if (k == 0)
-		return n;
-	lead = (unsigned char)out[k - 1];
-	if (lead < 0xc0)
-		return n;
-	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
-	return (n - (k - 1) >= need) ? n : k - 1;
-}
-
 int
 jscan_string(struct jscan_span v, char *out, size_t outsz)
 {
@@ -301,7 +283,7 @@ jscan_string(struct jscan_span v, char *out, size_t outsz)
 		n += k;
 	}
 	if (truncated)
-		n = jscan_trim_utf8(out, n);
+		n = utf8_cut_len(out, n, n); /* drop a sequence the truncation split */
 	out[n] = '\0';
 	return (int)n;
 }

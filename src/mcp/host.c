@@ -22,6 +22,10 @@
  * call keeps the client's id (cid) and progress token to map answers and
  * progress back.  Cancellation removes the call at once, so a late answer
  * finds nothing and is dropped, as the MCP cancellation rules ask.
+ *
+ * This file is the servers' life and the client's calls; what is said on a
+ * running server's pipes (initialize, listings, answers, notifications) is
+ * host-rpc.c, and the state the two share is in host-srv.h.
  */
 #include "mcp/host.h"
 
@@ -39,87 +43,14 @@
 #include "confine/confine.h"
 #include "confine/jail-name.h"
 #include "job/job.h"
+#include "mcp/host-srv.h"
 #include "mcp/rpc.h"
 #include "mcp/tools.h"
 
 extern char **environ;
 
-#define HOST_SEP             "__"
-#define HOST_INIT_TIMEOUT_MS 30000
-#define HOST_EXIT_GRACE_MS   1000
-#define HOST_BACKOFF_MIN_MS  500
-#define HOST_BACKOFF_MAX_MS  30000
-#define HOST_STABLE_MS       10000
-#define HOST_PROTOCOL        "2025-11-25"
-
-enum hs_state { HS_DOWN, HS_INIT, HS_LISTING, HS_READY, HS_BACKOFF };
-enum hs_timer { T_NONE, T_INIT, T_RESTART, T_STOP_TERM, T_STOP_KILL };
-enum hcall_kind { HC_INIT, HC_LIST, HC_CALL };
-
 static const char *const hs_state_names[] = {"down", "initialising", "listing tools", "ready",
                                              "restarting"};
-
-struct hcall {
-	struct hcall *next;
-	json_int_t sid;
-	enum hcall_kind kind;
-	json_t *cid;   /* HC_CALL: the client's id */
-	json_t *token; /* HC_CALL: the client's progressToken, or NULL */
-	char *tool;    /* HC_CALL: the offered name */
-	int64_t start_ms;
-};
-
-struct hsrv {
-	struct host *h;
-	struct hostcfg_server *cfg;
-	enum hs_state state;
-	struct job job;
-	int job_live; /* the job started and its handles are not closed yet */
-	int running;  /* the process has not exited */
-	int torn;     /* teardown done for this generation */
-	int64_t exit_status;
-	int term_signal;
-	struct confine_spawn *spawn;
-	struct rpc_lines lines, errlines;
-	json_int_t next_sid;
-	struct hcall *calls;
-	json_t *tools;   /* the server's own tools (array), NULL before a listing */
-	json_t *listing; /* pages of the listing under way */
-	int relist;      /* tools/list_changed arrived during a listing */
-	uv_timer_t timer;
-	enum hs_timer timer_why;
-	int backoff_ms;
-	int64_t ready_ms;
-	unsigned gen;
-	int first_done;
-	char tree[TREE_NAME_MAX];
-};
-
-/* A call that arrived before the first start settled; replayed then. */
-struct hqueued {
-	struct hqueued *next;
-	json_t *id, *params;
-	char *name;
-};
-
-struct host {
-	uv_loop_t *loop;
-	struct hqueued *queued, **queued_tail;
-	struct hostcfg cfg;
-	struct hsrv *srv;
-	struct host_events ev;
-	size_t max_line;
-	int settle_ms;
-	struct confine_opts copts;
-	int copts_ok;
-	uv_timer_t settle_timer;
-	int started, settled, stopping, stopped;
-	int grace_ms;
-	int timers_open;
-	int jobs_set_up; /* job_setup was called */
-	void (*stop_done)(void *);
-	void *stop_arg;
-};
 
 static void hsrv_spawn(struct hsrv *s);
 static void hsrv_on_timer(uv_timer_t *t);
@@ -129,114 +60,10 @@ static void host_check_stopped(struct host *h);
 /* ---- helpers ---------------------------------------------------------- */
 
 static void
-host_send(struct host *h, json_t *msg)
-{
-	h->ev.send(h->ev.arg, msg);
-}
-
-static void
 hsrv_timer(struct hsrv *s, enum hs_timer why, int ms)
 {
 	s->timer_why = why;
 	uv_timer_start(&s->timer, hsrv_on_timer, (uint64_t)ms, 0);
-}
-
-static void
-hsrv_write_cb(uv_write_t *w, int status)
-{
-	free(w->data);
-	free(w);
-}
-
-/* Send msg (stolen) to the server's stdin; dropped when it is not running. */
-static void
-hsrv_send(struct hsrv *s, json_t *msg)
-{
-	uv_write_t *w;
-	uv_buf_t b;
-	size_t len;
-	char *line = rpc_encode(msg, &len);
-
-	json_decref(msg);
-	if (line == NULL || !s->running || job_stdin(&s->job) == NULL) {
-		free(line);
-		return;
-	}
-	w = xcalloc(1, sizeof *w);
-	w->data = line;
-	b = uv_buf_init(line, (unsigned int)len);
-	if (uv_write(w, job_stdin(&s->job), &b, 1, hsrv_write_cb) != 0) {
-		free(line);
-		free(w);
-	}
-}
-
-static struct hcall *
-hsrv_call_new(struct hsrv *s, enum hcall_kind kind)
-{
-	struct hcall *c = xcalloc(1, sizeof *c);
-
-	c->sid = s->next_sid++;
-	c->kind = kind;
-	c->start_ms = mono_ms();
-	c->next = s->calls;
-	s->calls = c;
-	return c;
-}
-
-static void
-hcall_free(struct hcall *c)
-{
-	json_decref(c->cid);
-	json_decref(c->token);
-	free(c->tool);
-	free(c);
-}
-
-/* Unlink and return the call with server id sid, or NULL. */
-static struct hcall *
-hsrv_call_take(struct hsrv *s, json_int_t sid)
-{
-	struct hcall **pp, *c;
-
-	for (pp = &s->calls; (c = *pp) != NULL; pp = &c->next) {
-		if (c->sid == sid) {
-			*pp = c->next;
-			return c;
-		}
-	}
-	return NULL;
-}
-
-static void
-hsrv_request(struct hsrv *s, enum hcall_kind kind, const char *method, json_t *params)
-{
-	struct hcall *c = hsrv_call_new(s, kind);
-
-	hsrv_send(s, rpc_request(c->sid, method, params));
-}
-
-/* The offered definitions of s's tools (a new array). */
-static json_t *
-hsrv_offered(const struct hsrv *s)
-{
-	json_t *out = json_array(), *t, *d;
-	const char *name;
-	char *full;
-	size_t i;
-
-	json_array_foreach(s->tools, i, t)
-	{
-		name = json_string_value(json_object_get(t, "name"));
-		if (name == NULL || !json_is_object(t) || !hostcfg_allows(s->cfg, name))
-			continue;
-		d = json_deep_copy(t);
-		xasprintf(&full, "%s%s%s", s->cfg->name, HOST_SEP, name);
-		json_object_set_new(d, "name", json_string(full));
-		free(full);
-		json_array_append_new(out, d);
-	}
-	return out;
 }
 
 static void hqueued_free(struct hqueued *q);
@@ -271,215 +98,13 @@ host_check_settled(struct host *h)
 	host_settle(h);
 }
 
-static void
+void
 hsrv_first_done(struct hsrv *s)
 {
 	if (s->first_done)
 		return;
 	s->first_done = 1;
 	host_check_settled(s->h);
-}
-
-/* ---- messages from a server ------------------------------------------ */
-
-static void
-hsrv_list(struct hsrv *s, const char *cursor)
-{
-	json_t *params = cursor != NULL ? json_pack("{s:s}", "cursor", cursor) : NULL;
-
-	if (s->listing == NULL)
-		s->listing = json_array();
-	if (s->state != HS_READY)
-		s->state = HS_LISTING;
-	hsrv_request(s, HC_LIST, "tools/list", params);
-}
-
-static void
-hsrv_on_init(struct hsrv *s, const struct rpc_msg *m)
-{
-	json_t *r = json_object_get(m->root, "result"), *info = json_object_get(r, "serverInfo");
-
-	if (!json_is_object(r)) {
-		log_warnx("server %s refused initialize: %s", s->cfg->name,
-		          json_string_value(
-		                  json_object_get(json_object_get(m->root, "error"), "message"))
-		                  ?: "no result");
-		job_signal(&s->job, SIGKILL);
-		return;
-	}
-	log_info("server %s: %s %s, protocol %s", s->cfg->name,
-	         json_string_value(json_object_get(info, "name")) ?: "?",
-	         json_string_value(json_object_get(info, "version")) ?: "?",
-	         json_string_value(json_object_get(r, "protocolVersion")) ?: "?");
-	hsrv_send(s, rpc_notification("notifications/initialized", NULL));
-	hsrv_list(s, NULL);
-}
-
-/* The listing finished: publish the new list and tell the client if it changed. */
-static void
-hsrv_list_done(struct hsrv *s)
-{
-	json_t *before = s->tools != NULL ? hsrv_offered(s) : json_array(), *after;
-	struct host *h = s->h;
-
-	json_decref(s->tools);
-	s->tools = s->listing;
-	s->listing = NULL;
-	after = hsrv_offered(s);
-	if (s->state != HS_READY) {
-		s->state = HS_READY;
-		s->ready_ms = mono_ms();
-		uv_timer_stop(&s->timer);
-		log_info("server %s ready: %zu tools, %zu offered", s->cfg->name,
-		         json_array_size(s->tools), json_array_size(after));
-	}
-	if (h->settled && !json_equal(before, after))
-		h->ev.tools_changed(h->ev.arg);
-	json_decref(before);
-	json_decref(after);
-	hsrv_first_done(s);
-	if (s->relist) {
-		s->relist = 0;
-		hsrv_list(s, NULL);
-	}
-}
-
-static void
-hsrv_on_list(struct hsrv *s, const struct rpc_msg *m)
-{
-	json_t *r = json_object_get(m->root, "result"), *t;
-	const char *cursor = json_string_value(json_object_get(r, "nextCursor"));
-	size_t i;
-
-	if (s->listing == NULL)
-		s->listing = json_array();
-	if (!json_is_object(r))
-		log_warnx("server %s: tools/list failed; offering none of its tools", s->cfg->name);
-	json_array_foreach(json_object_get(r, "tools"), i, t) json_array_append(s->listing, t);
-	if (cursor != NULL) {
-		hsrv_request(s, HC_LIST, "tools/list", json_pack("{s:s}", "cursor", cursor));
-		return;
-	}
-	hsrv_list_done(s);
-}
-
-static const char *
-hcall_outcome(const json_t *root, char *buf, size_t len)
-{
-	json_t *r = json_object_get(root, "result"), *e = json_object_get(root, "error");
-
-	if (e != NULL) {
-		snprintf(buf, len, "error %lld",
-		         (long long)json_integer_value(json_object_get(e, "code")));
-		return buf;
-	}
-	return json_is_true(json_object_get(r, "isError")) ? "isError" : "ok";
-}
-
-static void
-hsrv_on_call(struct hsrv *s, struct hcall *c, const struct rpc_msg *m)
-{
-	json_t *out = json_object(), *v;
-	char buf[48];
-
-	json_object_set_new(out, "jsonrpc", json_string("2.0"));
-	json_object_set(out, "id", c->cid);
-	if ((v = json_object_get(m->root, "result")) != NULL)
-		json_object_set(out, "result", v);
-	else
-		json_object_set(out, "error", json_object_get(m->root, "error"));
-	log_info("call %s: %s in %lld ms", c->tool, hcall_outcome(m->root, buf, sizeof buf),
-	         (long long)(mono_ms() - c->start_ms));
-	host_send(s->h, out);
-}
-
-static void
-hsrv_on_response(struct hsrv *s, const struct rpc_msg *m)
-{
-	struct hcall *c;
-
-	if (!json_is_integer(m->id) || (c = hsrv_call_take(s, json_integer_value(m->id))) == NULL) {
-		log_debug("server %s: an answer to no pending request", s->cfg->name);
-		return;
-	}
-	if (c->kind == HC_INIT)
-		hsrv_on_init(s, m);
-	else if (c->kind == HC_LIST)
-		hsrv_on_list(s, m);
-	else
-		hsrv_on_call(s, c, m);
-	hcall_free(c);
-}
-
-static void
-hsrv_on_progress(struct hsrv *s, const json_t *params)
-{
-	json_t *tok = json_object_get(params, "progressToken"), *p;
-	struct hcall *c;
-
-	for (c = s->calls; c != NULL; c = c->next)
-		if (c->kind == HC_CALL && c->token != NULL && json_is_integer(tok) &&
-		    json_integer_value(tok) == c->sid)
-			break;
-	if (c == NULL)
-		return;
-	p = json_deep_copy(params);
-	json_object_set(p, "progressToken", c->token);
-	host_send(s->h, rpc_notification("notifications/progress", p));
-}
-
-static void
-hsrv_on_notification(struct hsrv *s, const struct rpc_msg *m)
-{
-	const json_t *p = m->params;
-
-	if (strcmp(m->method, "notifications/progress") == 0) {
-		hsrv_on_progress(s, p);
-	} else if (strcmp(m->method, "notifications/tools/list_changed") == 0) {
-		if (s->state == HS_READY && s->listing == NULL)
-			hsrv_list(s, NULL);
-		else if (s->state == HS_LISTING || s->listing != NULL)
-			s->relist = 1;
-	} else if (strcmp(m->method, "notifications/message") == 0) {
-		char *data = json_dumps(json_object_get(p, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
-		log_info("server %s: [%s] %s", s->cfg->name,
-		         json_string_value(json_object_get(p, "level")) ?: "log", data ?: "");
-		free(data);
-	} else {
-		log_debug("server %s: notification %s", s->cfg->name, m->method);
-	}
-}
-
-static void
-hsrv_on_request(struct hsrv *s, const struct rpc_msg *m)
-{
-	if (strcmp(m->method, "ping") == 0)
-		hsrv_send(s, rpc_result(m->id, json_object()));
-	else
-		hsrv_send(s, rpc_error(m->id, RPC_METHOD_NOT_FOUND,
-		                       "colibri-mcp does not offer %s to servers", m->method));
-}
-
-static void
-hsrv_line(struct hsrv *s, const char *line, size_t len)
-{
-	struct rpc_msg m;
-
-	switch (rpc_parse(line, len, &m)) {
-	case RPC_RESPONSE:
-		hsrv_on_response(s, &m);
-		break;
-	case RPC_NOTIFICATION:
-		hsrv_on_notification(s, &m);
-		break;
-	case RPC_REQUEST:
-		hsrv_on_request(s, &m);
-		break;
-	case RPC_INVALID:
-		log_warnx("server %s sent an invalid message: %s", s->cfg->name, m.error);
-		break;
-	}
-	rpc_msg_clear(&m);
 }
 
 /* ---- process and pipes ------------------------------------------------ */
@@ -731,38 +356,15 @@ hsrv_start_io(struct hsrv *s)
 	hsrv_timer(s, T_INIT, HOST_INIT_TIMEOUT_MS);
 }
 
-static void
-hsrv_spawn(struct hsrv *s)
+/* Start s's process: wrapper (the confinement's program, found on PATH) with its argv. */
+static int
+hsrv_job_start(struct hsrv *s, const char *wrapper, char **cause)
 {
 	struct job_spec o;
-	char *program, *wrapper = NULL, *cause = NULL, **env = NULL;
+	char **env = NULL;
 	int rc;
 
-	/* Inside a FreeBSD jail the jail's PATH finds the command, not the host's. */
-	if (jail_config_active(&s->cfg->jail) && s->h->copts.backend == CONFINE_BACKEND_JAIL)
-		program = xstrdup(s->cfg->command);
-	else
-		program = hsrv_resolve(s->cfg->command);
-
-	s->gen++;
-	s->torn = 0;
-	s->next_sid = 1;
-	rpc_lines_free(&s->lines);
-	rpc_lines_free(&s->errlines);
-	rpc_lines_init(&s->lines, s->h->max_line);
-	rpc_lines_init(&s->errlines, 8192);
 	memset(&o, 0, sizeof o);
-	if (program == NULL) {
-		xasprintf(&cause, "%s: command not found in PATH", s->cfg->command);
-		goto fail;
-	}
-	if ((s->spawn = hsrv_command(s, program, &cause)) == NULL)
-		goto fail;
-	/* exec does not search PATH: find bwrap, jexec, mdo... on ours. */
-	if ((wrapper = hsrv_resolve(s->spawn->cmd->program)) == NULL) {
-		xasprintf(&cause, "%s: command not found in PATH", s->spawn->cmd->program);
-		goto fail;
-	}
 	o.path = wrapper;
 	o.argv = s->spawn->cmd->argv;
 	o.in = o.out = o.err = PROC_PIPE;
@@ -781,9 +383,41 @@ hsrv_spawn(struct hsrv *s)
 	s->job.on_done = hsrv_on_done;
 	s->job.on_closed = hsrv_on_closed;
 	s->job.data = s;
-	rc = job_start(&s->job, &o, &cause);
+	rc = job_start(&s->job, &o, cause);
 	hsrv_strv_free(env);
-	if (rc != 0)
+	return rc;
+}
+
+static void
+hsrv_spawn(struct hsrv *s)
+{
+	char *program, *wrapper = NULL, *cause = NULL;
+
+	/* Inside a FreeBSD jail the jail's PATH finds the command, not the host's. */
+	if (jail_config_active(&s->cfg->jail) && s->h->copts.backend == CONFINE_BACKEND_JAIL)
+		program = xstrdup(s->cfg->command);
+	else
+		program = hsrv_resolve(s->cfg->command);
+
+	s->gen++;
+	s->torn = 0;
+	s->next_sid = 1;
+	rpc_lines_free(&s->lines);
+	rpc_lines_free(&s->errlines);
+	rpc_lines_init(&s->lines, s->h->max_line);
+	rpc_lines_init(&s->errlines, 8192);
+	if (program == NULL) {
+		xasprintf(&cause, "%s: command not found in PATH", s->cfg->command);
+		goto fail;
+	}
+	if ((s->spawn = hsrv_command(s, program, &cause)) == NULL)
+		goto fail;
+	/* exec does not search PATH: find bwrap, jexec, mdo... on ours. */
+	if ((wrapper = hsrv_resolve(s->spawn->cmd->program)) == NULL) {
+		xasprintf(&cause, "%s: command not found in PATH", s->spawn->cmd->program);
+		goto fail;
+	}
+	if (hsrv_job_start(s, wrapper, &cause) != 0)
 		goto fail;
 	s->job_live = 1;
 	free(program);

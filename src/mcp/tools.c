@@ -31,39 +31,39 @@
 #define SKILL REQ("'name':" STR ",'description':" STR, "'name'")
 
 const struct mcp_tool mcp_tools[] = {
-        {"task_create", "task-create", "Create a task.",
+        {"task_create", CMD_TASK_CREATE, "Create a task.",
          REQ("'title':" STR ",'body':" STR ",'priority':" INT ",'depends_on':" INTS, "'title'"),
          TASK, 0},
-        {"task_list", "task-list", "List tasks; page: after=next while more.",
+        {"task_list", CMD_TASK_LIST, "List tasks; page: after=next while more.",
          OBJ("'status':" STR ",'owner':" STR ",'ready':{'type':'boolean'},'limit':" INT
              ",'after':" INT),
          ITEMS(TASK), 0},
-        {"task_show", "task-show", "Show a task.", REQ("'id':" INT, "'id'"), TASK, 0},
-        {"task_ready", "task-ready", "Ready queue: open tasks whose dependencies are done.",
+        {"task_show", CMD_TASK_SHOW, "Show a task.", REQ("'id':" INT, "'id'"), TASK, 0},
+        {"task_ready", CMD_TASK_READY, "Ready queue: open tasks whose dependencies are done.",
          OBJ("'limit':" INT), ITEMS(TASK), 0},
-        {"task_claim", "task-claim", "Claim a task for agent: the ready head, or id.",
+        {"task_claim", CMD_TASK_CLAIM, "Claim a task for agent: the ready head, or id.",
          REQ("'agent':" STR ",'id':" INT ",'lease_ms':" INT, "'agent'"), TASK, 0},
-        {"task_update", "task-update", "Change a task.",
+        {"task_update", CMD_TASK_UPDATE, "Change a task.",
          REQ("'id':" INT ",'title':" STR ",'body':" STR ",'priority':" INT ",'progress':" STR
              ",'depends_on':" INTS ",'status':{'enum':['open','cancelled']},'agent':" STR,
              "'id'"),
          TASK, 0},
-        {"task_complete", "task-complete", "Mark a claimed task done.",
+        {"task_complete", CMD_TASK_COMPLETE, "Mark a claimed task done.",
          REQ("'id':" INT ",'agent':" STR ",'result':{}", "'id'"), TASK, 0},
-        {"task_release", "task-release", "Return a claimed task to the queue.",
+        {"task_release", CMD_TASK_RELEASE, "Return a claimed task to the queue.",
          REQ("'id':" INT ",'agent':" STR, "'id'"), TASK, 0},
-        {"agents_list", "list-agents", "List agents.",
+        {"agents_list", CMD_LIST_AGENTS, "List agents.",
          OBJ("'kind':{'enum':['registered','spawned']},'state':" STR), ITEMS(AGENT), 0},
-        {"agent_status", "agent-status", "Agent state (idle/working/blocked/done/error), reason.",
+        {"agent_status", CMD_AGENT_STATUS, "Agent state (idle/working/blocked/done/error), reason.",
          REQ("'id':" STR, "'id'"), AGENT, 0},
-        {"spawn_local", "spawn-local", "Spawn a supervised local agent.",
+        {"spawn_local", CMD_SPAWN_LOCAL, "Spawn a supervised local agent.",
          REQ("'binary':" STR ",'args':{'type':'array','items':" STR "},'prompt':" STR
              ",'mode':{'enum':['json','rpc']},'env':{'type':'object','additionalProperties':" STR
              "},'cwd':" STR,
              "'binary'"),
          AGENT, 1},
-        {"skills_list", "skills-list", "List skills.", OBJ("'query':" STR), ITEMS(SKILL), 0},
-        {"skill_show", "skill-show", "Read a skill.", REQ("'name':" STR, "'name'"), SKILL, 0},
+        {"skills_list", CMD_SKILLS_LIST, "List skills.", OBJ("'query':" STR), ITEMS(SKILL), 0},
+        {"skill_show", CMD_SKILL_SHOW, "Read a skill.", REQ("'name':" STR, "'name'"), SKILL, 0},
         {NULL, NULL, NULL, NULL, NULL, 0},
 };
 

@@ -224,7 +224,7 @@ smoke_heartbeat(struct smoke *s, const char *activity)
 		return 0;
 	s->next_beat = now + s->o.heartbeat_ms;
 	log_debug("heartbeat (%s)", activity);
-	return smoke_call(s, "agent-heartbeat",
+	return smoke_call(s, CMD_AGENT_HEARTBEAT,
 	                  json_pack("{s:s, s:s, s:s}", "id", s->id, "state",
 	                            s->current != 0 ? "working" : "idle", "activity", activity),
 	                  NULL, NULL);
@@ -263,7 +263,7 @@ smoke_register(struct smoke *s)
 
 	if (s->o.id != NULL)
 		json_object_set_new(args, "id", json_string(s->o.id));
-	if (smoke_call(s, "agent-register", args, &r, NULL) != 0)
+	if (smoke_call(s, CMD_AGENT_REGISTER, args, &r, NULL) != 0)
 		return -1;
 	s->id = xstrdup(json_string_value(json_object_get(r, "id")));
 	json_decref(r);
@@ -289,14 +289,14 @@ smoke_work(struct smoke *s, const char *title)
 		if (smoke_stop)
 			return 0;
 		snprintf(progress, sizeof progress, "step %lld/%lld", step, s->o.steps);
-		rc = smoke_call(s, "task-update",
+		rc = smoke_call(s, CMD_TASK_UPDATE,
 		                json_pack("{s:I, s:s, s:s}", "id", (json_int_t)s->current, "agent",
 		                          s->id, "progress", progress),
 		                NULL, ERR_CONFLICT);
 		if (rc != 0)
 			goto lost;
 	}
-	rc = smoke_call(s, "task-complete",
+	rc = smoke_call(s, CMD_TASK_COMPLETE,
 	                json_pack("{s:I, s:s, s:{s:s, s:I, s:I}}", "id", (json_int_t)s->current,
 	                          "agent", s->id, "result", "by", s->id, "steps",
 	                          (json_int_t)s->o.steps, "n", (json_int_t)(s->done + 1)),
@@ -322,7 +322,7 @@ smoke_claim(struct smoke *s, char *title, size_t len)
 	int rc;
 
 	rc = smoke_call(
-	        s, "task-claim",
+	        s, CMD_TASK_CLAIM,
 	        json_pack("{s:s, s:I}", "agent", s->id, "lease_ms", (json_int_t)s->o.lease_ms), &t,
 	        ERR_NOT_FOUND);
 	if (rc != 0)
@@ -366,7 +366,7 @@ smoke_release(struct smoke *s)
 {
 	if (s->current == 0 || s->c == NULL)
 		return;
-	if (smoke_call(s, "task-release",
+	if (smoke_call(s, CMD_TASK_RELEASE,
 	               json_pack("{s:I, s:s}", "id", (json_int_t)s->current, "agent", s->id), NULL,
 	               ERR_CONFLICT) == 0)
 		log_info("released task %lld", s->current);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "tui/conn.h"
@@ -88,7 +89,7 @@ tui_conn_subscribe(struct tui_conn *k, struct tui_model *m, long long daemon_seq
 	if (first)
 		since = daemon_seq > TUI_BACKLOG ? daemon_seq - TUI_BACKLOG : 0;
 	args = json_pack("{s:[s,s], s:I}", "topics", "agent", "task", "since", (json_int_t)since);
-	rc = tui_conn_call(k, "subscribe", args, &res, &err);
+	rc = tui_conn_call(k, CMD_SUBSCRIBE, args, &res, &err);
 	json_decref(args);
 	json_decref(res);
 	if (rc == -1)
@@ -109,14 +110,14 @@ tui_conn_open(struct tui_conn *k, struct tui_model *m, int64_t mono_now)
 		tui_conn_down(k, k->path, strerror(errno), mono_now);
 		return -1;
 	}
-	if (tui_conn_call(k, "status", NULL, &st, &err) != 0)
+	if (tui_conn_call(k, CMD_STATUS, NULL, &st, &err) != 0)
 		goto refused;
 	seq = (long long)json_integer_value(json_object_get(st, "last_seq"));
 	if (seq < m->last_seq)
 		m->last_seq = 0; /* a different event history: start over */
 	tui_model_apply_status(m, st);
 	json_decref(st);
-	if (tui_conn_call(k, "list-agents", NULL, &list, &err) != 0)
+	if (tui_conn_call(k, CMD_LIST_AGENTS, NULL, &list, &err) != 0)
 		goto refused;
 	tui_model_resync(m, list, seq, mono_now);
 	json_decref(list);
@@ -171,7 +172,7 @@ tui_conn_status_of(struct tui_conn *k, struct tui_model *m, struct tui_agent *a,
 {
 	struct client_error err;
 	json_t *args = json_pack("{s:s}", "id", a->id), *res;
-	int rc = tui_conn_call(k, "agent-status", args, &res, &err);
+	int rc = tui_conn_call(k, CMD_AGENT_STATUS, args, &res, &err);
 
 	json_decref(args);
 	if (rc == 0)
@@ -228,7 +229,7 @@ tui_conn_tasks(struct tui_conn *k, struct tui_model *m, int64_t mono_now)
 	if (!k->up || !m->tasks_stale || mono_now - k->tasks_read < 1000)
 		return 0;
 	k->tasks_read = mono_now;
-	rc = tui_conn_call(k, "status", NULL, &st, &err);
+	rc = tui_conn_call(k, CMD_STATUS, NULL, &st, &err);
 	if (rc == 0)
 		tui_model_apply_status(m, st);
 	json_decref(st);
@@ -289,7 +290,7 @@ tui_tail_page(struct tui_conn *k, struct tui_tail *t)
 
 	args = json_pack("{s:s, s:I, s:i, s:s}", "id", t->id, "since", (json_int_t)t->next, "limit",
 	                 1000, "stream", t->stderr_stream ? "stderr" : "stdout");
-	rc = tui_conn_call(k, "session-read", args, &res, &err);
+	rc = tui_conn_call(k, CMD_SESSION_READ, args, &res, &err);
 	json_decref(args);
 	if (rc != 0) {
 		if (rc == -1)
@@ -332,7 +333,7 @@ tui_kill_child(const char *path, const char *id, int fd)
 
 	if (c != NULL) {
 		args = json_pack("{s:s}", "id", id);
-		rc = client_call(c, "kill-agent", args, &res, &err);
+		rc = client_call(c, CMD_KILL_AGENT, args, &res, &err);
 		json_decref(args);
 	}
 	if (rc == 0)

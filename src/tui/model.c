@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/proto.h"
 #include "common/xmalloc.h"
 #include "tui/model.h"
 
@@ -288,7 +289,7 @@ tui_event_text(char *dst, size_t n, const char *name, json_t *data)
 	size_t len = 0;
 
 	dst[0] = '\0';
-	if (strcmp(name, "agent.state") == 0) {
+	if (strcmp(name, EV_AGENT_STATE) == 0) {
 		const char *parts[] = {name,
 		                       " ",
 		                       tui_str(data, "id"),
@@ -301,15 +302,15 @@ tui_event_text(char *dst, size_t n, const char *name, json_t *data)
 		size_t i;
 		for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
 			tui_cat(dst, &len, n, parts[i]);
-	} else if (strcmp(name, "agent.exited") == 0)
+	} else if (strcmp(name, EV_AGENT_EXITED) == 0)
 		snprintf(dst, n, "%s %s %s: %s", name, tui_str(data, "id"), tui_str(data, "state"),
 		         tui_str(data, "reason"));
-	else if (strcmp(name, "agent.restarted") == 0)
+	else if (strcmp(name, EV_AGENT_RESTARTED) == 0)
 		snprintf(dst, n, "%s %s %lld/%lld in %lldms: %s", name, tui_str(data, "id"),
 		         tui_int(json_object_get(data, "restart")),
 		         tui_int(json_object_get(data, "max_restarts")),
 		         tui_int(json_object_get(data, "delay_ms")), tui_str(data, "reason"));
-	else if (strncmp(name, "task.", 5) == 0)
+	else if (strncmp(name, EV_PREFIX_TASK, sizeof EV_PREFIX_TASK - 1) == 0)
 		snprintf(dst, n, "%s #%lld %s %s", name, tui_int(json_object_get(data, "id")),
 		         tui_str(data, "status"), tui_str(data, "title"));
 	else
@@ -355,16 +356,16 @@ tui_apply_agent_event(struct tui_model *m, const char *name, json_t *data, int64
 
 	if (id == NULL)
 		return NULL;
-	if (strcmp(name, "agent.registered") == 0 || strcmp(name, "agent.lost") == 0)
+	if (strcmp(name, EV_AGENT_REGISTERED) == 0 || strcmp(name, EV_AGENT_LOST) == 0)
 		return tui_model_apply_agent(m, data, 0);
 	a = tui_model_get(m, id);
-	if (strcmp(name, "agent.state") == 0)
+	if (strcmp(name, EV_AGENT_STATE) == 0)
 		tui_agent_from_state(a, data);
-	else if (strcmp(name, "agent.exited") == 0)
+	else if (strcmp(name, EV_AGENT_EXITED) == 0)
 		tui_agent_from_exit(a, data);
-	else if (strcmp(name, "agent.restarted") == 0)
+	else if (strcmp(name, EV_AGENT_RESTARTED) == 0)
 		tui_agent_from_restart(a, data);
-	else if (strcmp(name, "agent.spawned") == 0) {
+	else if (strcmp(name, EV_AGENT_SPAWNED) == 0) {
 		tui_copy(a->provider, sizeof a->provider, json_object_get(data, "provider"));
 		tui_copy(a->session_id, sizeof a->session_id, json_object_get(data, "session_id"));
 		a->pid = tui_int(json_object_get(data, "pid"));
@@ -372,7 +373,7 @@ tui_apply_agent_event(struct tui_model *m, const char *name, json_t *data, int64
 		if (a->state[0] == '\0')
 			snprintf(a->state, sizeof a->state, "idle");
 	}
-	if (strcmp(name, "agent.heartbeat") == 0 || a->last_event_ms < ts)
+	if (strcmp(name, EV_AGENT_HEARTBEAT) == 0 || a->last_event_ms < ts)
 		a->last_event_ms = ts;
 	a->stale = a->dirty = 1;
 	m->order_dirty = 1;
@@ -407,11 +408,12 @@ tui_model_apply_event(struct tui_model *m, json_t *msg)
 	tui_event_text(e.text, sizeof e.text, name, data);
 	tui_event_push(m->log, &m->nlog, TUI_LOG_EVENTS, &e);
 	m->log_dirty = 1;
-	if (strncmp(name, "task.", 5) == 0)
+	if (strncmp(name, EV_PREFIX_TASK, sizeof EV_PREFIX_TASK - 1) == 0)
 		m->tasks_stale = 1;
-	else if (strncmp(name, "agent.", 6) == 0 && (seq == 0 || seq > m->snapshot_seq))
+	else if (strncmp(name, EV_PREFIX_AGENT, sizeof EV_PREFIX_AGENT - 1) == 0 &&
+	         (seq == 0 || seq > m->snapshot_seq))
 		a = tui_apply_agent_event(m, name, data, e.ts);
-	else if (strncmp(name, "agent.", 6) == 0)
+	else if (strncmp(name, EV_PREFIX_AGENT, sizeof EV_PREFIX_AGENT - 1) == 0)
 		a = tui_model_find(m, tui_str(data, "id"));
 	if (a != NULL)
 		tui_event_push(a->ev, &a->nev, TUI_AGENT_EVENTS, &e);

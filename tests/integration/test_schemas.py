@@ -21,7 +21,9 @@ import pytest
 from conftest import ROOT, SCHEMA_BASE, SCHEMAS, Conn, SchemaCheck
 
 DAEMON_SRC = os.path.join(ROOT, "src", "daemon")
-ARG_RE = re.compile(r'\{\s*"([a-z_]+)"\s*,\s*(ARG_[A-Z]+)\s*,\s*([01])\s*\}')
+# {name, ARG_TYPE, required[, min, max]}
+ARG_RE = re.compile(r'\{\s*"([a-z_]+)"\s*,\s*(ARG_[A-Z]+)\s*,\s*([01])\s*'
+                    r'(?:,\s*([^,{}]+?)\s*,\s*([^,{}]+?)\s*)?\}')
 C_STRING = r'"(?:[^"\\]|\\.)*"'
 
 
@@ -46,18 +48,39 @@ def _arrays(text, ctype):
     return out
 
 
+def proto_names(prefix):
+    """{CONSTANT: value} of proto.h's #defines of string constants named PREFIX*."""
+    proto = open(os.path.join(ROOT, "src", "common", "proto.h")).read()
+    return dict(re.findall(r'^#define\s+(%s[A-Z_]+)\s+"([^"]*)"' % prefix, proto, flags=re.M))
+
+
+PROTO_CMDS = proto_names("CMD_")
+NAME = r"%s|\bCMD_[A-Z_]+\b" % C_STRING
+
+
+def _name(text):
+    """A command name as the table spells it: a string literal or a proto.h constant."""
+    return json.loads(text) if text.startswith('"') else PROTO_CMDS[text]
+
+
 def _entries(body):
     """(name, flags, roles, args array name) of each cmd_entry in an array body."""
     out = []
-    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:%s\s*)+,\s*([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
-                         r'\s*([a-z_]+)\s*,' % (C_STRING, C_STRING), body):
-        out.append((json.loads(m.group(1)), m.group(2), m.group(3), m.group(4)))
-    for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % C_STRING, body, flags=re.S):
+    for m in re.finditer(r'\{\s*(%s)\s*,\s*(?:(?:%s\s*)+,\s*)?([A-Z_| ]+?)\s*,\s*([A-Z0-9_| ]+?)\s*,'
+                         r'\s*([a-z_]+)\s*,' % (NAME, C_STRING), body):
+        out.append((_name(m.group(1)), m.group(2), m.group(3), m.group(4)))
+    for m in re.finditer(r"\{\s*\.name\s*=\s*(%s)(.*?)\}" % NAME, body, flags=re.S):
         flags = re.search(r"\.flags\s*=\s*([A-Z_| ]+?)\s*,", m.group(2)).group(1)
         roles = re.search(r"\.roles\s*=\s*([A-Z0-9_| ]+?)\s*,", m.group(2))
         args = re.search(r"\.args\s*=\s*([a-z_]+)", m.group(2)).group(1)
-        out.append((json.loads(m.group(1)), flags, roles.group(1) if roles else "", args))
+        out.append((_name(m.group(1)), flags, roles.group(1) if roles else "", args))
     return out
+
+
+def _bound(text):
+    """A bound of a cmd_arg as a number (None for LLONG_MAX, "no upper bound")."""
+    text = (text or "0").strip()
+    return None if text == "LLONG_MAX" else int(eval(text, {}))  # digits, + - * ( ) only
 
 
 def c_commands():
@@ -77,9 +100,13 @@ def c_commands():
                 spec = arg_arrays[argv]
                 for mname, mbody in macros.items():
                     spec = re.sub(r"\b%s\b" % mname, mbody, spec)
-                args = [(a, t, r == "1") for a, t, r in ARG_RE.findall(spec)]
+                found_args = ARG_RE.findall(spec)
+                args = [(a, t, r == "1") for a, t, r, _, _ in found_args]
+                bounds = {a: (_bound(lo), _bound(hi)) for a, _, _, lo, hi in found_args
+                          if (_bound(lo), _bound(hi)) != (0, 0)}
                 assert name not in found, "command %s defined twice" % name
                 found[name] = {"flags": set(re.findall(r"CMD_[A-Z]+", flags)), "args": args,
+                               "bounds": bounds,
                                "roles": set(re.findall(r"\bCMD_R_[A-Z]+\b", roles)),
                                "file": os.path.basename(path)}
     assert seen == set(families), "entry arrays not found: %s" % (set(families) - seen)
@@ -87,13 +114,16 @@ def c_commands():
 
 
 def c_topics():
-    """Every event topic the daemon emits, from the literals in src/daemon/*.c."""
+    """Every event topic the daemon emits, from the literals and the proto.h constants
+    (EV_*) given to the emitting calls in src/daemon/*.c."""
+    ev = proto_names("EV_")
     topics = set()
     for path in glob.glob(os.path.join(DAEMON_SRC, "*.c")):
         text = _strip_comments(open(path).read())
         for m in re.finditer(r"\b(events_emit|events_emit_raw|task_reply|task_reply_raw)\s*\(", text):
             call = text[m.end():text.index(";", m.end())]
             topics.update(re.findall(r'"([a-z]+\.[a-z_]+)"', call))
+            topics.update(ev[c] for c in re.findall(r"\bEV_[A-Z_]+\b", call))
     return topics
 
 
@@ -173,6 +203,22 @@ def test_args_schema_matches_the_c_spec(name):
     assert not v.is_valid({"no_such_argument": 1})
 
 
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_arg_bounds_match_the_schema(name):
+    """Every bound of the C spec (min/max of an integer, the length of a string) is the
+    schema's.  (A schema may bound more: what a handler checks, as an agent id's length.)"""
+    doc = CHECK.store[SCHEMA_BASE + "commands/%s.args.json" % name]
+    types = {a: t for a, t, _ in COMMANDS[name]["args"]}
+    for arg, prop in doc["properties"].items():
+        lo_key, hi_key = ("minimum", "maximum") if types[arg] == "ARG_INT" else \
+            ("minLength", "maxLength")
+        if arg not in COMMANDS[name]["bounds"]:
+            continue
+        lo, hi = COMMANDS[name]["bounds"][arg]
+        assert prop.get(lo_key, 0) == lo, "%s.%s: %s differs from the C spec" % (name, arg, lo_key)
+        assert prop.get(hi_key) == hi, "%s.%s: %s differs from the C spec" % (name, arg, hi_key)
+
+
 def test_the_table_is_the_daemons(daemon):
     """Each parsed name is a command of the running daemon; an invented one is not."""
     c = daemon.connect()
@@ -202,7 +248,7 @@ def test_error_codes_are_proto_h():
 def test_cli_schema_for_every_verb():
     src = open(os.path.join(ROOT, "src", "client", "cli-verbs.c")).read()
     table = src[src.index("const struct cli_verb cli_verbs[]"):]
-    verbs = re.findall(r'\{"([a-z-]+)",\s*(?:NULL|"[a-z-]+")', table)
+    verbs = re.findall(r'\{"([a-z-]+)",\s*(?:NULL|"[a-z-]+"|CMD_[A-Z_]+)', table)
     assert len(verbs) >= 30
     have = {f[:-5] for f in schema_files("cli")}
     assert set(verbs) == have

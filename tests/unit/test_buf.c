@@ -70,13 +70,41 @@ test_utf8_scrub(void **state)
 	assert_string_equal(utf8_scrub(e), "surrogate ???.");
 }
 
+/* One cut at a UTF-8 boundary for every copy that truncates (util.h). */
+static void
+test_utf8_cut_len(void **state)
+{
+	static const char s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* a é € 😀 */
+	size_t n = sizeof s - 1;
+
+	(void)state;
+	assert_int_equal(utf8_cut_len(s, n, 100), n); /* fits */
+	assert_int_equal(utf8_cut_len(s, n, n), n);
+	assert_int_equal(utf8_cut_len(s, n, 0), 0);
+	assert_int_equal(utf8_cut_len(s, n, 1), 1); /* after "a" */
+	assert_int_equal(utf8_cut_len(s, n, 2), 1); /* inside é: back to its start */
+	assert_int_equal(utf8_cut_len(s, n, 3), 3); /* after é */
+	assert_int_equal(utf8_cut_len(s, n, 4), 3); /* inside € */
+	assert_int_equal(utf8_cut_len(s, n, 5), 3);
+	assert_int_equal(utf8_cut_len(s, n, 6), 6); /* after € */
+	assert_int_equal(utf8_cut_len(s, n, 9), 6); /* three bytes of 😀 */
+	assert_int_equal(utf8_cut_len(s, n, 10), 10);
+	/* a buffer cut by someone else: its incomplete last sequence goes */
+	assert_int_equal(utf8_cut_len(s, 8, 8), 6);
+	assert_int_equal(utf8_cut_len("x\xe2\x82", 3, 3), 1);
+	/* bytes that are not UTF-8 are kept, not eaten */
+	assert_int_equal(utf8_cut_len("\x80\x80\x80\x80\x80", 5, 5), 5);
+	assert_int_equal(utf8_cut_len("ab\xff", 3, 3), 3);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_buf_grow_and_consume),
-		cmocka_unit_test(test_path_helpers),
-		cmocka_unit_test(test_utf8_scrub),
+	        cmocka_unit_test(test_buf_grow_and_consume),
+	        cmocka_unit_test(test_path_helpers),
+	        cmocka_unit_test(test_utf8_scrub),
+	        cmocka_unit_test(test_utf8_cut_len),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

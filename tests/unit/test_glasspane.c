@@ -33,7 +33,8 @@ struct replay {
 	int64_t now;
 };
 
-static void record(struct replay *r, int changed, const struct glasspane_transition *t)
+static void
+record(struct replay *r, int changed, const struct glasspane_transition *t)
 {
 	if (!changed)
 		return;
@@ -44,8 +45,8 @@ static void record(struct replay *r, int changed, const struct glasspane_transit
 	r->ntr++;
 }
 
-static void start(struct replay *r, enum glasspane_harness h, enum glasspane_mode m,
-                  int64_t stall_ms)
+static void
+start(struct replay *r, enum glasspane_harness h, enum glasspane_mode m, int64_t stall_ms)
 {
 	memset(r, 0, sizeof(*r));
 	r->now = 1000;
@@ -53,7 +54,8 @@ static void start(struct replay *r, enum glasspane_harness h, enum glasspane_mod
 }
 
 /* Feed one line 10 ms after the previous one. */
-static int feed(struct replay *r, const char *line)
+static int
+feed(struct replay *r, const char *line)
 {
 	struct glasspane_transition t;
 	int c;
@@ -64,7 +66,8 @@ static int feed(struct replay *r, const char *line)
 	return c;
 }
 
-static int tick(struct replay *r, int64_t at)
+static int
+tick(struct replay *r, int64_t at)
 {
 	struct glasspane_transition t;
 	int c;
@@ -75,7 +78,8 @@ static int tick(struct replay *r, int64_t at)
 	return c;
 }
 
-static int do_exit(struct replay *r, int status, int signo)
+static int
+do_exit(struct replay *r, int status, int signo)
 {
 	struct glasspane_transition t;
 	int c;
@@ -86,7 +90,8 @@ static int do_exit(struct replay *r, int status, int signo)
 	return c;
 }
 
-static char *fixture_path(const char *name)
+static char *
+fixture_path(const char *name)
 {
 	const char *dir = getenv("COLIBRI_FIXTURES");
 	char *p;
@@ -96,7 +101,8 @@ static char *fixture_path(const char *name)
 	return p;
 }
 
-static void feed_file(struct replay *r, const char *name)
+static void
+feed_file(struct replay *r, const char *name)
 {
 	char *path = fixture_path(name), *line = NULL;
 	FILE *f = fopen(path, "r");
@@ -116,7 +122,8 @@ static void feed_file(struct replay *r, const char *name)
 }
 
 /* The capture's .rc: exit status, or 128+N for signal N. */
-static void exit_from_rc(struct replay *r, const char *name)
+static void
+exit_from_rc(struct replay *r, const char *name)
 {
 	char *path = fixture_path(name);
 	FILE *f = fopen(path, "r");
@@ -133,7 +140,8 @@ static void exit_from_rc(struct replay *r, const char *name)
 }
 
 /* Oracle: usage summed over assistant message_end lines with a full parse. */
-static void oracle_usage(const char *name, struct gp_usage *u)
+static void
+oracle_usage(const char *name, struct gp_usage *u)
 {
 	char *path = fixture_path(name), *line = NULL;
 	FILE *f = fopen(path, "r");
@@ -161,7 +169,8 @@ static void oracle_usage(const char *name, struct gp_usage *u)
 	free(path);
 }
 
-static void replay_fixture(struct replay *r, const char *scenario, enum glasspane_mode mode)
+static void
+replay_fixture(struct replay *r, const char *scenario, enum glasspane_mode mode)
 {
 	char name[64];
 	struct gp_usage want;
@@ -180,7 +189,8 @@ static void replay_fixture(struct replay *r, const char *scenario, enum glasspan
 	exit_from_rc(r, name);
 }
 
-static void test_fixture_text(void **state)
+static void
+test_fixture_text(void **state)
 {
 	struct replay r;
 
@@ -200,7 +210,8 @@ static void test_fixture_text(void **state)
 	assert_int_equal(r.gp.tool_calls, 0);
 }
 
-static void test_fixture_tool(void **state)
+static void
+test_fixture_tool(void **state)
 {
 	struct replay r;
 
@@ -213,7 +224,8 @@ static void test_fixture_tool(void **state)
 	assert_int_equal(r.gp.usage.total_tokens, 60 + 48);
 }
 
-static void test_fixture_toolslow(void **state)
+static void
+test_fixture_toolslow(void **state)
 {
 	struct replay r;
 	char *path = fixture_path("toolslow.jsonl"), *line = NULL;
@@ -240,7 +252,8 @@ static void test_fixture_toolslow(void **state)
 	assert_int_equal(r.gp.tool_calls, 1);
 }
 
-static void test_fixture_http400(void **state)
+static void
+test_fixture_http400(void **state)
 {
 	struct replay r;
 
@@ -252,7 +265,8 @@ static void test_fixture_http400(void **state)
 	assert_string_equal(r.gp.last_error, "400 fake bad request: model refuses");
 }
 
-static void test_fixture_kill_term(void **state)
+static void
+test_fixture_kill_term(void **state)
 {
 	struct replay r;
 
@@ -270,7 +284,8 @@ static void test_fixture_kill_term(void **state)
  * get_state's response changes nothing, and exit 0 after stdin's EOF is a
  * clean end: done.
  */
-static void test_fixture_rpc_text(void **state)
+static void
+test_fixture_rpc_text(void **state)
 {
 	struct replay r;
 
@@ -293,7 +308,8 @@ static void test_fixture_rpc_text(void **state)
 	"\"" extra "}}"
 #define ERR_503 ",\"errorMessage\":\"503 service unavailable\""
 
-static void failing_attempt(struct replay *r)
+static void
+failing_attempt(struct replay *r)
 {
 	feed(r, "{\"type\":\"turn_start\"}");
 	feed(r, ASSISTANT_END("error", ERR_503));
@@ -301,7 +317,8 @@ static void failing_attempt(struct replay *r)
 	feed(r, "{\"type\":\"agent_end\",\"messages\":[]}");
 }
 
-static void test_retry_then_success(void **state)
+static void
+test_retry_then_success(void **state)
 {
 	struct replay r;
 
@@ -333,7 +350,8 @@ static void test_retry_then_success(void **state)
 	assert_true(r.gp.usage.cost > 0.49 && r.gp.usage.cost < 0.51);
 }
 
-static void test_retry_exhausted(void **state)
+static void
+test_retry_exhausted(void **state)
 {
 	struct replay r;
 	char line[256];
@@ -365,7 +383,8 @@ static void test_retry_exhausted(void **state)
 	assert_string_equal(r.gp.cause, "auto_retry_end");
 }
 
-static void test_stall_and_resume(void **state)
+static void
+test_stall_and_resume(void **state)
 {
 	struct replay r;
 	int64_t t0;
@@ -392,7 +411,8 @@ static void test_stall_and_resume(void **state)
 	assert_string_equal(r.gp.cause, "turn_start");
 }
 
-static void test_unknown_types_ignored(void **state)
+static void
+test_unknown_types_ignored(void **state)
 {
 	struct replay r;
 	json_t *before, *after;
@@ -412,28 +432,29 @@ static void test_unknown_types_ignored(void **state)
 }
 
 static const char *const garbage[] = {
-    "",
-    "{",
-    "}",
-    "not json",
-    "[1,2,3]",
-    "{\"type\":5}",
-    "{\"type\":\"agent_start\"",
-    "{\"type\":\"agent_start\"}x",
-    "{\"type\":\"agent_start\"}{}",
-    "{\"type\":\"agent_start\",}",
-    "{\"type\" \"agent_start\"}",
-    "{\"type\":\"agent_start\",\"x\":[}",
-    "{\"type\":\"agent_start\",\"x\":{]}",
-    "{\"type\":\"agent_start\",\"x\":\"unterminated}",
-    "{\"type\":\"agent_\x01start\"}",
-    "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"stopReason\":\"error\"",
-    "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"stopReason\":nope}}",
-    "{\"type\":\"auto_retry_start\",\"attempt\":01x}",
-    "\xff\xfe\xfd",
+        "",
+        "{",
+        "}",
+        "not json",
+        "[1,2,3]",
+        "{\"type\":5}",
+        "{\"type\":\"agent_start\"",
+        "{\"type\":\"agent_start\"}x",
+        "{\"type\":\"agent_start\"}{}",
+        "{\"type\":\"agent_start\",}",
+        "{\"type\" \"agent_start\"}",
+        "{\"type\":\"agent_start\",\"x\":[}",
+        "{\"type\":\"agent_start\",\"x\":{]}",
+        "{\"type\":\"agent_start\",\"x\":\"unterminated}",
+        "{\"type\":\"agent_\x01start\"}",
+        "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"stopReason\":\"error\"",
+        "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"stopReason\":nope}}",
+        "{\"type\":\"auto_retry_start\",\"attempt\":01x}",
+        "\xff\xfe\xfd",
 };
 
-static void test_garbage_ignored(void **state)
+static void
+test_garbage_ignored(void **state)
 {
 	struct replay r;
 	size_t i;
@@ -457,7 +478,8 @@ static void test_garbage_ignored(void **state)
 }
 
 /* Every strict prefix of every real line is rejected. */
-static void test_truncated_lines(void **state)
+static void
+test_truncated_lines(void **state)
 {
 	char *path = fixture_path("tool.jsonl"), *line = NULL;
 	FILE *f = fopen(path, "r");
@@ -478,7 +500,8 @@ static void test_truncated_lines(void **state)
 	free(path);
 }
 
-static void test_decode_fields(void **state)
+static void
+test_decode_fields(void **state)
 {
 	struct gp_event ev;
 	const char *l;
@@ -509,7 +532,8 @@ static void test_decode_fields(void **state)
 	assert_false(ev.success);
 }
 
-static void test_jscan_strings(void **state)
+static void
+test_jscan_strings(void **state)
 {
 	static const char *const keys[] = {"s"};
 	struct jscan_span v;
@@ -543,7 +567,8 @@ static void test_jscan_strings(void **state)
 	assert_null(v.p);
 }
 
-static void test_zot_done(void **state)
+static void
+test_zot_done(void **state)
 {
 	struct replay r;
 
@@ -574,7 +599,8 @@ static void test_zot_done(void **state)
 	assert_true(r.gp.usage.cost > 0.0199 && r.gp.usage.cost < 0.0201);
 }
 
-static void test_zot_error(void **state)
+static void
+test_zot_error(void **state)
 {
 	struct replay r;
 
@@ -596,7 +622,8 @@ static void test_zot_error(void **state)
 	assert_string_equal(r.gp.reason, "boom");
 }
 
-static void test_rpc_failure_settles(void **state)
+static void
+test_rpc_failure_settles(void **state)
 {
 	struct replay r;
 	int64_t end;
@@ -630,7 +657,8 @@ static void test_rpc_failure_settles(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_BLOCKED);
 }
 
-static void test_ui_wait(void **state)
+static void
+test_ui_wait(void **state)
 {
 	struct replay r;
 
@@ -650,7 +678,8 @@ static void test_ui_wait(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
 }
 
-static void test_exits(void **state)
+static void
+test_exits(void **state)
 {
 	struct replay r;
 
@@ -673,7 +702,8 @@ static void test_exits(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
 }
 
-static void test_snapshot_json(void **state)
+static void
+test_snapshot_json(void **state)
 {
 	struct replay r;
 	json_t *o, *u;
@@ -699,7 +729,8 @@ static void test_snapshot_json(void **state)
 	json_decref(o);
 }
 
-static void test_parsers(void **state)
+static void
+test_parsers(void **state)
 {
 	enum glasspane_harness h;
 	enum glasspane_mode m;
@@ -715,30 +746,31 @@ static void test_parsers(void **state)
 	assert_null(glasspane_signal_name(0));
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fixture_text),
-	    cmocka_unit_test(test_fixture_tool),
-	    cmocka_unit_test(test_fixture_toolslow),
-	    cmocka_unit_test(test_fixture_http400),
-	    cmocka_unit_test(test_fixture_kill_term),
-	    cmocka_unit_test(test_fixture_rpc_text),
-	    cmocka_unit_test(test_retry_then_success),
-	    cmocka_unit_test(test_retry_exhausted),
-	    cmocka_unit_test(test_stall_and_resume),
-	    cmocka_unit_test(test_unknown_types_ignored),
-	    cmocka_unit_test(test_garbage_ignored),
-	    cmocka_unit_test(test_truncated_lines),
-	    cmocka_unit_test(test_decode_fields),
-	    cmocka_unit_test(test_jscan_strings),
-	    cmocka_unit_test(test_zot_done),
-	    cmocka_unit_test(test_zot_error),
-	    cmocka_unit_test(test_rpc_failure_settles),
-	    cmocka_unit_test(test_ui_wait),
-	    cmocka_unit_test(test_exits),
-	    cmocka_unit_test(test_snapshot_json),
-	    cmocka_unit_test(test_parsers),
+	        cmocka_unit_test(test_fixture_text),
+	        cmocka_unit_test(test_fixture_tool),
+	        cmocka_unit_test(test_fixture_toolslow),
+	        cmocka_unit_test(test_fixture_http400),
+	        cmocka_unit_test(test_fixture_kill_term),
+	        cmocka_unit_test(test_fixture_rpc_text),
+	        cmocka_unit_test(test_retry_then_success),
+	        cmocka_unit_test(test_retry_exhausted),
+	        cmocka_unit_test(test_stall_and_resume),
+	        cmocka_unit_test(test_unknown_types_ignored),
+	        cmocka_unit_test(test_garbage_ignored),
+	        cmocka_unit_test(test_truncated_lines),
+	        cmocka_unit_test(test_decode_fields),
+	        cmocka_unit_test(test_jscan_strings),
+	        cmocka_unit_test(test_zot_done),
+	        cmocka_unit_test(test_zot_error),
+	        cmocka_unit_test(test_rpc_failure_settles),
+	        cmocka_unit_test(test_ui_wait),
+	        cmocka_unit_test(test_exits),
+	        cmocka_unit_test(test_snapshot_json),
+	        cmocka_unit_test(test_parsers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

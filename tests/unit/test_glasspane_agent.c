@@ -43,8 +43,9 @@ struct agent {
 	char last_line[512];
 };
 
-static void agent_spawn(struct agent *a, const char *const *args, int with_stdin,
-                        enum glasspane_harness h, enum glasspane_mode m)
+static void
+agent_spawn(struct agent *a, const char *const *args, int with_stdin, enum glasspane_harness h,
+            enum glasspane_mode m)
 {
 	const char *bin = getenv("COLIBRI_TEST_AGENT");
 	posix_spawn_file_actions_t fa;
@@ -79,7 +80,8 @@ static void agent_spawn(struct agent *a, const char *const *args, int with_stdin
 }
 
 /* Read more output (10 s at most); returns 0 at EOF. */
-static int agent_fill(struct agent *a)
+static int
+agent_fill(struct agent *a)
 {
 	struct pollfd pfd = {a->out, POLLIN, 0};
 	ssize_t n;
@@ -99,7 +101,8 @@ static int agent_fill(struct agent *a)
 	return n > 0;
 }
 
-static void agent_feed(struct agent *a, const char *line, size_t len)
+static void
+agent_feed(struct agent *a, const char *line, size_t len)
 {
 	const char *t = strstr(line, "\"type\":\"");
 	size_t k = 0;
@@ -116,7 +119,8 @@ static void agent_feed(struct agent *a, const char *line, size_t len)
 }
 
 /* Feed the next complete line; returns 0 at EOF (a final partial line is fed too). */
-static int agent_next(struct agent *a)
+static int
+agent_next(struct agent *a)
 {
 	char *nl;
 	size_t n;
@@ -138,14 +142,16 @@ static int agent_next(struct agent *a)
 	return 1;
 }
 
-static void agent_until(struct agent *a, const char *type)
+static void
+agent_until(struct agent *a, const char *type)
 {
 	while (strcmp(a->last_type, type) != 0)
 		assert_int_equal(agent_next(a), 1);
 }
 
 /* Drain to EOF, reap, and report the exit to the glasspane. */
-static void agent_finish(struct agent *a)
+static void
+agent_finish(struct agent *a)
 {
 	int st;
 
@@ -163,7 +169,8 @@ static void agent_finish(struct agent *a)
 		glasspane_exit(&a->gp, WEXITSTATUS(st), 0, a->now, NULL);
 }
 
-static void agent_send(struct agent *a, const char *line)
+static void
+agent_send(struct agent *a, const char *line)
 {
 	size_t n = strlen(line);
 
@@ -179,64 +186,69 @@ struct scenario {
 };
 
 static const struct scenario scenarios[] = {
-    {{"--scenario", "text"}, NULL, GLASSPANE_HARNESS_LOCAL, GLASSPANE_DONE, "exited cleanly"},
-    {{NULL}, NULL, GLASSPANE_HARNESS_LOCAL, GLASSPANE_DONE, "exited cleanly"},
-    {{"--scenario", "tool"}, NULL, GLASSPANE_HARNESS_PI, GLASSPANE_DONE, "exited cleanly"},
-    {{"--scenario", "slow-tool", "--delay-ms", "5"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_DONE,
-     "exited cleanly"},
-    {{"--scenario", "model-error"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_ERROR,
-     "400 colibri-test-agent: model refuses"},
-    {{NULL},
-     "model-error",
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_ERROR,
-     "400 colibri-test-agent: model refuses"},
-    {{"--scenario", "retry-success", "--retry-delay-ms", "5"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_DONE,
-     "exited cleanly"},
-    {{"--scenario", "retry-fail", "--retry-delay-ms", "5"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_ERROR,
-     "503 service unavailable (gave up after 3 retries)"},
-    {{"--scenario", "crash"}, NULL, GLASSPANE_HARNESS_PI, GLASSPANE_ERROR, "exited with status 3"},
-    {{"--scenario", "crash", "--signal", "ABRT"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_ERROR,
-     "killed by signal 6 (SIGABRT)"},
-    {{"--scenario", "stderr"}, NULL, GLASSPANE_HARNESS_PI, GLASSPANE_DONE, "exited cleanly"},
-    {{"--scenario", "text", "--harness", "zot"},
-     NULL,
-     GLASSPANE_HARNESS_ZOT,
-     GLASSPANE_DONE,
-     "exited cleanly"},
-    {{"--scenario", "tool", "--harness", "zot"},
-     NULL,
-     GLASSPANE_HARNESS_ZOT,
-     GLASSPANE_DONE,
-     "exited cleanly"},
-    {{"--scenario", "model-error", "--harness", "zot"},
-     NULL,
-     GLASSPANE_HARNESS_ZOT,
-     GLASSPANE_ERROR,
-     "400 colibri-test-agent: model refuses"},
-    {{"--scenario", "no-newline", "--flood-bytes", "100000"},
-     NULL,
-     GLASSPANE_HARNESS_PI,
-     GLASSPANE_ERROR,
-     "exited with status 0 before the run ended"},
+        {{"--scenario", "text"}, NULL, GLASSPANE_HARNESS_LOCAL, GLASSPANE_DONE, "exited cleanly"},
+        {{NULL}, NULL, GLASSPANE_HARNESS_LOCAL, GLASSPANE_DONE, "exited cleanly"},
+        {{"--scenario", "tool"}, NULL, GLASSPANE_HARNESS_PI, GLASSPANE_DONE, "exited cleanly"},
+        {{"--scenario", "slow-tool", "--delay-ms", "5"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_DONE,
+         "exited cleanly"},
+        {{"--scenario", "model-error"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "400 colibri-test-agent: model refuses"},
+        {{NULL},
+         "model-error",
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "400 colibri-test-agent: model refuses"},
+        {{"--scenario", "retry-success", "--retry-delay-ms", "5"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_DONE,
+         "exited cleanly"},
+        {{"--scenario", "retry-fail", "--retry-delay-ms", "5"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "503 service unavailable (gave up after 3 retries)"},
+        {{"--scenario", "crash"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "exited with status 3"},
+        {{"--scenario", "crash", "--signal", "ABRT"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "killed by signal 6 (SIGABRT)"},
+        {{"--scenario", "stderr"}, NULL, GLASSPANE_HARNESS_PI, GLASSPANE_DONE, "exited cleanly"},
+        {{"--scenario", "text", "--harness", "zot"},
+         NULL,
+         GLASSPANE_HARNESS_ZOT,
+         GLASSPANE_DONE,
+         "exited cleanly"},
+        {{"--scenario", "tool", "--harness", "zot"},
+         NULL,
+         GLASSPANE_HARNESS_ZOT,
+         GLASSPANE_DONE,
+         "exited cleanly"},
+        {{"--scenario", "model-error", "--harness", "zot"},
+         NULL,
+         GLASSPANE_HARNESS_ZOT,
+         GLASSPANE_ERROR,
+         "400 colibri-test-agent: model refuses"},
+        {{"--scenario", "no-newline", "--flood-bytes", "100000"},
+         NULL,
+         GLASSPANE_HARNESS_PI,
+         GLASSPANE_ERROR,
+         "exited with status 0 before the run ended"},
 };
 
-static void test_scenarios(void **state)
+static void
+test_scenarios(void **state)
 {
 	size_t i;
 	struct agent a;
@@ -260,7 +272,8 @@ static void test_scenarios(void **state)
 	unsetenv("COLIBRI_TEST_AGENT_SCENARIO");
 }
 
-static void test_counters(void **state)
+static void
+test_counters(void **state)
 {
 	static const char *const tool[] = {"--scenario", "tool", NULL};
 	static const char *const noline[] = {"--scenario", "no-newline", "--flood-bytes", "100000",
@@ -279,7 +292,8 @@ static void test_counters(void **state)
 	assert_int_equal(a.gp.ignored_lines, 1);
 }
 
-static void test_flood(void **state)
+static void
+test_flood(void **state)
 {
 	static const char *const args[] = {"--scenario", "flood", "--flood-bytes", "2097152", NULL};
 	struct agent a;
@@ -292,7 +306,8 @@ static void test_flood(void **state)
 	assert_true(a.gp.events > 2097152 / 2400);
 }
 
-static void test_hang_then_kill(void **state)
+static void
+test_hang_then_kill(void **state)
 {
 	static const char *const args[] = {"--scenario", "hang", NULL};
 	struct agent a;
@@ -312,7 +327,8 @@ static void test_hang_then_kill(void **state)
 static pid_t grandchild_pid;
 
 /* Teardown: even when an assertion failed, leave no grandchild behind. */
-static int kill_grandchild(void **state)
+static int
+kill_grandchild(void **state)
 {
 	(void)state;
 	if (grandchild_pid > 0 && kill(grandchild_pid, SIGKILL) == 0)
@@ -321,7 +337,8 @@ static int kill_grandchild(void **state)
 	return 0;
 }
 
-static void test_grandchild(void **state)
+static void
+test_grandchild(void **state)
 {
 	static const char *const args[] = {"--scenario", "grandchild", NULL};
 	struct agent a;
@@ -361,7 +378,8 @@ static void test_grandchild(void **state)
 	assert_int_equal(a.gp.state, GLASSPANE_DONE);
 }
 
-static void test_rpc(void **state)
+static void
+test_rpc(void **state)
 {
 	static const char *const args[] = {"--mode", "rpc", NULL};
 	struct agent a;
@@ -382,7 +400,8 @@ static void test_rpc(void **state)
 	assert_int_equal(a.gp.turns, 1);
 }
 
-static void test_rpc_abort(void **state)
+static void
+test_rpc_abort(void **state)
 {
 	static const char *const args[] = {"--mode", "rpc", "--delay-ms", "100", NULL};
 	struct agent a;
@@ -401,7 +420,8 @@ static void test_rpc_abort(void **state)
 	assert_int_equal(a.gp.state, GLASSPANE_ERROR);
 }
 
-static void test_replay(void **state)
+static void
+test_replay(void **state)
 {
 	const char *dir = getenv("COLIBRI_FIXTURES");
 	char http400[512], kill_term[512];
@@ -427,17 +447,18 @@ static void test_replay(void **state)
 	                    "400 fake bad request: model refuses (exited with status 2)");
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_scenarios),
-	    cmocka_unit_test(test_counters),
-	    cmocka_unit_test(test_flood),
-	    cmocka_unit_test(test_hang_then_kill),
-	    cmocka_unit_test_teardown(test_grandchild, kill_grandchild),
-	    cmocka_unit_test(test_rpc),
-	    cmocka_unit_test(test_rpc_abort),
-	    cmocka_unit_test(test_replay),
+	        cmocka_unit_test(test_scenarios),
+	        cmocka_unit_test(test_counters),
+	        cmocka_unit_test(test_flood),
+	        cmocka_unit_test(test_hang_then_kill),
+	        cmocka_unit_test_teardown(test_grandchild, kill_grandchild),
+	        cmocka_unit_test(test_rpc),
+	        cmocka_unit_test(test_rpc_abort),
+	        cmocka_unit_test(test_replay),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

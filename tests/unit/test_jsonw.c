@@ -70,11 +70,11 @@ test_nesting_and_order(void **state)
 	same_as_jansson(json_object());
 	same_as_jansson(json_array());
 	v = json_pack("{s:i, s:s, s:[i, {s:n, s:b}, []], s:{}, s:f}", "z", 1, "a", "x\ny", "m", 2,
-		      "q", "t", 1, "e", "r", 2.5);
+	              "q", "t", 1, "e", "r", 2.5);
 	same_as_jansson(v);
 	v = json_loads("{\"id\":7,\"ok\":true,\"result\":{\"items\":[{\"id\":1,\"title\":"
-		       "\"write \\\"it\\\"\",\"depends_on\":[],\"result\":null}]}}",
-		       0, NULL);
+	               "\"write \\\"it\\\"\",\"depends_on\":[],\"result\":null}]}}",
+	               0, NULL);
 	assert_non_null(v);
 	same_as_jansson(v);
 }
@@ -83,9 +83,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scalars),
-		cmocka_unit_test(test_every_byte_escapes_as_jansson),
-		cmocka_unit_test(test_nesting_and_order),
+	        cmocka_unit_test(test_scalars),
+	        cmocka_unit_test(test_every_byte_escapes_as_jansson),
+	        cmocka_unit_test(test_nesting_and_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
