@@ -95,13 +95,6 @@ int pg_store_notify_read(struct pg_store *);
 const char *pg_store_url(struct pg_store *);
 #endif
 
-/* A LIKE pattern (ESCAPE '\\') matching query as a substring; caller frees.  Both backends. */
-char *store_like_substring(const char *query);
-/* Shared rules of the task board, the same for every backend (store.c). */
-/* agent (if given) owns the claim on task t; else a conflict in e. */
-int store_task_check_owner(json_t *t, const char *agent, long long id, struct store_err *);
-/* task-update may move a task from `from` to `to` (cancelled, or open again from cancelled). */
-int store_task_status_change_ok(const char *from, const char *to, long long id, struct store_err *);
 /* Is path a PostgreSQL connection URL (postgres:// or postgresql://)? */
 int store_is_postgres_url(const char *path);
 

@@ -39,6 +39,7 @@
  * serialization failure is conflict; the rest internal.
  */
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,7 @@
 #include "common/proto.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
+#include "store/store-rules.h"
 #include "store/store.h"
 
 #define STMT_CACHE     128
@@ -205,6 +207,31 @@ pg_dberr(struct pg_store *s, struct store_err *e, const char *what)
 {
 	store_err_set(e, s->err_code != NULL ? s->err_code : ERR_INTERNAL, "%s: %s", what,
 	              s->err_msg);
+}
+
+/*
+ * r (from pg_run) holds a row: 0; else -1 with the database error (r NULL)
+ * or not_found with the message fmt (no row).  The caller clears r.
+ */
+static int __attribute__((format(printf, 5, 6)))
+pg_one_row(struct pg_store *s, const PGresult *r, const char *what, struct store_err *e,
+           const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r == NULL) {
+		pg_dberr(s, e, what);
+		return -1;
+	}
+	if (PQntuples(r) > 0)
+		return 0;
+	if (e != NULL) {
+		e->code = ERR_NOT_FOUND;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }
 
 static int
@@ -782,11 +809,7 @@ task_one(struct pg_store *s, PGresult *r, long long id, const char *what, struct
 {
 	json_t *t = NULL;
 
-	if (r == NULL)
-		pg_dberr(s, e, what);
-	else if (PQntuples(r) == 0)
-		store_err_set(e, ERR_NOT_FOUND, "no task %lld", id);
-	else
+	if (pg_one_row(s, r, what, e, "no task %lld", id) == 0)
 		t = task_from_row(r, 0);
 	PQclear(r);
 	return t;
@@ -821,8 +844,9 @@ task_status(json_t *t)
 }
 
 static int
-task_exists(struct pg_store *s, long long id)
+task_exists(void *ctx, long long id)
 {
+	struct pg_store *s = ctx;
 	struct pg_params p = {0};
 
 	pp_int(&p, id);
@@ -831,12 +855,11 @@ task_exists(struct pg_store *s, long long id)
 
 /* Would task -> dep close a cycle (dep already reaches task)? */
 static int
-task_dep_cycles(struct pg_store *s, long long task, long long dep)
+task_dep_cycles(void *ctx, long long task, long long dep)
 {
+	struct pg_store *s = ctx;
 	struct pg_params p = {0};
 
-	if (task == dep)
-		return 1;
 	pp_int(&p, dep);
 	pp_int(&p, task);
 	return pg_scalar(s,
@@ -849,23 +872,12 @@ task_dep_cycles(struct pg_store *s, long long task, long long dep)
 static int
 task_add_dep(struct pg_store *s, long long task, json_t *v, struct store_err *e)
 {
+	struct store_dep_probe probe = {task_exists, task_dep_cycles, s};
 	struct pg_params p = {0};
 	long long dep;
 
-	if (!json_is_integer(v)) {
-		store_err_set(e, ERR_INVALID_ARGUMENT, "depends_on must hold task ids");
+	if (store_rule_dep(task, v, &probe, &dep, e) == -1)
 		return -1;
-	}
-	dep = json_integer_value(v);
-	if (!task_exists(s, dep)) {
-		store_err_set(e, ERR_NOT_FOUND, "no task %lld (in depends_on)", dep);
-		return -1;
-	}
-	if (task_dep_cycles(s, task, dep)) {
-		store_err_set(e, ERR_CONFLICT, "task %lld depending on %lld makes a cycle", task,
-		              dep);
-		return -1;
-	}
 	pp_int(&p, task);
 	pp_int(&p, dep);
 	if (pg_do(s, "INSERT INTO task_deps (task, dep) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -1075,8 +1087,7 @@ pg_store_task_claim(struct pg_store *s, const char *agent, long long id, long lo
 		return task_claim_next(s, agent, lease_ms, now, e);
 	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
-	if (strcmp(task_status(t), "open") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s", id, task_status(t));
+	if (store_rule_claimable(t, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
@@ -1106,7 +1117,7 @@ task_update_status(struct pg_store *s, json_t *t, long long id, const char *to, 
 	struct pg_params p = {0};
 	const char *from = task_status(t);
 
-	if (store_task_status_change_ok(from, to, id, e) == -1)
+	if (store_rule_status_change(from, to, id, e) == -1)
 		return -1;
 	pp_text(&p, to);
 	pp_int(&p, now);
@@ -1163,8 +1174,7 @@ pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *a
 
 	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
-	if (store_task_check_owner(t, agent, id, e) == -1 ||
-	    task_update_fields(s, id, ch, now, e) == -1)
+	if (store_rule_owner(t, agent, id, e) == -1 || task_update_fields(s, id, ch, now, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "depends_on")) != NULL && task_set_deps(s, id, v, e) == -1)
 		goto fail;
@@ -1187,11 +1197,7 @@ task_lock_claimed(struct pg_store *s, long long id, const char *agent, struct st
 
 	if ((t = task_lock(s, id, e)) == NULL)
 		return -1;
-	if (strcmp(task_status(t), "claimed") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id, task_status(t));
-		rc = -1;
-	} else
-		rc = store_task_check_owner(t, agent, id, e);
+	rc = store_rule_claimed(t, agent, id, e);
 	json_decref(t);
 	return rc;
 }
@@ -1363,11 +1369,7 @@ pg_store_agent_get(struct pg_store *s, const char *id, struct store_err *e)
 
 	pp_text(&p, id);
 	r = pg_run(s, "SELECT " AGENT_COLS " FROM agents WHERE id = $1", &p);
-	if (r == NULL)
-		pg_dberr(s, e, "agent");
-	else if (PQntuples(r) == 0)
-		store_err_set(e, ERR_NOT_FOUND, "no agent %s", id);
-	else
+	if (pg_one_row(s, r, "agent", e, "no agent %s", id) == 0)
 		a = agent_from_row(r, 0);
 	PQclear(r);
 	return a;
@@ -1668,11 +1670,7 @@ pg_store_tenant_get(struct pg_store *s, const char *tenant_id, struct store_err 
 
 	pp_text(&p, tenant_id);
 	r = pg_run(s, "SELECT " TENANT_COLS " FROM tenants WHERE tenant_id = $1", &p);
-	if (r == NULL)
-		pg_dberr(s, e, "tenant");
-	else if (PQntuples(r) == 0)
-		store_err_set(e, ERR_NOT_FOUND, "no tenant %s", tenant_id);
-	else
+	if (pg_one_row(s, r, "tenant", e, "no tenant %s", tenant_id) == 0)
 		t = tenant_from_row(r, 0);
 	PQclear(r);
 	return t;
@@ -1900,11 +1898,7 @@ pg_store_skill_get(struct pg_store *s, const char *name, struct store_err *e)
 	pp_text(&p, name);
 	r = pg_run(s, "SELECT name, description, path, fields, body FROM skills WHERE name = $1",
 	           &p);
-	if (r == NULL)
-		pg_dberr(s, e, "skill-show");
-	else if (PQntuples(r) == 0)
-		store_err_set(e, ERR_NOT_FOUND, "no skill named %.64s", name);
-	else
+	if (pg_one_row(s, r, "skill-show", e, "no skill named %.64s", name) == 0)
 		sk = skill_from_row(r, 0, 1);
 	PQclear(r);
 	return sk;

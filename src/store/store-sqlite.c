@@ -43,6 +43,7 @@
 #include "common/jsonw.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
+#include "store/store-rules.h"
 #include "store/store.h"
 
 #define STMT_CACHE 96
@@ -145,6 +146,33 @@ store_dberr(struct sqlite_store *s, struct store_err *e, const char *what)
 		store_err_set(e, ERR_UNAVAILABLE, "%s: %s", what, sqlite3_errmsg(s->db));
 	else
 		store_err_set(e, ERR_INTERNAL, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+/*
+ * Step q (bound by the caller) to its one row: 0 with the row ready to
+ * read (the caller resets q); -1 with the database error (q NULL: it did
+ * not prepare) or not_found with the message fmt when there is no row.
+ */
+static int __attribute__((format(printf, 5, 6)))
+sq_one_row(struct sqlite_store *s, sqlite3_stmt *q, const char *what, struct store_err *e,
+           const char *fmt, ...)
+{
+	va_list ap;
+
+	if (q == NULL) {
+		store_dberr(s, e, what);
+		return -1;
+	}
+	if (sqlite3_step(q) == SQLITE_ROW)
+		return 0;
+	sqlite3_reset(q);
+	if (e != NULL) {
+		e->code = ERR_NOT_FOUND;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
 }
 
 /* The cached, reset statement for sql (a string literal). */
@@ -746,15 +774,10 @@ sqlite_store_task_get(struct sqlite_store *s, long long id, struct store_err *e)
 	sqlite3_stmt *q = st(s, "SELECT " TASK_COLS " FROM tasks t WHERE t.id = ?");
 	json_t *t;
 
-	if (q == NULL) {
-		store_dberr(s, e, "task-show");
+	if (q != NULL)
+		sqlite3_bind_int64(q, 1, id);
+	if (sq_one_row(s, q, "task-show", e, "no task %lld", id) == -1)
 		return NULL;
-	}
-	sqlite3_bind_int64(q, 1, id);
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		store_err_set(e, ERR_NOT_FOUND, "no task %lld", id);
-		return NULL;
-	}
 	t = task_from_row(s, q);
 	sqlite3_reset(q);
 	return t;
@@ -888,16 +911,10 @@ sqlite_store_task_get_json(struct sqlite_store *s, long long id, struct buf *out
 
 	if (memo_get(s, id, out) == 0)
 		return 0;
-	if ((q = st(s, TASK_JSON_SQL)) == NULL) {
-		store_dberr(s, e, "task-show");
+	if ((q = st(s, TASK_JSON_SQL)) != NULL)
+		sqlite3_bind_int64(q, 1, id);
+	if (sq_one_row(s, q, "task-show", e, "no task %lld", id) == -1)
 		return -1;
-	}
-	sqlite3_bind_int64(q, 1, id);
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		sqlite3_reset(q);
-		store_err_set(e, ERR_NOT_FOUND, "no task %lld", id);
-		return -1;
-	}
 	task_write_row(q, out);
 	sqlite3_reset(q);
 	memo_put(s, id, out->data + start, out->len - start);
@@ -905,8 +922,9 @@ sqlite_store_task_get_json(struct sqlite_store *s, long long id, struct buf *out
 }
 
 static int
-task_exists(struct sqlite_store *s, long long id)
+task_exists(void *ctx, long long id)
 {
+	struct sqlite_store *s = ctx;
 	sqlite3_stmt *q = st(s, "SELECT 1 FROM tasks WHERE id = ?");
 
 	sqlite3_bind_int64(q, 1, id);
@@ -915,13 +933,12 @@ task_exists(struct sqlite_store *s, long long id)
 
 /* Would task -> dep close a cycle (dep already reaches task)? */
 static int
-task_dep_cycles(struct sqlite_store *s, long long task, long long dep)
+task_dep_cycles(void *ctx, long long task, long long dep)
 {
+	struct sqlite_store *s = ctx;
 	sqlite3_stmt *q = st(s, "WITH RECURSIVE r(x) AS (SELECT ? UNION SELECT d.dep FROM "
 	                        "task_deps d JOIN r ON d.task = r.x) SELECT 1 FROM r WHERE x = ?");
 
-	if (task == dep)
-		return 1;
 	sqlite3_bind_int64(q, 1, dep);
 	sqlite3_bind_int64(q, 2, task);
 	return row_exists(q);
@@ -931,6 +948,7 @@ task_dep_cycles(struct sqlite_store *s, long long task, long long dep)
 static int
 task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store_err *e)
 {
+	struct store_dep_probe probe = {task_exists, task_dep_cycles, s};
 	sqlite3_stmt *q;
 	size_t i;
 	json_t *v;
@@ -943,20 +961,8 @@ task_set_deps(struct sqlite_store *s, long long task, json_t *deps, struct store
 	{
 		long long dep;
 
-		if (!json_is_integer(v)) {
-			store_err_set(e, ERR_INVALID_ARGUMENT, "depends_on must hold task ids");
+		if (store_rule_dep(task, v, &probe, &dep, e) == -1)
 			return -1;
-		}
-		dep = json_integer_value(v);
-		if (!task_exists(s, dep)) {
-			store_err_set(e, ERR_NOT_FOUND, "no task %lld (in depends_on)", dep);
-			return -1;
-		}
-		if (task_dep_cycles(s, task, dep)) {
-			store_err_set(e, ERR_CONFLICT, "task %lld depending on %lld makes a cycle",
-			              task, dep);
-			return -1;
-		}
 		q = st(s, "INSERT OR IGNORE INTO task_deps (task, dep) VALUES (?, ?)");
 		sqlite3_bind_int64(q, 1, task);
 		sqlite3_bind_int64(q, 2, dep);
@@ -1109,9 +1115,7 @@ sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id,
 	} else {
 		if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 			return NULL;
-		if (strcmp(json_string_value(json_object_get(t, "status")), "open") != 0) {
-			store_err_set(e, ERR_CONFLICT, "task %lld is %s", id,
-			              json_string_value(json_object_get(t, "status")));
+		if (store_rule_claimable(t, id, e) == -1) {
 			json_decref(t);
 			return NULL;
 		}
@@ -1159,7 +1163,7 @@ task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *
 	const char *from = json_string_value(json_object_get(t, "status"));
 	sqlite3_stmt *q;
 
-	if (store_task_status_change_ok(from, to, id, e) == -1)
+	if (store_rule_status_change(from, to, id, e) == -1)
 		return -1;
 	q = st(s, "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, updated = ? "
 	          "WHERE id = ?");
@@ -1178,7 +1182,7 @@ sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (store_task_check_owner(t, agent, id, e) == -1)
+	if (store_rule_owner(t, agent, id, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "title")) != NULL)
 		rc |= task_set_text(s, id, "UPDATE tasks SET title = ?, updated = ? WHERE id = ?",
@@ -1223,13 +1227,7 @@ sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *age
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
-		              json_string_value(json_object_get(t, "status")));
-		json_decref(t);
-		return NULL;
-	}
-	if (store_task_check_owner(t, agent, id, e) == -1) {
+	if (store_rule_claimed(t, agent, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
@@ -1259,13 +1257,7 @@ sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agen
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (strcmp(json_string_value(json_object_get(t, "status")), "claimed") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id,
-		              json_string_value(json_object_get(t, "status")));
-		json_decref(t);
-		return NULL;
-	}
-	if (store_task_check_owner(t, agent, id, e) == -1) {
+	if (store_rule_claimed(t, agent, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
@@ -1389,15 +1381,10 @@ sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct store_err 
 	sqlite3_stmt *q = st(s, "SELECT " AGENT_COLS " FROM agents WHERE id = ?");
 	json_t *a;
 
-	if (q == NULL) {
-		store_dberr(s, e, "agent");
+	if (q != NULL)
+		sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+	if (sq_one_row(s, q, "agent", e, "no agent %s", id) == -1)
 		return NULL;
-	}
-	sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		store_err_set(e, ERR_NOT_FOUND, "no agent %s", id);
-		return NULL;
-	}
 	a = agent_from_row(q);
 	sqlite3_reset(q);
 	return a;
@@ -1614,11 +1601,10 @@ sqlite_store_tenant_get(struct sqlite_store *s, const char *tenant_id, struct st
 	sqlite3_stmt *q = st(s, "SELECT " TENANT_COLS " FROM tenants WHERE tenant_id = ?");
 	json_t *t;
 
-	sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(q) != SQLITE_ROW) {
-		store_err_set(e, ERR_NOT_FOUND, "no tenant %s", tenant_id);
+	if (q != NULL)
+		sqlite3_bind_text(q, 1, tenant_id, -1, SQLITE_TRANSIENT);
+	if (sq_one_row(s, q, "tenant", e, "no tenant %s", tenant_id) == -1)
 		return NULL;
-	}
 	t = tenant_from_row(q);
 	sqlite3_reset(q);
 	return t;
@@ -1819,18 +1805,14 @@ sqlite_store_skill_get(struct sqlite_store *s, const char *name, struct store_er
 {
 	sqlite3_stmt *q =
 	        st(s, "SELECT name, description, path, fields, body FROM skills WHERE name = ?");
-	json_t *sk = NULL;
+	json_t *sk;
 
-	if (q == NULL) {
-		store_dberr(s, e, "skill-show");
+	if (q != NULL)
+		sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
+	if (sq_one_row(s, q, "skill-show", e, "no skill named %.64s", name) == -1)
 		return NULL;
-	}
-	sqlite3_bind_text(q, 1, name, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(q) == SQLITE_ROW)
-		sk = skill_from_row(q, 1);
+	sk = skill_from_row(q, 1);
 	sqlite3_reset(q);
-	if (sk == NULL)
-		store_err_set(e, ERR_NOT_FOUND, "no skill named %.64s", name);
 	return sk;
 }
 

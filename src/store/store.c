@@ -8,7 +8,6 @@
  * the store was opened with.  The backends share nothing but the contract
  * of store.h; see store-backend.h for how a function is added.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,19 +33,6 @@ struct store {
 #define CALL(fn, ...) sqlite_store_##fn(s->sq, ##__VA_ARGS__)
 #endif
 
-void
-store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e == NULL)
-		return;
-	e->code = code;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-}
-
 const char *
 store_backends_built(void)
 {
@@ -55,41 +41,6 @@ store_backends_built(void)
 #else
 	return "sqlite";
 #endif
-}
-
-/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-int
-store_topic_matches(const json_t *topics, const char *topic)
-{
-	size_t i;
-	json_t *v;
-
-	if (topics == NULL || json_array_size(topics) == 0)
-		return 1;
-	json_array_foreach(topics, i, v)
-	{
-		const char *pfx = json_string_value(v);
-		if (pfx != NULL && strncmp(topic, pfx, strlen(pfx)) == 0)
-			return 1;
-	}
-	return 0;
-}
-
-char *
-store_like_substring(const char *query)
-{
-	size_t i, o = 0, n = strlen(query);
-	char *like = xmalloc(2 * n + 3);
-
-	like[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
-			like[o++] = '\\';
-		like[o++] = query[i];
-	}
-	like[o++] = '%';
-	like[o] = '\0';
-	return like;
 }
 
 int
@@ -502,37 +453,4 @@ store_prompt_log_append(struct store *s, const char *session_id, int64_t ts, con
                         const char *r2, const char *r3, long long bytes, struct store_err *e)
 {
 	return CALL(prompt_log_append, session_id, ts, r1, r2, r3, bytes, e);
-}
-
-int
-store_task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
-{
-	const char *owner = json_string_value(json_object_get(t, "owner"));
-
-	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
-		return -1;
-	}
-	return 0;
-}
-
-int
-store_task_status_change_ok(const char *from, const char *to, long long id, struct store_err *e)
-{
-	if (to == NULL || (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0)) {
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "status can be set to cancelled or open; use task-claim and "
-		              "task-complete for the rest");
-		return -1;
-	}
-	if (strcmp(from, "done") == 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
-		return -1;
-	}
-	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
-		              from);
-		return -1;
-	}
-	return 0;
 }
