@@ -37,6 +37,13 @@
  * Errors: a lost connection, a full disk or too many connections are
  * unavailable (the next transaction reconnects); a deadlock or a
  * serialization failure is conflict; the rest internal.
+ *
+ * The backend is a shared module, store-postgres.so, loaded by store.c
+ * only when a PostgreSQL URL is opened (store-module.h): it exports only
+ * the table colibri_store_postgres at the end of this file.  This file is
+ * its core (parameters, statements, errors, connections, migrations,
+ * transactions); tasks, the registry and the events log are in
+ * store-postgres-tasks.c, -registry.c and -events.c (store-postgres.h).
  */
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -713,3 +720,19 @@ pg_store_counts(struct pg_store *s)
 	PQclear(r);
 	return c;
 }
+
+/* ---- the module's table ---- */
+
+#define STORE_PG_OP(ret, name, args) .name = pg_store_##name,
+/* clang-format off */
+__attribute__((visibility("default"))) const struct store_pg_ops colibri_store_postgres = {
+	.abi = STORE_MODULE_ABI,
+	.size = sizeof(struct store_pg_ops),
+	STORE_BACKEND_FUNCS(STORE_PG_OP, struct pg_store)
+	.set_host = pg_store_set_host,
+	.set_event_sink = pg_store_set_event_sink,
+	.notify_fd = pg_store_notify_fd,
+	.notify_read = pg_store_notify_read,
+	.url = pg_store_url,
+};
+/* clang-format on */

@@ -18,6 +18,7 @@
 #include <libpq-fe.h>
 
 #include "store/store-backend.h"
+#include "store/store-module.h"
 #include "store/store.h"
 
 #define STMT_CACHE     128
@@ -62,6 +63,15 @@ struct pg_store {
 	int nprep;
 };
 
+/* The backend's functions (pg_store_open, ...), gathered in the module's table. */
+#define STORE_PG_DECL(ret, name, args) ret pg_store_##name args;
+STORE_BACKEND_FUNCS(STORE_PG_DECL, struct pg_store)
+void pg_store_set_host(struct pg_store *, const char *host);
+void pg_store_set_event_sink(struct pg_store *, store_event_cb, void *);
+int pg_store_notify_fd(struct pg_store *);
+int pg_store_notify_read(struct pg_store *);
+const char *pg_store_url(struct pg_store *);
+
 /* A task is ready: open, and every task it depends on is done (t is the task). */
 #define READY_WHERE                                                                                \
 	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
@@ -75,8 +85,7 @@ void pg_note(struct pg_store *s, const PGresult *r);
 int pg_ok(const PGresult *r);
 /* Fill e with the noted error, prefixed by what. */
 void pg_dberr(struct pg_store *s, struct store_err *e, const char *what);
-/* The cached statement sql (a string literal) run with p: the result (caller PQclear()s) or NULL.
- */
+/* The cached statement sql (a string literal) run with p: the result (PQclear it) or NULL. */
 PGresult *pg_run(struct pg_store *s, const char *sql, const struct pg_params *p);
 /* pg_run, the result dropped: 0, or -1 with the cause noted. */
 int pg_do(struct pg_store *s, const char *sql, const struct pg_params *p);

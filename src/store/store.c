@@ -2,11 +2,12 @@
  * store.c -- one store interface, two backends: the dispatch.
  *
  * store_open looks at what it is given: a postgres:// or postgresql://
- * URL opens the PostgreSQL backend (store-postgres.c, when the build found
- * libpq), anything else is the path of a SQLite database
- * (store-sqlite.c).  Every other store_* function forwards to the backend
- * the store was opened with.  The backends share nothing but the contract
- * of store.h; see store-backend.h for how a function is added.
+ * URL opens the PostgreSQL backend (store-postgres.c, a module loaded then
+ * and only then: store-module.h), anything else is the path of a SQLite
+ * database (store-sqlite.c, linked in).  Every other store_* function
+ * forwards to the backend the store was opened with, nothing more: the
+ * rules both backends follow are in store-rules.c, below them.  See
+ * store-backend.h for how a function is added.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,32 +16,23 @@
 #include "common/proto.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
+#include "store/store-module.h"
 #include "store/store.h"
 
 struct store {
 	struct sqlite_store *sq;
-#ifdef COLIBRI_HAVE_POSTGRES
 	struct pg_store *pg;
-#endif
+	const struct store_pg_ops *pgo; /* the module's table, when pg */
 	char *path;
 };
 
-#ifdef COLIBRI_HAVE_POSTGRES
 #define CALL(fn, ...)                                                                              \
-	(s->pg != NULL ? pg_store_##fn(s->pg, ##__VA_ARGS__)                                       \
-	               : sqlite_store_##fn(s->sq, ##__VA_ARGS__))
-#else
-#define CALL(fn, ...) sqlite_store_##fn(s->sq, ##__VA_ARGS__)
-#endif
+	(s->pg != NULL ? s->pgo->fn(s->pg, ##__VA_ARGS__) : sqlite_store_##fn(s->sq, ##__VA_ARGS__))
 
 const char *
 store_backends_built(void)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	return "sqlite postgres";
-#else
-	return "sqlite";
-#endif
+	return store_module_postgres(NULL) != NULL ? "sqlite postgres" : "sqlite";
 }
 
 int
@@ -55,16 +47,11 @@ store_open(const char *path, struct store_err *e)
 	struct store *s = xcalloc(1, sizeof *s);
 
 	if (store_is_postgres_url(path)) {
-#ifdef COLIBRI_HAVE_POSTGRES
-		if ((s->pg = pg_store_open(path, e)) == NULL)
+		if ((s->pgo = store_module_postgres(e)) == NULL ||
+		    (s->pg = s->pgo->open(path, e)) == NULL)
 			goto fail;
-		s->path = xstrdup(pg_store_url(s->pg));
+		s->path = xstrdup(s->pgo->url(s->pg));
 		return s;
-#else
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "this build has no PostgreSQL backend (meson -Dpostgres=enabled)");
-		goto fail;
-#endif
 	}
 	if ((s->sq = sqlite_store_open(path, e)) == NULL)
 		goto fail;
@@ -80,10 +67,8 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_close(s->pg);
-#endif
+		s->pgo->close(s->pg);
 	if (s->sq != NULL)
 		sqlite_store_close(s->sq);
 	free(s->path);
@@ -111,48 +96,27 @@ store_sqlite(struct store *s)
 void
 store_set_host(struct store *s, const char *host)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_set_host(s->pg, host);
-#else
-	(void)s;
-	(void)host;
-#endif
+		s->pgo->set_host(s->pg, host);
 }
 
 void
 store_set_event_sink(struct store *s, store_event_cb cb, void *arg)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_set_event_sink(s->pg, cb, arg);
-#else
-	(void)s;
-	(void)cb;
-	(void)arg;
-#endif
+		s->pgo->set_event_sink(s->pg, cb, arg);
 }
 
 int
 store_notify_fd(struct store *s)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	if (s->pg != NULL)
-		return pg_store_notify_fd(s->pg);
-#endif
-	(void)s;
-	return -1;
+	return s->pg != NULL ? s->pgo->notify_fd(s->pg) : -1;
 }
 
 int
 store_notify_read(struct store *s)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	if (s->pg != NULL)
-		return pg_store_notify_read(s->pg);
-#endif
-	(void)s;
-	return 0;
+	return s->pg != NULL ? s->pgo->notify_read(s->pg) : 0;
 }
 
 int
