@@ -94,7 +94,4 @@ STORE_BACKEND_FUNCS(STORE_SQLITE_DECL, struct sqlite_store)
 /* The backend's own connection, for store_sqlite(). */
 struct sqlite3 *sqlite_store_db(struct sqlite_store *);
 
-/* Is path a PostgreSQL connection URL (postgres:// or postgresql://)? */
-int store_is_postgres_url(const char *path);
-
 #endif

@@ -35,7 +35,8 @@ store_backends_built(void)
 	return store_module_postgres(NULL) != NULL ? "sqlite postgres" : "sqlite";
 }
 
-int
+/* Is path a PostgreSQL connection URL (postgres:// or postgresql://)? */
+static int
 store_is_postgres_url(const char *path)
 {
 	return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
