@@ -13,12 +13,11 @@
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
-# The PostgreSQL backend is a build option (libpq triples the idle RSS): make test
-# builds it separately for the integration-pg suite.
-PG_BUILD ?= build-pg
+# The PostgreSQL backend is a module of the normal build (src/store/store-postgres.so,
+# built when libpq is found), loaded by the daemon only for --store postgresql://...
 MESON_OPTS ?=
 
-.PHONY: all deps deps-build build build-asan build-pg run test bench e2e fuzz load install clean format
+.PHONY: all deps deps-build build build-asan run test bench e2e fuzz load install clean format
 
 all: build
 
@@ -34,12 +33,6 @@ $(BUILD)/build.ninja:
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
 
-$(PG_BUILD)/build.ninja:
-	meson setup $(PG_BUILD) -Dpostgres=enabled $(MESON_OPTS)
-
-build-pg: $(PG_BUILD)/build.ninja
-	ninja -C $(PG_BUILD)
-
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
@@ -52,8 +45,8 @@ run: deps-build
 	PATH="$(CURDIR)/$(BUILD)/src/tools:$$PATH" $(BUILD)/src/daemon/colibri-daemon --state-dir ./run --foreground --allow-unconfined
 
 test: deps
-	@$(MAKE) --no-print-directory build build-asan build-pg
-	@scripts/run-tests.py --build $(BUILD) --asan-build $(ASAN_BUILD) --pg-build $(PG_BUILD)
+	@$(MAKE) --no-print-directory build build-asan
+	@scripts/run-tests.py --build $(BUILD) --asan-build $(ASAN_BUILD)
 
 bench: deps
 	@$(MAKE) --no-print-directory build
@@ -77,4 +70,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c' 'bench/*.c')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(PG_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)

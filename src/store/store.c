@@ -2,13 +2,13 @@
  * store.c -- one store interface, two backends: the dispatch.
  *
  * store_open looks at what it is given: a postgres:// or postgresql://
- * URL opens the PostgreSQL backend (store-postgres.c, when the build found
- * libpq), anything else is the path of a SQLite database
- * (store-sqlite.c).  Every other store_* function forwards to the backend
- * the store was opened with.  The backends share nothing but the contract
- * of store.h; see store-backend.h for how a function is added.
+ * URL opens the PostgreSQL backend (store-postgres.c, a module loaded then
+ * and only then: store-module.h), anything else is the path of a SQLite
+ * database (store-sqlite.c, linked in).  Every other store_* function
+ * forwards to the backend the store was opened with, nothing more: the
+ * rules both backends follow are in store-rules.c, below them.  See
+ * store-backend.h for how a function is added.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,66 +16,27 @@
 #include "common/proto.h"
 #include "common/xmalloc.h"
 #include "store/store-backend.h"
+#include "store/store-module.h"
 #include "store/store.h"
 
 struct store {
 	struct sqlite_store *sq;
-#ifdef COLIBRI_HAVE_POSTGRES
 	struct pg_store *pg;
-#endif
+	const struct store_pg_ops *pgo; /* the module's table, when pg */
 	char *path;
 };
 
-#ifdef COLIBRI_HAVE_POSTGRES
 #define CALL(fn, ...)                                                                              \
-	(s->pg != NULL ? pg_store_##fn(s->pg, ##__VA_ARGS__)                                       \
-	               : sqlite_store_##fn(s->sq, ##__VA_ARGS__))
-#else
-#define CALL(fn, ...) sqlite_store_##fn(s->sq, ##__VA_ARGS__)
-#endif
-
-void
-store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (e == NULL)
-		return;
-	e->code = code;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-}
+	(s->pg != NULL ? s->pgo->fn(s->pg, ##__VA_ARGS__) : sqlite_store_##fn(s->sq, ##__VA_ARGS__))
 
 const char *
 store_backends_built(void)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	return "sqlite postgres";
-#else
-	return "sqlite";
-#endif
+	return store_module_postgres(NULL) != NULL ? "sqlite postgres" : "sqlite";
 }
 
-/* A LIKE pattern matching query as a substring (its own wildcards escaped); caller frees. */
-char *
-store_like_substring(const char *query)
-{
-	size_t i, o = 0, n = strlen(query);
-	char *like = xmalloc(2 * n + 3);
-
-	like[o++] = '%';
-	for (i = 0; i < n; i++) {
-		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
-			like[o++] = '\\';
-		like[o++] = query[i];
-	}
-	like[o++] = '%';
-	like[o] = '\0';
-	return like;
-}
-
-int
+/* Is path a PostgreSQL connection URL (postgres:// or postgresql://)? */
+static int
 store_is_postgres_url(const char *path)
 {
 	return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
@@ -87,16 +48,11 @@ store_open(const char *path, struct store_err *e)
 	struct store *s = xcalloc(1, sizeof *s);
 
 	if (store_is_postgres_url(path)) {
-#ifdef COLIBRI_HAVE_POSTGRES
-		if ((s->pg = pg_store_open(path, e)) == NULL)
+		if ((s->pgo = store_module_postgres(e)) == NULL ||
+		    (s->pg = s->pgo->open(path, e)) == NULL)
 			goto fail;
-		s->path = xstrdup(pg_store_url(s->pg));
+		s->path = xstrdup(s->pgo->url(s->pg));
 		return s;
-#else
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "this build has no PostgreSQL backend (meson -Dpostgres=enabled)");
-		goto fail;
-#endif
 	}
 	if ((s->sq = sqlite_store_open(path, e)) == NULL)
 		goto fail;
@@ -112,10 +68,8 @@ store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_close(s->pg);
-#endif
+		s->pgo->close(s->pg);
 	if (s->sq != NULL)
 		sqlite_store_close(s->sq);
 	free(s->path);
@@ -143,48 +97,27 @@ store_sqlite(struct store *s)
 void
 store_set_host(struct store *s, const char *host)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_set_host(s->pg, host);
-#else
-	(void)s;
-	(void)host;
-#endif
+		s->pgo->set_host(s->pg, host);
 }
 
 void
 store_set_event_sink(struct store *s, store_event_cb cb, void *arg)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
 	if (s->pg != NULL)
-		pg_store_set_event_sink(s->pg, cb, arg);
-#else
-	(void)s;
-	(void)cb;
-	(void)arg;
-#endif
+		s->pgo->set_event_sink(s->pg, cb, arg);
 }
 
 int
 store_notify_fd(struct store *s)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	if (s->pg != NULL)
-		return pg_store_notify_fd(s->pg);
-#endif
-	(void)s;
-	return -1;
+	return s->pg != NULL ? s->pgo->notify_fd(s->pg) : -1;
 }
 
 int
 store_notify_read(struct store *s)
 {
-#ifdef COLIBRI_HAVE_POSTGRES
-	if (s->pg != NULL)
-		return pg_store_notify_read(s->pg);
-#endif
-	(void)s;
-	return 0;
+	return s->pg != NULL ? s->pgo->notify_read(s->pg) : 0;
 }
 
 int
@@ -486,37 +419,4 @@ store_prompt_log_append(struct store *s, const char *session_id, int64_t ts, con
                         const char *r2, const char *r3, long long bytes, struct store_err *e)
 {
 	return CALL(prompt_log_append, session_id, ts, r1, r2, r3, bytes, e);
-}
-
-int
-store_task_check_owner(json_t *t, const char *agent, long long id, struct store_err *e)
-{
-	const char *owner = json_string_value(json_object_get(t, "owner"));
-
-	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
-		return -1;
-	}
-	return 0;
-}
-
-int
-store_task_status_change_ok(const char *from, const char *to, long long id, struct store_err *e)
-{
-	if (to == NULL || (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0)) {
-		store_err_set(e, ERR_INVALID_ARGUMENT,
-		              "status can be set to cancelled or open; use task-claim and "
-		              "task-complete for the rest");
-		return -1;
-	}
-	if (strcmp(from, "done") == 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
-		return -1;
-	}
-	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
-		              from);
-		return -1;
-	}
-	return 0;
 }

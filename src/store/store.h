@@ -51,7 +51,10 @@ void store_close(struct store *);
 const char *store_path(struct store *);
 /* "sqlite" or "postgres". */
 const char *store_backend(struct store *);
-/* The backends this build has: "sqlite" or "sqlite postgres". */
+/*
+ * The backends this daemon can open: "sqlite", or "sqlite postgres" when the
+ * PostgreSQL module and libpq load (see store-module.h).
+ */
 const char *store_backends_built(void);
 int store_schema_version(struct store *);
 /*

@@ -1,0 +1,129 @@
+/*
+ * store-rules.c -- the task board's rules and the helpers both backends
+ * share (see store-rules.h for why they live below the backends).
+ *
+ * Every function here is pure: it reads the values it is given and, when a
+ * rule refuses, fills the store_err with the protocol error code and the
+ * message a client sees.  The messages are part of the behaviour the
+ * integration tests check, the same on both backends.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/proto.h"
+#include "common/xmalloc.h"
+#include "store/store-rules.h"
+
+void
+store_err_set(struct store_err *e, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (e == NULL)
+		return;
+	e->code = code;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
+static const char *
+task_status(json_t *t)
+{
+	const char *st = json_string_value(json_object_get(t, "status"));
+
+	return st != NULL ? st : "";
+}
+
+int
+store_rule_owner(json_t *t, const char *agent, long long id, struct store_err *e)
+{
+	const char *owner = json_string_value(json_object_get(t, "owner"));
+
+	if (agent != NULL && (owner == NULL || strcmp(owner, agent) != 0)) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is not claimed by %s", id, agent);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_rule_claimable(json_t *t, long long id, struct store_err *e)
+{
+	if (strcmp(task_status(t), "open") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s", id, task_status(t));
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_rule_claimed(json_t *t, const char *agent, long long id, struct store_err *e)
+{
+	if (strcmp(task_status(t), "claimed") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s, not claimed", id, task_status(t));
+		return -1;
+	}
+	return store_rule_owner(t, agent, id, e);
+}
+
+int
+store_rule_status_change(const char *from, const char *to, long long id, struct store_err *e)
+{
+	if (to == NULL || (strcmp(to, "cancelled") != 0 && strcmp(to, "open") != 0)) {
+		store_err_set(e, ERR_INVALID_ARGUMENT,
+		              "status can be set to cancelled or open; use task-claim and "
+		              "task-complete for the rest");
+		return -1;
+	}
+	if (strcmp(from, "done") == 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
+		return -1;
+	}
+	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
+		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
+		              from);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_rule_dep(long long task, json_t *v, const struct store_dep_probe *p, long long *dep,
+               struct store_err *e)
+{
+	if (!json_is_integer(v)) {
+		store_err_set(e, ERR_INVALID_ARGUMENT, "depends_on must hold task ids");
+		return -1;
+	}
+	*dep = json_integer_value(v);
+	if (!p->exists(p->ctx, *dep)) {
+		store_err_set(e, ERR_NOT_FOUND, "no task %lld (in depends_on)", *dep);
+		return -1;
+	}
+	if (task == *dep || p->cycles(p->ctx, task, *dep)) {
+		store_err_set(e, ERR_CONFLICT, "task %lld depending on %lld makes a cycle", task,
+		              *dep);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+store_like_substring(const char *query)
+{
+	size_t i, o = 0, n = strlen(query);
+	char *like = xmalloc(2 * n + 3);
+
+	like[o++] = '%';
+	for (i = 0; i < n; i++) {
+		if (query[i] == '%' || query[i] == '_' || query[i] == '\\')
+			like[o++] = '\\';
+		like[o++] = query[i];
+	}
+	like[o++] = '%';
+	like[o] = '\0';
+	return like;
+}

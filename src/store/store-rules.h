@@ -1,0 +1,55 @@
+/*
+ * store-rules.h -- the rules of the task board, below both backends.
+ *
+ * What a task may do next (who may touch a claimed task, which status
+ * changes task-update allows, what makes a dependency acceptable, when a
+ * task can be claimed, completed or released) is decided here, once, by
+ * pure functions of the rows a backend has read; the backend runs the SQL
+ * and asks.  So the SQLite and PostgreSQL backends give the same answers
+ * and the same error messages, and neither calls back up into store.c
+ * (which only dispatches).  A rule is a function of values, returns 0 when
+ * the change is allowed and -1 with a protocol error in e otherwise.
+ *
+ * The file also holds the little the backends share besides the rules:
+ * store_err_set (declared in store.h), the LIKE pattern of the skills
+ * search.  It is linked into
+ * the daemon and into the PostgreSQL module (store-postgres.so), so it
+ * depends on nothing but jansson and the C library.
+ */
+#ifndef COLIBRI_STORE_RULES_H
+#define COLIBRI_STORE_RULES_H
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+/* agent (if given) owns the claim on task t (a task JSON object); else a conflict. */
+int store_rule_owner(json_t *t, const char *agent, long long id, struct store_err *e);
+/* Task t may be claimed by id: it is open (readiness is the backend's query). */
+int store_rule_claimable(json_t *t, long long id, struct store_err *e);
+/* Task t is claimed, by agent if agent is given: it may be completed or released. */
+int store_rule_claimed(json_t *t, const char *agent, long long id, struct store_err *e);
+/* task-update may move a task from `from` to `to` (cancelled, or open again from cancelled). */
+int store_rule_status_change(const char *from, const char *to, long long id, struct store_err *e);
+
+/*
+ * What a backend knows about a dependency it is asked to add: does the
+ * task exist, and would the edge close a cycle (asked only if it exists).
+ */
+struct store_dep_probe {
+	int (*exists)(void *ctx, long long id);
+	int (*cycles)(void *ctx, long long task, long long dep);
+	void *ctx;
+};
+/*
+ * v (one element of depends_on) may become a dependency of task: an
+ * integer naming an existing task that does not already reach task.  The
+ * dependency's id in *dep.
+ */
+int store_rule_dep(long long task, json_t *v, const struct store_dep_probe *p, long long *dep,
+                   struct store_err *e);
+
+/* A LIKE pattern (ESCAPE '\\') matching query as a substring; caller frees. */
+char *store_like_substring(const char *query);
+
+#endif
