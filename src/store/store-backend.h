@@ -70,8 +70,8 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	X(int64_t, agent_next_loss, (T *))                                                         \
 	X(long long, event_append, (T *, const char *, const char *, int64_t, struct store_err *)) \
 	X(long long, event_last, (T *))                                                            \
-	X(int, event_scan,                                                                        \
-	  (T *, long long, long long, store_match_cb, void *, store_scan_cb, void *))           \
+	X(int, event_scan,                                                                         \
+	  (T *, long long, long long, store_match_cb, void *, store_scan_cb, void *))              \
 	X(json_t *, tenant_put,                                                                    \
 	  (T *, const char *, const char *, const char *, int64_t, struct store_err *))            \
 	X(json_t *, tenant_get, (T *, const char *, struct store_err *))                           \
