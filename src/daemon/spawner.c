@@ -47,7 +47,6 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "confine/confine.h"
-#include "daemon/agent.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "job/job.h"
@@ -55,6 +54,7 @@
 #include "daemon/session.h"
 #include "daemon/spawner.h"
 #include "daemon/txn.h"
+#include "daemon/vault-run.h"
 #include "glasspane/glasspane.h"
 #include "store/store.h"
 
@@ -67,8 +67,6 @@ extern char **environ;
 #define TICK_MS             1000
 #define DEFAULT_BACKOFF     1000
 #define DEFAULT_BACKOFF_MAX 30000
-
-void (*spawner_jailed_hook)(const char *, const char *, const char *);
 
 struct agent {
 	char *id;
@@ -1209,11 +1207,11 @@ spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code
 	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
 	if (jail_config_active(&a->jail) && a->jail.name != NULL &&
-	    jail_config_root(&a->jail) != NULL && spawner_jailed_hook != NULL)
-		spawner_jailed_hook(a->id, a->jail.name, jail_config_root(&a->jail));
+	    jail_config_root(&a->jail) != NULL)
+		vault_jailed_spawned(a->id, a->jail.name, jail_config_root(&a->jail));
 	row = store_agent_get(D.store, a->id, &e);
-	if (row != NULL && agent_detail_hook != NULL)
-		agent_detail_hook(row);
+	if (row != NULL)
+		spawner_detail(row);
 	return row;
 fail:
 	session_close(&a->slog);
@@ -1361,8 +1359,7 @@ spawner_agent_of_pid(pid_t pid, const char **agent_id)
 	return rc;
 }
 
-/* Overlay the live glasspane on a stored agent object. */
-static void
+void
 spawner_detail(json_t *obj)
 {
 	const char *id = json_string_value(json_object_get(obj, "id"));
@@ -1524,7 +1521,6 @@ spawner_init(char **cause)
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
 		max_session_bytes = (off_t)atoll(v);
 	spawner_confine_privates();
-	agent_detail_hook = spawner_detail;
 	spawner_recover();
 	uv_timer_init(D.loop, &tick_timer);
 	uv_timer_start(&tick_timer, on_tick, TICK_MS, TICK_MS);

@@ -45,8 +45,11 @@ char *spawner_session_of(const char *id);
  */
 int spawner_agent_of_pid(pid_t pid, const char **agent_id);
 
-/* Hook for provisioning after a successful jailed spawn (set by the vault). */
-extern void (*spawner_jailed_hook)(const char *agent_id, const char *jail_name,
-                                   const char *jail_root);
+/*
+ * Overlay the live detail (glasspane state, reason, pid, usage) of a
+ * running agent on its stored agent object; an object that names no agent
+ * of this daemon is left as it is.  list-agents and agent-status call it.
+ */
+void spawner_detail(json_t *agent);
 
 #endif
