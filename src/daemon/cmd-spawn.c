@@ -15,6 +15,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/session.h"
+#include "daemon/spawn-spec.h"
 #include "daemon/spawner.h"
 
 /* A page of session-read stops at this many bytes of lines, or half the reply cap (escaping). */
@@ -92,6 +93,7 @@ spawn_common(struct cmd_req *r, const char *provider)
 {
 	const char *code = ERR_INTERNAL;
 	char *cause = NULL;
+	struct spawn_spec spec;
 	json_t *a;
 
 	if (D.cfg.spawn_disabled) {
@@ -99,7 +101,12 @@ spawn_common(struct cmd_req *r, const char *provider)
 		         "this daemon runs with --no-spawn: it starts no agents");
 		return;
 	}
-	if ((a = spawner_spawn(r->args, provider, r->uid, &code, &cause)) == NULL) {
+	if (D.shutting_down) {
+		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
+		return;
+	}
+	if (spawn_spec_parse(r->args, provider, r->uid, &spec, &code, &cause) == -1 ||
+	    (a = spawner_spawn(&spec, &code, &cause)) == NULL) {
 		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
 		return;

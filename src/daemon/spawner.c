@@ -52,6 +52,7 @@
 #include "job/job.h"
 #include "job/reaper.h"
 #include "daemon/session.h"
+#include "daemon/spawn-spec.h"
 #include "daemon/spawner.h"
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"
@@ -60,32 +61,13 @@
 
 extern char **environ;
 
-#define MAX_ARGS            256
-#define MAX_ARG_BYTES       65536
-#define MAX_ENV_BYTES       (1024 * 1024)
-#define STDERR_CAP          (1024 * 1024)
-#define TICK_MS             1000
-#define DEFAULT_BACKOFF     1000
-#define DEFAULT_BACKOFF_MAX 30000
+#define STDERR_CAP (1024 * 1024)
+#define TICK_MS    1000
 
 struct agent {
 	char *id;
 	char *session_id;
-	char *provider;
-	char *binary; /* resolved absolute path */
-	json_t *args; /* array of strings, the caller's */
-	char *prompt;
-	char *cwd;
-	json_t *env; /* object of strings, the caller's */
-	enum glasspane_mode mode;
-	enum glasspane_harness harness;
-	int64_t stall_ms;
-	struct {
-		int max;
-		int64_t backoff_ms, backoff_max_ms;
-		int on_error;
-	} restart;
-	struct jail_config jail;
+	struct spawn_spec spec; /* what was asked for (owned) */
 
 	/* the current run */
 	struct job job;
@@ -98,7 +80,7 @@ struct agent {
 	struct session_log slog, elog;
 	struct confine_spawn *confine;
 	struct glasspane gp;
-	char fault[256];
+	int faulted; /* this run met a fault (agent_fault) */
 
 	int restarts;
 	int stopping; /* kill-agent or shutdown: no restart */
@@ -123,33 +105,8 @@ static void agent_finish_run(struct agent *);
 static void agent_start_run(struct agent *, char **cause, int *ok);
 static void agent_persist(struct agent *, const struct glasspane_transition *);
 static void agent_maybe_free(struct agent *);
+static void agent_discard(struct agent *);
 static void agent_timer(struct agent *, int use, int64_t ms);
-static int resolve_binary(const char *name, char **out, char **cause);
-
-/* ---- text ---- */
-
-/* The length of s cut to at most max bytes without splitting a UTF-8 sequence. */
-static int
-utf8_cut(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return (int)max;
-}
-
-/* snprintf(dst, n, "%s", src), but never ending inside a UTF-8 sequence (JSON needs whole ones). */
-static void
-copy_utf8(char *dst, size_t n, const char *src)
-{
-	int len = utf8_cut(src, n - 1);
-
-	memcpy(dst, src, (size_t)len);
-	dst[len] = '\0';
-}
 
 /* ---- lookup ---- */
 
@@ -174,9 +131,10 @@ agent_detail(struct agent *a)
 	json_object_del(d, "state");
 	json_object_del(d, "reason");
 	json_object_del(d, "since");
-	json_object_set_new(d, "binary", json_string(a->binary));
-	json_object_set(d, "args", a->args);
-	json_object_set_new(d, "mode", json_string(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
+	json_object_set_new(d, "binary", json_string(a->spec.binary));
+	json_object_set(d, "args", a->spec.args);
+	json_object_set_new(d, "mode",
+	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
 	json_object_set_new(d, "restarts", json_integer(a->restarts));
 	json_object_set_new(d, "exit_code",
 	                    a->reaped && a->term_signal == 0 ? json_integer(a->exit_code)
@@ -185,8 +143,8 @@ agent_detail(struct agent *a)
 	                    a->reaped && a->term_signal != 0 ? json_integer(a->term_signal)
 	                                                     : json_null());
 	json_object_set_new(d, "jail",
-	                    jail_config_active(&a->jail) ? jail_config_to_json(&a->jail)
-	                                                 : json_null());
+	                    jail_config_active(&a->spec.jail) ? jail_config_to_json(&a->spec.jail)
+	                                                      : json_null());
 	json_object_set_new(d, "live", json_boolean(a->running || a->pending_restart));
 	return d;
 }
@@ -239,22 +197,11 @@ agent_fault(struct agent *a, const char *reason)
 {
 	struct glasspane_transition t;
 
-	if (a->fault[0] != '\0')
+	if (a->faulted)
 		return;
-	copy_utf8(a->fault, sizeof a->fault, reason);
+	a->faulted = 1;
 	log_warnx("agent %s: %s", a->id, reason);
-	t.from = a->gp.state;
-	t.to = GLASSPANE_ERROR;
-	copy_utf8(a->gp.reason, sizeof a->gp.reason, reason);
-	snprintf(a->gp.cause, sizeof a->gp.cause, "spawner");
-	copy_utf8(a->gp.last_error, sizeof a->gp.last_error, reason);
-	a->gp.state = GLASSPANE_ERROR;
-	a->gp.since_ms = now_ms();
-	a->gp.exited = 1; /* the exit that follows must not overwrite the fault */
-	t.reason = a->gp.reason;
-	t.cause = "spawner";
-	t.at_ms = a->gp.since_ms;
-	agent_transition(a, 1, &t);
+	agent_transition(a, glasspane_fault(&a->gp, reason, "spawner", now_ms(), &t), &t);
 }
 
 /* ---- killing ---- */
@@ -481,14 +428,14 @@ on_job_done(struct job *j)
 static int64_t
 backoff_delay(struct agent *a)
 {
-	int64_t d = a->restart.backoff_ms;
+	int64_t d = a->spec.restart.backoff_ms;
 	uint32_t r = 0;
 	int i;
 
-	for (i = 1; i < a->restarts && d < a->restart.backoff_max_ms; i++)
+	for (i = 1; i < a->restarts && d < a->spec.restart.backoff_max_ms; i++)
 		d *= 2;
-	if (d > a->restart.backoff_max_ms)
-		d = a->restart.backoff_max_ms;
+	if (d > a->spec.restart.backoff_max_ms)
+		d = a->spec.restart.backoff_max_ms;
 	if (getrandom(&r, sizeof r, 0) != sizeof r)
 		r = (uint32_t)now_ms();
 	/* Equal jitter: half fixed, half random. */
@@ -499,16 +446,16 @@ backoff_delay(struct agent *a)
 static int
 should_restart(struct agent *a, const char **why)
 {
-	if (a->stopping || D.shutting_down || a->restarts >= a->restart.max)
+	if (a->stopping || D.shutting_down || a->restarts >= a->spec.restart.max)
 		return 0;
 	if (a->gp.state != GLASSPANE_ERROR)
 		return 0; /* done (or idle after an RPC session) is final */
-	if (a->term_signal != 0 || a->exit_code != 0 || a->fault[0] != '\0') {
+	if (a->term_signal != 0 || a->exit_code != 0 || a->faulted) {
 		*why = "crashed";
-		return a->fault[0] == '\0';
+		return !a->faulted;
 	}
 	*why = "model error";
-	return a->restart.on_error;
+	return a->spec.restart.on_error;
 }
 
 static void
@@ -570,11 +517,11 @@ agent_finish_run(struct agent *a)
 		d = backoff_delay(a);
 		a->pending_restart = 1;
 		log_info("agent %s %s; restart %d/%d in %lld ms", a->id, why, a->restarts,
-		         a->restart.max, (long long)d);
+		         a->spec.restart.max, (long long)d);
 		events_emit("agent.restarted",
 		            json_pack("{s:s, s:i, s:i, s:s, s:I}", "id", a->id, "restart",
-		                      a->restarts, "max_restarts", a->restart.max, "reason", why,
-		                      "delay_ms", (json_int_t)d));
+		                      a->restarts, "max_restarts", a->spec.restart.max, "reason",
+		                      why, "delay_ms", (json_int_t)d));
 		agent_timer(a, 1, d);
 		return;
 	}
@@ -618,17 +565,8 @@ agent_maybe_free(struct agent *a)
 			break;
 		}
 	}
-	free(a->id);
-	free(a->session_id);
-	free(a->provider);
-	free(a->binary);
-	free(a->prompt);
-	free(a->cwd);
 	free(a->waiters);
-	json_decref(a->args);
-	json_decref(a->env);
-	jail_config_clear(&a->jail);
-	free(a);
+	agent_discard(a);
 }
 
 /* ---- starting ---- */
@@ -667,9 +605,9 @@ agent_envp(struct agent *a, int confined)
 			continue;
 		key = environ[i];
 		s = strchr(key, '=');
-		if (s != NULL && a->env != NULL) {
+		if (s != NULL && a->spec.env != NULL) {
 			char *name = xstrndup(key, (size_t)(s - key));
-			int overridden = json_object_get(a->env, name) != NULL;
+			int overridden = json_object_get(a->spec.env, name) != NULL;
 			free(name);
 			if (overridden)
 				continue;
@@ -677,7 +615,7 @@ agent_envp(struct agent *a, int confined)
 		envp = xreallocarray(envp, n + 2, sizeof *envp);
 		envp[n++] = xstrdup(environ[i]);
 	}
-	json_object_foreach(a->env, key, v)
+	json_object_foreach(a->spec.env, key, v)
 	{
 		envp = xreallocarray(envp, n + 2, sizeof *envp);
 		xasprintf(&envp[n++], "%s=%s", key, json_string_value(v));
@@ -706,22 +644,22 @@ strv_free(char **v)
 static char **
 agent_args(struct agent *a)
 {
-	char **v = xcalloc(json_array_size(a->args) + 8, sizeof *v);
+	char **v = xcalloc(json_array_size(a->spec.args) + 8, sizeof *v);
 	size_t n = 0, i;
 	json_t *x;
-	int zot = strcmp(a->provider, "zot") == 0;
+	int zot = strcmp(a->spec.provider, "zot") == 0;
 
 	if (zot)
-		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "--json");
+		v[n++] = xstrdup(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "--json");
 	else {
 		v[n++] = xstrdup("--mode");
-		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json");
+		v[n++] = xstrdup(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json");
 	}
-	json_array_foreach(a->args, i, x) v[n++] = xstrdup(json_string_value(x));
-	if (a->prompt != NULL && a->mode == GLASSPANE_MODE_JSON) {
+	json_array_foreach(a->spec.args, i, x) v[n++] = xstrdup(json_string_value(x));
+	if (a->spec.prompt != NULL && a->spec.mode == GLASSPANE_MODE_JSON) {
 		if (!zot)
 			v[n++] = xstrdup("-p");
-		v[n++] = xstrdup(a->prompt);
+		v[n++] = xstrdup(a->spec.prompt);
 	}
 	v[n] = NULL;
 	return v;
@@ -738,18 +676,19 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 	const char *program;
 	size_t n, i;
 	json_t *stage_env = NULL;
-	int confined = jail_config_active(&a->jail);
+	int confined = jail_config_active(&a->spec.jail);
 
 	*ok = 0;
 	memset(&ps, 0, sizeof ps);
 	if (confined) {
-		stage_env = a->env != NULL ? json_deep_copy(a->env) : NULL;
+		stage_env = a->spec.env != NULL ? json_deep_copy(a->spec.env) : NULL;
 		if (stage_env == NULL)
 			stage_env = json_object();
 		json_object_set_new(stage_env, "COLIBRI_AGENT_ID", json_string(a->id));
 		json_object_set_new(stage_env, "COLIBRI_SESSION_ID", json_string(a->session_id));
-		a->confine = confine_prepare(&confine_opts, &a->jail, a->id, a->binary,
-		                             (const char *const *)args, stage_env, a->cwd, &vcause);
+		a->confine =
+		        confine_prepare(&confine_opts, &a->spec.jail, a->id, a->spec.binary,
+		                        (const char *const *)args, stage_env, a->spec.cwd, &vcause);
 		json_decref(stage_env);
 		if (a->confine == NULL) {
 			xasprintf(cause, "confinement: %s", vcause);
@@ -757,7 +696,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 			goto out;
 		}
 		/* exec does not search PATH: find bwrap, jexec, mdo... on the daemon's. */
-		if (resolve_binary(a->confine->cmd->program, &wrapper, cause) == -1) {
+		if (spawn_resolve_binary(a->confine->cmd->program, &wrapper, cause) == -1) {
 			confine_spawn_finish(a->confine, &vcause);
 			free(vcause);
 			a->confine = NULL;
@@ -777,17 +716,17 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 		for (n = 0; args[n] != NULL; n++)
 			;
 		argv = xcalloc(n + 2, sizeof *argv);
-		argv[0] = a->binary;
+		argv[0] = a->spec.binary;
 		for (i = 0; i < n; i++)
 			argv[i + 1] = args[i];
-		program = a->binary;
+		program = a->spec.binary;
 		ps.argv = argv;
-		ps.cwd = a->cwd;
+		ps.cwd = a->spec.cwd;
 	}
 	envp = agent_envp(a, confined);
 	ps.path = program;
 	ps.envp = envp;
-	ps.in = a->mode == GLASSPANE_MODE_RPC ? PROC_PIPE : PROC_NULL;
+	ps.in = a->spec.mode == GLASSPANE_MODE_RPC ? PROC_PIPE : PROC_NULL;
 	ps.out = PROC_PIPE;
 	ps.err = PROC_PIPE;
 	snprintf(tree, sizeof tree, "agent.%s", a->id);
@@ -813,9 +752,9 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 	a->reaped = 0;
 	a->exit_code = a->term_signal = 0;
 	a->discard = 0;
-	a->fault[0] = '\0';
+	a->faulted = 0;
 	nlive++;
-	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
+	glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
 	if (a->restarts > 0) {
 		/* Totals are over the agent's life, not one run. */
 		a->gp.usage = saved.usage;
@@ -839,7 +778,7 @@ agent_start_run(struct agent *a, char **cause, int *ok)
 		agent_persist(a, &t);
 	} else
 		agent_persist(a, NULL);
-	log_info("agent %s: started %s (pid %ld%s)", a->id, a->binary, (long)a->job.proc.pid,
+	log_info("agent %s: started %s (pid %ld%s)", a->id, a->spec.binary, (long)a->job.proc.pid,
 	         confined ? ", confined" : "");
 	*ok = 1;
 out:
@@ -849,150 +788,7 @@ out:
 	strv_free(envp);
 }
 
-/* ---- validation ---- */
-
-static int
-resolve_binary(const char *name, char **out, char **cause)
-{
-	if (strchr(name, '/') != NULL) {
-		if (name[0] != '/') {
-			xasprintf(cause, "binary must be an absolute path or a name on PATH");
-			return -1;
-		}
-		if (access(name, X_OK) == -1) {
-			xasprintf(cause, "binary %s: %s", name, strerror(errno));
-			return -1;
-		}
-		*out = xstrdup(name);
-		return 0;
-	}
-	if ((*out = path_search(name)) != NULL)
-		return 0;
-	xasprintf(cause, "%s not found on PATH", name);
-	return -1;
-}
-
-static int
-check_strings(json_t *arr, char **cause)
-{
-	size_t i;
-	json_t *v;
-
-	if (json_array_size(arr) > MAX_ARGS) {
-		xasprintf(cause, "more than %d args", MAX_ARGS);
-		return -1;
-	}
-	json_array_foreach(arr, i, v)
-	{
-		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v)) ||
-		    json_string_length(v) > MAX_ARG_BYTES) {
-			xasprintf(cause,
-			          "args[%zu] must be a string without NUL bytes, at most %d bytes",
-			          i, MAX_ARG_BYTES);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Names a caller may not set in an agent's env: the daemon's own
- * (COLIBRI_*: the agent id, socket and session it sets itself), the
- * dynamic linker's (LD_*, DYLD_*: code injected into the agent and what it
- * runs) and the vault's (BW_*: Bitwarden credentials).
- */
-static const char *const env_reserved[] = {"COLIBRI_", "LD_", "BW_", "DYLD_", NULL};
-
-static int
-env_name_reserved(const char *name)
-{
-	size_t i;
-
-	for (i = 0; env_reserved[i] != NULL; i++)
-		if (strncmp(name, env_reserved[i], strlen(env_reserved[i])) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-check_env(json_t *env, char **cause)
-{
-	const char *k;
-	json_t *v;
-	size_t total = 0;
-
-	json_object_foreach(env, k, v)
-	{
-		if (!is_shell_identifier(k) || strlen(k) > 256) {
-			xasprintf(cause, "env name \"%.*s\" is not a valid variable name",
-			          utf8_cut(k, 64), k);
-			return -1;
-		}
-		if (env_name_reserved(k)) {
-			xasprintf(cause,
-			          "env %s is reserved: COLIBRI_*, LD_*, BW_* and DYLD_* are not "
-			          "for a caller to set",
-			          k);
-			return -1;
-		}
-		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v))) {
-			xasprintf(cause, "env %s must be a string without NUL bytes", k);
-			return -1;
-		}
-		total += strlen(k) + json_string_length(v) + 2;
-	}
-	if (total > MAX_ENV_BYTES) {
-		xasprintf(cause, "env is larger than %d bytes", MAX_ENV_BYTES);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-parse_restart(struct agent *a, json_t *r, char **cause)
-{
-	const char *k;
-	json_t *v;
-
-	a->restart.max = 0;
-	a->restart.backoff_ms = DEFAULT_BACKOFF;
-	a->restart.backoff_max_ms = DEFAULT_BACKOFF_MAX;
-	a->restart.on_error = 0;
-	if (r == NULL)
-		return 0;
-	if (!json_is_object(r)) {
-		xasprintf(cause, "restart must be an object");
-		return -1;
-	}
-	json_object_foreach(r, k, v)
-	{
-		if (strcmp(k, "on_error") == 0 && json_is_boolean(v)) {
-			a->restart.on_error = json_is_true(v);
-			continue;
-		}
-		if (!json_is_integer(v)) {
-			xasprintf(cause, "restart.%.*s must be an integer", utf8_cut(k, 32), k);
-			return -1;
-		}
-		if (strcmp(k, "max_restarts") == 0 && json_integer_value(v) >= 0 &&
-		    json_integer_value(v) <= 1000)
-			a->restart.max = (int)json_integer_value(v);
-		else if (strcmp(k, "backoff_ms") == 0 && json_integer_value(v) >= 1 &&
-		         json_integer_value(v) <= 3600000)
-			a->restart.backoff_ms = json_integer_value(v);
-		else if (strcmp(k, "backoff_max_ms") == 0 && json_integer_value(v) >= 1 &&
-		         json_integer_value(v) <= 86400000)
-			a->restart.backoff_max_ms = json_integer_value(v);
-		else {
-			xasprintf(cause, "restart.%.*s is unknown or out of range", utf8_cut(k, 32),
-			          k);
-			return -1;
-		}
-	}
-	if (a->restart.backoff_max_ms < a->restart.backoff_ms)
-		a->restart.backoff_max_ms = a->restart.backoff_ms;
-	return 0;
-}
+/* ---- spawning ---- */
 
 static void
 agent_new_id(const char *provider, char *out, size_t len)
@@ -1025,120 +821,53 @@ session_in_use(const char *sid)
 static void
 agent_discard(struct agent *a)
 {
-	jail_config_clear(&a->jail);
-	json_decref(a->args);
-	json_decref(a->env);
-	free(a->provider);
-	free(a->prompt);
-	free(a->cwd);
-	free(a->binary);
+	spawn_spec_clear(&a->spec);
 	free(a->id);
 	free(a->session_id);
 	free(a);
 }
 
+/* The agent's id: the one asked for unless it is taken, or a new one. */
+static int
+agent_take_id(struct agent *a, const char **code, char **cause)
+{
+	struct store_err e;
+	const char *id = a->spec.id;
+	char idbuf[64];
+	json_t *row;
+
+	if (id == NULL) {
+		agent_new_id(a->spec.provider, idbuf, sizeof idbuf);
+		a->id = xstrdup(idbuf);
+		return 0;
+	}
+	*code = ERR_CONFLICT;
+	if (agent_find(id) != NULL) {
+		xasprintf(cause, "agent %s is running", id);
+		return -1;
+	}
+	if ((row = store_agent_get(D.store, id, &e)) != NULL &&
+	    strcmp(json_string_value(json_object_get(row, "kind")), "spawned") != 0) {
+		json_decref(row);
+		xasprintf(cause, "%s is a registered agent", id);
+		return -1;
+	}
+	json_decref(row);
+	a->id = xstrdup(id);
+	return 0;
+}
+
+/* An agent for spec (taken over), or NULL when its id or session is in use. */
 static struct agent *
-agent_from_args(json_t *args, const char *provider, const char **code, char **cause)
+agent_new(struct spawn_spec *spec, const char **code, char **cause)
 {
 	struct agent *a = xcalloc(1, sizeof *a);
-	const char *s, *bin;
-	char idbuf[64];
-	json_t *v;
 
-	*code = ERR_INVALID_ARGUMENT;
-	a->provider = xstrdup(provider);
-	v = json_object_get(args, "args");
-	a->args = v != NULL && !json_is_null(v) ? json_incref(v) : json_array();
-	a->env = (v = json_object_get(args, "env")) != NULL && !json_is_null(v) ? json_incref(v)
-	                                                                        : NULL;
-	if (!json_is_array(a->args) || check_strings(a->args, cause) == -1)
+	a->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	if (agent_take_id(a, code, cause) == -1)
 		goto fail;
-	if (a->env != NULL && (!json_is_object(a->env) || check_env(a->env, cause) == -1))
-		goto fail;
-	if ((s = json_string_value(json_object_get(args, "mode"))) == NULL)
-		s = "json";
-	if (glasspane_mode_parse(s, &a->mode) == -1) {
-		xasprintf(cause, "mode must be json or rpc");
-		goto fail;
-	}
-	glasspane_harness_parse(provider, &a->harness);
-	if ((s = json_string_value(json_object_get(args, "prompt"))) != NULL) {
-		if (strlen(s) != json_string_length(json_object_get(args, "prompt"))) {
-			xasprintf(cause, "prompt must not contain NUL bytes");
-			goto fail;
-		}
-		a->prompt = xstrdup(s);
-	}
-	if ((s = json_string_value(json_object_get(args, "cwd"))) != NULL) {
-		if (s[0] != '/' || strlen(s) > 4096) {
-			xasprintf(cause, "cwd must be an absolute path");
-			goto fail;
-		}
-		a->cwd = xstrdup(s);
-	}
-	a->stall_ms = D.cfg.stall_ms;
-	if ((v = json_object_get(args, "stall_ms")) != NULL && !json_is_null(v)) {
-		a->stall_ms = json_integer_value(v);
-		if (a->stall_ms != 0 && (a->stall_ms < 100 || a->stall_ms > 86400000)) {
-			xasprintf(cause, "stall_ms must be 0 (off) or 100..86400000");
-			goto fail;
-		}
-	}
-	if (parse_restart(a, json_object_get(args, "restart"), cause) == -1)
-		goto fail;
-	if (jail_config_parse(json_object_get(args, "jail"), &a->jail, cause) == -1)
-		goto fail;
-	if (!jail_config_active(&a->jail) && !D.cfg.allow_unconfined) {
-		*code = ERR_UNAVAILABLE;
-		xasprintf(cause,
-		          "an unconfined agent runs as the daemon's uid with its power; this "
-		          "daemon spawns only jailed agents (start it with --allow-unconfined "
-		          "to allow unconfined spawns)");
-		goto fail;
-	}
-	if (!jail_config_active(&a->jail) && a->cwd != NULL) {
-		struct stat sb;
-		if (stat(a->cwd, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
-			xasprintf(cause, "cwd %s is not a directory", a->cwd);
-			goto fail;
-		}
-	}
-	if ((bin = json_string_value(json_object_get(args, "binary"))) == NULL &&
-	    (bin = getenv("COLIBRI_AGENT_BINARY")) == NULL)
-		bin = strcmp(provider, "local") == 0 ? "colibri-test-agent" : provider;
-	if (resolve_binary(bin, &a->binary, cause) == -1)
-		goto fail;
-	if ((s = json_string_value(json_object_get(args, "id"))) != NULL) {
-		json_t *row;
-		struct store_err e;
-		if (!session_id_valid(s)) {
-			xasprintf(cause, "id must be 1-128 of [A-Za-z0-9_.-]");
-			goto fail;
-		}
-		if (agent_find(s) != NULL) {
-			*code = ERR_CONFLICT;
-			xasprintf(cause, "agent %s is running", s);
-			goto fail;
-		}
-		if ((row = store_agent_get(D.store, s, &e)) != NULL &&
-		    strcmp(json_string_value(json_object_get(row, "kind")), "spawned") != 0) {
-			json_decref(row);
-			*code = ERR_CONFLICT;
-			xasprintf(cause, "%s is a registered agent", s);
-			goto fail;
-		}
-		json_decref(row);
-		a->id = xstrdup(s);
-	} else {
-		agent_new_id(provider, idbuf, sizeof idbuf);
-		a->id = xstrdup(idbuf);
-	}
-	s = json_string_value(json_object_get(args, "session_id"));
-	a->session_id = xstrdup(s != NULL ? s : a->id);
-	if (!session_id_valid(a->session_id)) {
-		xasprintf(cause, "session_id must be 1-128 of [A-Za-z0-9_.-], not starting with .");
-		goto fail;
-	}
+	a->session_id = xstrdup(a->spec.session_id != NULL ? a->spec.session_id : a->id);
 	if (session_in_use(a->session_id)) {
 		*code = ERR_CONFLICT;
 		xasprintf(cause, "session %s belongs to a running agent", a->session_id);
@@ -1151,7 +880,7 @@ fail:
 }
 
 json_t *
-spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code, char **cause)
+spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 {
 	struct store_err e;
 	struct agent *a;
@@ -1159,11 +888,12 @@ spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code
 	int ok;
 
 	if (D.shutting_down) {
+		spawn_spec_clear(spec);
 		*code = ERR_UNAVAILABLE;
 		xasprintf(cause, "the daemon is shutting down");
 		return NULL;
 	}
-	if ((a = agent_from_args(args, provider, code, cause)) == NULL)
+	if ((a = agent_new(spec, code, cause)) == NULL)
 		return NULL;
 	*code = ERR_INTERNAL;
 	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1)
@@ -1172,14 +902,15 @@ spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code
 		goto fail;
 	uv_timer_init(D.loop, &a->timer);
 	a->timer.data = a;
-	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
+	glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
 	f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:n, s:n, s:n}", "kind", "spawned",
-	              "provider", provider, "host", D.hostname, "session_id", a->session_id,
+	              "provider", a->spec.provider, "host", D.hostname, "session_id", a->session_id,
 	              "state", "idle", "reason", "spawned", "since", (json_int_t)now_ms(), "lost",
 	              0, "name", "lease_ms", "heartbeat");
 	json_object_set_new(f, "tenant",
-	                    a->jail.name != NULL ? json_string(a->jail.name) : json_null());
-	json_object_set_new(f, "owner_uid", json_integer((json_int_t)owner));
+	                    a->spec.jail.name != NULL ? json_string(a->spec.jail.name)
+	                                              : json_null());
+	json_object_set_new(f, "owner_uid", json_integer((json_int_t)a->spec.owner));
 	if (txn_write(&e) == -1 ||
 	    (row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL) {
 		json_decref(f);
@@ -1204,11 +935,11 @@ spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code
 		return NULL;
 	}
 	events_emit("agent.spawned",
-	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", provider,
+	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", a->spec.provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
-	if (jail_config_active(&a->jail) && a->jail.name != NULL &&
-	    jail_config_root(&a->jail) != NULL)
-		vault_jailed_spawned(a->id, a->jail.name, jail_config_root(&a->jail));
+	if (jail_config_active(&a->spec.jail) && a->spec.jail.name != NULL &&
+	    jail_config_root(&a->spec.jail) != NULL)
+		vault_jailed_spawned(a->id, a->spec.jail.name, jail_config_root(&a->spec.jail));
 	row = store_agent_get(D.store, a->id, &e);
 	if (row != NULL)
 		spawner_detail(row);
@@ -1273,7 +1004,7 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 		xasprintf(cause, "no running agent %s", id);
 		return -1;
 	}
-	if (a->mode != GLASSPANE_MODE_RPC || !a->in_run || job_stdin(&a->job) == NULL) {
+	if (a->spec.mode != GLASSPANE_MODE_RPC || !a->in_run || job_stdin(&a->job) == NULL) {
 		*code = ERR_CONFLICT;
 		xasprintf(cause, "agent %s is not in rpc mode or its stdin is closed", id);
 		return -1;

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 struct cmd_req;
+struct spawn_spec;
 
 int spawner_init(char **cause);
 void spawner_shutdown(void);
@@ -22,13 +23,12 @@ int spawner_busy(void);
 void spawner_close(void);
 
 /*
- * Start an agent from a spawn-agent/spawn-local argument object, owned by
- * uid owner (recorded on the agent as owner_uid).  Returns the agent
- * object (new reference) or NULL with *code (ERR_*) and *cause.  An
- * unconfined spawn (no jail) is refused unless --allow-unconfined.
+ * Start an agent from spec (spawn-spec.h; its contents are taken over and
+ * *spec left zeroed, whatever the outcome).  Returns the agent object (new
+ * reference) or NULL with *code (ERR_*) and *cause: an id or session in
+ * use, the daemon shutting down, or the first run failing to start.
  */
-json_t *spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code,
-                      char **cause);
+json_t *spawner_spawn(struct spawn_spec *spec, const char **code, char **cause);
 /* kill-agent: reply on r once the agent has exited (the request is held). */
 void spawner_kill(struct cmd_req *r, const char *id, long long grace_ms);
 /* RPC mode: write one JSON command line to the agent's stdin. */

@@ -41,6 +41,7 @@ enum gp_input {
 	IN_EXIT_OK,
 	IN_EXIT_FAIL,
 	IN_SIGNAL,
+	IN_FAULT,
 	GP_NINPUTS
 };
 
@@ -69,6 +70,7 @@ struct gp_ctx {
 	int64_t now;
 	int status;
 	int signo;
+	const char *why; /* a fault's reason */
 };
 
 struct gp_rule;
@@ -202,6 +204,14 @@ static int act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struc
 	return GLASSPANE_ERROR;
 }
 
+/* A fault the glasspane cannot see (the spawner's): error from any state with the fault's reason. */
+static int act_fault(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+{
+	gp_copy(gp->scratch, sizeof(gp->scratch), cx->why);
+	gp_copy(gp->last_error, sizeof(gp->last_error), cx->why);
+	return GLASSPANE_ERROR;
+}
+
 #define RUN_START  [IN_RUN_START] = {act_run_start, GLASSPANE_WORKING, NULL}
 #define RETRY_WAIT [IN_RETRY_START] = {act_retry_wait, GLASSPANE_BLOCKED, NULL}
 #define RETRY_FAIL [IN_RETRY_FAIL] = {act_retry_fail, GLASSPANE_ERROR, NULL}
@@ -213,17 +223,18 @@ static int act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struc
 	[IN_EXIT_OK] = {act_exit_ok, GLASSPANE_DONE, NULL},                                        \
 	[IN_EXIT_FAIL] = {act_exit_fail, GLASSPANE_ERROR, NULL},                                   \
 	[IN_SIGNAL] = {act_signal, GLASSPANE_ERROR, NULL}
+#define FAULT      [IN_FAULT] = {act_fault, GLASSPANE_ERROR, NULL}
 
-/* gp_table[state][input]; empty cells keep the state.  done is final. */
+/* gp_table[state][input]; empty cells keep the state.  done is final but for a fault. */
 static const struct gp_rule gp_table[GLASSPANE_NSTATES][GP_NINPUTS] = {
-    [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS},
+    [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS, FAULT},
     [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
-                           EXITS, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
+                           EXITS, FAULT, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
     [GLASSPANE_BLOCKED] = {RUN_START, RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
-                           EXITS, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
+                           EXITS, FAULT, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
                            [IN_RETRY_OK] = {act_go, GLASSPANE_WORKING, "retry succeeded"}},
-    [GLASSPANE_DONE] = {{NULL, GLASSPANE_DONE, NULL}},
-    [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT},
+    [GLASSPANE_DONE] = {FAULT},
+    [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT, FAULT},
 };
 
 static int gp_step(struct glasspane *gp, enum gp_input in, const char *cause,
@@ -438,7 +449,7 @@ void glasspane_init(struct glasspane *gp, enum glasspane_harness harness, enum g
 int glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t now_ms,
                          struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {ev, now_ms, 0, 0};
+	struct gp_ctx cx = {ev, now_ms, 0, 0, NULL};
 	enum gp_input in;
 
 	if (ev->kind == GP_EV_UNKNOWN) {
@@ -473,7 +484,7 @@ int glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t n
 
 int glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {NULL, now_ms, 0, 0};
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, NULL};
 
 	if (gp->exited)
 		return 0;
@@ -496,7 +507,7 @@ int glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transi
 int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
                    struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {NULL, now_ms, status, signo};
+	struct gp_ctx cx = {NULL, now_ms, status, signo, NULL};
 	enum gp_input in = signo > 0 ? IN_SIGNAL : status != 0 ? IN_EXIT_FAIL : IN_EXIT_OK;
 
 	if (gp->exited)
@@ -508,6 +519,16 @@ int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
 	else
 		gp_printf(gp->activity, sizeof(gp->activity), "exited %d", status);
 	return gp_step(gp, in, signo > 0 ? "signal" : "exit", &cx, out);
+}
+
+int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause, int64_t now_ms,
+                    struct glasspane_transition *out)
+{
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, reason};
+
+	/* The exit that follows must not overwrite the fault. */
+	gp->exited = 1;
+	return gp_step(gp, IN_FAULT, cause, &cx, out);
 }
 
 static json_t *gp_usage_json(const struct gp_usage *u)

@@ -673,6 +673,47 @@ static void test_exits(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
 }
 
+/* The spawner's faults go through glasspane_fault: error from any state; the exit after it changes nothing. */
+static void test_fault(void **state)
+{
+	struct glasspane_transition t;
+	char longer[GLASSPANE_REASON_MAX * 2];
+	struct replay r;
+	size_t i;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	feed(&r, "{\"type\":\"agent_start\"}");
+	assert_int_equal(glasspane_fault(&r.gp, "output flood", "spawner", 5000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_WORKING);
+	assert_int_equal(t.to, GLASSPANE_ERROR);
+	assert_string_equal(t.reason, "output flood");
+	assert_string_equal(t.cause, "spawner");
+	assert_int_equal(t.at_ms, 5000);
+	assert_string_equal(r.gp.last_error, "output flood");
+	assert_int_equal(r.gp.since_ms, 5000);
+	assert_int_equal(do_exit(&r, 0, 0), 0);
+	assert_string_equal(r.gp.reason, "output flood");
+	assert_int_equal(feed(&r, "{\"type\":\"agent_start\"}"), 0);
+	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
+	/* A clean exit is final, but not for a fault found after it. */
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(do_exit(&r, 0, 0), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_DONE);
+	assert_int_equal(glasspane_fault(&r.gp, "stage lost", "spawner", 6000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_DONE);
+	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
+	/* A long reason is cut, on a UTF-8 boundary. */
+	for (i = 0; i + 2 < sizeof(longer); i += 2)
+		memcpy(longer + i, "\xc3\xa9", 2);
+	longer[i] = '\0';
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(glasspane_fault(&r.gp, longer, "spawner", 7000, &t), 1);
+	assert_true(strlen(r.gp.reason) < GLASSPANE_REASON_MAX);
+	assert_int_equal(strlen(r.gp.reason) % 2, 0);
+	assert_int_equal(t.from, GLASSPANE_IDLE);
+}
+
 static void test_snapshot_json(void **state)
 {
 	struct replay r;
@@ -737,6 +778,7 @@ int main(void)
 	    cmocka_unit_test(test_rpc_failure_settles),
 	    cmocka_unit_test(test_ui_wait),
 	    cmocka_unit_test(test_exits),
+	    cmocka_unit_test(test_fault),
 	    cmocka_unit_test(test_snapshot_json),
 	    cmocka_unit_test(test_parsers),
 	};
