@@ -113,24 +113,17 @@ should_restart(struct agent *a, const char **why)
 static int
 act_start(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 {
-	struct glasspane saved = a->gp;
+	struct glasspane_transition t;
 
 	if (exec_start(a, cx->cause) == -1) {
 		agent_fault(a, *cx->cause);
 		cx->why = "could not start";
 		return RUN_ENDED;
 	}
-	glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
-	if (a->restarts > 0) {
-		struct glasspane_transition t = {saved.state, a->gp.state, "restarted", "restart",
-		                                 a->gp.since_ms};
-		/* Totals are over the agent's life, not one run. */
-		a->gp.usage = saved.usage;
-		a->gp.turns = saved.turns;
-		a->gp.tool_calls = saved.tool_calls;
-		snprintf(a->gp.reason, sizeof a->gp.reason, "restarted");
-		agent_transition(a, 1, &t);
-	}
+	if (a->restarts == 0)
+		glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
+	else
+		agent_transition(a, glasspane_restart(&a->gp, now_ms(), &t), &t);
 	return (int)r->to;
 }
 

@@ -531,6 +531,27 @@ int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause,
 	return gp_step(gp, IN_FAULT, cause, &cx, out);
 }
 
+int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
+{
+	struct glasspane prev = *gp;
+
+	glasspane_init(gp, prev.harness, prev.mode, prev.stall_ms, now_ms);
+	/* Totals are over the agent's life, not one run. */
+	gp->usage = prev.usage;
+	gp->turns = prev.turns;
+	gp->tool_calls = prev.tool_calls;
+	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
+	gp_copy(gp->cause, sizeof(gp->cause), "restart");
+	if (out != NULL) {
+		out->from = prev.state;
+		out->to = gp->state;
+		out->reason = gp->reason;
+		out->cause = gp->cause;
+		out->at_ms = now_ms;
+	}
+	return 1;
+}
+
 static json_t *gp_usage_json(const struct gp_usage *u)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "input", (json_int_t)u->input, "output",

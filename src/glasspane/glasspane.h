@@ -145,6 +145,13 @@ int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause,
                     struct glasspane_transition *out);
 
 /*
+ * A new run of the same agent: idle, reason "restarted", cause "restart",
+ * the per-run facts forgotten and the totals (usage, turns, tool calls)
+ * kept.  Always a transition (1, *out filled).
+ */
+int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
+
+/*
  * The snapshot as a new JSON object (caller json_decref()s):
  * {"state", "reason", "cause", "since", "activity", "turns", "tool_calls",
  *  "last_event_ms", "last_error" (string or null),

@@ -714,6 +714,31 @@ static void test_fault(void **state)
 	assert_int_equal(t.from, GLASSPANE_IDLE);
 }
 
+/* A restart starts a new run (idle, per-run facts gone) and keeps the agent's totals. */
+static void test_restart(void **state)
+{
+	struct glasspane_transition t;
+	struct replay r;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	feed(&r, "{\"type\":\"agent_start\"}");
+	feed(&r, "{\"type\":\"tool_execution_start\",\"toolName\":\"bash\"}");
+	assert_int_equal(do_exit(&r, 2, 0), 1);
+	assert_int_equal(r.gp.tool_calls, 1);
+	assert_int_equal(glasspane_restart(&r.gp, 9000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_ERROR);
+	assert_int_equal(t.to, GLASSPANE_IDLE);
+	assert_string_equal(t.reason, "restarted");
+	assert_string_equal(t.cause, "restart");
+	assert_int_equal(t.at_ms, 9000);
+	assert_int_equal(r.gp.tool_calls, 1);
+	assert_int_equal(r.gp.since_ms, 9000);
+	/* The new run is judged afresh: its exit counts again. */
+	assert_int_equal(feed(&r, "{\"type\":\"agent_start\"}"), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
+}
+
 static void test_snapshot_json(void **state)
 {
 	struct replay r;
@@ -779,6 +804,7 @@ int main(void)
 	    cmocka_unit_test(test_ui_wait),
 	    cmocka_unit_test(test_exits),
 	    cmocka_unit_test(test_fault),
+	    cmocka_unit_test(test_restart),
 	    cmocka_unit_test(test_snapshot_json),
 	    cmocka_unit_test(test_parsers),
 	};
