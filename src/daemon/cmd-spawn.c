@@ -2,6 +2,9 @@
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
  * agent-abort and session-read: the socket face of spawner.c.
  *
+ * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
+ * the spawner gets only the spec.
+ *
  * Every spawn is for admins (the table says so); the agent records the
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
  * admins and members at the table, and here, for its owner or an admin

@@ -6,7 +6,11 @@
  * stdout as JSONL into the session log and the glasspane, its stderr into
  * a bounded log, restarts it by policy, and ends it -- with everything it
  * started -- on kill-agent or daemon shutdown.  State changes are stored
- * on the agent's row and published as agent.state events.
+ * on the agent's row (one write per transition) and published as
+ * agent.state events.  It starts agents from a parsed spawn_spec
+ * (spawn-spec.h) and calls down into the vault (vault_jailed_spawned);
+ * the commands call it, nothing it calls calls back.  Its own files share
+ * spawner-agent.h.
  */
 #ifndef COLIBRI_SPAWNER_H
 #define COLIBRI_SPAWNER_H
