@@ -2,22 +2,20 @@
  * cmd-agent.c -- the agent registry: agents that run elsewhere register,
  * heartbeat, and are declared lost when their lease lapses (sweep.c).
  * list-agents and agent-status also show the agents this daemon spawned;
- * for those the spawner adds its live detail (agent_detail_hook).
+ * for those the spawner adds its live detail (spawner_detail).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "common/proto.h"
 #include "common/util.h"
-#include "daemon/agent.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
+#include "daemon/spawner.h"
 #include "store/store.h"
 
 #define DEFAULT_AGENT_LEASE_MS 30000
-
-void (*agent_detail_hook)(json_t *agent);
 
 static int
 agent_id_ok(const char *id)
@@ -132,8 +130,7 @@ cmd_list_agents(struct cmd_req *r)
 		cmd_fail_error(r, &e);
 		return;
 	}
-	if (agent_detail_hook != NULL)
-		json_array_foreach(json_object_get(res, "items"), i, a) agent_detail_hook(a);
+	json_array_foreach(json_object_get(res, "items"), i, a) spawner_detail(a);
 	cmd_ok(r, res);
 }
 
@@ -147,8 +144,7 @@ cmd_agent_status(struct cmd_req *r)
 		cmd_fail_error(r, &e);
 		return;
 	}
-	if (agent_detail_hook != NULL)
-		agent_detail_hook(a);
+	spawner_detail(a);
 	cmd_ok(r, a);
 }
 

@@ -2,6 +2,9 @@
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
  * agent-abort and session-read: the socket face of spawner.c.
  *
+ * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
+ * the spawner gets only the spec.
+ *
  * Every spawn is for admins (the table says so); the agent records the
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
  * admins and members at the table, and here, for its owner or an admin
@@ -16,6 +19,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/session.h"
+#include "daemon/spawn-spec.h"
 #include "daemon/spawner.h"
 
 /* A page of session-read stops at this many bytes of lines, or half the reply cap (escaping). */
@@ -86,6 +90,7 @@ spawn_common(struct cmd_req *r, const char *provider)
 {
 	const char *code = ERR_INTERNAL;
 	char *cause = NULL;
+	struct spawn_spec spec;
 	json_t *a;
 
 	if (D.cfg.spawn_disabled) {
@@ -93,7 +98,12 @@ spawn_common(struct cmd_req *r, const char *provider)
 		         "this daemon runs with --no-spawn: it starts no agents");
 		return;
 	}
-	if ((a = spawner_spawn(r->args, provider, r->uid, &code, &cause)) == NULL) {
+	if (D.shutting_down) {
+		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
+		return;
+	}
+	if (spawn_spec_parse(r->args, provider, r->uid, &spec, &code, &cause) == -1 ||
+	    (a = spawner_spawn(&spec, &code, &cause)) == NULL) {
 		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
 		return;

@@ -6,9 +6,9 @@
 
 #include "common/proto.h"
 #include "common/util.h"
-#include "daemon/cache.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
+#include "daemon/inventory.h"
 #include "daemon/server.h"
 #include "store/store.h"
 
@@ -34,8 +34,8 @@ cmd_status_exec(struct cmd_req *r)
 	json_object_set_new(res, "last_seq", json_integer(store_event_last(D.store)));
 	json_object_set_new(res, "role", json_string(cmd_role_name(r->role)));
 	json_object_set_new(res, "host_status",
-	                    cache_host_status() != NULL ? json_incref(cache_host_status())
-	                                                : json_null());
+	                    inventory_host_status() != NULL ? json_incref(inventory_host_status())
+	                                                    : json_null());
 	cmd_ok(r, res);
 }
 

@@ -1,5 +1,6 @@
 /*
- * skills-index.h -- the skills catalog's index in the store (cmd-skills.c).
+ * skills-index.h -- the skills subsystem: the catalog's index in the store
+ * (skills-index.c; its commands are in cmd-skills.c).
  */
 #ifndef COLIBRI_SKILLS_INDEX_H
 #define COLIBRI_SKILLS_INDEX_H

@@ -1,159 +1,49 @@
 /*
- * spawner.c -- spawning and supervising coding agents.
+ * spawner.c -- spawning and supervising coding agents: the registry.
  *
- * An agent is a record (struct agent) plus, while it runs, one job
- * (job.h): a child in a process group and process tree of its own.  Its
- * stdout is read in chunks into one shared buffer; complete lines are
- * appended to the session log in one write per chunk and fed to the
- * glasspane; only a line split across reads is copied, into the agent's
- * own small buffer.  So an idle agent costs a struct, two pipes and two log
- * descriptors, and a busy one no per-line allocation.  A line longer than
- * max_agent_line, or a session log past max_session_bytes, is a fault: the
- * agent is marked error with that reason and stopped, and the daemon does
- * not grow.
+ * An agent is a record (struct agent, spawner-agent.h) built from a spawn
+ * spec (spawn-spec.c), plus, while it runs, one job: its process and output
+ * (spawn-exec.c).  What happens to it is the run machine's (spawn-run.c);
+ * what a previous daemon left is spawn-recover.c's.  This file keeps the
+ * list of agents, writes their rows, and answers the commands (spawner.h).
  *
- * A run ends when the job is done: the process reaped AND its stdout and
- * stderr at EOF (so every line is judged before the exit).  Whatever the
- * agent left behind -- its process tree (a cgroup of its own on Linux, the
- * reaper subtree on FreeBSD; else its process group and what the reaper
- * finds by ancestry and the COLIBRI_AGENT_ID marker) -- is killed then.
- * The restart policy decides what follows: a clean done is final; a crash
- * restarts with exponential backoff and jitter while restarts remain; a
- * model error restarts only with restart.on_error; a kill-agent or a
- * shutdown never restarts.
- *
- * State lives in the store: every transition updates the agent's row and
- * emits agent.state in the current group-commit transaction.  An agent
- * that a previous daemon left "running" is resolved at start: its process
- * tree (cgroup) is killed, and if its pid still names the same process
- * (start time recorded at spawn) that too; the row is marked error "daemon
- * restarted".  Stages a previous daemon left in jail roots are removed.
+ * State lives in the store: an agent's row is written once per transition
+ * -- of its glasspane (a line, a tick, a fault) or of its run (started,
+ * over, restarted, ended) -- in the current group-commit transaction, with
+ * each glasspane transition published as agent.state.  The first write
+ * creates the row: a spawn writes it once, not once per field group.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "common/buf.h"
 #include "common/log.h"
-#include "common/paths.h"
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "confine/confine.h"
-#include "daemon/agent.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
-#include "job/job.h"
-#include "job/reaper.h"
-#include "daemon/session.h"
+#include "daemon/spawner-agent.h"
 #include "daemon/spawner.h"
 #include "daemon/events.h"
 #include "daemon/txn.h"
-#include "glasspane/glasspane.h"
+#include "daemon/vault-run.h"
+#include "job/reaper.h"
 #include "store/store.h"
 
-extern char **environ;
+#define TICK_MS 1000
 
-#define MAX_ARGS            256
-#define MAX_ARG_BYTES       65536
-#define MAX_ENV_BYTES       (1024 * 1024)
-#define STDERR_CAP          (1024 * 1024)
-#define TICK_MS             1000
-#define DEFAULT_BACKOFF     1000
-#define DEFAULT_BACKOFF_MAX 30000
-
-void (*spawner_jailed_hook)(const char *, const char *, const char *);
-
-struct agent {
-	char *id;
-	char *session_id;
-	char *provider;
-	char *binary; /* resolved absolute path */
-	json_t *args; /* array of strings, the caller's */
-	char *prompt;
-	char *cwd;
-	json_t *env; /* object of strings, the caller's */
-	enum glasspane_mode mode;
-	enum glasspane_harness harness;
-	int64_t stall_ms;
-	struct {
-		int max;
-		int64_t backoff_ms, backoff_max_ms;
-		int on_error;
-	} restart;
-	struct jail_config jail;
-
-	/* the current run */
-	struct job job;
-	int in_run;  /* the job started and is not done */
-	int running; /* a process exists (not yet reaped) */
-	int reaped;
-	int exit_code, term_signal;
-	struct buf line;
-	int discard; /* a fault happened: stop ingesting */
-	struct session_log slog, elog;
-	struct confine_spawn *confine;
-	struct glasspane gp;
-	char fault[256];
-
-	int restarts;
-	int stopping; /* kill-agent or shutdown: no restart */
-	int pending_restart;
-	uv_timer_t timer; /* backoff or kill grace */
-	int timer_use;    /* 0 none, 1 backoff, 2 grace */
-	struct cmd_req **waiters;
-	size_t nwaiters;
-	int handles_open; /* uv handles still closing */
-	int gone;         /* finished: free once handles are closed */
-	struct agent *next;
-};
-
-static struct agent *agents;
-static int nlive;
+struct agent *spawner_agents;
+struct confine_opts spawner_confine;
+size_t spawner_max_line = 8 * 1024 * 1024;
+off_t spawner_max_session = (off_t)1 << 30;
 static uv_timer_t tick_timer;
-static struct confine_opts confine_opts;
-static size_t max_agent_line = 8 * 1024 * 1024;
-static off_t max_session_bytes = (off_t)1 << 30;
 
-static void agent_finish_run(struct agent *);
-static void agent_start_run(struct agent *, char **cause, int *ok);
-static void agent_persist(struct agent *, const struct glasspane_transition *);
-static void agent_maybe_free(struct agent *);
-static void agent_timer(struct agent *, int use, int64_t ms);
-static int resolve_binary(const char *name, char **out, char **cause);
-
-/* ---- text ---- */
-
-/* The length of s cut to at most max bytes without splitting a UTF-8 sequence.
- * TODO(lead): use utf8_cut_len() from common/util.h (issue 16, small things). */
-static int
-utf8_cut(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return (int)max;
-}
-
-/* snprintf(dst, n, "%s", src), but never ending inside a UTF-8 sequence (JSON needs whole ones). */
-static void
-copy_utf8(char *dst, size_t n, const char *src)
-{
-	int len = utf8_cut(src, n - 1);
-
-	memcpy(dst, src, (size_t)len);
-	dst[len] = '\0';
-}
+static void agent_discard(struct agent *);
 
 /* ---- lookup ---- */
 
@@ -162,841 +52,148 @@ agent_find(const char *id)
 {
 	struct agent *a;
 
-	for (a = agents; a != NULL; a = a->next)
-		if (!a->gone && strcmp(a->id, id) == 0)
+	for (a = spawner_agents; a != NULL; a = a->next)
+		if (!agent_gone(a) && strcmp(a->id, id) == 0)
 			return a;
 	return NULL;
 }
 
-/* ---- state ---- */
+/* ---- the row ---- */
 
 static json_t *
 agent_detail(struct agent *a)
 {
 	json_t *d = glasspane_to_json(&a->gp);
+	int sig = a->term_signal;
 
 	json_object_del(d, "state");
 	json_object_del(d, "reason");
 	json_object_del(d, "since");
-	json_object_set_new(d, "binary", json_string(a->binary));
-	json_object_set(d, "args", a->args);
-	json_object_set_new(d, "mode", json_string(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
+	json_object_set_new(d, "binary", json_string(a->spec.binary));
+	json_object_set(d, "args", a->spec.args);
+	json_object_set_new(d, "mode",
+	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
 	json_object_set_new(d, "restarts", json_integer(a->restarts));
 	json_object_set_new(d, "exit_code",
-	                    a->reaped && a->term_signal == 0 ? json_integer(a->exit_code)
-	                                                     : json_null());
-	json_object_set_new(d, "signal",
-	                    a->reaped && a->term_signal != 0 ? json_integer(a->term_signal)
-	                                                     : json_null());
+	                    a->reaped && sig == 0 ? json_integer(a->exit_code) : json_null());
+	json_object_set_new(d, "signal", a->reaped && sig != 0 ? json_integer(sig) : json_null());
 	json_object_set_new(d, "jail",
-	                    jail_config_active(&a->jail) ? jail_config_to_json(&a->jail)
-	                                                 : json_null());
-	json_object_set_new(d, "live", json_boolean(a->running || a->pending_restart));
+	                    jail_config_active(&a->spec.jail) ? jail_config_to_json(&a->spec.jail)
+	                                                      : json_null());
+	json_object_set_new(d, "live", json_boolean(agent_running(a) || a->run == RUN_BACKOFF));
 	return d;
 }
 
-/* Store the agent's state (and emit agent.state when t is a transition). */
+/* The fields only the first write sets: what the agent is and who asked for it. */
 static void
-agent_persist(struct agent *a, const struct glasspane_transition *t)
+agent_row_create(struct agent *a, json_t *f)
+{
+	json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:i, s:n, s:n, s:n}", "kind", "spawned",
+	                      "provider", a->spec.provider, "host", D.hostname, "session_id",
+	                      a->session_id, "lost", 0, "name", "lease_ms", "heartbeat");
+
+	json_object_set_new(c, "tenant",
+	                    a->spec.jail.name != NULL ? json_string(a->spec.jail.name)
+	                                              : json_null());
+	json_object_set_new(c, "owner_uid", json_integer((json_int_t)a->spec.owner));
+	json_object_update(f, c);
+	json_decref(c);
+}
+
+static void
+agent_publish_held(struct agent *a)
+{
+	const struct held_transition *h;
+	int i;
+
+	for (i = 0; i < a->nheld; i++) {
+		h = &a->held[i];
+		events_emit(EV_AGENT_STATE,
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", a->id, "from",
+		                      glasspane_state_name(h->from), "to",
+		                      glasspane_state_name(h->to), "reason", h->reason, "cause",
+		                      h->cause, "at_ms", (json_int_t)h->at_ms));
+	}
+	a->nheld = 0;
+}
+
+void
+agent_write(struct agent *a)
 {
 	struct store_err e;
 	json_t *f, *row;
 
 	if (txn_write(&e) == -1) {
-		log_warnx("agent %s: %s", a->id, e.msg);
+		log_warnx("agent %s state lost: %s", a->id, e.msg);
+		a->nheld = 0;
 		return;
 	}
 	f = json_pack("{s:s, s:s, s:I, s:o}", "state", glasspane_state_name(a->gp.state), "reason",
 	              a->gp.reason, "since", (json_int_t)a->gp.since_ms, "detail", agent_detail(a));
-	json_object_set_new(f, "pid", a->running ? json_integer(a->job.proc.pid) : json_null());
+	json_object_set_new(f, "pid",
+	                    agent_running(a) ? json_integer(a->job.proc.pid) : json_null());
+	if (agent_running(a))
+		json_object_set_new(f, "pid_start", json_integer(a->job.pid_start));
+	if (!a->row_written)
+		agent_row_create(a, f);
 	if ((row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL)
 		log_warnx("agent %s: %s", a->id, e.msg);
+	else
+		a->row_written = 1;
 	json_decref(row);
 	json_decref(f);
-	if (t != NULL)
-		events_emit("agent.state",
-		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", a->id, "from",
-		                      glasspane_state_name(t->from), "to",
-		                      glasspane_state_name(t->to), "reason", t->reason, "cause",
-		                      t->cause, "at_ms", (json_int_t)t->at_ms));
+	agent_publish_held(a);
 }
 
-static void
-agent_transition(struct agent *a, int changed, struct glasspane_transition *t)
+void
+agent_transition(struct agent *a, int changed, const struct glasspane_transition *t)
 {
-	struct store_err e;
+	struct held_transition *h;
 
 	if (!changed)
 		return;
-	if (txn_write(&e) == -1) {
-		log_warnx("agent %s state lost: %s", a->id, e.msg);
-		return;
-	}
 	log_debug("agent %s: %s -> %s (%s: %s)", a->id, glasspane_state_name(t->from),
 	          glasspane_state_name(t->to), t->cause, t->reason);
-	agent_persist(a, t);
+	if (a->nheld == AGENT_HELD_MAX)
+		agent_write(a);
+	h = &a->held[a->nheld++];
+	h->from = t->from;
+	h->to = t->to;
+	snprintf(h->reason, sizeof h->reason, "%s", t->reason);
+	snprintf(h->cause, sizeof h->cause, "%s", t->cause);
+	h->at_ms = t->at_ms;
+	if (a->holding == 0)
+		agent_write(a);
 }
 
-/* Force the agent into error with reason (a fault the glasspane cannot see). */
-static void
+void
 agent_fault(struct agent *a, const char *reason)
 {
 	struct glasspane_transition t;
 
-	if (a->fault[0] != '\0')
+	if (a->faulted)
 		return;
-	copy_utf8(a->fault, sizeof a->fault, reason);
+	a->faulted = 1;
 	log_warnx("agent %s: %s", a->id, reason);
-	t.from = a->gp.state;
-	t.to = GLASSPANE_ERROR;
-	copy_utf8(a->gp.reason, sizeof a->gp.reason, reason);
-	snprintf(a->gp.cause, sizeof a->gp.cause, "spawner");
-	copy_utf8(a->gp.last_error, sizeof a->gp.last_error, reason);
-	a->gp.state = GLASSPANE_ERROR;
-	a->gp.since_ms = now_ms();
-	a->gp.exited = 1; /* the exit that follows must not overwrite the fault */
-	t.reason = a->gp.reason;
-	t.cause = "spawner";
-	t.at_ms = a->gp.since_ms;
-	agent_transition(a, 1, &t);
+	agent_transition(a, glasspane_fault(&a->gp, reason, "spawner", now_ms(), &t), &t);
 }
 
-/* ---- killing ---- */
-
-/* Signal the agent's whole process tree (job.h). */
-static void
-agent_signal_tree(struct agent *a, int sig)
-{
-	if (a->in_run)
-		job_signal(&a->job, sig);
-}
-
-static void
-on_timer(uv_timer_t *t)
-{
-	struct agent *a = t->data;
-	int use = a->timer_use;
-	char *cause = NULL;
-	int ok;
-
-	a->timer_use = 0;
-	switch (use) {
-	case 1: /* backoff over: restart */
-		if (a->job.handles > 0 && !a->stopping) {
-			agent_timer(a, 1, 10); /* the last run's handles are still closing */
-			break;
-		}
-		a->pending_restart = 0;
-		if (a->stopping) {
-			agent_maybe_free(a);
-			break;
-		}
-		agent_start_run(a, &cause, &ok);
-		if (!ok) {
-			agent_fault(a, cause);
-			free(cause);
-			agent_maybe_free(a);
-		}
-		break;
-	case 2: /* grace over: SIGKILL */
-		log_info("agent %s: grace period over, sending SIGKILL", a->id);
-		agent_signal_tree(a, SIGKILL);
-		break;
-	}
-}
-
-static void
-agent_timer(struct agent *a, int use, int64_t ms)
-{
-	a->timer_use = use;
-	uv_timer_start(&a->timer, on_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
-}
-
-/* Begin stopping: SIGTERM now, SIGKILL after grace_ms. */
-static void
-agent_terminate(struct agent *a, int64_t grace_ms)
-{
-	a->stopping = 1;
-	if (a->pending_restart) {
-		uv_timer_stop(&a->timer);
-		a->timer_use = 0;
-		a->pending_restart = 0;
-		agent_maybe_free(a);
-		return;
-	}
-	if (!a->running)
-		return;
-	agent_signal_tree(a, SIGTERM);
-	agent_timer(a, 2, grace_ms);
-}
-
-/* ---- output ---- */
-
-static void
-agent_feed_line(struct agent *a, const char *p, size_t n)
-{
-	struct glasspane_transition t;
-
-	agent_transition(a, glasspane_feed(&a->gp, p, n, now_ms(), &t), &t);
-}
-
-/* Append complete lines to the session log and feed them; returns the bytes consumed. */
-static size_t
-agent_ingest(struct agent *a, const char *p, size_t n)
-{
-	const char *s = p, *nl, *end = p + n;
-
-	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
-		agent_feed_line(a, s, (size_t)(nl - s));
-		s = nl + 1;
-	}
-	return (size_t)(s - p);
-}
-
-static void
-agent_log(struct agent *a, const char *p, size_t n)
-{
-	if (n == 0 || a->discard)
-		return;
-	if (a->slog.bytes + (off_t)n > max_session_bytes) {
-		char why[128];
-		snprintf(why, sizeof why, "output flood: session log passed %lld bytes",
-		         (long long)max_session_bytes);
-		a->discard = 1;
-		agent_fault(a, why);
-		agent_terminate(a, 0);
-		return;
-	}
-	if (session_append(&a->slog, p, n) == -1) {
-		a->discard = 1;
-		agent_fault(a, "cannot write the session log");
-		agent_terminate(a, 0);
-	}
-}
-
-static void
-on_pipe_closed(uv_handle_t *h)
-{
-	struct agent *a = h->data;
-
-	a->handles_open--;
-	agent_maybe_free(a);
-}
-
-static void
-on_stdout(struct agent *a, const char *p, size_t len)
-{
-	const char *nl;
-	size_t used;
-
-	if (a->discard || len == 0)
-		return;
-	/* Complete a line started in an earlier read. */
-	if (buf_used(&a->line) > 0) {
-		nl = memchr(p, '\n', len);
-		used = nl != NULL ? (size_t)(nl - p) + 1 : len;
-		buf_add(&a->line, p, used);
-		p += used;
-		len -= used;
-		if (nl != NULL) {
-			agent_log(a, buf_head(&a->line), buf_used(&a->line));
-			if (!a->discard)
-				agent_feed_line(a, buf_head(&a->line), buf_used(&a->line) - 1);
-			buf_free(&a->line);
-		}
-	}
-	if (buf_used(&a->line) == 0 && len > 0 && !a->discard) {
-		used = agent_ingest(a, p, len);
-		agent_log(a, p, used);
-		if (used < len && !a->discard)
-			buf_add(&a->line, p + used, len - used);
-	}
-	if (buf_used(&a->line) > max_agent_line && !a->discard) {
-		char why[128];
-		snprintf(why, sizeof why, "stdout line exceeds %zu bytes without a newline",
-		         max_agent_line);
-		buf_free(&a->line);
-		a->discard = 1;
-		agent_fault(a, why);
-		agent_terminate(a, 0);
-	}
-}
-
-static void
-on_stderr(struct agent *a, const char *p, size_t n)
-{
-	if (n == 0 || a->elog.fd == -1)
-		return;
-	if (session_append(&a->elog, p, n) == -1 || session_rotate_if(&a->elog, STDERR_CAP) == -1) {
-		log_warn("agent %s: stderr log", a->id);
-		session_close(&a->elog);
-	}
-}
-
-static void
-agent_on_read(struct job *j, int which, const char *p, size_t n)
-{
-	if (which == 1)
-		on_stdout(j->data, p, n);
-	else
-		on_stderr(j->data, p, n);
-}
-
-static void
-agent_on_job_closed(struct job *j)
-{
-	struct agent *a = j->data;
-
-	a->handles_open--;
-	agent_maybe_free(a);
-}
-
-/* ---- exit and restart ---- */
-
-static void
-on_job_exit(struct job *j)
-{
-	struct agent *a = j->data;
-
-	a->running = 0;
-	a->reaped = 1;
-	a->exit_code = j->exit_code;
-	a->term_signal = j->term_signal;
-	nlive--;
-	log_debug("agent %s: pid %ld exited (%d, signal %d)", a->id, (long)j->proc.pid,
-	          j->exit_code, j->term_signal);
-	/* No orphans: end whatever the agent left behind. */
-	agent_signal_tree(a, SIGKILL);
-	if (a->timer_use == 2)
-		uv_timer_stop(&a->timer), a->timer_use = 0;
-}
-
-/* The join: reaped and stdout/stderr at EOF (or closed by force). */
-static void
-on_job_done(struct job *j)
-{
-	struct agent *a = j->data;
-
-	a->in_run = 0;
-	job_close(j);
-	agent_finish_run(a);
-}
-
-static int64_t
-backoff_delay(struct agent *a)
-{
-	int64_t d = a->restart.backoff_ms;
-	uint32_t r = 0;
-	int i;
-
-	for (i = 1; i < a->restarts && d < a->restart.backoff_max_ms; i++)
-		d *= 2;
-	if (d > a->restart.backoff_max_ms)
-		d = a->restart.backoff_max_ms;
-	if (getrandom(&r, sizeof r, 0) != sizeof r)
-		r = (uint32_t)now_ms();
-	/* Equal jitter: half fixed, half random. */
-	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
-}
-
-/* Should this run be followed by another?  Sets *why. */
-static int
-should_restart(struct agent *a, const char **why)
-{
-	if (a->stopping || D.shutting_down || a->restarts >= a->restart.max)
-		return 0;
-	if (a->gp.state != GLASSPANE_ERROR)
-		return 0; /* done (or idle after an RPC session) is final */
-	if (a->term_signal != 0 || a->exit_code != 0 || a->fault[0] != '\0') {
-		*why = "crashed";
-		return a->fault[0] == '\0';
-	}
-	*why = "model error";
-	return a->restart.on_error;
-}
-
-static void
-agent_finish_run(struct agent *a)
-{
-	struct glasspane_transition t;
-	struct stage_status st;
-	const char *why = NULL;
-	char *cause = NULL;
-	int code, sig;
-
-	/* A last line without a newline still counts. */
-	if (buf_used(&a->line) > 0 && !a->discard) {
-		agent_log(a, buf_head(&a->line), buf_used(&a->line));
-		agent_log(a, "\n", 1);
-		agent_feed_line(a, buf_head(&a->line), buf_used(&a->line));
-	}
-	buf_free(&a->line);
-	code = a->exit_code;
-	sig = a->term_signal;
-	if (a->confine != NULL) {
-		confine_spawn_status(a->confine, a->exit_code, a->term_signal, &st);
-		if (st.kind == STAGE_STATUS_EXITED)
-			code = st.exit_code, sig = 0;
-		else if (st.kind == STAGE_STATUS_SIGNALED)
-			code = -1, sig = st.signal;
-		else if (st.kind == STAGE_STATUS_SETUP_FAILED) {
-			char why2[128];
-			snprintf(why2, sizeof why2, "confinement setup failed (%s)",
-			         st.setup != NULL ? st.setup : "?");
-			agent_fault(a, why2);
-		} else if (!a->stopping) {
-			/* launch.sh wrote nothing: jexec failed (exit 1), or the shell died under a
-			 * `jail -c` that exits 0 anyway.  The wrapper's code is not the agent's. */
-			char why2[160];
-			snprintf(why2, sizeof why2,
-			         "no agent status from the confinement (%s exited %d)",
-			         a->confine->cmd->program, code);
-			agent_fault(a, why2);
-		}
-		if (confine_spawn_finish(a->confine, &cause) == -1) {
-			log_warnx("agent %s: stage removal: %s", a->id, cause);
-			free(cause);
-		}
-		a->confine = NULL;
-		a->exit_code = code;
-		a->term_signal = sig;
-	}
-	agent_transition(a, glasspane_exit(&a->gp, sig > 0 ? 0 : code, sig, now_ms(), &t), &t);
-	agent_persist(a, NULL);
-	events_emit("agent.exited",
-	            json_pack("{s:s, s:o, s:o, s:s, s:s}", "id", a->id, "exit_code",
-	                      sig == 0 ? json_integer(code) : json_null(), "signal",
-	                      sig != 0 ? json_integer(sig) : json_null(), "state",
-	                      glasspane_state_name(a->gp.state), "reason", a->gp.reason));
-	if (should_restart(a, &why)) {
-		int64_t d;
-		a->restarts++;
-		d = backoff_delay(a);
-		a->pending_restart = 1;
-		log_info("agent %s %s; restart %d/%d in %lld ms", a->id, why, a->restarts,
-		         a->restart.max, (long long)d);
-		events_emit("agent.restarted",
-		            json_pack("{s:s, s:i, s:i, s:s, s:I}", "id", a->id, "restart",
-		                      a->restarts, "max_restarts", a->restart.max, "reason", why,
-		                      "delay_ms", (json_int_t)d));
-		agent_timer(a, 1, d);
-		return;
-	}
-	agent_maybe_free(a);
-}
-
-/* Reply to kill-agent waiters and free the agent once nothing refers to it. */
-static void
-agent_maybe_free(struct agent *a)
+void
+agent_free(struct agent *a)
 {
 	struct agent **pp;
-	struct store_err e;
-	size_t i;
 
-	if (a->running || a->pending_restart || a->in_run)
-		return;
-	if (!a->gone) {
-		a->gone = 1;
-		agent_persist(a, NULL);
-		for (i = 0; i < a->nwaiters; i++) {
-			json_t *row = store_agent_get(D.store, a->id, &e);
-			if (row != NULL)
-				cmd_ok(a->waiters[i], row);
-			else
-				cmd_fail(a->waiters[i], e.code, "%s", e.msg);
-		}
-		a->nwaiters = 0;
-		session_close(&a->slog);
-		session_close(&a->elog);
-		if (a->timer_use != 0)
-			uv_timer_stop(&a->timer);
-		a->handles_open++;
-		uv_close((uv_handle_t *)&a->timer, on_pipe_closed);
-		return;
-	}
-	if (a->handles_open > 0)
-		return;
-	for (pp = &agents; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &spawner_agents; *pp != NULL; pp = &(*pp)->next) {
 		if (*pp == a) {
 			*pp = a->next;
 			break;
 		}
 	}
-	free(a->id);
-	free(a->session_id);
-	free(a->provider);
-	free(a->binary);
-	free(a->prompt);
-	free(a->cwd);
 	free(a->waiters);
-	json_decref(a->args);
-	json_decref(a->env);
-	jail_config_clear(&a->jail);
-	free(a);
+	agent_discard(a);
 }
 
-/* ---- starting ---- */
-
-static int
-env_name_scrubbed(const char *entry)
-{
-	static const char *drop[] = {"BW_",         "COLIBRI_",         "BITWARDENCLI_",
-	                             "LD_PRELOAD=", "LD_LIBRARY_PATH=", NULL};
-	size_t i;
-
-	for (i = 0; drop[i] != NULL; i++)
-		if (strncmp(entry, drop[i], strlen(drop[i])) == 0)
-			return 1;
-	return 0;
-}
-
-/* The agent's environment: the daemon's (secrets scrubbed), the caller's, and ours. */
-static char **
-agent_envp(struct agent *a, int confined)
-{
-	char **envp = NULL, *s;
-	size_t n = 0, i;
-	const char *key;
-	json_t *v;
-
-	if (confined) {
-		/* The wrapper gets a minimal environment; launch.sh sets the agent's. */
-		envp = xcalloc(2, sizeof *envp);
-		envp[0] = xstrdup(
-		        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-		return envp;
-	}
-	for (i = 0; environ[i] != NULL; i++) {
-		if (env_name_scrubbed(environ[i]))
-			continue;
-		key = environ[i];
-		s = strchr(key, '=');
-		if (s != NULL && a->env != NULL) {
-			char *name = xstrndup(key, (size_t)(s - key));
-			int overridden = json_object_get(a->env, name) != NULL;
-			free(name);
-			if (overridden)
-				continue;
-		}
-		envp = xreallocarray(envp, n + 2, sizeof *envp);
-		envp[n++] = xstrdup(environ[i]);
-	}
-	json_object_foreach(a->env, key, v)
-	{
-		envp = xreallocarray(envp, n + 2, sizeof *envp);
-		xasprintf(&envp[n++], "%s=%s", key, json_string_value(v));
-	}
-	envp = xreallocarray(envp, n + 5, sizeof *envp);
-	xasprintf(&envp[n++], "COLIBRI_AGENT_ID=%s", a->id);
-	xasprintf(&envp[n++], "COLIBRI_SESSION_ID=%s", a->session_id);
-	xasprintf(&envp[n++], "COLIBRI_SOCKET=%s", D.cfg.socket_path);
-	envp[n] = NULL;
-	return envp;
-}
-
-static void
-strv_free(char **v)
-{
-	size_t i;
-
-	if (v == NULL)
-		return;
-	for (i = 0; v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* The agent's argv after argv[0]: provider flags, the caller's args, the prompt. */
-static char **
-agent_args(struct agent *a)
-{
-	char **v = xcalloc(json_array_size(a->args) + 8, sizeof *v);
-	size_t n = 0, i;
-	json_t *x;
-	int zot = strcmp(a->provider, "zot") == 0;
-
-	if (zot)
-		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "--json");
-	else {
-		v[n++] = xstrdup("--mode");
-		v[n++] = xstrdup(a->mode == GLASSPANE_MODE_RPC ? "rpc" : "json");
-	}
-	json_array_foreach(a->args, i, x) v[n++] = xstrdup(json_string_value(x));
-	if (a->prompt != NULL && a->mode == GLASSPANE_MODE_JSON) {
-		if (!zot)
-			v[n++] = xstrdup("-p");
-		v[n++] = xstrdup(a->prompt);
-	}
-	v[n] = NULL;
-	return v;
-}
-
-static void
-agent_start_run(struct agent *a, char **cause, int *ok)
-{
-	struct job_spec ps;
-	struct proc_creds creds;
-	char tree[TREE_NAME_MAX];
-	struct glasspane saved = a->gp;
-	char **args = agent_args(a), **argv = NULL, **envp = NULL, *vcause = NULL, *wrapper = NULL;
-	const char *program;
-	size_t n, i;
-	json_t *stage_env = NULL;
-	int confined = jail_config_active(&a->jail);
-
-	*ok = 0;
-	memset(&ps, 0, sizeof ps);
-	if (confined) {
-		stage_env = a->env != NULL ? json_deep_copy(a->env) : NULL;
-		if (stage_env == NULL)
-			stage_env = json_object();
-		json_object_set_new(stage_env, "COLIBRI_AGENT_ID", json_string(a->id));
-		json_object_set_new(stage_env, "COLIBRI_SESSION_ID", json_string(a->session_id));
-		a->confine = confine_prepare(&confine_opts, &a->jail, a->id, a->binary,
-		                             (const char *const *)args, stage_env, a->cwd, &vcause);
-		json_decref(stage_env);
-		if (a->confine == NULL) {
-			xasprintf(cause, "confinement: %s", vcause);
-			free(vcause);
-			goto out;
-		}
-		/* exec does not search PATH: find bwrap, jexec, mdo... on the daemon's. */
-		if (resolve_binary(a->confine->cmd->program, &wrapper, cause) == -1) {
-			confine_spawn_finish(a->confine, &vcause);
-			free(vcause);
-			a->confine = NULL;
-			goto out;
-		}
-		program = wrapper;
-		argv = NULL;
-		ps.argv = a->confine->cmd->argv;
-		if (a->confine->drop) {
-			/* bwrap under a root daemon: bwrap and the agent run as the agent user. */
-			memset(&creds, 0, sizeof creds);
-			creds.uid = a->confine->uid;
-			creds.gid = a->confine->gid;
-			ps.creds = &creds;
-		}
-	} else {
-		for (n = 0; args[n] != NULL; n++)
-			;
-		argv = xcalloc(n + 2, sizeof *argv);
-		argv[0] = a->binary;
-		for (i = 0; i < n; i++)
-			argv[i + 1] = args[i];
-		program = a->binary;
-		ps.argv = argv;
-		ps.cwd = a->cwd;
-	}
-	envp = agent_envp(a, confined);
-	ps.path = program;
-	ps.envp = envp;
-	ps.in = a->mode == GLASSPANE_MODE_RPC ? PROC_PIPE : PROC_NULL;
-	ps.out = PROC_PIPE;
-	ps.err = PROC_PIPE;
-	snprintf(tree, sizeof tree, "agent.%s", a->id);
-	ps.tree = tree;
-	ps.marker = a->id;
-	memset(&a->job, 0, sizeof a->job);
-	a->job.on_read = agent_on_read;
-	a->job.on_exit = on_job_exit;
-	a->job.on_done = on_job_done;
-	a->job.on_closed = agent_on_job_closed;
-	a->job.data = a;
-	if (job_start(&a->job, &ps, cause) == -1) {
-		if (a->confine != NULL) {
-			confine_spawn_finish(a->confine, &vcause);
-			free(vcause);
-			a->confine = NULL;
-		}
-		goto out;
-	}
-	a->in_run = 1;
-	a->handles_open++; /* the job, until agent_on_job_closed */
-	a->running = 1;
-	a->reaped = 0;
-	a->exit_code = a->term_signal = 0;
-	a->discard = 0;
-	a->fault[0] = '\0';
-	nlive++;
-	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
-	if (a->restarts > 0) {
-		/* Totals are over the agent's life, not one run. */
-		a->gp.usage = saved.usage;
-		a->gp.turns = saved.turns;
-		a->gp.tool_calls = saved.tool_calls;
-	}
-	{
-		struct store_err e;
-		json_t *f = json_pack("{s:I, s:I}", "pid", (json_int_t)a->job.proc.pid, "pid_start",
-		                      (json_int_t)a->job.pid_start);
-		json_t *row;
-		txn_write(&e);
-		row = store_agent_put(D.store, a->id, f, now_ms(), &e);
-		json_decref(row);
-		json_decref(f);
-	}
-	snprintf(a->gp.reason, sizeof a->gp.reason, "%s", a->restarts ? "restarted" : "spawned");
-	if (a->restarts > 0) {
-		struct glasspane_transition t = {saved.state, a->gp.state, a->gp.reason, "restart",
-		                                 a->gp.since_ms};
-		agent_persist(a, &t);
-	} else
-		agent_persist(a, NULL);
-	log_info("agent %s: started %s (pid %ld%s)", a->id, a->binary, (long)a->job.proc.pid,
-	         confined ? ", confined" : "");
-	*ok = 1;
-out:
-	strv_free(args);
-	free(argv);
-	free(wrapper);
-	strv_free(envp);
-}
-
-/* ---- validation ---- */
-
-static int
-resolve_binary(const char *name, char **out, char **cause)
-{
-	if (strchr(name, '/') != NULL) {
-		if (name[0] != '/') {
-			xasprintf(cause, "binary must be an absolute path or a name on PATH");
-			return -1;
-		}
-		if (access(name, X_OK) == -1) {
-			xasprintf(cause, "binary %s: %s", name, strerror(errno));
-			return -1;
-		}
-		*out = xstrdup(name);
-		return 0;
-	}
-	if ((*out = path_search(name)) != NULL)
-		return 0;
-	xasprintf(cause, "%s not found on PATH", name);
-	return -1;
-}
-
-static int
-check_strings(json_t *arr, char **cause)
-{
-	size_t i;
-	json_t *v;
-
-	if (json_array_size(arr) > MAX_ARGS) {
-		xasprintf(cause, "more than %d args", MAX_ARGS);
-		return -1;
-	}
-	json_array_foreach(arr, i, v)
-	{
-		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v)) ||
-		    json_string_length(v) > MAX_ARG_BYTES) {
-			xasprintf(cause,
-			          "args[%zu] must be a string without NUL bytes, at most %d bytes",
-			          i, MAX_ARG_BYTES);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Names a caller may not set in an agent's env: the daemon's own
- * (COLIBRI_*: the agent id, socket and session it sets itself), the
- * dynamic linker's (LD_*, DYLD_*: code injected into the agent and what it
- * runs) and the vault's (BW_*: Bitwarden credentials).
- */
-static const char *const env_reserved[] = {"COLIBRI_", "LD_", "BW_", "DYLD_", NULL};
-
-static int
-env_name_reserved(const char *name)
-{
-	size_t i;
-
-	for (i = 0; env_reserved[i] != NULL; i++)
-		if (strncmp(name, env_reserved[i], strlen(env_reserved[i])) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-check_env(json_t *env, char **cause)
-{
-	const char *k;
-	json_t *v;
-	size_t total = 0;
-
-	json_object_foreach(env, k, v)
-	{
-		if (!is_shell_identifier(k) || strlen(k) > 256) {
-			xasprintf(cause, "env name \"%.*s\" is not a valid variable name",
-			          utf8_cut(k, 64), k);
-			return -1;
-		}
-		if (env_name_reserved(k)) {
-			xasprintf(cause,
-			          "env %s is reserved: COLIBRI_*, LD_*, BW_* and DYLD_* are not "
-			          "for a caller to set",
-			          k);
-			return -1;
-		}
-		if (!json_is_string(v) || json_string_length(v) != strlen(json_string_value(v))) {
-			xasprintf(cause, "env %s must be a string without NUL bytes", k);
-			return -1;
-		}
-		total += strlen(k) + json_string_length(v) + 2;
-	}
-	if (total > MAX_ENV_BYTES) {
-		xasprintf(cause, "env is larger than %d bytes", MAX_ENV_BYTES);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-parse_restart(struct agent *a, json_t *r, char **cause)
-{
-	const char *k;
-	json_t *v;
-
-	a->restart.max = 0;
-	a->restart.backoff_ms = DEFAULT_BACKOFF;
-	a->restart.backoff_max_ms = DEFAULT_BACKOFF_MAX;
-	a->restart.on_error = 0;
-	if (r == NULL)
-		return 0;
-	if (!json_is_object(r)) {
-		xasprintf(cause, "restart must be an object");
-		return -1;
-	}
-	json_object_foreach(r, k, v)
-	{
-		if (strcmp(k, "on_error") == 0 && json_is_boolean(v)) {
-			a->restart.on_error = json_is_true(v);
-			continue;
-		}
-		if (!json_is_integer(v)) {
-			xasprintf(cause, "restart.%.*s must be an integer", utf8_cut(k, 32), k);
-			return -1;
-		}
-		if (strcmp(k, "max_restarts") == 0 && json_integer_value(v) >= 0 &&
-		    json_integer_value(v) <= 1000)
-			a->restart.max = (int)json_integer_value(v);
-		else if (strcmp(k, "backoff_ms") == 0 && json_integer_value(v) >= 1 &&
-		         json_integer_value(v) <= 3600000)
-			a->restart.backoff_ms = json_integer_value(v);
-		else if (strcmp(k, "backoff_max_ms") == 0 && json_integer_value(v) >= 1 &&
-		         json_integer_value(v) <= 86400000)
-			a->restart.backoff_max_ms = json_integer_value(v);
-		else {
-			xasprintf(cause, "restart.%.*s is unknown or out of range", utf8_cut(k, 32),
-			          k);
-			return -1;
-		}
-	}
-	if (a->restart.backoff_max_ms < a->restart.backoff_ms)
-		a->restart.backoff_max_ms = a->restart.backoff_ms;
-	return 0;
-}
+/* ---- spawning ---- */
 
 static void
 agent_new_id(const char *provider, char *out, size_t len)
@@ -1019,8 +216,8 @@ session_in_use(const char *sid)
 {
 	struct agent *a;
 
-	for (a = agents; a != NULL; a = a->next)
-		if (!a->gone && strcmp(a->session_id, sid) == 0)
+	for (a = spawner_agents; a != NULL; a = a->next)
+		if (!agent_gone(a) && strcmp(a->session_id, sid) == 0)
 			return 1;
 	return 0;
 }
@@ -1029,120 +226,53 @@ session_in_use(const char *sid)
 static void
 agent_discard(struct agent *a)
 {
-	jail_config_clear(&a->jail);
-	json_decref(a->args);
-	json_decref(a->env);
-	free(a->provider);
-	free(a->prompt);
-	free(a->cwd);
-	free(a->binary);
+	spawn_spec_clear(&a->spec);
 	free(a->id);
 	free(a->session_id);
 	free(a);
 }
 
+/* The agent's id: the one asked for unless it is taken, or a new one. */
+static int
+agent_take_id(struct agent *a, const char **code, char **cause)
+{
+	struct store_err e;
+	const char *id = a->spec.id;
+	char idbuf[64];
+	json_t *row;
+
+	if (id == NULL) {
+		agent_new_id(a->spec.provider, idbuf, sizeof idbuf);
+		a->id = xstrdup(idbuf);
+		return 0;
+	}
+	*code = ERR_CONFLICT;
+	if (agent_find(id) != NULL) {
+		xasprintf(cause, "agent %s is running", id);
+		return -1;
+	}
+	if ((row = store_agent_get(D.store, id, &e)) != NULL &&
+	    strcmp(json_string_value(json_object_get(row, "kind")), "spawned") != 0) {
+		json_decref(row);
+		xasprintf(cause, "%s is a registered agent", id);
+		return -1;
+	}
+	json_decref(row);
+	a->id = xstrdup(id);
+	return 0;
+}
+
+/* An agent for spec (taken over), or NULL when its id or session is in use. */
 static struct agent *
-agent_from_args(json_t *args, const char *provider, const char **code, char **cause)
+agent_new(struct spawn_spec *spec, const char **code, char **cause)
 {
 	struct agent *a = xcalloc(1, sizeof *a);
-	const char *s, *bin;
-	char idbuf[64];
-	json_t *v;
 
-	*code = ERR_INVALID_ARGUMENT;
-	a->provider = xstrdup(provider);
-	v = json_object_get(args, "args");
-	a->args = v != NULL && !json_is_null(v) ? json_incref(v) : json_array();
-	a->env = (v = json_object_get(args, "env")) != NULL && !json_is_null(v) ? json_incref(v)
-	                                                                        : NULL;
-	if (!json_is_array(a->args) || check_strings(a->args, cause) == -1)
+	a->spec = *spec;
+	memset(spec, 0, sizeof *spec);
+	if (agent_take_id(a, code, cause) == -1)
 		goto fail;
-	if (a->env != NULL && (!json_is_object(a->env) || check_env(a->env, cause) == -1))
-		goto fail;
-	if ((s = json_string_value(json_object_get(args, "mode"))) == NULL)
-		s = "json";
-	if (glasspane_mode_parse(s, &a->mode) == -1) {
-		xasprintf(cause, "mode must be json or rpc");
-		goto fail;
-	}
-	glasspane_harness_parse(provider, &a->harness);
-	if ((s = json_string_value(json_object_get(args, "prompt"))) != NULL) {
-		if (strlen(s) != json_string_length(json_object_get(args, "prompt"))) {
-			xasprintf(cause, "prompt must not contain NUL bytes");
-			goto fail;
-		}
-		a->prompt = xstrdup(s);
-	}
-	if ((s = json_string_value(json_object_get(args, "cwd"))) != NULL) {
-		if (s[0] != '/' || strlen(s) > 4096) {
-			xasprintf(cause, "cwd must be an absolute path");
-			goto fail;
-		}
-		a->cwd = xstrdup(s);
-	}
-	a->stall_ms = D.cfg.stall_ms;
-	if ((v = json_object_get(args, "stall_ms")) != NULL && !json_is_null(v)) {
-		a->stall_ms = json_integer_value(v);
-		if (a->stall_ms != 0 && (a->stall_ms < 100 || a->stall_ms > 86400000)) {
-			xasprintf(cause, "stall_ms must be 0 (off) or 100..86400000");
-			goto fail;
-		}
-	}
-	if (parse_restart(a, json_object_get(args, "restart"), cause) == -1)
-		goto fail;
-	if (jail_config_parse(json_object_get(args, "jail"), &a->jail, cause) == -1)
-		goto fail;
-	if (!jail_config_active(&a->jail) && !D.cfg.allow_unconfined) {
-		*code = ERR_UNAVAILABLE;
-		xasprintf(cause,
-		          "an unconfined agent runs as the daemon's uid with its power; this "
-		          "daemon spawns only jailed agents (start it with --allow-unconfined "
-		          "to allow unconfined spawns)");
-		goto fail;
-	}
-	if (!jail_config_active(&a->jail) && a->cwd != NULL) {
-		struct stat sb;
-		if (stat(a->cwd, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
-			xasprintf(cause, "cwd %s is not a directory", a->cwd);
-			goto fail;
-		}
-	}
-	if ((bin = json_string_value(json_object_get(args, "binary"))) == NULL &&
-	    (bin = getenv("COLIBRI_AGENT_BINARY")) == NULL)
-		bin = strcmp(provider, "local") == 0 ? "colibri-test-agent" : provider;
-	if (resolve_binary(bin, &a->binary, cause) == -1)
-		goto fail;
-	if ((s = json_string_value(json_object_get(args, "id"))) != NULL) {
-		json_t *row;
-		struct store_err e;
-		if (!session_id_valid(s)) {
-			xasprintf(cause, "id must be 1-128 of [A-Za-z0-9_.-]");
-			goto fail;
-		}
-		if (agent_find(s) != NULL) {
-			*code = ERR_CONFLICT;
-			xasprintf(cause, "agent %s is running", s);
-			goto fail;
-		}
-		if ((row = store_agent_get(D.store, s, &e)) != NULL &&
-		    strcmp(json_string_value(json_object_get(row, "kind")), "spawned") != 0) {
-			json_decref(row);
-			*code = ERR_CONFLICT;
-			xasprintf(cause, "%s is a registered agent", s);
-			goto fail;
-		}
-		json_decref(row);
-		a->id = xstrdup(s);
-	} else {
-		agent_new_id(provider, idbuf, sizeof idbuf);
-		a->id = xstrdup(idbuf);
-	}
-	s = json_string_value(json_object_get(args, "session_id"));
-	a->session_id = xstrdup(s != NULL ? s : a->id);
-	if (!session_id_valid(a->session_id)) {
-		xasprintf(cause, "session_id must be 1-128 of [A-Za-z0-9_.-], not starting with .");
-		goto fail;
-	}
+	a->session_id = xstrdup(a->spec.session_id != NULL ? a->spec.session_id : a->id);
 	if (session_in_use(a->session_id)) {
 		*code = ERR_CONFLICT;
 		xasprintf(cause, "session %s belongs to a running agent", a->session_id);
@@ -1154,113 +284,111 @@ fail:
 	return NULL;
 }
 
+/* Open the session logs and the timer: what a run needs before its first start. */
+static int
+agent_open(struct agent *a, char **cause)
+{
+	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1) {
+		session_close(&a->slog);
+		return -1;
+	}
+	if (session_open(&a->elog, a->session_id, ".stderr", cause) == -1) {
+		session_close(&a->slog);
+		session_close(&a->elog);
+		return -1;
+	}
+	uv_timer_init(D.loop, &a->timer);
+	a->timer.data = a;
+	glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
+	return 0;
+}
+
 json_t *
-spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code, char **cause)
+spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 {
 	struct store_err e;
 	struct agent *a;
-	json_t *f, *row;
-	int ok;
+	json_t *row;
 
 	if (D.shutting_down) {
+		spawn_spec_clear(spec);
 		*code = ERR_UNAVAILABLE;
 		xasprintf(cause, "the daemon is shutting down");
 		return NULL;
 	}
-	if ((a = agent_from_args(args, provider, code, cause)) == NULL)
+	if ((a = agent_new(spec, code, cause)) == NULL)
 		return NULL;
 	*code = ERR_INTERNAL;
-	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1)
-		goto fail;
-	if (session_open(&a->elog, a->session_id, ".stderr", cause) == -1)
-		goto fail;
-	uv_timer_init(D.loop, &a->timer);
-	a->timer.data = a;
-	glasspane_init(&a->gp, a->harness, a->mode, a->stall_ms, now_ms());
-	f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:n, s:n, s:n}", "kind", "spawned",
-	              "provider", provider, "host", D.hostname, "session_id", a->session_id,
-	              "state", "idle", "reason", "spawned", "since", (json_int_t)now_ms(), "lost",
-	              0, "name", "lease_ms", "heartbeat");
-	json_object_set_new(f, "tenant",
-	                    a->jail.name != NULL ? json_string(a->jail.name) : json_null());
-	json_object_set_new(f, "owner_uid", json_integer((json_int_t)owner));
-	if (txn_write(&e) == -1 ||
-	    (row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL) {
-		json_decref(f);
-		*code = e.code;
-		*cause = xstrdup(e.msg);
-		goto fail;
-	}
-	json_decref(row);
-	json_decref(f);
-	a->next = agents;
-	agents = a;
-	agent_start_run(a, cause, &ok);
-	if (!ok) {
-		*code = ERR_INVALID_ARGUMENT;
-		agent_fault(a, *cause);
-		a->handles_open++;
-		a->gone = 1;
-		agent_persist(a, NULL);
-		session_close(&a->slog);
-		session_close(&a->elog);
-		uv_close((uv_handle_t *)&a->timer, on_pipe_closed);
+	if (agent_open(a, cause) == -1) {
+		agent_discard(a);
 		return NULL;
 	}
-	events_emit("agent.spawned",
-	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", provider,
+	if (txn_write(&e) == -1) {
+		*code = e.code;
+		*cause = xstrdup(e.msg);
+		a->next = spawner_agents;
+		spawner_agents = a;
+		a->run = RUN_ENDED;
+		run_end(a);
+		return NULL;
+	}
+	a->next = spawner_agents;
+	spawner_agents = a;
+	run_step(a, RI_START, 0, cause);
+	if (agent_gone(a)) {
+		*code = ERR_INVALID_ARGUMENT;
+		return NULL;
+	}
+	events_emit(EV_AGENT_SPAWNED,
+	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", a->spec.provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
-	if (jail_config_active(&a->jail) && a->jail.name != NULL &&
-	    jail_config_root(&a->jail) != NULL && spawner_jailed_hook != NULL)
-		spawner_jailed_hook(a->id, a->jail.name, jail_config_root(&a->jail));
-	row = store_agent_get(D.store, a->id, &e);
-	if (row != NULL && agent_detail_hook != NULL)
-		agent_detail_hook(row);
+	if (jail_config_active(&a->spec.jail) && a->spec.jail.name != NULL &&
+	    jail_config_root(&a->spec.jail) != NULL)
+		vault_jailed_spawned(a->id, a->spec.jail.name, jail_config_root(&a->spec.jail));
+	if ((row = store_agent_get(D.store, a->id, &e)) != NULL)
+		spawner_detail(row);
 	return row;
-fail:
-	session_close(&a->slog);
-	session_close(&a->elog);
-	agent_discard(a);
-	return NULL;
 }
 
 /* ---- commands' helpers ---- */
+
+static void
+reply_row(struct cmd_req *r, const char *id)
+{
+	struct store_err e;
+	json_t *row;
+
+	if ((row = store_agent_get(D.store, id, &e)) == NULL)
+		cmd_fail(r, e.code, "%s", e.msg);
+	else
+		cmd_ok(r, row);
+}
 
 void
 spawner_kill(struct cmd_req *r, const char *id, long long grace_ms)
 {
 	struct agent *a = agent_find(id);
-	struct store_err e;
-	json_t *row;
 
 	if (a == NULL) {
-		if ((row = store_agent_get(D.store, id, &e)) == NULL)
-			cmd_fail(r, e.code, "%s", e.msg);
-		else
-			cmd_ok(r, row); /* already ended: nothing to do */
+		reply_row(r, id); /* already ended: nothing to do */
 		return;
 	}
 	log_info("agent %s: kill requested (grace %lld ms)", id, grace_ms);
-	if (a->pending_restart) {
+	if (a->run == RUN_BACKOFF) {
 		/*
 		 * Waiting out a backoff, no process: stopping ends the agent now.
 		 * Reply directly -- a held request answered inside its own exec
 		 * would be freed under the dispatcher.
 		 */
-		agent_terminate(a, grace_ms);
-		if (a->gone) {
-			if ((row = store_agent_get(D.store, id, &e)) == NULL)
-				cmd_fail(r, e.code, "%s", e.msg);
-			else
-				cmd_ok(r, row);
-			return;
-		}
+		run_stop(a, grace_ms);
+		reply_row(r, id);
+		return;
 	}
 	cmd_req_hold(r);
 	a->waiters = xreallocarray(a->waiters, a->nwaiters + 1, sizeof *a->waiters);
 	a->waiters[a->nwaiters++] = r;
 	if (!a->stopping)
-		agent_terminate(a, grace_ms);
+		run_stop(a, grace_ms);
 }
 
 int
@@ -1277,7 +405,7 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 		xasprintf(cause, "no running agent %s", id);
 		return -1;
 	}
-	if (a->mode != GLASSPANE_MODE_RPC || !a->in_run || job_stdin(&a->job) == NULL) {
+	if (a->spec.mode != GLASSPANE_MODE_RPC || !agent_in_run(a) || job_stdin(&a->job) == NULL) {
 		*code = ERR_CONFLICT;
 		xasprintf(cause, "agent %s is not in rpc mode or its stdin is closed", id);
 		return -1;
@@ -1337,8 +465,8 @@ agent_of_pid_walk(pid_t pid, const char **agent_id)
 	for (depth = 0; pid > 1 && depth < 4096; depth++) {
 		if (pid == self)
 			return depth > 0; /* an orphan of an agent, reparented to us */
-		for (a = agents; a != NULL; a = a->next) {
-			if (!a->gone && a->running && a->job.proc.pid == pid) {
+		for (a = spawner_agents; a != NULL; a = a->next) {
+			if (agent_running(a) && a->job.proc.pid == pid) {
 				*agent_id = a->id;
 				return 1;
 			}
@@ -1363,8 +491,7 @@ spawner_agent_of_pid(pid_t pid, const char **agent_id)
 	return rc;
 }
 
-/* Overlay the live glasspane on a stored agent object. */
-static void
+void
 spawner_detail(json_t *obj)
 {
 	const char *id = json_string_value(json_object_get(obj, "id"));
@@ -1379,7 +506,8 @@ spawner_detail(json_t *obj)
 	json_object_set_new(obj, "state", json_string(glasspane_state_name(a->gp.state)));
 	json_object_set_new(obj, "reason", json_string(a->gp.reason));
 	json_object_set_new(obj, "since_ms", json_integer(a->gp.since_ms));
-	json_object_set_new(obj, "pid", a->running ? json_integer(a->job.proc.pid) : json_null());
+	json_object_set_new(obj, "pid",
+	                    agent_running(a) ? json_integer(a->job.proc.pid) : json_null());
 	json_object_set_new(obj, "last_event_age_ms",
 	                    a->gp.last_event_ms > 0 ? json_integer(now_ms() - a->gp.last_event_ms)
 	                                            : json_null());
@@ -1394,124 +522,9 @@ on_tick(uv_timer_t *t)
 	struct agent *a;
 
 	(void)t;
-	for (a = agents; a != NULL; a = a->next)
-		if (a->running && !a->gone)
+	for (a = spawner_agents; a != NULL; a = a->next)
+		if (agent_running(a))
 			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
-}
-
-/*
- * What no sandbox may show (bwrap.h), and whom bubblewrap runs as under a
- * root daemon.
- */
-static void
-spawner_confine_privates(void)
-{
-	const char *v = getenv("COLIBRI_PROVIDER_ENV");
-	char *dir;
-
-	confine_opts_add_private(&confine_opts, D.cfg.state_dir, "state directory");
-	confine_opts_add_private(&confine_opts, D.cfg.sessions_dir, "sessions directory");
-	confine_opts_add_private(&confine_opts, D.cfg.db_path, "database");
-	confine_opts_add_private(&confine_opts, D.cfg.socket_path, "socket");
-	confine_opts_add_private(&confine_opts, D.cfg.log_path, "log");
-	confine_opts_add_private(&confine_opts,
-	                         v != NULL && *v != '\0' ? v : PATH_DEFAULT_PROVIDER_ENV,
-	                         "provider.env");
-	confine_opts_add_private(&confine_opts, PATH_DEFAULT_CONFIG_DIR, "configuration directory");
-	confine_opts_add_private(&confine_opts, "/etc/colibri", "configuration directory");
-	if (D.cfg.state_dir == NULL) {
-		dir = xstrdup(PATH_DEFAULT_DATA);
-		confine_opts_add_private(&confine_opts, dir, "state directory");
-		free(dir);
-	}
-	confine_opts.drop_root = geteuid() == 0;
-	confine_opts.agent_user = xstrdup(D.cfg.agent_user != NULL ? D.cfg.agent_user : "nobody");
-}
-
-/* A stage a previous daemon left in the jail root of agent row a: remove it. */
-static void
-spawner_remove_stage(const char *id, json_t *a)
-{
-	json_t *jail = json_object_get(json_object_get(a, "detail"), "jail");
-	struct jail_config cfg;
-	char *cause = NULL;
-	int rc;
-
-	if (jail == NULL)
-		jail = json_object_get(a, "jail");
-	if (!json_is_object(jail) || jail_config_parse(jail, &cfg, &cause) == -1) {
-		free(cause);
-		return;
-	}
-	if (jail_config_active(&cfg) && jail_config_root(&cfg) != NULL) {
-		rc = stage_remove_leftover(jail_config_root(&cfg), id, confine_opts.stage_base,
-		                           confine_opts.root_base, &cause);
-		if (rc == 1)
-			log_info("agent %s: removed the stage a previous daemon left", id);
-		else if (rc == -1) {
-			log_warnx("agent %s: leftover stage: %s", id, cause);
-			free(cause);
-		}
-	}
-	jail_config_clear(&cfg);
-}
-
-/* Agents a previous daemon left running: kill what survives, mark them error. */
-static void
-spawner_recover(void)
-{
-	struct store_err e;
-	json_t *list, *a;
-	size_t i;
-
-	if ((list = store_agent_list(D.store, "spawned", NULL, &e)) == NULL)
-		return;
-	json_array_foreach(json_object_get(list, "items"), i, a)
-	{
-		const char *id = json_string_value(json_object_get(a, "id"));
-		const char *state = json_string_value(json_object_get(a, "state"));
-		json_t *pid = json_object_get(a, "pid"), *f, *row;
-		pid_t *pids = NULL;
-		char tree[TREE_NAME_MAX];
-		int n, k;
-
-		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
-			if (!json_is_integer(pid))
-				continue;
-		/* Its whole tree first (job_init already emptied every group we own). */
-		snprintf(tree, sizeof tree, "agent.%s", id);
-		if (job_recover_tree(tree))
-			log_info("agent %s: killed the process tree a previous daemon left", id);
-		if (json_is_integer(pid) && json_integer_value(pid) > 1 &&
-		    reaper_start_time((pid_t)json_integer_value(pid)) ==
-		            json_integer_value(json_object_get(a, "pid_start"))) {
-			pid_t p = (pid_t)json_integer_value(pid);
-			log_info("agent %s: killing pid %ld left by a previous daemon", id,
-			         (long)p);
-			kill(-p, SIGKILL);
-			kill(p, SIGKILL);
-		}
-		n = reaper_descendants(-1, id, &pids);
-		for (k = 0; k < n; k++)
-			kill(pids[k], SIGKILL);
-		free(pids);
-		spawner_remove_stage(id, a);
-		if (strcmp(state, "done") == 0 || strcmp(state, "error") == 0)
-			f = json_pack("{s:n}", "pid");
-		else
-			f = json_pack("{s:s, s:s, s:I, s:n}", "state", "error", "reason",
-			              "daemon restarted", "since", (json_int_t)now_ms(), "pid");
-		txn_write(&e);
-		row = store_agent_put(D.store, id, f, now_ms(), &e);
-		json_decref(f);
-		if (row != NULL && strcmp(state, "done") != 0 && strcmp(state, "error") != 0)
-			events_emit("agent.state",
-			            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "from",
-			                      state, "to", "error", "reason", "daemon restarted",
-			                      "cause", "daemon", "at_ms", (json_int_t)now_ms()));
-		json_decref(row);
-	}
-	json_decref(list);
 }
 
 int
@@ -1519,15 +532,14 @@ spawner_init(char **cause)
 {
 	const char *v;
 
-	if (confine_opts_from_env(&confine_opts, cause) == -1)
+	if (confine_opts_from_env(&spawner_confine, cause) == -1)
 		return -1;
 	if ((v = getenv("COLIBRI_MAX_AGENT_LINE")) != NULL && atoll(v) >= 1024)
-		max_agent_line = (size_t)atoll(v);
+		spawner_max_line = (size_t)atoll(v);
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
-		max_session_bytes = (off_t)atoll(v);
-	spawner_confine_privates();
-	agent_detail_hook = spawner_detail;
-	spawner_recover();
+		spawner_max_session = (off_t)atoll(v);
+	recover_confine_privates();
+	recover_agents();
 	uv_timer_init(D.loop, &tick_timer);
 	uv_timer_start(&tick_timer, on_tick, TICK_MS, TICK_MS);
 	uv_unref((uv_handle_t *)&tick_timer);
@@ -1537,12 +549,12 @@ spawner_init(char **cause)
 void
 spawner_shutdown(void)
 {
-	struct agent *a;
+	struct agent *a, *next;
 
-	for (a = agents; a != NULL; a = a->next) {
-		if (a->gone)
-			continue;
-		agent_terminate(a, D.cfg.kill_grace_ms);
+	for (a = spawner_agents; a != NULL; a = next) {
+		next = a->next;
+		if (!agent_gone(a))
+			run_stop(a, D.cfg.kill_grace_ms);
 	}
 }
 
@@ -1551,8 +563,8 @@ spawner_busy(void)
 {
 	struct agent *a;
 
-	for (a = agents; a != NULL; a = a->next)
-		if (!a->gone || a->handles_open > 0)
+	for (a = spawner_agents; a != NULL; a = a->next)
+		if (!agent_gone(a) || a->handles_open > 0)
 			return 1;
 	return 0;
 }
@@ -1562,5 +574,5 @@ spawner_close(void)
 {
 	uv_timer_stop(&tick_timer);
 	uv_close((uv_handle_t *)&tick_timer, NULL);
-	confine_opts_clear(&confine_opts);
+	confine_opts_clear(&spawner_confine);
 }

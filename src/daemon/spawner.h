@@ -6,7 +6,11 @@
  * stdout as JSONL into the session log and the glasspane, its stderr into
  * a bounded log, restarts it by policy, and ends it -- with everything it
  * started -- on kill-agent or daemon shutdown.  State changes are stored
- * on the agent's row and published as agent.state events.
+ * on the agent's row (one write per transition) and published as
+ * agent.state events.  It starts agents from a parsed spawn_spec
+ * (spawn-spec.h) and calls down into the vault (vault_jailed_spawned);
+ * the commands call it, nothing it calls calls back.  Its own files share
+ * spawner-agent.h.
  */
 #ifndef COLIBRI_SPAWNER_H
 #define COLIBRI_SPAWNER_H
@@ -15,6 +19,7 @@
 #include <sys/types.h>
 
 struct cmd_req;
+struct spawn_spec;
 
 int spawner_init(char **cause);
 void spawner_shutdown(void);
@@ -22,13 +27,12 @@ int spawner_busy(void);
 void spawner_close(void);
 
 /*
- * Start an agent from a spawn-agent/spawn-local argument object, owned by
- * uid owner (recorded on the agent as owner_uid).  Returns the agent
- * object (new reference) or NULL with *code (ERR_*) and *cause.  An
- * unconfined spawn (no jail) is refused unless --allow-unconfined.
+ * Start an agent from spec (spawn-spec.h; its contents are taken over and
+ * *spec left zeroed, whatever the outcome).  Returns the agent object (new
+ * reference) or NULL with *code (ERR_*) and *cause: an id or session in
+ * use, the daemon shutting down, or the first run failing to start.
  */
-json_t *spawner_spawn(json_t *args, const char *provider, uid_t owner, const char **code,
-                      char **cause);
+json_t *spawner_spawn(struct spawn_spec *spec, const char **code, char **cause);
 /* kill-agent: reply on r once the agent has exited (the request is held). */
 void spawner_kill(struct cmd_req *r, const char *id, long long grace_ms);
 /* RPC mode: write one JSON command line to the agent's stdin. */
@@ -45,8 +49,11 @@ char *spawner_session_of(const char *id);
  */
 int spawner_agent_of_pid(pid_t pid, const char **agent_id);
 
-/* Hook for provisioning after a successful jailed spawn (set by the vault). */
-extern void (*spawner_jailed_hook)(const char *agent_id, const char *jail_name,
-                                   const char *jail_root);
+/*
+ * Overlay the live detail (glasspane state, reason, pid, usage) of a
+ * running agent on its stored agent object; an object that names no agent
+ * of this daemon is left as it is.  list-agents and agent-status call it.
+ */
+void spawner_detail(json_t *agent);
 
 #endif

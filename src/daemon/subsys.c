@@ -2,12 +2,16 @@
  * subsys.c -- starts and stops the subsystems in a fixed order.
  *
  * Each subsystem exports an entry in subsystems[]; start-up runs them in
- * order, shutdown in order, close in reverse.
+ * order, shutdown in order, close in reverse.  This table is the only
+ * place a subsystem is started: the cmd-*.c files call down into the
+ * subsystems and nothing calls up into them.
  */
 #include <stddef.h>
 
 #include "daemon/cache.h"
 #include "daemon/daemon.h"
+#include "daemon/inventory.h"
+#include "daemon/skills-index.h"
 #include "job/job.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
@@ -34,7 +38,9 @@ static const struct subsys subsystems[] = {
         {"job", jobs_init, NULL, NULL, job_close_all},
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
         {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
-        {"cache", cache_init, NULL, cache_busy, cache_close},
+        {"cache", cache_init, NULL, NULL, cache_close},
+        {"inventory", inventory_init, NULL, inventory_busy, inventory_close},
+        {"skills", skills_index_init, NULL, NULL, skills_index_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -39,7 +39,6 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "job/job.h"
-#include "daemon/spawner.h"
 #include "daemon/events.h"
 #include "daemon/txn.h"
 #include "daemon/vault-run.h"
@@ -804,9 +803,8 @@ vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
 	uv_timer_start(&kick_timer, on_kick, 0, 0);
 }
 
-/* After a successful jailed spawn (spawner hook). */
-static void
-vault_on_jailed_spawn(const char *agent_id, const char *jail_name, const char *jail_root)
+void
+vault_jailed_spawned(const char *agent_id, const char *jail_name, const char *jail_root)
 {
 	struct store_err e;
 	json_t *t;
@@ -852,7 +850,6 @@ vault_init(char **cause)
 	bw_path = v != NULL && *v == '/' ? xstrdup(v) : path_search("bw");
 	uv_timer_init(D.loop, &kick_timer);
 	kick_open = 1;
-	spawner_jailed_hook = vault_on_jailed_spawn;
 	return 0;
 }
 

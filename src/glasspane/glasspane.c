@@ -41,6 +41,7 @@ enum gp_input {
 	IN_EXIT_OK,
 	IN_EXIT_FAIL,
 	IN_SIGNAL,
+	IN_FAULT,
 	GP_NINPUTS
 };
 
@@ -70,6 +71,7 @@ struct gp_ctx {
 	int64_t now;
 	int status;
 	int signo;
+	const char *why; /* a fault's reason */
 };
 
 struct gp_rule;
@@ -215,6 +217,16 @@ act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *
 	return GLASSPANE_ERROR;
 }
 
+/* A fault the glasspane cannot see (the spawner's): error from any state with the fault's reason.
+ */
+static int
+act_fault(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+{
+	gp_copy(gp->scratch, sizeof(gp->scratch), cx->why);
+	gp_copy(gp->last_error, sizeof(gp->last_error), cx->why);
+	return GLASSPANE_ERROR;
+}
+
 #define RUN_START  [IN_RUN_START] = {act_run_start, GLASSPANE_WORKING, NULL}
 #define RETRY_WAIT [IN_RETRY_START] = {act_retry_wait, GLASSPANE_BLOCKED, NULL}
 #define RETRY_FAIL [IN_RETRY_FAIL] = {act_retry_fail, GLASSPANE_ERROR, NULL}
@@ -226,18 +238,19 @@ act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *
 	[IN_EXIT_OK] = {act_exit_ok, GLASSPANE_DONE, NULL},                                        \
 	[IN_EXIT_FAIL] = {act_exit_fail, GLASSPANE_ERROR, NULL},                                   \
 	[IN_SIGNAL] = {act_signal, GLASSPANE_ERROR, NULL}
+#define FAULT [IN_FAULT] = {act_fault, GLASSPANE_ERROR, NULL}
 
-/* gp_table[state][input]; empty cells keep the state.  done is final. */
+/* gp_table[state][input]; empty cells keep the state.  done is final but for a fault. */
 static const struct gp_rule gp_table[GLASSPANE_NSTATES][GP_NINPUTS] = {
-        [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS},
-        [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE,
-                               EXITS, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
+        [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS, FAULT},
+        [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE, EXITS,
+                               FAULT, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
         [GLASSPANE_BLOCKED] = {RUN_START, RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED,
-                               SETTLE,
-                               EXITS, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
+                               SETTLE, EXITS,
+                               FAULT, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
                                [IN_RETRY_OK] = {act_go, GLASSPANE_WORKING, "retry succeeded"}},
-        [GLASSPANE_DONE] = {{NULL, GLASSPANE_DONE, NULL}},
-        [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT},
+        [GLASSPANE_DONE] = {FAULT},
+        [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT, FAULT},
 };
 
 static int
@@ -463,7 +476,7 @@ int
 glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t now_ms,
                      struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {ev, now_ms, 0, 0};
+	struct gp_ctx cx = {ev, now_ms, 0, 0, NULL};
 	enum gp_input in;
 
 	if (ev->kind == GP_EV_UNKNOWN) {
@@ -500,7 +513,7 @@ glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_m
 int
 glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {NULL, now_ms, 0, 0};
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, NULL};
 
 	if (gp->exited)
 		return 0;
@@ -524,7 +537,7 @@ int
 glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
                struct glasspane_transition *out)
 {
-	struct gp_ctx cx = {NULL, now_ms, status, signo};
+	struct gp_ctx cx = {NULL, now_ms, status, signo, NULL};
 	enum gp_input in = signo > 0 ? IN_SIGNAL : status != 0 ? IN_EXIT_FAIL : IN_EXIT_OK;
 
 	if (gp->exited)
@@ -536,6 +549,39 @@ glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
 	else
 		gp_printf(gp->activity, sizeof(gp->activity), "exited %d", status);
 	return gp_step(gp, in, signo > 0 ? "signal" : "exit", &cx, out);
+}
+
+int
+glasspane_fault(struct glasspane *gp, const char *reason, const char *cause, int64_t now_ms,
+                struct glasspane_transition *out)
+{
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, reason};
+
+	/* The exit that follows must not overwrite the fault. */
+	gp->exited = 1;
+	return gp_step(gp, IN_FAULT, cause, &cx, out);
+}
+
+int
+glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
+{
+	struct glasspane prev = *gp;
+
+	glasspane_init(gp, prev.harness, prev.mode, prev.stall_ms, now_ms);
+	/* Totals are over the agent's life, not one run. */
+	gp->usage = prev.usage;
+	gp->turns = prev.turns;
+	gp->tool_calls = prev.tool_calls;
+	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
+	gp_copy(gp->cause, sizeof(gp->cause), "restart");
+	if (out != NULL) {
+		out->from = prev.state;
+		out->to = gp->state;
+		out->reason = gp->reason;
+		out->cause = gp->cause;
+		out->at_ms = now_ms;
+	}
+	return 1;
 }
 
 static json_t *

@@ -136,6 +136,22 @@ int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
                    struct glasspane_transition *out);
 
 /*
+ * A fault the glasspane cannot see (an output flood, a confinement that
+ * failed, a run that could not start): error with reason (also the
+ * last_error) and cause, from any state, always a transition (1, *out
+ * filled).  Later exits, lines and ticks change no state.
+ */
+int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause, int64_t now_ms,
+                    struct glasspane_transition *out);
+
+/*
+ * A new run of the same agent: idle, reason "restarted", cause "restart",
+ * the per-run facts forgotten and the totals (usage, turns, tool calls)
+ * kept.  Always a transition (1, *out filled).
+ */
+int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
+
+/*
  * The snapshot as a new JSON object (caller json_decref()s):
  * {"state", "reason", "cause", "since", "activity", "turns", "tool_calls",
  *  "last_event_ms", "last_error" (string or null),

@@ -11,8 +11,7 @@ docs/protocol.md list exactly the same ones.
   c_topics), schemas/events/TOPIC.json, the topic list of the Events section
   of docs/protocol.md and the rows of its data table;
 - outside proto.h no source file spells a topic or a command name as a bare
-  string where it names one on the wire (src/daemon/spawner.c excepted until
-  its rewrite lands: see SPAWNER_TOPICS).
+  string where it names one on the wire.
 """
 import glob
 import os
@@ -25,9 +24,6 @@ DOC = open(os.path.join(ROOT, "docs", "protocol.md")).read()
 CMDS = proto_names("CMD_")
 TOPICS = {k: v for k, v in proto_names("EV_").items() if not k.startswith("EV_PREFIX_")}
 # The spawner is being rewritten on another branch; its topics switch to EV_* after the merge.
-SPAWNER_TOPICS = {"agent.spawned", "agent.state", "agent.exited", "agent.restarted"}
-
-
 def _section(title, next_title):
     start = DOC.index("\n## %s" % title)
     return DOC[start:DOC.index("\n## %s" % next_title, start)] if next_title else DOC[start:]
@@ -84,8 +80,8 @@ def test_events_emitted_schemas_and_docs_agree():
 
 
 def test_no_bare_topic_outside_proto_h():
-    """A topic literal anywhere in src/ but proto.h (and the spawner, for now) is a
-    second spelling of the protocol."""
+    """A topic literal anywhere in src/ but proto.h is a second spelling of the
+    protocol."""
     pat = re.compile(r'"(%s)"' % "|".join(re.escape(t) for t in TOPICS.values()))
     found = []
     for path in glob.glob(os.path.join(ROOT, "src", "**", "*.[ch]"), recursive=True):
@@ -93,7 +89,5 @@ def test_no_bare_topic_outside_proto_h():
         if rel == "src/common/proto.h":
             continue
         for m in pat.finditer(open(path).read()):
-            if rel == "src/daemon/spawner.c" and m.group(1) in SPAWNER_TOPICS:
-                continue
             found.append("%s: %s" % (rel, m.group(1)))
     assert not found, found

@@ -702,6 +702,75 @@ test_exits(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
 }
 
+/* The spawner's faults go through glasspane_fault: error from any state; the exit after it changes
+ * nothing. */
+static void
+test_fault(void **state)
+{
+	struct glasspane_transition t;
+	char longer[GLASSPANE_REASON_MAX * 2];
+	struct replay r;
+	size_t i;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	feed(&r, "{\"type\":\"agent_start\"}");
+	assert_int_equal(glasspane_fault(&r.gp, "output flood", "spawner", 5000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_WORKING);
+	assert_int_equal(t.to, GLASSPANE_ERROR);
+	assert_string_equal(t.reason, "output flood");
+	assert_string_equal(t.cause, "spawner");
+	assert_int_equal(t.at_ms, 5000);
+	assert_string_equal(r.gp.last_error, "output flood");
+	assert_int_equal(r.gp.since_ms, 5000);
+	assert_int_equal(do_exit(&r, 0, 0), 0);
+	assert_string_equal(r.gp.reason, "output flood");
+	assert_int_equal(feed(&r, "{\"type\":\"agent_start\"}"), 0);
+	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
+	/* A clean exit is final, but not for a fault found after it. */
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(do_exit(&r, 0, 0), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_DONE);
+	assert_int_equal(glasspane_fault(&r.gp, "stage lost", "spawner", 6000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_DONE);
+	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
+	/* A long reason is cut, on a UTF-8 boundary. */
+	for (i = 0; i + 2 < sizeof(longer); i += 2)
+		memcpy(longer + i, "\xc3\xa9", 2);
+	longer[i] = '\0';
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(glasspane_fault(&r.gp, longer, "spawner", 7000, &t), 1);
+	assert_true(strlen(r.gp.reason) < GLASSPANE_REASON_MAX);
+	assert_int_equal(strlen(r.gp.reason) % 2, 0);
+	assert_int_equal(t.from, GLASSPANE_IDLE);
+}
+
+/* A restart starts a new run (idle, per-run facts gone) and keeps the agent's totals. */
+static void
+test_restart(void **state)
+{
+	struct glasspane_transition t;
+	struct replay r;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	feed(&r, "{\"type\":\"agent_start\"}");
+	feed(&r, "{\"type\":\"tool_execution_start\",\"toolName\":\"bash\"}");
+	assert_int_equal(do_exit(&r, 2, 0), 1);
+	assert_int_equal(r.gp.tool_calls, 1);
+	assert_int_equal(glasspane_restart(&r.gp, 9000, &t), 1);
+	assert_int_equal(t.from, GLASSPANE_ERROR);
+	assert_int_equal(t.to, GLASSPANE_IDLE);
+	assert_string_equal(t.reason, "restarted");
+	assert_string_equal(t.cause, "restart");
+	assert_int_equal(t.at_ms, 9000);
+	assert_int_equal(r.gp.tool_calls, 1);
+	assert_int_equal(r.gp.since_ms, 9000);
+	/* The new run is judged afresh: its exit counts again. */
+	assert_int_equal(feed(&r, "{\"type\":\"agent_start\"}"), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
+}
+
 static void
 test_snapshot_json(void **state)
 {
@@ -769,6 +838,8 @@ main(void)
 	        cmocka_unit_test(test_rpc_failure_settles),
 	        cmocka_unit_test(test_ui_wait),
 	        cmocka_unit_test(test_exits),
+	        cmocka_unit_test(test_fault),
+	        cmocka_unit_test(test_restart),
 	        cmocka_unit_test(test_snapshot_json),
 	        cmocka_unit_test(test_parsers),
 	};
