@@ -19,6 +19,7 @@ is not installed: there is no jail to spawn (src/helper/meson.build).
 import glob
 import json
 import os
+import re
 import pickle
 import shutil
 import stat
@@ -78,9 +79,19 @@ def staged(tmp_path_factory):
     shutil.rmtree(str(tmp), ignore_errors=True)
 
 
+# The PostgreSQL store module, in LIBDIR/colibri (a multiarch libdir on Debian);
+# built because scripts/deps.sh installs libpq's headers; meson installs it 0755.
+MODULE_RE = re.compile(r"usr/lib(/[^/]+)?/colibri/store-postgres\.so$")
+
+
+def modules(files):
+    return {f for f in files if MODULE_RE.match(f)}
+
+
 def test_staged_file_list_is_exact(staged):
     dest, files = staged
-    want = PROGRAMS | set(LINUX_DATA) | set(man_pages())
+    assert len(modules(files)) == 1, "the PostgreSQL store module is not installed once"
+    want = PROGRAMS | set(LINUX_DATA) | set(man_pages()) | modules(files)
     assert len(man_pages()) >= 5
     assert set(files) - want == set(), "installed but not expected"
     assert want - set(files) == set(), "expected but not installed"
@@ -91,7 +102,7 @@ def test_modes_and_owners(staged):
     for rel, st in files.items():
         assert stat.S_ISREG(st.st_mode), "%s is not a regular file" % rel
         mode = stat.S_IMODE(st.st_mode)
-        want = 0o755 if rel in PROGRAMS else 0o644
+        want = 0o755 if rel in PROGRAMS or MODULE_RE.match(rel) else 0o644
         assert mode == want, "%s has mode %o, want %o" % (rel, mode, want)
         assert st.st_uid == os.geteuid(), rel
     assert "usr/libexec/colibri-jail-spawn" not in files  # Linux: no jail to spawn
