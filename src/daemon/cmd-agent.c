@@ -152,14 +152,14 @@ static const struct cmd_arg register_args[] = {{"id", ARG_STR, 0, 0, 0},
                                                {"name", ARG_STR, 0, 0, 0},
                                                {"provider", ARG_STR, 0, 0, 0},
                                                {"lease_ms", ARG_INT, 0, 100, LLONG_MAX},
-                                               {NULL}};
+                                               {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg heartbeat_args[] = {{"id", ARG_STR, 1, 0, 0},
                                                 {"state", ARG_STR, 0, 0, 0},
                                                 {"activity", ARG_STR, 0, 0, 0},
-                                                {NULL}};
+                                                {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg list_args[] = {
-        {"kind", ARG_STR, 0, 0, 0}, {"state", ARG_STR, 0, 0, 0}, {NULL}};
-static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
+        {"kind", ARG_STR, 0, 0, 0}, {"state", ARG_STR, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg status_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_agent_entries[] = {
         {CMD_AGENT_REGISTER, CMD_WRITE, CMD_R_ALL, register_args, cmd_agent_register},

@@ -217,12 +217,12 @@ static const struct cmd_arg prompt_args[] = {
         {"session_id", ARG_STR, 0, 0, 0},      {"system", ARG_ANY, 0, 0, 0},
         {"tools", ARG_ANY, 0, 0, 0},           {"skills", ARG_ANY, 0, 0, 0},
         {"context", ARG_ANY, 0, 0, 0},         {"turn", ARG_ANY, 0, 0, 0},
-        {"strip_volatile", ARG_BOOL, 0, 0, 0}, {NULL}};
+        {"strip_volatile", ARG_BOOL, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg usage_args[] = {{"agent", ARG_STR, 0, 0, 0},
                                             {"session_id", ARG_STR, 0, 0, 0},
                                             {"tenant", ARG_STR, 0, 0, 0},
-                                            {NULL}};
-static const struct cmd_arg no_args[] = {{NULL}};
+                                            {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_cache_entries[] = {
         {CMD_PROMPT_ASSEMBLE, CMD_WRITE, CMD_R_ALL, prompt_args, cmd_prompt_assemble},

@@ -161,13 +161,13 @@ cmd_events_read(struct cmd_req *r)
 }
 
 static const struct cmd_arg subscribe_args[] = {
-        {"topics", ARG_ARR, 0, 0, 0}, {"since", ARG_INT, 0, 0, LLONG_MAX}, {NULL}};
-static const struct cmd_arg no_args[] = {{NULL}};
+        {"topics", ARG_ARR, 0, 0, 0}, {"since", ARG_INT, 0, 0, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
 static const struct cmd_arg read_args[] = {{"since", ARG_INT, 0, 0, LLONG_MAX},
                                            {"after", ARG_INT, 0, 0, LLONG_MAX},
                                            {"limit", ARG_INT, 0, 1, 100000},
                                            {"topics", ARG_ARR, 0, 0, 0},
-                                           {NULL}};
+                                           {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_events_entries[] = {
         {CMD_SUBSCRIBE, CMD_CONN, CMD_R_ALL, subscribe_args, cmd_subscribe},

@@ -44,9 +44,9 @@ cmd_skills_reload(struct cmd_req *r)
 	cmd_ok(r, skills_reload());
 }
 
-static const struct cmd_arg list_args[] = {{"query", ARG_STR, 0, 0, 256}, {NULL}};
-static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1, 0, 0}, {NULL}};
-static const struct cmd_arg no_args[] = {{NULL}};
+static const struct cmd_arg list_args[] = {{"query", ARG_STR, 0, 0, 256}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg show_args[] = {{"name", ARG_STR, 1, 0, 0}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_skills_entries[] = {
         {CMD_SKILLS_LIST, CMD_READ, CMD_R_ALL, list_args, cmd_skills_list},

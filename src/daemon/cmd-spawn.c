@@ -221,24 +221,24 @@ cmd_session_read(struct cmd_req *r)
 	}
 
 static const struct cmd_arg spawn_agent_args[] = {
-        {"provider", ARG_STR, 1, 0, 0}, SPAWN_ARGS, {NULL}};
+        {"provider", ARG_STR, 1, 0, 0}, SPAWN_ARGS, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg spawn_local_args[] = {
         {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
         {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
         {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
         {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
         {"jail", ARG_OBJ, 0, 0, 0},       {"stall_ms", ARG_INT, 0, 0, 0},
-        {"id", ARG_STR, 0, 0, 0},         {NULL}};
+        {"id", ARG_STR, 0, 0, 0},         {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {
-        {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL}};
+        {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg prompt_args[] = {
-        {"id", ARG_STR, 1, 0, 0}, {"message", ARG_STR, 1, 0, 0}, {NULL}};
-static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL}};
+        {"id", ARG_STR, 1, 0, 0}, {"message", ARG_STR, 1, 0, 0}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg id_args[] = {{"id", ARG_STR, 1, 0, 0}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1, 0, 0},
                                            {"since", ARG_INT, 0, 0, LLONG_MAX},
                                            {"limit", ARG_INT, 0, 1, 100000},
                                            {"stream", ARG_STR, 0, 0, 0},
-                                           {NULL}};
+                                           {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_SPAWN_AGENT, CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},

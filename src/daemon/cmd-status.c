@@ -39,7 +39,7 @@ cmd_status_exec(struct cmd_req *r)
 	cmd_ok(r, res);
 }
 
-static const struct cmd_arg no_args[] = {{NULL}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_status_entries[] = {
         {.name = CMD_STATUS,

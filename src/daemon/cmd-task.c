@@ -215,17 +215,17 @@ static const struct cmd_arg create_args[] = {{"title", ARG_STR, 1, 1, 4096},
                                              {"body", ARG_STR, 0, 0, 262144},
                                              {"priority", ARG_INT, 0, 0, 0},
                                              {"depends_on", ARG_ARR, 0, 0, 0},
-                                             {NULL}};
+                                             {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg list_args[] = {
         {"status", ARG_STR, 0, 0, 0},        {"owner", ARG_STR, 0, 0, 0},
         {"limit", ARG_INT, 0, 1, MAX_LIST},  {"ready", ARG_BOOL, 0, 0, 0},
-        {"after", ARG_INT, 0, 0, LLONG_MAX}, {NULL}};
-static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0, 1, MAX_LIST}, {NULL}};
-static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX}, {NULL}};
+        {"after", ARG_INT, 0, 0, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0, 1, MAX_LIST}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg claim_args[] = {{"agent", ARG_STR, 1, 1, 256},
                                             {"id", ARG_INT, 0, 1, LLONG_MAX},
                                             {"lease_ms", ARG_INT, 0, 0, 0},
-                                            {NULL}};
+                                            {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg update_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
                                              {"title", ARG_STR, 0, 1, 4096},
                                              {"body", ARG_STR, 0, 0, 262144},
@@ -234,13 +234,13 @@ static const struct cmd_arg update_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
                                              {"depends_on", ARG_ARR, 0, 0, 0},
                                              {"status", ARG_STR, 0, 0, 0},
                                              {"agent", ARG_STR, 0, 0, 0},
-                                             {NULL}};
+                                             {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg complete_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
                                                {"agent", ARG_STR, 0, 0, 0},
                                                {"result", ARG_ANY, 0, 0, 0},
-                                               {NULL}};
+                                               {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg release_args[] = {
-        {"id", ARG_INT, 1, 1, LLONG_MAX}, {"agent", ARG_STR, 0, 0, 0}, {NULL}};
+        {"id", ARG_INT, 1, 1, LLONG_MAX}, {"agent", ARG_STR, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_task_entries[] = {
         {CMD_TASK_CREATE, CMD_WRITE, CMD_R_ALL, create_args, cmd_task_create},

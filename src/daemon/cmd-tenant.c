@@ -143,9 +143,9 @@ cmd_provision_tenant(struct cmd_req *r)
 static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1, 0, 0},
                                                {"jail_root_path", ARG_STR, 1, 0, 1024},
                                                {"collection_id", ARG_STR, 0, 1, 256},
-                                               {NULL}};
-static const struct cmd_arg no_args[] = {{NULL}};
-static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1, 0, 0}, {NULL}};
+                                               {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
+static const struct cmd_arg tenant_args[] = {{"tenant_id", ARG_STR, 1, 0, 0}, {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_tenant_entries[] = {
         {CMD_REGISTER_TENANT, CMD_WRITE, CMD_R_ADMIN, register_args, cmd_register_tenant},
