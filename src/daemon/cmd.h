@@ -115,6 +115,8 @@ void cmd_req_hold(struct cmd_req *);
  */
 void cmd_conn_subscribe(struct cmd_req *, json_t *topics, long long cursor, int replay);
 void cmd_conn_unsubscribe(struct cmd_req *);
+/* How many clients are connected now (status); the server implements it too. */
+int cmd_client_count(void);
 
 /* Argument accessors; the spec has already checked presence and type. */
 const char *cmd_arg_str(struct cmd_req *, const char *name);

@@ -36,7 +36,6 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "job/job.h"
 #include "daemon/events.h"
@@ -74,7 +73,8 @@ struct vjob {
 	char *error; /* the outcome (scrubbed) while bw lock runs; NULL for success */
 	int bw_started;
 	enum vstep step;
-	struct cmd_req *req; /* provision-tenant waits for the result */
+	vault_done_fn *done; /* provision-tenant waits for the outcome */
+	void *done_arg;
 	/* the current bw call: a job with a hard deadline, so the queue never wedges */
 	struct job bw;
 	int bw_live; /* bw started and its handles not yet closed */
@@ -555,6 +555,21 @@ job_tenant_unchanged(struct vjob *j, const char **why)
 	return same;
 }
 
+/* Tell provision-tenant the outcome: the tenant's row t, else why not. */
+static void
+job_tell(struct vjob *j, const char *error, json_t *t, const struct store_err *e)
+{
+	char msg[512];
+
+	if (error != NULL) {
+		snprintf(msg, sizeof msg, "provisioning %s failed: %s", j->tenant, error);
+		j->done(j->done_arg, NULL, ERR_UNAVAILABLE, msg);
+	} else if (t != NULL)
+		j->done(j->done_arg, t, NULL, NULL);
+	else
+		j->done(j->done_arg, NULL, e->code, e->msg);
+}
+
 /* Record the outcome, answer provision-tenant, start the next job. */
 static void
 job_finish(struct vjob *j, const char *error)
@@ -583,15 +598,8 @@ job_finish(struct vjob *j, const char *error)
 		json_decref(row);
 	if (t != NULL)
 		events_emit(EV_TENANT_UPDATED, json_incref(t));
-	if (j->req != NULL) {
-		if (error != NULL)
-			cmd_fail(j->req, ERR_UNAVAILABLE, "provisioning %s failed: %s", j->tenant,
-			         error);
-		else if (t != NULL)
-			cmd_ok(j->req, json_incref(t));
-		else
-			cmd_fail(j->req, e.code, "%s", e.msg);
-	}
+	if (j->done != NULL)
+		job_tell(j, error, t, &e);
 	json_decref(t);
 	if (running == j)
 		running = NULL;
@@ -783,18 +791,21 @@ on_kick(uv_timer_t *t)
 }
 
 /*
- * Queue a job.  It starts from the loop, not here: a job can end at once
- * (a refused root), and answering a held provision-tenant request while its
- * dispatch is still on the stack would free the request under the server.
+ * Queue a job.  It starts from the loop, not here: a job that ends at once
+ * (a refused root) records its outcome in a transaction of its own
+ * (job_finish), not inside the request that queued it -- a spawn whose
+ * savepoint could still roll the outcome back, or a provision-tenant whose
+ * caller is told before its own exec has returned.
  */
 static void
-vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
+vault_enqueue(const char *tenant, const char *spawned_root, vault_done_fn *done, void *arg)
 {
 	struct vjob *j = xcalloc(1, sizeof *j), **pp;
 
 	j->tenant = xstrdup(tenant);
 	j->spawned_root = spawned_root != NULL ? xstrdup(spawned_root) : NULL;
-	j->req = req;
+	j->done = done;
+	j->done_arg = arg;
 	buf_init(&j->obuf);
 	buf_init(&j->ebuf);
 	for (pp = &queue; *pp != NULL; pp = &(*pp)->next)
@@ -819,18 +830,16 @@ vault_jailed_spawned(const char *agent_id, const char *jail_name, const char *ja
 	json_decref(t);
 	log_info("vault: agent %s spawned in jail %s: provisioning tenant env", agent_id,
 	         jail_name);
-	vault_enqueue(jail_name, jail_root, NULL);
+	vault_enqueue(jail_name, jail_root, NULL, NULL);
 }
 
-void
-vault_provision(struct cmd_req *r, const char *tenant)
+int
+vault_provision(const char *tenant, vault_done_fn *done, void *arg)
 {
-	if (!kick_open || D.shutting_down) {
-		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
-		return;
-	}
-	cmd_req_hold(r);
-	vault_enqueue(tenant, NULL, r);
+	if (!kick_open || D.shutting_down)
+		return -1;
+	vault_enqueue(tenant, NULL, done, arg);
+	return 0;
 }
 
 int
@@ -864,8 +873,8 @@ vault_shutdown(void)
 	}
 	while ((j = queue) != NULL) {
 		queue = j->next;
-		if (j->req != NULL)
-			cmd_fail(j->req, ERR_UNAVAILABLE, "the daemon is shutting down");
+		if (j->done != NULL)
+			j->done(j->done_arg, NULL, ERR_UNAVAILABLE, "the daemon is shutting down");
 		job_free(j);
 	}
 	if (running != NULL && running->bw_live)
