@@ -404,39 +404,77 @@ job_write_env(struct vjob *j)
 	job_done(j, NULL);
 }
 
+/* job_done with the cause of a failed check (freed), cut to a message's length. */
+static void
+job_done_cause(struct vjob *j, char *cause)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof msg, "%s", cause);
+	free(cause);
+	job_done(j, msg);
+}
+
+/*
+ * After bw status: set the server when none is (first status only), refuse
+ * one that is not BW_SERVER (fail closed), else log in or unlock.  0 with
+ * j->step set, or -1 after job_done.
+ */
+static int
+job_after_status(struct vjob *j)
+{
+	char *server = NULL, *status = NULL, *cause = NULL, msg[512];
+
+	if (vault_parse_status(buf_head(&j->obuf), buf_used(&j->obuf), &server, &status, &cause) ==
+	    -1) {
+		job_done_cause(j, cause);
+		return -1;
+	}
+	if (server == NULL && j->step == VS_STATUS) {
+		free(status);
+		j->step = VS_CONFIG;
+		return 0;
+	}
+	if (!vault_server_matches(server, j->creds.server)) {
+		snprintf(msg, sizeof msg,
+		         "bw is configured for %s, not BW_SERVER %s: refusing (fail closed)",
+		         server != NULL ? server : "the default server", j->creds.server);
+		free(server);
+		free(status);
+		job_done(j, msg);
+		return -1;
+	}
+	j->step = strcmp(status, "unauthenticated") == 0 ? VS_LOGIN : VS_UNLOCK;
+	free(server);
+	free(status);
+	return 0;
+}
+
+/* After bw unlock: keep the session key it printed.  0, or -1 after job_done. */
+static int
+job_after_unlock(struct vjob *j)
+{
+	j->session = xstrndup(buf_head(&j->obuf), buf_used(&j->obuf));
+	explicit_bzero(j->obuf.data, j->obuf.cap);
+	j->session[strcspn(j->session, "\r\n")] = '\0';
+	if (j->session[0] == '\0') {
+		job_done(j, "bw unlock printed no session key");
+		return -1;
+	}
+	return 0;
+}
+
+/* The step that ran succeeded: judge its output, then run the next one. */
 static void
 job_next_step(struct vjob *j)
 {
-	char *server = NULL, *status = NULL, *cause = NULL, msg[512];
+	char *cause = NULL;
 
 	switch (j->step) {
 	case VS_STATUS:
 	case VS_STATUS2:
-		if (vault_parse_status(buf_head(&j->obuf), buf_used(&j->obuf), &server, &status,
-		                       &cause) == -1) {
-			snprintf(msg, sizeof msg, "%s", cause);
-			free(cause);
-			job_done(j, msg);
+		if (job_after_status(j) == -1)
 			return;
-		}
-		if (server == NULL && j->step == VS_STATUS) {
-			free(status);
-			j->step = VS_CONFIG;
-			break;
-		}
-		if (!vault_server_matches(server, j->creds.server)) {
-			snprintf(
-			        msg, sizeof msg,
-			        "bw is configured for %s, not BW_SERVER %s: refusing (fail closed)",
-			        server != NULL ? server : "the default server", j->creds.server);
-			free(server);
-			free(status);
-			job_done(j, msg);
-			return;
-		}
-		j->step = strcmp(status, "unauthenticated") == 0 ? VS_LOGIN : VS_UNLOCK;
-		free(server);
-		free(status);
 		break;
 	case VS_CONFIG:
 		j->step = VS_STATUS2;
@@ -445,13 +483,8 @@ job_next_step(struct vjob *j)
 		j->step = VS_UNLOCK;
 		break;
 	case VS_UNLOCK:
-		j->session = xstrndup(buf_head(&j->obuf), buf_used(&j->obuf));
-		explicit_bzero(j->obuf.data, j->obuf.cap);
-		j->session[strcspn(j->session, "\r\n")] = '\0';
-		if (j->session[0] == '\0') {
-			job_done(j, "bw unlock printed no session key");
+		if (job_after_unlock(j) == -1)
 			return;
-		}
 		j->step = VS_SYNC;
 		break;
 	case VS_SYNC:
@@ -460,9 +493,7 @@ job_next_step(struct vjob *j)
 	case VS_COLLECTIONS:
 		if (vault_find_collection(buf_head(&j->obuf), buf_used(&j->obuf), j->collection,
 		                          &j->collection_id, &cause) == -1) {
-			snprintf(msg, sizeof msg, "%s", cause);
-			free(cause);
-			job_done(j, msg);
+			job_done_cause(j, cause);
 			return;
 		}
 		j->step = VS_ITEMS;
@@ -704,21 +735,21 @@ make_datadir(struct vjob *j, char **cause)
 	return 0;
 }
 
-/* Checks before any bw call or file: tenant, root equality, containment, creds. */
-static void
-vjob_start(struct vjob *j)
+/*
+ * The tenant as registered now: its collection, its root (equal to the
+ * spawned root, when a spawn queued the job) contained under the root base.
+ * 0, or -1 after job_done.
+ */
+static int
+vjob_check_root(struct vjob *j)
 {
 	struct store_err e;
 	char *cause = NULL, *a, *b, msg[512];
-	const char *missing;
 	json_t *t;
 
-	running = j;
-	uv_timer_init(D.loop, &j->timer);
-	j->timer.data = j;
 	if ((t = store_tenant_get(D.store, j->tenant, &e)) == NULL) {
 		job_done(j, "the tenant is no longer registered");
-		return;
+		return -1;
 	}
 	j->collection = xstrdup(json_string_value(json_object_get(t, "collection_id")));
 	a = path_normalize_trailing(json_string_value(json_object_get(t, "jail_root_path")));
@@ -732,40 +763,56 @@ vjob_start(struct vjob *j)
 			free(a);
 			free(b);
 			job_done(j, msg);
-			return;
+			return -1;
 		}
 		free(b);
 	}
 	j->root = vault_contain(a, root_base, &cause);
 	j->tenant_root = a;
 	if (j->root == NULL) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
+	return 0;
+}
+
+/* What running bw needs: the credentials, bw itself, the data dir.  0, or -1 after job_done. */
+static int
+vjob_check_tools(struct vjob *j)
+{
+	char *cause = NULL, msg[512];
+	const char *missing;
+
 	if (vault_load_creds(provider_env_path, &j->creds, &cause) == -1) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
 	if (!vault_creds_complete(&j->creds, &missing)) {
 		snprintf(msg, sizeof msg, "%s is not set in %s or the environment", missing,
 		         provider_env_path);
 		job_done(j, msg);
-		return;
+		return -1;
 	}
 	if (bw_path == NULL) {
 		job_done(j, "bw not found on PATH");
-		return;
+		return -1;
 	}
 	if (make_datadir(j, &cause) == -1) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
+	return 0;
+}
+
+/* Checks before any bw call or file: tenant, root equality, containment, creds. */
+static void
+vjob_start(struct vjob *j)
+{
+	running = j;
+	uv_timer_init(D.loop, &j->timer);
+	j->timer.data = j;
+	if (vjob_check_root(j) == -1 || vjob_check_tools(j) == -1)
+		return;
 	log_info("vault: provisioning tenant %s from collection %s", j->tenant, j->collection);
 	j->step = VS_STATUS;
 	job_run_step(j);
