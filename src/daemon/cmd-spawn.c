@@ -135,6 +135,26 @@ cmd_spawn_local(struct cmd_req *r)
 	spawn_common(r, "local");
 }
 
+/* The agent kill-agent stopped has ended: answer with its final row. */
+static void
+kill_done(void *arg, const char *id)
+{
+	struct cmd_req *r = arg;
+	struct store_err e;
+	json_t *row;
+
+	if ((row = store_agent_get(D.store, id, &e)) == NULL)
+		cmd_fail_error(r, &e);
+	else
+		cmd_ok(r, row);
+}
+
+/*
+ * Held until the agent has ended.  kill_done may answer before spawner_kill
+ * returns (the agent had ended, or was in a backoff): the server keeps a
+ * request answered inside its own exec until exec returns.  A client that
+ * went away meanwhile gets nothing, and the request is freed all the same.
+ */
 static void
 cmd_kill_agent(struct cmd_req *r)
 {
@@ -142,7 +162,8 @@ cmd_kill_agent(struct cmd_req *r)
 
 	if (!owner_check(r, cmd_arg_str(r, "id"), 0))
 		return;
-	spawner_kill(r, cmd_arg_str(r, "id"), grace);
+	cmd_req_hold(r);
+	spawner_kill(cmd_arg_str(r, "id"), grace, kill_done, r);
 }
 
 static void

@@ -9,7 +9,6 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/inventory.h"
-#include "daemon/server.h"
 #include "store/store.h"
 
 static void
@@ -29,7 +28,7 @@ cmd_status_exec(struct cmd_req *r)
 	json_object_set_new(res, "sync", json_string(store_sync(D.store)));
 	json_object_set_new(res, "socket", json_string(D.cfg.socket_path));
 	json_object_set_new(res, "schema_version", json_integer(store_schema_version(D.store)));
-	json_object_set_new(res, "clients", json_integer(server_client_count()));
+	json_object_set_new(res, "clients", json_integer(cmd_client_count()));
 	json_object_set_new(res, "counts", store_counts(D.store));
 	json_object_set_new(res, "last_seq", json_integer(store_event_last(D.store)));
 	json_object_set_new(res, "role", json_string(cmd_role_name(r->role)));

@@ -124,6 +124,19 @@ cmd_delete_tenant(struct cmd_req *r)
 	cmd_ok(r, json_object());
 }
 
+/* The job provision-tenant queued has ended. */
+static void
+provision_done(void *arg, json_t *tenant, const char *code, const char *msg)
+{
+	struct cmd_req *r = arg;
+
+	if (tenant != NULL)
+		cmd_ok(r, json_incref(tenant));
+	else
+		cmd_fail(r, code, "%s", msg);
+}
+
+/* Held until the job ends (a client gone meanwhile gets nothing; the request is freed). */
 static void
 cmd_provision_tenant(struct cmd_req *r)
 {
@@ -137,7 +150,11 @@ cmd_provision_tenant(struct cmd_req *r)
 		return;
 	}
 	json_decref(t);
-	vault_provision(r, cmd_arg_str(r, "tenant_id"));
+	if (vault_provision(cmd_arg_str(r, "tenant_id"), provision_done, r) == -1) {
+		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
+		return;
+	}
+	cmd_req_hold(r);
 }
 
 static const struct cmd_arg register_args[] = {{"tenant_id", ARG_STR, 1, 0, 0},

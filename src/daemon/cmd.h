@@ -103,7 +103,12 @@ void cmd_fail_error(struct cmd_req *, const struct store_err *);
 /* Refuse a reply that would pass --max-reply: invalid_argument naming the limit, asking
  * for fewer `what` and saying how (hint). */
 void cmd_fail_too_big(struct cmd_req *, const char *what, const char *hint);
-/* Keep the request alive after exec returns (CMD_ASYNC); reply later. */
+/*
+ * Keep the request alive after exec returns (CMD_ASYNC); reply later, exactly
+ * once: the reply frees it.  Answered before exec returns, it is freed only
+ * after; its client gone meanwhile (client NULL), the reply goes nowhere and
+ * still frees it.
+ */
 void cmd_req_hold(struct cmd_req *);
 /*
  * For CMD_CONN commands, which act on the request's connection (the server
@@ -115,6 +120,8 @@ void cmd_req_hold(struct cmd_req *);
  */
 void cmd_conn_subscribe(struct cmd_req *, json_t *topics, long long cursor, int replay);
 void cmd_conn_unsubscribe(struct cmd_req *);
+/* How many clients are connected now (status); the server implements it too. */
+int cmd_client_count(void);
 
 /* Argument accessors; the spec has already checked presence and type. */
 const char *cmd_arg_str(struct cmd_req *, const char *name);

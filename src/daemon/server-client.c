@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/xmalloc.h"
+#include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/server-int.h"
 #include "daemon/server.h"
@@ -81,6 +82,12 @@ pause_bytes(void)
 
 int
 server_client_count(void)
+{
+	return server_nclients;
+}
+
+int
+cmd_client_count(void)
 {
 	return server_nclients;
 }

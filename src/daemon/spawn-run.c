@@ -37,7 +37,6 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
-#include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/spawner-agent.h"
@@ -290,16 +289,10 @@ on_timer_closed(uv_handle_t *h)
 void
 run_end(struct agent *a)
 {
-	struct store_err e;
-	json_t *row;
 	size_t i;
 
-	for (i = 0; i < a->nwaiters; i++) {
-		if ((row = store_agent_get(D.store, a->id, &e)) != NULL)
-			cmd_ok(a->waiters[i], row);
-		else
-			cmd_fail(a->waiters[i], e.code, "%s", e.msg);
-	}
+	for (i = 0; i < a->nwaiters; i++)
+		a->waiters[i].done(a->waiters[i].arg, a->id);
 	a->nwaiters = 0;
 	session_close(&a->slog);
 	session_close(&a->elog);

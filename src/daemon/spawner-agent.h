@@ -23,10 +23,9 @@
 #include "confine/confine.h"
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
+#include "daemon/spawner.h"
 #include "glasspane/glasspane.h"
 #include "job/job.h"
-
-struct cmd_req;
 
 /*
  * Where an agent's life is (spawn-run.c): new (not started), running (a
@@ -57,6 +56,12 @@ struct held_transition {
 
 #define AGENT_HELD_MAX 4
 
+/* One kill-agent waiting for the agent's end (spawner_kill). */
+struct agent_waiter {
+	spawner_ended_fn *done;
+	void *arg;
+};
+
 struct agent {
 	char *id;
 	char *session_id;
@@ -75,10 +80,10 @@ struct agent {
 	int faulted; /* this run met a fault (agent_fault) */
 
 	int restarts;
-	int64_t backoff_ms; /* the delay before the pending restart */
-	int stopping;       /* kill-agent or shutdown: no restart */
-	uv_timer_t timer;   /* backoff (in backoff) or kill grace (while running) */
-	struct cmd_req **waiters;
+	int64_t backoff_ms;           /* the delay before the pending restart */
+	int stopping;                 /* kill-agent or shutdown: no restart */
+	uv_timer_t timer;             /* backoff (in backoff) or kill grace (while running) */
+	struct agent_waiter *waiters; /* kill-agent: told when the agent has ended */
 	size_t nwaiters;
 	int handles_open; /* uv handles still closing */
 	int row_written;  /* the row exists: later writes need not repeat kind, owner... */
@@ -118,8 +123,8 @@ void run_step(struct agent *a, enum run_input in, int64_t grace_ms, char **cause
 /* Stop a (no more runs): SIGTERM, SIGKILL after grace_ms; a backoff ends at once. */
 void run_stop(struct agent *a, int64_t grace_ms);
 /*
- * a has ended (a->run is RUN_ENDED): answer kill-agent's waiters with its
- * final row, close its logs and timer; it is freed once its handles close.
+ * a has ended (a->run is RUN_ENDED): tell kill-agent's waiters (its row is
+ * final), close its logs and timer; it is freed once its handles close.
  */
 void run_end(struct agent *a);
 /* The last handle of a has closed: free it if it has ended. */

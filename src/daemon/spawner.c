@@ -25,7 +25,6 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/spawner-agent.h"
 #include "daemon/spawner.h"
@@ -352,42 +351,22 @@ spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 
 /* ---- commands' helpers ---- */
 
-static void
-reply_row(struct cmd_req *r, const char *id)
-{
-	struct store_err e;
-	json_t *row;
-
-	if ((row = store_agent_get(D.store, id, &e)) == NULL)
-		cmd_fail(r, e.code, "%s", e.msg);
-	else
-		cmd_ok(r, row);
-}
-
 void
-spawner_kill(struct cmd_req *r, const char *id, long long grace_ms)
+spawner_kill(const char *id, long long grace_ms, spawner_ended_fn *done, void *arg)
 {
 	struct agent *a = agent_find(id);
 
 	if (a == NULL) {
-		reply_row(r, id); /* already ended: nothing to do */
+		done(arg, id); /* already ended: nothing to do */
 		return;
 	}
 	log_info("agent %s: kill requested (grace %lld ms)", id, grace_ms);
-	if (a->run == RUN_BACKOFF) {
-		/*
-		 * Waiting out a backoff, no process: stopping ends the agent now.
-		 * Reply directly -- a held request answered inside its own exec
-		 * would be freed under the dispatcher.
-		 */
-		run_stop(a, grace_ms);
-		reply_row(r, id);
-		return;
-	}
-	cmd_req_hold(r);
 	a->waiters = xreallocarray(a->waiters, a->nwaiters + 1, sizeof *a->waiters);
-	a->waiters[a->nwaiters++] = r;
-	if (!a->stopping)
+	a->waiters[a->nwaiters].done = done;
+	a->waiters[a->nwaiters++].arg = arg;
+	/* Waiting out a backoff, no process: stopping ends the agent (run_end tells the
+	 * waiters) before run_stop returns. */
+	if (!a->stopping || a->run == RUN_BACKOFF)
 		run_stop(a, grace_ms);
 }
 

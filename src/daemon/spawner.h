@@ -18,8 +18,10 @@
 #include <jansson.h>
 #include <sys/types.h>
 
-struct cmd_req;
 struct spawn_spec;
+
+/* Told that agent id has ended (its row is final); arg as given. */
+typedef void spawner_ended_fn(void *arg, const char *id);
 
 int spawner_init(char **cause);
 void spawner_shutdown(void);
@@ -33,8 +35,14 @@ void spawner_close(void);
  * use, the daemon shutting down, or the first run failing to start.
  */
 json_t *spawner_spawn(struct spawn_spec *spec, const char **code, char **cause);
-/* kill-agent: reply on r once the agent has exited (the request is held). */
-void spawner_kill(struct cmd_req *r, const char *id, long long grace_ms);
+/*
+ * kill-agent: stop agent id (SIGTERM, SIGKILL after grace_ms; no restart)
+ * and call done(arg, id) once it has ended -- before spawner_kill returns
+ * when it had already ended or was waiting out a backoff (then nothing is
+ * left to wait for), else from the loop when its last run is over.  done
+ * is called exactly once.
+ */
+void spawner_kill(const char *id, long long grace_ms, spawner_ended_fn *done, void *arg);
 /* RPC mode: write one JSON command line to the agent's stdin. */
 int spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause);
 /* The session id of a live or recorded agent id (or id itself if it names a session). */

@@ -36,7 +36,6 @@
 #include "common/proto.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
-#include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "job/job.h"
 #include "daemon/events.h"
@@ -74,7 +73,8 @@ struct vjob {
 	char *error; /* the outcome (scrubbed) while bw lock runs; NULL for success */
 	int bw_started;
 	enum vstep step;
-	struct cmd_req *req; /* provision-tenant waits for the result */
+	vault_done_fn *done; /* provision-tenant waits for the outcome */
+	void *done_arg;
 	/* the current bw call: a job with a hard deadline, so the queue never wedges */
 	struct job bw;
 	int bw_live; /* bw started and its handles not yet closed */
@@ -404,39 +404,77 @@ job_write_env(struct vjob *j)
 	job_done(j, NULL);
 }
 
+/* job_done with the cause of a failed check (freed), cut to a message's length. */
+static void
+job_done_cause(struct vjob *j, char *cause)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof msg, "%s", cause);
+	free(cause);
+	job_done(j, msg);
+}
+
+/*
+ * After bw status: set the server when none is (first status only), refuse
+ * one that is not BW_SERVER (fail closed), else log in or unlock.  0 with
+ * j->step set, or -1 after job_done.
+ */
+static int
+job_after_status(struct vjob *j)
+{
+	char *server = NULL, *status = NULL, *cause = NULL, msg[512];
+
+	if (vault_parse_status(buf_head(&j->obuf), buf_used(&j->obuf), &server, &status, &cause) ==
+	    -1) {
+		job_done_cause(j, cause);
+		return -1;
+	}
+	if (server == NULL && j->step == VS_STATUS) {
+		free(status);
+		j->step = VS_CONFIG;
+		return 0;
+	}
+	if (!vault_server_matches(server, j->creds.server)) {
+		snprintf(msg, sizeof msg,
+		         "bw is configured for %s, not BW_SERVER %s: refusing (fail closed)",
+		         server != NULL ? server : "the default server", j->creds.server);
+		free(server);
+		free(status);
+		job_done(j, msg);
+		return -1;
+	}
+	j->step = strcmp(status, "unauthenticated") == 0 ? VS_LOGIN : VS_UNLOCK;
+	free(server);
+	free(status);
+	return 0;
+}
+
+/* After bw unlock: keep the session key it printed.  0, or -1 after job_done. */
+static int
+job_after_unlock(struct vjob *j)
+{
+	j->session = xstrndup(buf_head(&j->obuf), buf_used(&j->obuf));
+	explicit_bzero(j->obuf.data, j->obuf.cap);
+	j->session[strcspn(j->session, "\r\n")] = '\0';
+	if (j->session[0] == '\0') {
+		job_done(j, "bw unlock printed no session key");
+		return -1;
+	}
+	return 0;
+}
+
+/* The step that ran succeeded: judge its output, then run the next one. */
 static void
 job_next_step(struct vjob *j)
 {
-	char *server = NULL, *status = NULL, *cause = NULL, msg[512];
+	char *cause = NULL;
 
 	switch (j->step) {
 	case VS_STATUS:
 	case VS_STATUS2:
-		if (vault_parse_status(buf_head(&j->obuf), buf_used(&j->obuf), &server, &status,
-		                       &cause) == -1) {
-			snprintf(msg, sizeof msg, "%s", cause);
-			free(cause);
-			job_done(j, msg);
+		if (job_after_status(j) == -1)
 			return;
-		}
-		if (server == NULL && j->step == VS_STATUS) {
-			free(status);
-			j->step = VS_CONFIG;
-			break;
-		}
-		if (!vault_server_matches(server, j->creds.server)) {
-			snprintf(
-			        msg, sizeof msg,
-			        "bw is configured for %s, not BW_SERVER %s: refusing (fail closed)",
-			        server != NULL ? server : "the default server", j->creds.server);
-			free(server);
-			free(status);
-			job_done(j, msg);
-			return;
-		}
-		j->step = strcmp(status, "unauthenticated") == 0 ? VS_LOGIN : VS_UNLOCK;
-		free(server);
-		free(status);
 		break;
 	case VS_CONFIG:
 		j->step = VS_STATUS2;
@@ -445,13 +483,8 @@ job_next_step(struct vjob *j)
 		j->step = VS_UNLOCK;
 		break;
 	case VS_UNLOCK:
-		j->session = xstrndup(buf_head(&j->obuf), buf_used(&j->obuf));
-		explicit_bzero(j->obuf.data, j->obuf.cap);
-		j->session[strcspn(j->session, "\r\n")] = '\0';
-		if (j->session[0] == '\0') {
-			job_done(j, "bw unlock printed no session key");
+		if (job_after_unlock(j) == -1)
 			return;
-		}
 		j->step = VS_SYNC;
 		break;
 	case VS_SYNC:
@@ -460,9 +493,7 @@ job_next_step(struct vjob *j)
 	case VS_COLLECTIONS:
 		if (vault_find_collection(buf_head(&j->obuf), buf_used(&j->obuf), j->collection,
 		                          &j->collection_id, &cause) == -1) {
-			snprintf(msg, sizeof msg, "%s", cause);
-			free(cause);
-			job_done(j, msg);
+			job_done_cause(j, cause);
 			return;
 		}
 		j->step = VS_ITEMS;
@@ -555,6 +586,21 @@ job_tenant_unchanged(struct vjob *j, const char **why)
 	return same;
 }
 
+/* Tell provision-tenant the outcome: the tenant's row t, else why not. */
+static void
+job_tell(struct vjob *j, const char *error, json_t *t, const struct store_err *e)
+{
+	char msg[512];
+
+	if (error != NULL) {
+		snprintf(msg, sizeof msg, "provisioning %s failed: %s", j->tenant, error);
+		j->done(j->done_arg, NULL, ERR_UNAVAILABLE, msg);
+	} else if (t != NULL)
+		j->done(j->done_arg, t, NULL, NULL);
+	else
+		j->done(j->done_arg, NULL, e->code, e->msg);
+}
+
 /* Record the outcome, answer provision-tenant, start the next job. */
 static void
 job_finish(struct vjob *j, const char *error)
@@ -583,15 +629,8 @@ job_finish(struct vjob *j, const char *error)
 		json_decref(row);
 	if (t != NULL)
 		events_emit(EV_TENANT_UPDATED, json_incref(t));
-	if (j->req != NULL) {
-		if (error != NULL)
-			cmd_fail(j->req, ERR_UNAVAILABLE, "provisioning %s failed: %s", j->tenant,
-			         error);
-		else if (t != NULL)
-			cmd_ok(j->req, json_incref(t));
-		else
-			cmd_fail(j->req, e.code, "%s", e.msg);
-	}
+	if (j->done != NULL)
+		job_tell(j, error, t, &e);
 	json_decref(t);
 	if (running == j)
 		running = NULL;
@@ -696,21 +735,21 @@ make_datadir(struct vjob *j, char **cause)
 	return 0;
 }
 
-/* Checks before any bw call or file: tenant, root equality, containment, creds. */
-static void
-vjob_start(struct vjob *j)
+/*
+ * The tenant as registered now: its collection, its root (equal to the
+ * spawned root, when a spawn queued the job) contained under the root base.
+ * 0, or -1 after job_done.
+ */
+static int
+vjob_check_root(struct vjob *j)
 {
 	struct store_err e;
 	char *cause = NULL, *a, *b, msg[512];
-	const char *missing;
 	json_t *t;
 
-	running = j;
-	uv_timer_init(D.loop, &j->timer);
-	j->timer.data = j;
 	if ((t = store_tenant_get(D.store, j->tenant, &e)) == NULL) {
 		job_done(j, "the tenant is no longer registered");
-		return;
+		return -1;
 	}
 	j->collection = xstrdup(json_string_value(json_object_get(t, "collection_id")));
 	a = path_normalize_trailing(json_string_value(json_object_get(t, "jail_root_path")));
@@ -724,40 +763,56 @@ vjob_start(struct vjob *j)
 			free(a);
 			free(b);
 			job_done(j, msg);
-			return;
+			return -1;
 		}
 		free(b);
 	}
 	j->root = vault_contain(a, root_base, &cause);
 	j->tenant_root = a;
 	if (j->root == NULL) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
+	return 0;
+}
+
+/* What running bw needs: the credentials, bw itself, the data dir.  0, or -1 after job_done. */
+static int
+vjob_check_tools(struct vjob *j)
+{
+	char *cause = NULL, msg[512];
+	const char *missing;
+
 	if (vault_load_creds(provider_env_path, &j->creds, &cause) == -1) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
 	if (!vault_creds_complete(&j->creds, &missing)) {
 		snprintf(msg, sizeof msg, "%s is not set in %s or the environment", missing,
 		         provider_env_path);
 		job_done(j, msg);
-		return;
+		return -1;
 	}
 	if (bw_path == NULL) {
 		job_done(j, "bw not found on PATH");
-		return;
+		return -1;
 	}
 	if (make_datadir(j, &cause) == -1) {
-		snprintf(msg, sizeof msg, "%s", cause);
-		free(cause);
-		job_done(j, msg);
-		return;
+		job_done_cause(j, cause);
+		return -1;
 	}
+	return 0;
+}
+
+/* Checks before any bw call or file: tenant, root equality, containment, creds. */
+static void
+vjob_start(struct vjob *j)
+{
+	running = j;
+	uv_timer_init(D.loop, &j->timer);
+	j->timer.data = j;
+	if (vjob_check_root(j) == -1 || vjob_check_tools(j) == -1)
+		return;
 	log_info("vault: provisioning tenant %s from collection %s", j->tenant, j->collection);
 	j->step = VS_STATUS;
 	job_run_step(j);
@@ -783,18 +838,21 @@ on_kick(uv_timer_t *t)
 }
 
 /*
- * Queue a job.  It starts from the loop, not here: a job can end at once
- * (a refused root), and answering a held provision-tenant request while its
- * dispatch is still on the stack would free the request under the server.
+ * Queue a job.  It starts from the loop, not here: a job that ends at once
+ * (a refused root) records its outcome in a transaction of its own
+ * (job_finish), not inside the request that queued it -- a spawn whose
+ * savepoint could still roll the outcome back, or a provision-tenant whose
+ * caller is told before its own exec has returned.
  */
 static void
-vault_enqueue(const char *tenant, const char *spawned_root, struct cmd_req *req)
+vault_enqueue(const char *tenant, const char *spawned_root, vault_done_fn *done, void *arg)
 {
 	struct vjob *j = xcalloc(1, sizeof *j), **pp;
 
 	j->tenant = xstrdup(tenant);
 	j->spawned_root = spawned_root != NULL ? xstrdup(spawned_root) : NULL;
-	j->req = req;
+	j->done = done;
+	j->done_arg = arg;
 	buf_init(&j->obuf);
 	buf_init(&j->ebuf);
 	for (pp = &queue; *pp != NULL; pp = &(*pp)->next)
@@ -819,18 +877,16 @@ vault_jailed_spawned(const char *agent_id, const char *jail_name, const char *ja
 	json_decref(t);
 	log_info("vault: agent %s spawned in jail %s: provisioning tenant env", agent_id,
 	         jail_name);
-	vault_enqueue(jail_name, jail_root, NULL);
+	vault_enqueue(jail_name, jail_root, NULL, NULL);
 }
 
-void
-vault_provision(struct cmd_req *r, const char *tenant)
+int
+vault_provision(const char *tenant, vault_done_fn *done, void *arg)
 {
-	if (!kick_open || D.shutting_down) {
-		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
-		return;
-	}
-	cmd_req_hold(r);
-	vault_enqueue(tenant, NULL, r);
+	if (!kick_open || D.shutting_down)
+		return -1;
+	vault_enqueue(tenant, NULL, done, arg);
+	return 0;
 }
 
 int
@@ -864,8 +920,8 @@ vault_shutdown(void)
 	}
 	while ((j = queue) != NULL) {
 		queue = j->next;
-		if (j->req != NULL)
-			cmd_fail(j->req, ERR_UNAVAILABLE, "the daemon is shutting down");
+		if (j->done != NULL)
+			j->done(j->done_arg, NULL, ERR_UNAVAILABLE, "the daemon is shutting down");
 		job_free(j);
 	}
 	if (running != NULL && running->bw_live)

@@ -4,14 +4,23 @@
 #ifndef COLIBRI_VAULT_RUN_H
 #define COLIBRI_VAULT_RUN_H
 
-struct cmd_req;
+#include <jansson.h>
+
+/*
+ * How a provisioning job ended, for whoever waits on it: the tenant's row
+ * (borrowed) when it succeeded, else NULL with an error code (proto.h) and
+ * a message.  Called once, always from the loop, never inside
+ * vault_provision.
+ */
+typedef void vault_done_fn(void *arg, json_t *tenant, const char *code, const char *msg);
 
 int vault_init(char **cause);
 void vault_shutdown(void);
 int vault_busy(void);
 void vault_close(void);
-/* provision-tenant: queue a job; r is held and answered when it ends. */
-void vault_provision(struct cmd_req *r, const char *tenant);
+/* provision-tenant: queue a job; done(arg, ...) is called when it ends.  -1 (and
+ * no call) when the vault is shutting down. */
+int vault_provision(const char *tenant, vault_done_fn *done, void *arg);
 /*
  * The spawner calls this after a successful jailed spawn: when the jail
  * names a tenant, its env is provisioned into jail_root (queued; nothing
