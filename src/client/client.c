@@ -122,55 +122,87 @@ client_read_line(struct client *c, int timeout_ms, json_t **out)
 	}
 }
 
-int
-client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
-            struct client_error *err)
+/* Fill err from a reply's error object e (code "internal" when it names none). */
+static void
+client_error_set(struct client_error *err, json_t *e)
 {
-	json_t *req, *msg, *v;
-	long long id = c->next_id++;
+	snprintf(err->code, sizeof err->code, "%s",
+	         json_string_value(json_object_get(e, "code")) ?: "internal");
+	snprintf(err->message, sizeof err->message, "%s",
+	         json_string_value(json_object_get(e, "message")) ?: "");
+}
+
+/* Send request id as one line.  Returns 0, or -1 when the connection failed. */
+static int
+client_send(struct client *c, long long id, const char *cmd, json_t *args)
+{
+	json_t *req;
 	char *line;
 	int rc;
 
-	*result = NULL;
-	memset(err, 0, sizeof *err);
 	req = json_pack("{s:I, s:s}", "id", (json_int_t)id, "cmd", cmd);
 	if (args != NULL)
 		json_object_set(req, "args", args);
 	line = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (line == NULL)
-		goto unreachable;
+		return -1;
 	rc = client_write_all(c->fd, line, strlen(line));
 	if (rc == 0)
 		rc = client_write_all(c->fd, "\n", 1);
 	free(line);
-	if (rc == -1)
-		goto unreachable;
+	return rc;
+}
+
+/*
+ * Wait for the reply to request id: 1 with *msg (new reference); events read
+ * meanwhile are kept for client_next.  -1 when the daemon answered an error
+ * to nothing we sent (err is set), -2 when the connection failed.
+ */
+static int
+client_wait_reply(struct client *c, long long id, json_t **msg, struct client_error *err)
+{
+	json_t *m, *v;
+
 	for (;;) {
-		if (client_read_line(c, -1, &msg) != 1)
-			goto unreachable;
-		if (json_object_get(msg, "event") != NULL) {
-			json_array_append_new(c->pending_events, msg);
+		if (client_read_line(c, -1, &m) != 1)
+			return -2;
+		if (json_object_get(m, "event") != NULL) {
+			json_array_append_new(c->pending_events, m);
 			continue;
 		}
-		v = json_object_get(msg, "id");
-		if (v == NULL || !json_is_integer(v) || json_integer_value(v) != id) {
-			/* A reply to nothing we sent (e.g. id null for a bad line). */
-			if (json_is_false(json_object_get(msg, "ok"))) {
-				json_t *e = json_object_get(msg, "error");
-				snprintf(err->code, sizeof err->code, "%s",
-				         json_string_value(json_object_get(e, "code"))
-				                 ?: "internal");
-				snprintf(err->message, sizeof err->message, "%s",
-				         json_string_value(json_object_get(e, "message")) ?: "");
-				json_decref(msg);
-				return -1;
-			}
-			json_decref(msg);
-			continue;
+		v = json_object_get(m, "id");
+		if (v != NULL && json_is_integer(v) && json_integer_value(v) == id) {
+			*msg = m;
+			return 1;
 		}
-		break;
+		/* A reply to nothing we sent (e.g. id null for a bad line). */
+		if (json_is_false(json_object_get(m, "ok"))) {
+			client_error_set(err, json_object_get(m, "error"));
+			json_decref(m);
+			return -1;
+		}
+		json_decref(m);
 	}
+}
+
+int
+client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
+            struct client_error *err)
+{
+	json_t *msg;
+	long long id = c->next_id++;
+	int rc;
+
+	*result = NULL;
+	memset(err, 0, sizeof *err);
+	if (client_send(c, id, cmd, args) == -1)
+		goto unreachable;
+	rc = client_wait_reply(c, id, &msg, err);
+	if (rc == -2)
+		goto unreachable;
+	if (rc == -1)
+		return -1;
 	if (json_is_true(json_object_get(msg, "ok"))) {
 		*result = json_incref(json_object_get(msg, "result"));
 		if (*result == NULL)
@@ -178,11 +210,7 @@ client_call(struct client *c, const char *cmd, json_t *args, json_t **result,
 		json_decref(msg);
 		return 0;
 	}
-	v = json_object_get(msg, "error");
-	snprintf(err->code, sizeof err->code, "%s",
-	         json_string_value(json_object_get(v, "code")) ?: "internal");
-	snprintf(err->message, sizeof err->message, "%s",
-	         json_string_value(json_object_get(v, "message")) ?: "");
+	client_error_set(err, json_object_get(msg, "error"));
 	json_decref(msg);
 	return -1;
 unreachable:

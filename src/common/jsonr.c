@@ -57,26 +57,23 @@ utf8_len(const unsigned char *p, const unsigned char *end)
 }
 
 /*
- * A string at r->p (just past its opening quote).  Sets *s, *n to its
- * bytes: in the input when it has no escapes, else decoded into r->small
- * (longer escaped strings give up).  Returns 0 or -1.
+ * The closing quote of the string at r->p (just past its opening quote),
+ * its bytes validated on the way and *escaped set if it has a backslash;
+ * NULL if it is not a well-formed string.
  */
-static int
-string(struct rd *r, const char **s, size_t *n)
+static inline const unsigned char *
+string_scan(const struct rd *r, int *escaped)
 {
-	const unsigned char *start = r->p, *q = r->p;
-	size_t len = 0, k;
-	unsigned v, lo;
-	int escaped = 0;
+	const unsigned char *q = r->p;
+	size_t k;
 
-	/* First pass: validate, find the end, see if anything is escaped. */
 	while (q < r->end && *q != '"') {
 		if (*q < 0x20)
-			return -1;
+			return NULL;
 		if (*q == '\\') {
-			escaped = 1;
+			*escaped = 1;
 			if (q + 1 >= r->end)
-				return -1;
+				return NULL;
 			q += 2;
 			if (q[-1] == 'u')
 				q += 4;
@@ -85,21 +82,49 @@ string(struct rd *r, const char **s, size_t *n)
 		if (*q < 0x80)
 			q++;
 		else if ((k = utf8_len(q, r->end)) == 0)
-			return -1;
+			return NULL;
 		else
 			q += k;
 	}
-	if (q >= r->end)
-		return -1;
-	r->p = q + 1;
-	if (!escaped) {
-		*s = (const char *)start;
-		*n = (size_t)(q - start);
+	return q < r->end ? q : NULL;
+}
+
+/*
+ * The \u escape at q, joined with the low surrogate after it when it is a
+ * high one: the code point in *v.  Returns the input bytes taken (6 or 12),
+ * or 0 where jansson gives an error.
+ */
+static inline size_t
+string_u_escape(const unsigned char *q, const unsigned char *end, unsigned *v)
+{
+	unsigned lo;
+
+	if (q + 6 > end || hex4_decode((const char *)q + 2, (const char *)end, v) == -1 || *v == 0)
+		return 0; /* \u0000 and bad hex: jansson's errors */
+	if (*v >= 0xDC00 && *v <= 0xDFFF)
 		return 0;
-	}
-	if ((size_t)(q - start) > sizeof r->small)
-		return -1; /* decoded is never longer than encoded */
-	for (q = start; *q != '"';) {
+	if (*v < 0xD800 || *v > 0xDBFF)
+		return 6;
+	if (q + 12 > end || q[6] != '\\' || q[7] != 'u' ||
+	    hex4_decode((const char *)q + 8, (const char *)end, &lo) == -1 || lo < 0xDC00 ||
+	    lo > 0xDFFF)
+		return 0;
+	*v = 0x10000 + ((*v - 0xD800) << 10) + (lo - 0xDC00);
+	return 12;
+}
+
+/*
+ * Decode the string from q (validated by string_scan, short enough for
+ * r->small) up to its closing quote into r->small; its length in *n.
+ * Returns 0 or -1.
+ */
+static inline int
+string_decode(struct rd *r, const unsigned char *q, size_t *n)
+{
+	size_t len = 0, k;
+	unsigned v;
+
+	while (*q != '"') {
 		if (*q != '\\') {
 			r->small[len++] = (char)*q++;
 			continue;
@@ -126,32 +151,45 @@ string(struct rd *r, const char **s, size_t *n)
 			r->small[len++] = '\t';
 			break;
 		case 'u':
-			if (q + 6 > r->end ||
-			    hex4_decode((const char *)q + 2, (const char *)r->end, &v) == -1 ||
-			    v == 0)
-				return -1; /* \u0000 and bad hex: jansson's errors */
-			if (v >= 0xDC00 && v <= 0xDFFF)
+			if ((k = string_u_escape(q, r->end, &v)) == 0)
 				return -1;
-			if (v >= 0xD800 && v <= 0xDBFF) {
-				if (q + 12 > r->end || q[6] != '\\' || q[7] != 'u' ||
-				    hex4_decode((const char *)q + 8, (const char *)r->end, &lo) ==
-				            -1 ||
-				    lo < 0xDC00 || lo > 0xDFFF)
-					return -1;
-				v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
-				q += 6;
-			}
 			/* each \u escape is 6 input bytes for at most 4 output bytes */
 			len += utf8_encode(v, r->small + len);
-			q += 6;
+			q += k;
 			continue;
 		default:
 			return -1;
 		}
 		q += 2;
 	}
-	*s = r->small;
 	*n = len;
+	return 0;
+}
+
+/*
+ * A string at r->p (just past its opening quote).  Sets *s, *n to its
+ * bytes: in the input when it has no escapes, else decoded into r->small
+ * (longer escaped strings give up).  Returns 0 or -1.
+ */
+static int
+string(struct rd *r, const char **s, size_t *n)
+{
+	const unsigned char *start = r->p, *q;
+	int escaped = 0;
+
+	if ((q = string_scan(r, &escaped)) == NULL)
+		return -1;
+	r->p = q + 1;
+	if (!escaped) {
+		*s = (const char *)start;
+		*n = (size_t)(q - start);
+		return 0;
+	}
+	if ((size_t)(q - start) > sizeof r->small)
+		return -1; /* decoded is never longer than encoded */
+	if (string_decode(r, start, n) == -1)
+		return -1;
+	*s = r->small;
 	return 0;
 }
 

@@ -113,139 +113,222 @@ absolute(const char *p)
 	return path_join(cwd, p);
 }
 
+/* The getopt codes of the long options that have no short letter. */
+enum {
+	OPT_MAX_LINE = 1,
+	OPT_MAX_CLIENTS = 2,
+	OPT_MAX_OUTPUT = 3,
+	OPT_STALL_MS = 4,
+	OPT_KILL_GRACE_MS = 5,
+	OPT_ADMIN_GROUP = 6,
+	OPT_NO_SPAWN = 7,
+	OPT_STORE = 8,
+	OPT_HOST_ID = 9,
+	OPT_MAX_OUTPUT_TOTAL = 10,
+	OPT_MAX_REPLY = 11,
+	OPT_MAX_CLIENTS_PER_UID = 12,
+	OPT_ADMIN_SLOTS = 13,
+	OPT_LINE_TIMEOUT_MS = 14,
+	OPT_SYNC = 20,
+	OPT_ALLOW_UNCONFINED = 21,
+	OPT_AGENT_USER = 22,
+};
+
+static const struct option opts[] = {
+        {"state-dir", required_argument, NULL, 's'},
+        {"socket", required_argument, NULL, 'S'},
+        {"db", required_argument, NULL, 'd'},
+        {"group", required_argument, NULL, 'g'},
+        {"admin-group", required_argument, NULL, OPT_ADMIN_GROUP},
+        {"no-spawn", no_argument, NULL, OPT_NO_SPAWN},
+        {"allow-unconfined", no_argument, NULL, OPT_ALLOW_UNCONFINED},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log", required_argument, NULL, 'L'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"max-line", required_argument, NULL, OPT_MAX_LINE},
+        {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"stall-ms", required_argument, NULL, OPT_STALL_MS},
+        {"kill-grace-ms", required_argument, NULL, OPT_KILL_GRACE_MS},
+        {"store", required_argument, NULL, OPT_STORE},
+        {"host-id", required_argument, NULL, OPT_HOST_ID},
+        {"sync", required_argument, NULL, OPT_SYNC},
+        {"max-output-total", required_argument, NULL, OPT_MAX_OUTPUT_TOTAL},
+        {"max-reply", required_argument, NULL, OPT_MAX_REPLY},
+        {"max-clients-per-uid", required_argument, NULL, OPT_MAX_CLIENTS_PER_UID},
+        {"admin-slots", required_argument, NULL, OPT_ADMIN_SLOTS},
+        {"line-timeout-ms", required_argument, NULL, OPT_LINE_TIMEOUT_MS},
+        {"agent-user", required_argument, NULL, OPT_AGENT_USER},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+};
+
+/* The numeric options: their bounds, and the field each sets (of the type it has). */
+enum num_type { NUM_SIZE, NUM_INT, NUM_INT64 };
+
+static const struct num_opt {
+	int code;
+	const char *flag;
+	long long min, max;
+	enum num_type type;
+	void *field;
+} num_opts[] = {
+        {OPT_MAX_LINE, "--max-line", 1024, 1LL << 30, NUM_SIZE, &D.cfg.max_line},
+        {OPT_MAX_CLIENTS, "--max-clients", 1, 1000000, NUM_INT, &D.cfg.max_clients},
+        {OPT_MAX_OUTPUT, "--max-output", 65536, 1LL << 32, NUM_SIZE, &D.cfg.max_output},
+        {OPT_MAX_OUTPUT_TOTAL, "--max-output-total", 1 << 20, 1LL << 40, NUM_SIZE,
+         &D.cfg.max_output_total},
+        {OPT_MAX_REPLY, "--max-reply", 65536, 1LL << 32, NUM_SIZE, &D.cfg.max_reply},
+        {OPT_MAX_CLIENTS_PER_UID, "--max-clients-per-uid", 1, 1000000, NUM_INT,
+         &D.cfg.max_clients_per_uid},
+        {OPT_ADMIN_SLOTS, "--admin-slots", 0, 1000000, NUM_INT, &D.cfg.admin_slots},
+        {OPT_LINE_TIMEOUT_MS, "--line-timeout-ms", 100, 86400000, NUM_INT64,
+         &D.cfg.line_timeout_ms},
+        {OPT_STALL_MS, "--stall-ms", 100, 86400000, NUM_INT64, &D.cfg.stall_ms},
+        {OPT_KILL_GRACE_MS, "--kill-grace-ms", 0, 600000, NUM_INT64, &D.cfg.kill_grace_ms},
+};
+
+/* A numeric option: checked against its bounds and stored; 0 if ch is not one. */
+static int
+set_num_opt(int ch, const char *arg)
+{
+	const struct num_opt *n = NULL;
+	long long v;
+	size_t i;
+
+	for (i = 0; i < sizeof num_opts / sizeof num_opts[0] && n == NULL; i++)
+		if (num_opts[i].code == ch)
+			n = &num_opts[i];
+	if (n == NULL)
+		return 0;
+	v = parse_num(n->flag, arg, n->min, n->max);
+	switch (n->type) {
+	case NUM_SIZE:
+		*(size_t *)n->field = (size_t)v;
+		break;
+	case NUM_INT:
+		*(int *)n->field = (int)v;
+		break;
+	case NUM_INT64:
+		*(int64_t *)n->field = v;
+		break;
+	}
+	if (ch == OPT_ADMIN_SLOTS)
+		D.cfg.admin_slots_set = 1;
+	return 1;
+}
+
+/* The options taken as given: paths, group names, switches; 0 if ch is not one. */
+static int
+set_plain_opt(int ch, const char *arg, int *foreground)
+{
+	struct daemon_config *c = &D.cfg;
+
+	switch (ch) {
+	case 's':
+		c->state_dir = absolute(arg);
+		break;
+	case 'S':
+		c->socket_path = absolute(arg);
+		break;
+	case 'd':
+		c->db_path = absolute(arg);
+		break;
+	case 'L':
+		c->log_path = absolute(arg);
+		break;
+	case 'g':
+		free(c->group);
+		c->group = xstrdup(arg);
+		break;
+	case OPT_ADMIN_GROUP:
+		free(c->admin_group);
+		c->admin_group = xstrdup(arg);
+		break;
+	case OPT_NO_SPAWN:
+		c->spawn_disabled = 1;
+		break;
+	case OPT_ALLOW_UNCONFINED:
+		c->allow_unconfined = 1;
+		break;
+	case 'f':
+		*foreground = 1;
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
+/* --host-id: the name this daemon gives itself in the store; it must fit D.hostname. */
+static void
+set_host_id(const char *arg)
+{
+	if (*arg == '\0' || strlen(arg) >= sizeof D.hostname) {
+		fprintf(stderr, "colibri-daemon: --host-id wants 1 to %zu bytes\n",
+		        sizeof D.hostname - 1);
+		exit(EXIT_USAGE);
+	}
+	snprintf(D.hostname, sizeof D.hostname, "%s", arg);
+}
+
+/* --agent-user: a user that exists. */
+static void
+set_agent_user(const char *arg)
+{
+	if (*arg == '\0' || getpwnam(arg) == NULL) {
+		fprintf(stderr, "colibri-daemon: --agent-user %s: no such user\n", arg);
+		exit(EXIT_USAGE);
+	}
+	free(D.cfg.agent_user);
+	D.cfg.agent_user = xstrdup(arg);
+}
+
+/* The options whose value is checked here (a usage error names it); 0 if ch is not one. */
+static int
+set_checked_opt(int ch, const char *arg, enum log_level *level)
+{
+	switch (ch) {
+	case 'l':
+		if (log_parse_level(arg, level) == -1) {
+			fprintf(stderr, "colibri-daemon: unknown log level %s\n", arg);
+			exit(EXIT_USAGE);
+		}
+		break;
+	case OPT_STORE:
+		free(store_url);
+		store_url = xstrdup(arg);
+		break;
+	case OPT_HOST_ID:
+		set_host_id(arg);
+		break;
+	case OPT_SYNC:
+		if (strcmp(arg, "normal") != 0 && strcmp(arg, "full") != 0) {
+			fprintf(stderr, "colibri-daemon: --sync wants normal or full\n");
+			exit(EXIT_USAGE);
+		}
+		sync_full = strcmp(arg, "full") == 0;
+		break;
+	case OPT_AGENT_USER:
+		set_agent_user(arg);
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
 static void
 parse_args(int argc, char **argv, int *foreground, enum log_level *level)
 {
-	static const struct option opts[] = {
-	        {"state-dir", required_argument, NULL, 's'},
-	        {"socket", required_argument, NULL, 'S'},
-	        {"db", required_argument, NULL, 'd'},
-	        {"group", required_argument, NULL, 'g'},
-	        {"admin-group", required_argument, NULL, 6},
-	        {"no-spawn", no_argument, NULL, 7},
-	        {"allow-unconfined", no_argument, NULL, 21},
-	        {"log-level", required_argument, NULL, 'l'},
-	        {"log", required_argument, NULL, 'L'},
-	        {"foreground", no_argument, NULL, 'f'},
-	        {"max-line", required_argument, NULL, 1},
-	        {"max-clients", required_argument, NULL, 2},
-	        {"max-output", required_argument, NULL, 3},
-	        {"stall-ms", required_argument, NULL, 4},
-	        {"kill-grace-ms", required_argument, NULL, 5},
-	        {"store", required_argument, NULL, 8},
-	        {"host-id", required_argument, NULL, 9},
-	        {"sync", required_argument, NULL, 20},
-	        {"max-output-total", required_argument, NULL, 10},
-	        {"max-reply", required_argument, NULL, 11},
-	        {"max-clients-per-uid", required_argument, NULL, 12},
-	        {"admin-slots", required_argument, NULL, 13},
-	        {"line-timeout-ms", required_argument, NULL, 14},
-	        {"agent-user", required_argument, NULL, 22},
-	        {"version", no_argument, NULL, 'V'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
-	struct daemon_config *c = &D.cfg;
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "fhV", opts, NULL)) != -1) {
+		if (set_num_opt(ch, optarg) || set_plain_opt(ch, optarg, foreground) ||
+		    set_checked_opt(ch, optarg, level))
+			continue;
 		switch (ch) {
-		case 's':
-			c->state_dir = absolute(optarg);
-			break;
-		case 'S':
-			c->socket_path = absolute(optarg);
-			break;
-		case 'd':
-			c->db_path = absolute(optarg);
-			break;
-		case 'g':
-			free(c->group);
-			c->group = xstrdup(optarg);
-			break;
-		case 6:
-			free(c->admin_group);
-			c->admin_group = xstrdup(optarg);
-			break;
-		case 7:
-			c->spawn_disabled = 1;
-			break;
-		case 21:
-			c->allow_unconfined = 1;
-			break;
-		case 'l':
-			if (log_parse_level(optarg, level) == -1) {
-				fprintf(stderr, "colibri-daemon: unknown log level %s\n", optarg);
-				exit(EXIT_USAGE);
-			}
-			break;
-		case 'L':
-			c->log_path = absolute(optarg);
-			break;
-		case 'f':
-			*foreground = 1;
-			break;
-		case 1:
-			c->max_line = (size_t)parse_num("--max-line", optarg, 1024, 1LL << 30);
-			break;
-		case 2:
-			c->max_clients = (int)parse_num("--max-clients", optarg, 1, 1000000);
-			break;
-		case 3:
-			c->max_output = (size_t)parse_num("--max-output", optarg, 65536, 1LL << 32);
-			break;
-		case 10:
-			c->max_output_total =
-			        (size_t)parse_num("--max-output-total", optarg, 1 << 20, 1LL << 40);
-			break;
-		case 11:
-			c->max_reply = (size_t)parse_num("--max-reply", optarg, 65536, 1LL << 32);
-			break;
-		case 12:
-			c->max_clients_per_uid =
-			        (int)parse_num("--max-clients-per-uid", optarg, 1, 1000000);
-			break;
-		case 13:
-			c->admin_slots = (int)parse_num("--admin-slots", optarg, 0, 1000000);
-			c->admin_slots_set = 1;
-			break;
-		case 14:
-			c->line_timeout_ms = parse_num("--line-timeout-ms", optarg, 100, 86400000);
-			break;
-		case 4:
-			c->stall_ms = parse_num("--stall-ms", optarg, 100, 86400000);
-			break;
-		case 5:
-			c->kill_grace_ms = parse_num("--kill-grace-ms", optarg, 0, 600000);
-			break;
-		case 8:
-			free(store_url);
-			store_url = xstrdup(optarg);
-			break;
-		case 9:
-			if (*optarg == '\0' || strlen(optarg) >= sizeof D.hostname) {
-				fprintf(stderr, "colibri-daemon: --host-id wants 1 to %zu bytes\n",
-				        sizeof D.hostname - 1);
-				exit(EXIT_USAGE);
-			}
-			snprintf(D.hostname, sizeof D.hostname, "%s", optarg);
-			break;
-		case 20:
-			if (strcmp(optarg, "normal") != 0 && strcmp(optarg, "full") != 0) {
-				fprintf(stderr, "colibri-daemon: --sync wants normal or full\n");
-				exit(EXIT_USAGE);
-			}
-			sync_full = strcmp(optarg, "full") == 0;
-			break;
-		case 22:
-			if (*optarg == '\0' || getpwnam(optarg) == NULL) {
-				fprintf(stderr, "colibri-daemon: --agent-user %s: no such user\n",
-				        optarg);
-				exit(EXIT_USAGE);
-			}
-			free(c->agent_user);
-			c->agent_user = xstrdup(optarg);
-			break;
 		case 'V':
 			printf("colibri-daemon %s (protocol %d; stores: %s)\n", COLIBRI_VERSION,
 			       COLIBRI_PROTOCOL_VERSION, store_backends_built());
@@ -641,12 +724,52 @@ open_store(void)
 	notify_start();
 }
 
+/*
+ * The directories and the lock, in this order: the state directory, the
+ * database's (SQLite), the lock beside the database, the sessions, and the
+ * vault's if it is there already.
+ */
+static void
+prepare_dirs(void)
+{
+	char *dir, *vault;
+
+	if (D.cfg.state_dir != NULL)
+		ensure_private_dir(D.cfg.state_dir);
+	if (store_url == NULL) {
+		dir = dir_of(D.cfg.db_path);
+		ensure_private_dir(dir);
+		free(dir);
+	}
+	take_lock();
+	ensure_private_dir(D.cfg.sessions_dir);
+	vault = path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA, "vault");
+	check_later_dir(vault);
+	free(vault);
+}
+
+/* Without --foreground: fork into the background, then rewrite the pid in the lock file. */
+static void
+detach(void)
+{
+	char pid[32];
+
+	if (daemon(1, 0) == -1)
+		fatal("daemon");
+	if (lock_fd == -1)
+		return;
+	/* The pid in the lock file changed with the fork. */
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(lock_fd, 0) == -1 || pwrite(lock_fd, pid, strlen(pid), 0) == -1)
+		log_warn("lock file");
+}
+
 int
 main(int argc, char **argv)
 {
 	enum log_level level = LOG_LEVEL_INFO;
 	int foreground = 0;
-	char *cause = NULL, *dir, *vault;
+	char *cause = NULL;
 
 	/* Before anything is opened: nothing inherited reaches a child. */
 	closefrom(3);
@@ -665,27 +788,9 @@ main(int argc, char **argv)
 	if (log_init("colibri-daemon", level, D.cfg.log_path) == -1)
 		fatal("log file %s", D.cfg.log_path);
 	raise_nofile();
-	if (D.cfg.state_dir != NULL)
-		ensure_private_dir(D.cfg.state_dir);
-	if (store_url == NULL) {
-		dir = dir_of(D.cfg.db_path);
-		ensure_private_dir(dir);
-		free(dir);
-	}
-	take_lock();
-	ensure_private_dir(D.cfg.sessions_dir);
-	vault = path_join(D.cfg.state_dir != NULL ? D.cfg.state_dir : PATH_DEFAULT_DATA, "vault");
-	check_later_dir(vault);
-	free(vault);
-	if (!foreground && daemon(1, 0) == -1)
-		fatal("daemon");
-	if (!foreground && lock_fd != -1) {
-		/* The pid in the lock file changed with the fork. */
-		char pid[32];
-		snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-		if (ftruncate(lock_fd, 0) == -1 || pwrite(lock_fd, pid, strlen(pid), 0) == -1)
-			log_warn("lock file");
-	}
+	prepare_dirs();
+	if (!foreground)
+		detach();
 	D.loop = uv_default_loop();
 	open_store();
 	txn_init();

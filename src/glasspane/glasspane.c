@@ -382,6 +382,18 @@ gp_absorb_run(struct glasspane *gp, const struct gp_event *ev)
 }
 
 static void
+gp_absorb_tool(struct glasspane *gp, const struct gp_event *ev)
+{
+	if (ev->kind == GP_EV_TOOL_END) {
+		gp_copy(gp->activity, sizeof(gp->activity), "waiting for the model");
+		return;
+	}
+	if (ev->kind == GP_EV_TOOL_START)
+		gp->tool_calls++;
+	gp_printf(gp->activity, sizeof(gp->activity), "tool %s", ev->name[0] ? ev->name : "?");
+}
+
+static void
 gp_absorb_error(struct glasspane *gp, const struct gp_event *ev)
 {
 	gp->failed = 1;
@@ -417,14 +429,9 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 		gp_absorb_message_end(gp, ev);
 		break;
 	case GP_EV_TOOL_START:
-		gp->tool_calls++;
-		/* FALLTHROUGH */
 	case GP_EV_TOOL_UPDATE:
-		gp_printf(gp->activity, sizeof(gp->activity), "tool %s",
-		          ev->name[0] ? ev->name : "?");
-		break;
 	case GP_EV_TOOL_END:
-		gp_copy(gp->activity, sizeof(gp->activity), "waiting for the model");
+		gp_absorb_tool(gp, ev);
 		break;
 	case GP_EV_RETRY_START:
 	case GP_EV_RETRY_END:

@@ -341,16 +341,10 @@ job_open_pipe(struct job *j, uv_pipe_t *p, int fd, int *open, int read)
 
 /* ---- starting ---- */
 
-int
-job_start(struct job *j, const struct job_spec *s, char **cause)
+/* Clear what the previous run left; take this run's marker and end-of-output wait. */
+static void
+job_reset(struct job *j, const struct job_spec *s)
 {
-	struct proc_spec ps;
-	int fd = -1;
-
-	if (j->handles > 0) {
-		xasprintf(cause, "the previous run of this job is still closing");
-		return -1;
-	}
 	j->running = j->done = j->closing = j->timed_out = j->forced = 0;
 	j->deadline_at = 0;
 	j->exit_code = j->term_signal = 0;
@@ -361,6 +355,38 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 	free(j->marker);
 	j->marker = s->marker != NULL ? xstrdup(s->marker) : NULL;
 	j->eof_wait_ms = s->eof_wait_ms > 0 ? s->eof_wait_ms : JOB_EOF_WAIT_MS;
+}
+
+/* The child runs: its timer (and deadline, if any) and its pipes watched. */
+static void
+job_watch(struct job *j, const struct job_spec *s)
+{
+	j->pid_start = reaper_start_time(j->proc.pid);
+	j->running = 1;
+	uv_timer_init(loop, &j->timer);
+	j->timer.data = j;
+	j->timer_open = 1;
+	j->handles++;
+	if (s->deadline_ms > 0) {
+		j->deadline_at = (int64_t)uv_now(loop) + s->deadline_ms;
+		uv_timer_start(&j->timer, job_on_timer, (uint64_t)s->deadline_ms, 0);
+	}
+	job_open_pipe(j, &j->out, j->proc.out_fd, &j->out_open, 1);
+	job_open_pipe(j, &j->err, j->proc.err_fd, &j->err_open, 1);
+	job_open_pipe(j, &j->in, j->proc.in_fd, &j->in_open, 0);
+}
+
+int
+job_start(struct job *j, const struct job_spec *s, char **cause)
+{
+	struct proc_spec ps;
+	int fd = -1;
+
+	if (j->handles > 0) {
+		xasprintf(cause, "the previous run of this job is still closing");
+		return -1;
+	}
+	job_reset(j, s);
 	if (s->tree != NULL && tree_name_valid(s->tree)) {
 		snprintf(j->tree, sizeof j->tree, "%s", s->tree);
 		job_pending_drop(s->tree);
@@ -392,19 +418,7 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 	if (fd != -1)
 		close(fd);
 	j->in_tree = fd != -1;
-	j->pid_start = reaper_start_time(j->proc.pid);
-	j->running = 1;
-	uv_timer_init(loop, &j->timer);
-	j->timer.data = j;
-	j->timer_open = 1;
-	j->handles++;
-	if (s->deadline_ms > 0) {
-		j->deadline_at = (int64_t)uv_now(loop) + s->deadline_ms;
-		uv_timer_start(&j->timer, job_on_timer, (uint64_t)s->deadline_ms, 0);
-	}
-	job_open_pipe(j, &j->out, j->proc.out_fd, &j->out_open, 1);
-	job_open_pipe(j, &j->err, j->proc.err_fd, &j->err_open, 1);
-	job_open_pipe(j, &j->in, j->proc.in_fd, &j->in_open, 0);
+	job_watch(j, s);
 	return 0;
 }
 

@@ -206,20 +206,59 @@ mcp_number(const char *s, const char *opt, long min, long max)
 	return v;
 }
 
+static const struct option mcp_opts[] = {{"socket", required_argument, NULL, 's'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"timeout", required_argument, NULL, 't'},
+                                         {"settle", required_argument, NULL, 'S'},
+                                         {"max-line", required_argument, NULL, 'm'},
+                                         {"list-size", no_argument, NULL, 'L'},
+                                         {"allow-spawn", no_argument, NULL, 'A'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+
+/* An option that sets a field of a (a bad value is a usage error); 0 if ch is not one. */
+static int
+mcp_set_opt(struct mcp_args *a, int ch, const char *arg)
+{
+	switch (ch) {
+	case 's':
+		a->socket = arg;
+		break;
+	case 'c':
+		a->config = arg;
+		break;
+	case 'l':
+		if (log_parse_level(arg, &a->level) == -1) {
+			fprintf(stderr, "colibri-mcp: log level: error, warn, info or debug\n");
+			exit(EXIT_USAGE);
+		}
+		break;
+	case 't':
+		a->timeout_ms = (int)mcp_number(arg, "--timeout", 1, 3600000);
+		break;
+	case 'S':
+		a->settle_ms = (int)mcp_number(arg, "--settle", 0, 600000);
+		break;
+	case 'm':
+		a->max_line = (size_t)mcp_number(arg, "--max-line", 1024, 1L << 30);
+		break;
+	case 'L':
+		a->list_size = 1;
+		break;
+	case 'A':
+		a->allow_spawn = 1;
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
 static void
 mcp_parse_args(int argc, char **argv, struct mcp_args *a)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-	                                     {"config", required_argument, NULL, 'c'},
-	                                     {"log-level", required_argument, NULL, 'l'},
-	                                     {"timeout", required_argument, NULL, 't'},
-	                                     {"settle", required_argument, NULL, 'S'},
-	                                     {"max-line", required_argument, NULL, 'm'},
-	                                     {"list-size", no_argument, NULL, 'L'},
-	                                     {"allow-spawn", no_argument, NULL, 'A'},
-	                                     {"version", no_argument, NULL, 'V'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
 	int ch;
 
 	memset(a, 0, sizeof *a);
@@ -227,36 +266,10 @@ mcp_parse_args(int argc, char **argv, struct mcp_args *a)
 	a->timeout_ms = MCP_TIMEOUT_DEFAULT_MS;
 	a->settle_ms = MCP_SETTLE_DEFAULT_MS;
 	a->max_line = RPC_MAX_LINE_DEFAULT;
-	while ((ch = getopt_long(argc, argv, "s:c:l:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:c:l:h", mcp_opts, NULL)) != -1) {
+		if (mcp_set_opt(a, ch, optarg))
+			continue;
 		switch (ch) {
-		case 's':
-			a->socket = optarg;
-			break;
-		case 'c':
-			a->config = optarg;
-			break;
-		case 'l':
-			if (log_parse_level(optarg, &a->level) == -1) {
-				fprintf(stderr,
-				        "colibri-mcp: log level: error, warn, info or debug\n");
-				exit(EXIT_USAGE);
-			}
-			break;
-		case 't':
-			a->timeout_ms = (int)mcp_number(optarg, "--timeout", 1, 3600000);
-			break;
-		case 'S':
-			a->settle_ms = (int)mcp_number(optarg, "--settle", 0, 600000);
-			break;
-		case 'm':
-			a->max_line = (size_t)mcp_number(optarg, "--max-line", 1024, 1L << 30);
-			break;
-		case 'L':
-			a->list_size = 1;
-			break;
-		case 'A':
-			a->allow_spawn = 1;
-			break;
 		case 'V':
 			printf("colibri-mcp %s\n", COLIBRI_VERSION);
 			exit(0);

@@ -112,30 +112,59 @@ smoke_number(const char *s)
 	return v;
 }
 
+static const struct option smoke_longopts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"id", required_argument, NULL, 'i'},
+        {"name", required_argument, NULL, 'n'},
+        {"lease-ms", required_argument, NULL, 'l'},
+        {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"idle-exit-ms", required_argument, NULL, 'x'},
+        {"poll-ms", required_argument, NULL, 'p'},
+        {"work-ms", required_argument, NULL, 'w'},
+        {"steps", required_argument, NULL, 'S'},
+        {"max-tasks", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+};
+
+/* The field a numeric option sets, or NULL when ch is not a numeric option. */
+static long long *
+smoke_num_field(struct smoke_opts *o, int ch)
+{
+	switch (ch) {
+	case 'l':
+		return &o->lease_ms;
+	case 'b':
+		return &o->heartbeat_ms;
+	case 'x':
+		return &o->idle_exit_ms;
+	case 'p':
+		return &o->poll_ms;
+	case 'w':
+		return &o->work_ms;
+	case 'S':
+		return &o->steps;
+	case 'm':
+		return &o->max_tasks;
+	default:
+		return NULL;
+	}
+}
+
 static int
 smoke_parse(struct smoke_opts *o, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	        {"socket", required_argument, NULL, 's'},
-	        {"id", required_argument, NULL, 'i'},
-	        {"name", required_argument, NULL, 'n'},
-	        {"lease-ms", required_argument, NULL, 'l'},
-	        {"heartbeat-ms", required_argument, NULL, 'b'},
-	        {"idle-exit-ms", required_argument, NULL, 'x'},
-	        {"poll-ms", required_argument, NULL, 'p'},
-	        {"work-ms", required_argument, NULL, 'w'},
-	        {"steps", required_argument, NULL, 'S'},
-	        {"max-tasks", required_argument, NULL, 'm'},
-	        {"log-level", required_argument, NULL, 'L'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
 	enum log_level level = LOG_LEVEL_INFO;
 	long long *num;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		num = NULL;
+	while ((ch = getopt_long(argc, argv, "h", smoke_longopts, NULL)) != -1) {
+		if ((num = smoke_num_field(o, ch)) != NULL) {
+			if ((*num = smoke_number(optarg)) < 0)
+				return -1;
+			continue;
+		}
 		switch (ch) {
 		case 's':
 			o->socket = optarg;
@@ -145,27 +174,6 @@ smoke_parse(struct smoke_opts *o, int argc, char **argv)
 			break;
 		case 'n':
 			o->name = optarg;
-			break;
-		case 'l':
-			num = &o->lease_ms;
-			break;
-		case 'b':
-			num = &o->heartbeat_ms;
-			break;
-		case 'x':
-			num = &o->idle_exit_ms;
-			break;
-		case 'p':
-			num = &o->poll_ms;
-			break;
-		case 'w':
-			num = &o->work_ms;
-			break;
-		case 'S':
-			num = &o->steps;
-			break;
-		case 'm':
-			num = &o->max_tasks;
 			break;
 		case 'L':
 			if (log_parse_level(optarg, &level) == -1)
@@ -177,8 +185,6 @@ smoke_parse(struct smoke_opts *o, int argc, char **argv)
 		default:
 			return -1;
 		}
-		if (num != NULL && (*num = smoke_number(optarg)) < 0)
-			return -1;
 	}
 	if (optind != argc || o->lease_ms < 1000 || o->steps < 1)
 		return -1;
