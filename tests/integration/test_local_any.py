@@ -97,7 +97,7 @@ def test_python_plain_program_is_working_then_done_with_its_lines(sup, tmp_path)
     while len(session_lines(sup, a["id"])) < 3:
         assert time.time() < deadline, session_lines(sup, a["id"])
         time.sleep(0.05)
-    time.sleep(0.6)
+    time.sleep(1.5)  # past stall_ms and at least one of the daemon's once-a-second ticks
     st = status(sup, a["id"])
     assert (st["state"], st["reason"], st["live"]) == ("working", "process started", True), st
     assert st["activity"] == "running" and st["last_event_ms"] == 0
