@@ -17,6 +17,12 @@
  *     agent_start ... agent_end; auto_retry_end {success} closes the series.
  *     So in JSON mode a failed run is judged at exit, and in RPC mode (where
  *     there is no exit between prompts) GLASSPANE_SETTLE_MS after agent_end.
+ *
+ * A `local` program may be any program.  In JSON mode it is supervised by its
+ * process: the process start (IN_START) puts it in working, its exit judges
+ * it, and its lines count only when they are pi events.  For the same reason
+ * the stall clock starts at the first event: silence from a program that
+ * speaks no events is not a stall.
  */
 #include <signal.h>
 #include <stdarg.h>
