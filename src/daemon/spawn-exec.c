@@ -224,6 +224,38 @@ env_overridden(const json_t *env, const char *e)
 	return over;
 }
 
+/*
+ * A local program's word from the spawn, set into env: COLIBRI_MODE=rpc for an
+ * RPC-mode spawn (absent: json, one run), COLIBRI_PROMPT when the spawn has a
+ * prompt.  pi and zot get theirs as flags (exec_args).  The caller's env
+ * cannot name COLIBRI_*, so these are the daemon's word.
+ */
+static void
+exec_local_env(struct agent *a, json_t *env)
+{
+	if (strcmp(a->spec.provider, "local") != 0)
+		return;
+	if (a->spec.mode == GLASSPANE_MODE_RPC)
+		json_object_set_new(env, "COLIBRI_MODE", json_string("rpc"));
+	if (a->spec.prompt != NULL)
+		json_object_set_new(env, "COLIBRI_PROMPT", json_string(a->spec.prompt));
+}
+
+/* The same appended to an unconfined run's envp[n...]; returns the new n (not terminated). */
+static size_t
+exec_local_envp(struct agent *a, char ***envp, size_t n)
+{
+	json_t *env = json_object(), *v;
+	const char *key;
+
+	exec_local_env(a, env);
+	*envp = xreallocarray(*envp, n + json_object_size(env) + 1, sizeof **envp);
+	json_object_foreach(env, key, v)
+	        xasprintf(&(*envp)[n++], "%s=%s", key, json_string_value(v));
+	json_decref(env);
+	return n;
+}
+
 /* An unconfined agent's environment: the daemon's (secrets scrubbed), the caller's, and ours. */
 static char **
 exec_envp(struct agent *a)
@@ -248,6 +280,7 @@ exec_envp(struct agent *a)
 	xasprintf(&envp[n++], "COLIBRI_AGENT_ID=%s", a->id);
 	xasprintf(&envp[n++], "COLIBRI_SESSION_ID=%s", a->session_id);
 	xasprintf(&envp[n++], "COLIBRI_SOCKET=%s", D.cfg.socket_path);
+	n = exec_local_envp(a, &envp, n);
 	envp[n] = NULL;
 	return envp;
 }
@@ -274,7 +307,13 @@ strv_free(char **v)
 	free(v);
 }
 
-/* The agent's argv after argv[0]: provider flags, the caller's args, the prompt. */
+/*
+ * The agent's argv after argv[0].  The provider's flags belong to the
+ * provider: pi gets `--mode json|rpc`, the caller's args and `-p PROMPT`;
+ * zot `--json` (or `rpc`), the args and the prompt.  A local program runs
+ * with exactly the caller's args: its prompt and mode reach it as
+ * COLIBRI_PROMPT and COLIBRI_MODE (exec_local_env), never in argv.
+ */
 static char **
 exec_args(struct agent *a)
 {
@@ -282,15 +321,16 @@ exec_args(struct agent *a)
 	size_t n = 0, i;
 	json_t *x;
 	int zot = strcmp(a->spec.provider, "zot") == 0, rpc = a->spec.mode == GLASSPANE_MODE_RPC;
+	int local = strcmp(a->spec.provider, "local") == 0;
 
 	if (zot)
 		v[n++] = xstrdup(rpc ? "rpc" : "--json");
-	else {
+	else if (!local) {
 		v[n++] = xstrdup("--mode");
 		v[n++] = xstrdup(rpc ? "rpc" : "json");
 	}
 	json_array_foreach(a->spec.args, i, x) v[n++] = xstrdup(json_string_value(x));
-	if (a->spec.prompt != NULL && !rpc) {
+	if (a->spec.prompt != NULL && !rpc && !local) {
 		if (!zot)
 			v[n++] = xstrdup("-p");
 		v[n++] = xstrdup(a->spec.prompt);
@@ -321,6 +361,7 @@ exec_confine(struct agent *a, char **args, struct job_spec *ps, struct proc_cred
 
 	json_object_set_new(env, "COLIBRI_AGENT_ID", json_string(a->id));
 	json_object_set_new(env, "COLIBRI_SESSION_ID", json_string(a->session_id));
+	exec_local_env(a, env);
 	a->confine = confine_prepare(&spawner_confine, &a->spec.jail, a->id, a->spec.binary,
 	                             (const char *const *)args, env, a->spec.cwd, &vcause);
 	json_decref(env);

@@ -124,6 +124,8 @@ act_start(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 		glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
 	else
 		agent_transition(a, glasspane_restart(&a->gp, now_ms(), &t), &t);
+	/* A plain local program is working from here to its exit. */
+	agent_transition(a, glasspane_start(&a->gp, now_ms(), &t), &t);
 	return (int)r->to;
 }
 

@@ -17,6 +17,12 @@
  *     agent_start ... agent_end; auto_retry_end {success} closes the series.
  *     So in JSON mode a failed run is judged at exit, and in RPC mode (where
  *     there is no exit between prompts) GLASSPANE_SETTLE_MS after agent_end.
+ *
+ * A `local` program may be any program.  In JSON mode it is supervised by its
+ * process: the process start (IN_START) puts it in working, its exit judges
+ * it, and its lines count only when they are pi events.  For the same reason
+ * the stall clock starts at the first event: silence from a program that
+ * speaks no events is not a stall.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -42,6 +48,7 @@ enum gp_input {
 	IN_EXIT_FAIL,
 	IN_SIGNAL,
 	IN_FAULT,
+	IN_START,
 	GP_NINPUTS
 };
 
@@ -107,6 +114,7 @@ act_resume(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *
 {
 	if (gp->block_kind == BLOCK_RETRY)
 		return GP_KEEP;
+	gp_copy(gp->activity, sizeof(gp->activity), "running");
 	return act_go(gp, cx, r);
 }
 
@@ -217,6 +225,20 @@ act_signal(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *
 	return GLASSPANE_ERROR;
 }
 
+/*
+ * The process started.  A local program in JSON mode is supervised by its
+ * process: working from now until its exit, whatever it prints.  pi and zot
+ * wait for their run's first event, an RPC agent for a prompt.
+ */
+static int
+act_process_start(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+{
+	if (gp->harness != GLASSPANE_HARNESS_LOCAL || gp->mode != GLASSPANE_MODE_JSON)
+		return GP_KEEP;
+	gp_copy(gp->activity, sizeof(gp->activity), "running");
+	return act_go(gp, cx, r);
+}
+
 /* A fault the glasspane cannot see (the spawner's): error from any state with the fault's reason.
  */
 static int
@@ -242,7 +264,9 @@ act_fault(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r
 
 /* gp_table[state][input]; empty cells keep the state.  done is final but for a fault. */
 static const struct gp_rule gp_table[GLASSPANE_NSTATES][GP_NINPUTS] = {
-        [GLASSPANE_IDLE] = {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS, FAULT},
+        [GLASSPANE_IDLE] =
+                {RUN_START, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, EXITS,
+                 FAULT, [IN_START] = {act_process_start, GLASSPANE_WORKING, "process started"}},
         [GLASSPANE_WORKING] = {RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED, SETTLE, EXITS,
                                FAULT, [IN_STALL] = {act_stall, GLASSPANE_BLOCKED, NULL}},
         [GLASSPANE_BLOCKED] = {RUN_START, RUN_END, RETRY_WAIT, RETRY_FAIL, UI_WAIT, RUN_FAILED,
@@ -518,6 +542,16 @@ glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_m
 }
 
 int
+glasspane_start(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
+{
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, NULL};
+
+	if (gp->exited)
+		return 0;
+	return gp_step(gp, IN_START, "start", &cx, out);
+}
+
+int
 glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
 {
 	struct gp_ctx cx = {NULL, now_ms, 0, 0, NULL};
@@ -534,7 +568,8 @@ glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition
 		          (long long)((now_ms - gp->last_event_ms) / 1000));
 		return 0;
 	}
-	if (gp->state == GLASSPANE_WORKING && gp->stall_ms > 0 &&
+	/* A program that has spoken no event yet (a plain local one) is judged by its process. */
+	if (gp->state == GLASSPANE_WORKING && gp->stall_ms > 0 && gp->last_event_ms != 0 &&
 	    now_ms - gp->last_event_ms >= gp->stall_ms)
 		return gp_step(gp, IN_STALL, "stall", &cx, out);
 	return 0;

@@ -4,6 +4,7 @@
  * The spawner owns one struct glasspane per agent process and drives it:
  *
  *   glasspane_init()  when the process is spawned (state idle);
+ *   glasspane_start() once the process runs (a local program goes working);
  *   glasspane_feed()  for every complete stdout line (without the newline);
  *   glasspane_tick()  from a timer, about once a second, to notice stalls;
  *   glasspane_exit()  once, after the process was reaped AND its stdout
@@ -14,13 +15,17 @@
  * publishes the transition (agent.state event).  out->reason points into the
  * struct glasspane and stays valid until the next call on it; out->cause is
  * the stream's event type ("agent_end", "auto_retry_start", ...) or one of
- * "exit", "signal", "stall", "settle".
+ * "start", "exit", "signal", "stall", "settle".
  *
  * States (DESIGN.md "Glasspane"):
  *   idle     spawned, no run yet; or an RPC agent between prompts
- *   working  inside a run
+ *   working  inside a run; a local program in JSON mode from its start to its
+ *            exit (its lines that are pi events are decoded, anything else
+ *            is only counted in ignored_lines)
  *   blocked  waiting: an auto-retry delay, an extension UI dialog, or no event
- *            for stall_ms while working (the next event returns it to working)
+ *            for stall_ms while working (the next event returns it to working);
+ *            the stall clock starts at the first event, so a plain program
+ *            that speaks no events never stalls
  *   done     the run ended without error and the process exited with 0
  *   error    final stopReason error/aborted without a successful retry (the
  *            errorMessage is the reason, even though pi exits 0), a non-zero
@@ -53,7 +58,8 @@ enum glasspane_state {
 enum glasspane_harness {
 	GLASSPANE_HARNESS_PI,
 	GLASSPANE_HARNESS_ZOT,
-	GLASSPANE_HARNESS_LOCAL, /* a local binary speaking pi's dialect (colibri-test-agent) */
+	GLASSPANE_HARNESS_LOCAL, /* any local program: pi's dialect when it speaks one, else plain
+	                          */
 };
 
 enum glasspane_mode {
@@ -124,6 +130,14 @@ int glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t n
 /* Feed an already decoded event (the same contract as glasspane_feed). */
 int glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t now_ms,
                          struct glasspane_transition *out);
+
+/*
+ * The process runs (after init or restart).  A local program in JSON mode
+ * goes idle -> working, reason "process started", cause "start"; pi, zot and
+ * RPC agents stay idle until their first run event.  Returns 1 with *out
+ * filled on a transition.
+ */
+int glasspane_start(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
 
 /* Let time pass: stall detection, RPC settle, and the "stalled Ns" activity. */
 int glasspane_tick(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);

@@ -9,6 +9,12 @@
  * can also replay a capture and end with a chosen exit code or signal.  With
  * --mode rpc it reads pi's RPC commands on stdin (prompt, abort, get_state).
  *
+ * Given no flags it speaks pi's JSON events, one run.  The `local` provider
+ * runs it with exactly the spawn's args, so the spawn's mode and prompt come
+ * from the environment the daemon sets: $COLIBRI_MODE (json or rpc) unless
+ * --mode is given, and $COLIBRI_PROMPT unless -p is; the prompt defaults to
+ * "Say hello".
+ *
  * It is the `local` provider's default binary and the daemon's test double:
  * everything the glasspane and the spawner must survive, on demand, without
  * a model or a network.  stdout is flushed after every line.
@@ -45,6 +51,7 @@ struct ta_opts {
 	long flood_bytes;
 	int then_hang;
 	int grandchild_close;
+	int mode_given; /* --mode was on the command line */
 };
 
 /* One agent session: the conversation so far and the RPC input state. */
@@ -781,6 +788,17 @@ ta_number(const char *s)
 	return v;
 }
 
+/* json or rpc: 0, and o->rpc set; -1 for anything else. */
+static int
+ta_mode(struct ta_opts *o, const char *val)
+{
+	if (strcmp(val, "json") != 0 && strcmp(val, "rpc") != 0)
+		return -1;
+	o->rpc = strcmp(val, "rpc") == 0;
+	o->mode_given = 1;
+	return 0;
+}
+
 /* Options that take a value; returns 1 when argv[*i] was one. */
 static int
 ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
@@ -791,9 +809,8 @@ ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
 		o->prompt = val;
 	else if (strcmp(opt, "--replay") == 0)
 		o->replay = val;
-	else if (strcmp(opt, "--mode") == 0 &&
-	         (strcmp(val, "json") == 0 || strcmp(val, "rpc") == 0))
-		o->rpc = strcmp(val, "rpc") == 0;
+	else if (strcmp(opt, "--mode") == 0 && ta_mode(o, val) == 0)
+		;
 	else if (strcmp(opt, "--harness") == 0 &&
 	         (strcmp(val, "pi") == 0 || strcmp(val, "zot") == 0))
 		o->zot = strcmp(val, "zot") == 0;
@@ -818,6 +835,7 @@ ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
 static void
 ta_parse(struct ta_opts *o, int argc, char **argv)
 {
+	const char *mode;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -838,6 +856,16 @@ ta_parse(struct ta_opts *o, int argc, char **argv)
 		o->scenario = getenv("COLIBRI_TEST_AGENT_SCENARIO");
 	if (o->scenario == NULL || o->scenario[0] == '\0')
 		o->scenario = "text";
+	/* The daemon runs a local program with exactly its args and says the rest in env. */
+	if (o->prompt == NULL)
+		o->prompt = getenv("COLIBRI_PROMPT");
+	if (o->prompt == NULL)
+		o->prompt = "Say hello";
+	if (!o->mode_given && (mode = getenv("COLIBRI_MODE")) != NULL && ta_mode(o, mode) == -1) {
+		fprintf(stderr, "colibri-test-agent: COLIBRI_MODE must be json or rpc, not %s\n",
+		        mode);
+		exit(2);
+	}
 	if (o->delay_ms < 0)
 		o->delay_ms = 0;
 }
@@ -848,8 +876,7 @@ main(int argc, char **argv)
 	struct ta_opts o = {.exit_code = -1,
 	                    .delay_ms = -1,
 	                    .retry_delay_ms = 2000,
-	                    .flood_bytes = TA_FLOOD_DEFAULT,
-	                    .prompt = "Say hello"};
+	                    .flood_bytes = TA_FLOOD_DEFAULT};
 	struct ta_agent a;
 	int rc;
 

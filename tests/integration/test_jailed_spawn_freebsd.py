@@ -102,7 +102,8 @@ def check_payload(call, aid, cwd):
     launch = stage["launch.sh"]["content"]
     assert ". \"${0%/*}/env.sh\"" in launch
     assert "cd '%s' ||" % cwd in launch
-    assert "'%s' '--mode' 'json' '--scenario' 'crash'\n" % agent_bin() in launch
+    # local runs exactly binary + args: no provider flags (issue 17).
+    assert "'%s' '--scenario' 'crash'\n" % agent_bin() in launch
 
 
 JAILS = [

@@ -55,11 +55,13 @@ def test_replay_capture(sup, name):
         assert st["exit_code"] == 0, st  # http400: pi exits 0 and still failed
     # The session log is the replayed capture, line for line.
     assert session_lines(sup, a["id"]) == fixture_lines(name)
-    # agent.state events: first the run starts, last the final state with its cause.
+    # agent.state events: first the run starts (a local program in JSON mode works from its
+    # process start; in RPC mode from the prompt's agent_start), last the final state.
     last = w.wait_final(a["id"])
     assert (last["data"]["to"], last["data"]["reason"], last["data"]["cause"]) == (state, reason, cause)
     trans = w.states(a["id"])
-    assert trans[0][:2] == ("idle", "working") and trans[0][3] == "agent_start", trans
+    first = ("process started", "start") if mode == "json" else ("run started", "agent_start")
+    assert trans[0] == ("idle", "working") + first, trans
     for frm, to, why, c in trans:
         assert why and c, trans
     if name == "rpc-text":

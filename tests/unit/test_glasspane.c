@@ -771,6 +771,89 @@ test_restart(void **state)
 	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
 }
 
+static int
+proc_start(struct replay *r)
+{
+	struct glasspane_transition t;
+	int c;
+
+	r->now += 10;
+	c = glasspane_start(&r->gp, r->now, &t);
+	record(r, c, &t);
+	return c;
+}
+
+/*
+ * A local program in JSON mode is supervised by its process: working from its
+ * start, lines that are no events change nothing (and never stall it), done
+ * on exit 0, error with the status otherwise.  Its pi events still count.
+ */
+static void
+test_local_plain(void **state)
+{
+	struct replay r;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_JSON, 200);
+	assert_int_equal(proc_start(&r), 1);
+	assert_int_equal(r.tr[0].from, GLASSPANE_IDLE);
+	assert_int_equal(r.tr[0].to, GLASSPANE_WORKING);
+	assert_string_equal(r.reasons[0], "process started");
+	assert_string_equal(r.causes[0], "start");
+	assert_string_equal(r.gp.activity, "running");
+	assert_int_equal(proc_start(&r), 0);
+	assert_int_equal(feed(&r, "hello"), 0);
+	assert_int_equal(feed(&r, "{\"type\":\"not-an-event\"}"), 0);
+	assert_int_equal(r.gp.ignored_lines, 2);
+	/* Silence is not a stall for a program that spoke no event. */
+	assert_int_equal(tick(&r, r.now + 60000), 0);
+	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
+	assert_int_equal(do_exit(&r, 0, 0), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_DONE);
+	assert_string_equal(r.gp.reason, "exited cleanly");
+	assert_int_equal(r.ntr, 2);
+
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_JSON, 0);
+	proc_start(&r);
+	feed(&r, "not json");
+	assert_int_equal(do_exit(&r, 3, 0), 1);
+	assert_int_equal(r.tr[1].from, GLASSPANE_WORKING);
+	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
+	assert_string_equal(r.gp.reason, "exited with status 3");
+
+	/* Events are decoded: a run start changes nothing more, the stall clock starts. */
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_JSON, 200);
+	proc_start(&r);
+	assert_int_equal(feed(&r, "{\"type\":\"agent_start\"}"), 0);
+	assert_int_equal(r.gp.events, 1);
+	assert_int_equal(tick(&r, r.now + 300), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_BLOCKED);
+	assert_string_equal(r.causes[1], "stall");
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_JSON, 0);
+	proc_start(&r);
+	feed(&r, "{\"type\":\"agent_start\"}");
+	assert_int_equal(do_exit(&r, 0, 0), 1);
+	assert_string_equal(r.gp.reason, "exited with status 0 before the run ended");
+
+	/* pi, zot and RPC agents wait for their first event. */
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(proc_start(&r), 0);
+	assert_string_equal(r.gp.activity, "starting");
+	start(&r, GLASSPANE_HARNESS_ZOT, GLASSPANE_MODE_JSON, 0);
+	assert_int_equal(proc_start(&r), 0);
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_RPC, 0);
+	assert_int_equal(proc_start(&r), 0);
+	assert_int_equal(r.gp.state, GLASSPANE_IDLE);
+	/* After a restart the new process starts working again; after an exit nothing. */
+	start(&r, GLASSPANE_HARNESS_LOCAL, GLASSPANE_MODE_JSON, 0);
+	proc_start(&r);
+	do_exit(&r, 1, 0);
+	assert_int_equal(proc_start(&r), 0);
+	assert_int_equal(glasspane_restart(&r.gp, r.now, NULL), 1);
+	assert_int_equal(proc_start(&r), 1);
+	assert_int_equal(r.gp.state, GLASSPANE_WORKING);
+}
+
 static void
 test_snapshot_json(void **state)
 {
@@ -840,6 +923,7 @@ main(void)
 	        cmocka_unit_test(test_exits),
 	        cmocka_unit_test(test_fault),
 	        cmocka_unit_test(test_restart),
+	        cmocka_unit_test(test_local_plain),
 	        cmocka_unit_test(test_snapshot_json),
 	        cmocka_unit_test(test_parsers),
 	};
