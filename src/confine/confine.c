@@ -7,11 +7,15 @@
 #include "confine/confine.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 const char *
@@ -230,12 +234,167 @@ confine_agent_identity(const struct confine_opts *o, const struct jail_config *c
 	return confine_check_agent_reach(cfg, sp, binary, name, cause);
 }
 
+/* What the agent's program needs on the host, to bind read-only (bubblewrap). */
+struct confine_prog {
+	char **dirs; /* NULL-terminated */
+	size_t n;
+	char *path_first; /* the interpreter's directory as PATH finds it, or NULL */
+};
+
+static void
+confine_prog_add_dir_of(struct confine_prog *pr, const char *file)
+{
+	char *d = xstrdup(file), *slash = strrchr(d, '/');
+
+	if (slash == NULL || slash == d) {
+		free(d);
+		return;
+	}
+	*slash = '\0';
+	pr->dirs = xreallocarray(pr->dirs, pr->n + 2, sizeof *pr->dirs);
+	pr->dirs[pr->n++] = d;
+	pr->dirs[pr->n] = NULL;
+}
+
+static void
+confine_prog_clear(struct confine_prog *pr)
+{
+	size_t i;
+
+	for (i = 0; i < pr->n; i++)
+		free(pr->dirs[i]);
+	free(pr->dirs);
+	free(pr->path_first);
+	memset(pr, 0, sizeof *pr);
+}
+
+/*
+ * Every hop of path's symlink chain (the link's directory must exist inside
+ * for the kernel to follow it) and the canonical file.  Returns the
+ * canonical path (caller frees) or NULL.
+ */
+static char *
+confine_prog_chain(struct confine_prog *pr, const char *path)
+{
+	char target[PATH_MAX], *cur = xstrdup(path), *next, *slash;
+	ssize_t len;
+	int hops;
+
+	for (hops = 0; hops < 40; hops++) {
+		confine_prog_add_dir_of(pr, cur);
+		if ((len = readlink(cur, target, sizeof target - 1)) <= 0)
+			break;
+		target[len] = '\0';
+		if (target[0] == '/')
+			next = xstrdup(target);
+		else {
+			slash = strrchr(cur, '/');
+			xasprintf(&next, "%.*s/%s", (int)(slash - cur), cur, target);
+		}
+		free(cur);
+		cur = next;
+	}
+	free(cur);
+	if ((next = realpath(path, NULL)) != NULL)
+		confine_prog_add_dir_of(pr, next);
+	return next;
+}
+
+/* The nearest directory above canonical file holding package.json, widened to node_modules. */
+static void
+confine_prog_package(struct confine_prog *pr, const char *file)
+{
+	char *d = xstrdup(file), *slash, *pj, *top;
+	int found = 0;
+
+	while (!found && (slash = strrchr(d, '/')) != NULL && slash != d) {
+		*slash = '\0';
+		pj = path_join(d, "package.json");
+		found = access(pj, F_OK) == 0;
+		free(pj);
+	}
+	if (found) {
+		top = bwrap_node_modules_top(d);
+		pj = path_join(top != NULL ? top : d, "x");
+		confine_prog_add_dir_of(pr, pj);
+		free(pj);
+		free(top);
+	}
+	free(d);
+}
+
+/* NAME looked up on the daemon's PATH, as env would inside; NULL when not found. */
+static char *
+confine_prog_which(const char *name)
+{
+	const char *path = getenv("PATH"), *p, *colon;
+	char *cand;
+
+	for (p = path; p != NULL && *p != '\0'; p = colon != NULL ? colon + 1 : NULL) {
+		colon = strchr(p, ':');
+		xasprintf(&cand, "%.*s/%s", colon != NULL ? (int)(colon - p) : (int)strlen(p), p,
+		          name);
+		if (cand[0] == '/' && access(cand, X_OK) == 0)
+			return cand;
+		free(cand);
+	}
+	return NULL;
+}
+
+/* The interpreter of the script canonical file (its #! line), its chain and its directory. */
+static void
+confine_prog_interp(struct confine_prog *pr, const char *file)
+{
+	char head[256], *name, *found, *canon, *slash;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return;
+	n = read(fd, head, sizeof head);
+	close(fd);
+	if (n <= 0 || (name = bwrap_shebang_interp(head, (size_t)n)) == NULL)
+		return;
+	found = name[0] == '/' ? xstrdup(name) : confine_prog_which(name);
+	if (found != NULL) {
+		if (name[0] != '/' && (slash = strrchr(found, '/')) != NULL)
+			pr->path_first = xstrndup(found, (size_t)(slash - found));
+		canon = confine_prog_chain(pr, found);
+		if (canon != NULL)
+			confine_prog_package(pr, canon);
+		free(canon);
+	}
+	free(found);
+	free(name);
+}
+
+/*
+ * Resolve what an absolute binary needs to run inside bubblewrap: npm's
+ * node_modules/.bin/x is a symlink into its package, which needs the
+ * package's dependencies and an interpreter (node) found through `#!`.
+ */
+static void
+confine_prog_resolve(struct confine_prog *pr, const char *binary)
+{
+	char *canon;
+
+	memset(pr, 0, sizeof *pr);
+	if (binary == NULL || binary[0] != '/')
+		return;
+	if ((canon = confine_prog_chain(pr, binary)) == NULL)
+		return;
+	confine_prog_package(pr, canon);
+	confine_prog_interp(pr, canon);
+	free(canon);
+}
+
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
 static struct confine_cmd *
 confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
                    const struct stage *st, const char *agent_binary, char **cause)
 {
 	struct bwrap_spec spec;
+	struct confine_prog prog;
 	struct confine_cmd *c;
 	const char *args[2] = {NULL, NULL};
 	char *launch;
@@ -256,6 +415,9 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.root = stage_root(st);
 		spec.stage_dir = stage_host_dir(st);
 		spec.agent_binary = agent_binary;
+		confine_prog_resolve(&prog, agent_binary);
+		spec.agent_dirs = (const char *const *)prog.dirs;
+		spec.path_first = prog.path_first;
 		spec.ro_paths = (const char *const *)o->ro_paths;
 		spec.privates = o->privates;
 		spec.nprivates = o->nprivates;
@@ -263,6 +425,7 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.program = "/bin/sh";
 		spec.args = args;
 		c = bwrap_wrap(&spec, cause);
+		confine_prog_clear(&prog);
 	}
 	free(launch);
 	return c;

@@ -104,6 +104,13 @@ test_parse_ok(void **state)
 	jail_config_clear(&cfg);
 	json_decref(j);
 
+	/* ip4 "none" is stored as "disable": one spelling for both backends. */
+	j = jparse("{\"path\":\"/j/a\",\"ip4\":\"none\"}");
+	assert_int_equal(jail_config_parse(j, &cfg, &cause), 0);
+	assert_string_equal(cfg.ip4, "disable");
+	jail_config_clear(&cfg);
+	json_decref(j);
+
 	j = jparse("{\"name\":null,\"path\":\"/j/b\"}");
 	assert_int_equal(jail_config_parse(j, &cfg, &cause), 0);
 	assert_null(cfg.name);
@@ -162,6 +169,7 @@ test_parse_errors(void **state)
 	expect_parse_error("{\"path\":\"/a\\u0000b\"}", "NUL");
 	expect_parse_error("{\"ip4\":\"10.0.0.999\"}", "jail.ip4 must be a dotted IPv4");
 	expect_parse_error("{\"ip4\":\"any\"}", "jail.ip4");
+	expect_parse_error("{\"ip4\":\"None\"}", "jail.ip4");
 	expect_parse_error("{\"user\":\"-U\"}", "jail.user must not start with '-'");
 	expect_parse_error("{\"user\":\"a;b\"}", "jail.user may contain only");
 }
@@ -179,6 +187,7 @@ test_validators(void **state)
 	assert_non_null(jail_name_check(NULL));
 	assert_null(jail_ip4_check("inherit"));
 	assert_null(jail_ip4_check("disable"));
+	assert_null(jail_ip4_check("none"));
 	assert_null(jail_ip4_check("192.168.1.10"));
 	assert_null(stage_id_check("agent-7"));
 	assert_non_null(stage_id_check("."));
@@ -407,7 +416,8 @@ test_bwrap_argv(void **state)
 	assert_true(cmd_has_seq(c, "--cap-drop", "ALL", NULL));
 	assert_true(cmd_has_seq(c, "--die-with-parent", NULL, NULL));
 	assert_true(cmd_has_seq(c, "--new-session", NULL, NULL));
-	assert_false(cmd_has_seq(c, "--share-net", NULL, NULL));
+	/* ip4 unset: the host's network, as a FreeBSD jail's ip4=inherit (issue 17). */
+	assert_true(cmd_has_seq(c, "--share-net", NULL, NULL));
 	assert_true(cmd_has_seq(c, "--ro-bind", "/usr", "/usr"));
 	assert_true(cmd_has_seq(c, "--symlink", "usr/bin", "/bin"));
 	assert_true(cmd_has_seq(c, "--symlink", "usr/lib64", "/lib64"));
@@ -554,6 +564,116 @@ test_bwrap_privates_refused(void **state)
 	assert_ptr_equal(bwrap_private_conflict("/usr/local/etc", priv, 5), &priv[2]);
 	assert_null(bwrap_private_conflict("/usr/local/etc/colibri2", priv, 3));
 	bwrap_host_clear(&h);
+}
+
+/* The directories an agent's program needs: bound read-only once, visible ones skipped. */
+static void
+test_bwrap_agent_dirs(void **state)
+{
+	static const char *const args[] = {"/r/launch.sh", NULL};
+	static const char *const dirs[] = {"/opt/app/node_modules/.bin",
+	                                   "/opt/app/node_modules/pkg/bin",
+	                                   "/opt/app/node_modules",
+	                                   "/opt/app/node_modules",
+	                                   "/usr/lib/node",
+	                                   "/r/inside",
+	                                   "/opt/node/bin",
+	                                   NULL};
+	static const char *const bad[] = {"/var/db/colibri/lib", NULL};
+	static const char *const rel[] = {"opt/x", NULL};
+	static const struct bwrap_private priv[] = {{"/var/db/colibri", "state directory", 1, 1}};
+	struct jail_config cfg = {.path = "/r"};
+	struct bwrap_host h;
+	struct bwrap_spec s = {.cfg = &cfg,
+	                       .root = "/r",
+	                       .host = &h,
+	                       .program = "/bin/sh",
+	                       .args = args,
+	                       .agent_dirs = dirs,
+	                       .path_first = "/opt/node/bin",
+	                       .privates = priv,
+	                       .nprivates = 1};
+	struct confine_cmd *c;
+	char *cause = NULL;
+	size_t i, n = 0;
+
+	(void)state;
+	host_merged(&h);
+	c = bwrap_wrap(&s, &cause);
+	assert_non_null(c);
+	assert_true(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules", "/opt/app/node_modules"));
+	assert_true(cmd_has_seq(c, "--ro-bind", "/opt/node/bin", "/opt/node/bin"));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules/.bin", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules/pkg/bin", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/usr/lib/node", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/r/inside", NULL));
+	for (i = 0; i < c->argc; i++)
+		n += strcmp(c->argv[i], "/opt/app/node_modules") == 0;
+	assert_int_equal(n, 2); /* one bind: source and destination */
+	assert_true(cmd_has_seq(c, "--setenv", "PATH",
+	                        "/opt/node/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	confine_cmd_free(c);
+	/* An interpreter the system binds show anyway leaves PATH alone. */
+	s.path_first = "/usr/bin";
+	c = bwrap_wrap(&s, &cause);
+	assert_true(
+	        cmd_has_seq(c, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	confine_cmd_free(c);
+	/* Never the daemon's files, never a relative directory. */
+	s.agent_dirs = bad;
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "the agent program's directory /var/db/colibri/lib lies "
+	                              "inside the daemon's state directory"));
+	free(cause);
+	s.agent_dirs = rel;
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "opt/x is not absolute"));
+	free(cause);
+	bwrap_host_clear(&h);
+}
+
+static void
+expect_interp(const char *head, const char *want)
+{
+	char *got = bwrap_shebang_interp(head, strlen(head));
+
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+test_bwrap_shebang(void **state)
+{
+	char *t;
+
+	(void)state;
+	expect_interp("#!/usr/bin/env node\nconsole.log(1)\n", "node");
+	expect_interp("#!/usr/bin/env -S node --no-warnings\n", "node");
+	expect_interp("#! /usr/local/bin/node\n", "/usr/local/bin/node");
+	expect_interp("#!/usr/bin/python3 -u\r\n", "/usr/bin/python3");
+	expect_interp("#!/bin/sh", "/bin/sh");
+	expect_interp("#!/usr/bin/env\n", NULL);
+	expect_interp("#!/usr/bin/env FOO=1 node\n", NULL);
+	expect_interp("#!node\n", NULL);
+	expect_interp("\x7f"
+	              "ELF\x02\x01",
+	              NULL);
+	expect_interp("#!", NULL);
+	expect_interp("", NULL);
+	/* Only the first line counts. */
+	expect_interp("#!\n/usr/bin/node\n", NULL);
+	assert_null(bwrap_shebang_interp("#!/usr/bin/env node", 2));
+	t = bwrap_node_modules_top("/opt/a/node_modules/@s/pkg/node_modules/dep/cli.js");
+	assert_string_equal(t, "/opt/a/node_modules");
+	free(t);
+	t = bwrap_node_modules_top("/opt/a/node_modules");
+	assert_string_equal(t, "/opt/a/node_modules");
+	free(t);
+	assert_null(bwrap_node_modules_top("/opt/a/node_modules_x/pkg"));
+	assert_null(bwrap_node_modules_top("/opt/pi/bin/pi"));
 }
 
 static void
@@ -1319,6 +1439,8 @@ main(void)
 	        cmocka_unit_test(test_bwrap_argv),
 	        cmocka_unit_test(test_bwrap_classic_host_and_errors),
 	        cmocka_unit_test(test_bwrap_privates_refused),
+	        cmocka_unit_test(test_bwrap_agent_dirs),
+	        cmocka_unit_test(test_bwrap_shebang),
 	        cmocka_unit_test(test_bwrap_host_probe),
 	        cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
