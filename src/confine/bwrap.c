@@ -412,3 +412,22 @@ bwrap_node_modules_top(const char *path)
 	}
 	return hit != NULL ? xstrndup(path, (size_t)(hit - path) + 13) : NULL;
 }
+
+const char *
+bwrap_ro_path_check(const char *p)
+{
+	const char *c;
+	size_t n;
+
+	if (p[0] != '/')
+		return "is not absolute";
+	if (p[1] == '\0')
+		return "is / (the whole host)";
+	for (c = p; *c != '\0'; c += n) {
+		c++; /* past the '/' */
+		n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return "is not canonical (empty, \".\" or \"..\" component)";
+	}
+	return NULL;
+}

@@ -103,6 +103,13 @@ const struct bwrap_private *bwrap_private_conflict(const char *path,
                                                    const struct bwrap_private *privates, size_t n);
 
 /*
+ * PURE: NULL when p is a read-only path a spawn may ask for: absolute and
+ * written canonically (no ".", "..", "//" or trailing "/", not "/"); else
+ * the reason.  The caller also checks that it resolves to itself
+ * (realpath) and bwrap_wrap that it does not overlap the daemon's files.
+ */
+const char *bwrap_ro_path_check(const char *p);
+/*
  * PURE: the interpreter named by a script's first line (head, n bytes).
  * "#!/usr/bin/env [-S] NAME ..." gives NAME (to look up on PATH), "#!/PATH
  * ..." gives /PATH; anything else (no #!, a binary) gives NULL.  Caller frees.

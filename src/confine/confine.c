@@ -323,19 +323,27 @@ confine_prog_package(struct confine_prog *pr, const char *file)
 	free(d);
 }
 
-/* NAME looked up on the daemon's PATH, as env would inside; NULL when not found. */
+/*
+ * NAME looked up on the daemon's PATH, as env would inside; NULL when not
+ * found.  Under drop, a candidate the agent user cannot reach is skipped
+ * (root's PATH may hold /root/.pyenv/shims), as it could not be bound.
+ */
 static char *
-confine_prog_which(const char *name)
+confine_prog_which(const char *name, const struct confine_spawn *sp)
 {
 	const char *path = getenv("PATH"), *p, *colon;
-	char *cand;
+	char *cand, *ignored = NULL;
 
 	for (p = path; p != NULL && *p != '\0'; p = colon != NULL ? colon + 1 : NULL) {
 		colon = strchr(p, ':');
 		xasprintf(&cand, "%.*s/%s", colon != NULL ? (int)(colon - p) : (int)strlen(p), p,
 		          name);
-		if (cand[0] == '/' && access(cand, X_OK) == 0)
+		if (cand[0] == '/' && access(cand, X_OK) == 0 &&
+		    (!sp->drop || confine_check_reach("interpreter", cand, sp->uid, sp->gid, 1, "",
+		                                      &ignored) == 0))
 			return cand;
+		free(ignored);
+		ignored = NULL;
 		free(cand);
 	}
 	return NULL;
@@ -343,7 +351,7 @@ confine_prog_which(const char *name)
 
 /* The interpreter of the script canonical file (its #! line), its chain and its directory. */
 static void
-confine_prog_interp(struct confine_prog *pr, const char *file)
+confine_prog_interp(struct confine_prog *pr, const char *file, const struct confine_spawn *sp)
 {
 	char head[256], *name, *found, *canon, *slash;
 	ssize_t n;
@@ -355,7 +363,7 @@ confine_prog_interp(struct confine_prog *pr, const char *file)
 	close(fd);
 	if (n <= 0 || (name = bwrap_shebang_interp(head, (size_t)n)) == NULL)
 		return;
-	found = name[0] == '/' ? xstrdup(name) : confine_prog_which(name);
+	found = name[0] == '/' ? xstrdup(name) : confine_prog_which(name, sp);
 	if (found != NULL) {
 		if (name[0] != '/' && (slash = strrchr(found, '/')) != NULL)
 			pr->path_first = xstrndup(found, (size_t)(slash - found));
@@ -374,7 +382,7 @@ confine_prog_interp(struct confine_prog *pr, const char *file)
  * package's dependencies and an interpreter (node) found through `#!`.
  */
 static void
-confine_prog_resolve(struct confine_prog *pr, const char *binary)
+confine_prog_resolve(struct confine_prog *pr, const char *binary, const struct confine_spawn *sp)
 {
 	char *canon;
 
@@ -384,18 +392,19 @@ confine_prog_resolve(struct confine_prog *pr, const char *binary)
 	if ((canon = confine_prog_chain(pr, binary)) == NULL)
 		return;
 	confine_prog_package(pr, canon);
-	confine_prog_interp(pr, canon);
+	confine_prog_interp(pr, canon, sp);
 	free(canon);
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
 static struct confine_cmd *
 confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
-                   const struct stage *st, const char *agent_binary, char **cause)
+                   const struct confine_spawn *sp, const char *agent_binary, char **cause)
 {
 	struct bwrap_spec spec;
 	struct confine_prog prog;
 	struct confine_cmd *c;
+	const struct stage *st = sp->stage;
 	const char *args[2] = {NULL, NULL};
 	char *launch;
 
@@ -415,7 +424,7 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.root = stage_root(st);
 		spec.stage_dir = stage_host_dir(st);
 		spec.agent_binary = agent_binary;
-		confine_prog_resolve(&prog, agent_binary);
+		confine_prog_resolve(&prog, agent_binary, sp);
 		spec.agent_dirs = (const char *const *)prog.dirs;
 		spec.path_first = prog.path_first;
 		spec.ro_paths = (const char *const *)o->ro_paths;
@@ -538,7 +547,7 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 		goto fail;
 	if (confine_fill_stage(sp->stage, binary, args, env, cwd, cause) == -1)
 		goto fail;
-	if ((sp->cmd = confine_wrap_stage(o, cfg, sp->stage, binary, cause)) == NULL)
+	if ((sp->cmd = confine_wrap_stage(o, cfg, sp, binary, cause)) == NULL)
 		goto fail;
 	if (sp->drop && stage_give(sp->stage, sp->uid, sp->gid, cause) == -1)
 		goto fail;
