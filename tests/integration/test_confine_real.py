@@ -206,6 +206,17 @@ def test_ro_paths_readable_not_writable(tmp_path, make_daemon):
     with open(os.path.join(ro, "data.txt")) as f:
         assert f.read() == "shared data\n"
     assert not os.path.exists(os.path.join(ro, "new.txt"))
+    # The same through the CLI's --ro-path.
+    os.unlink(os.path.join(box.out, "probe.json"))
+    args = ["spawn-local", probe, "--id", "r3", "--jail-path", box.root, "--ro-path", ro]
+    for k, v in box.env(RO=ro, PORT=1).items():
+        args += ["--env", "%s=%s" % (k, v)]
+    p = d.cli(*(args + ["--", "--scenario", "text"]))
+    assert p.returncode == 0, p.stderr
+    st = wait_gone(d, "r3", timeout=60)
+    assert (st["state"], st["reason"]) == ("done", "exited cleanly"), st
+    r = box.read("probe.json")
+    assert (r["ro_read"], r["ro_write"]) == ("shared data\n", 30), r
     # Without ro_paths the same directory is not there at all.
     d.call("spawn-local", {"binary": probe, "id": "r2", "env": box.env(RO=ro, PORT=1),
                            "args": ["--scenario", "text"], "jail": {"path": box.root}})

@@ -676,6 +676,23 @@ test_bwrap_shebang(void **state)
 	assert_null(bwrap_node_modules_top("/opt/pi/bin/pi"));
 }
 
+/* A spawn's ro_paths: absolute and written canonically, or the reason. */
+static void
+test_bwrap_ro_path_check(void **state)
+{
+	(void)state;
+	assert_null(bwrap_ro_path_check("/srv/models"));
+	assert_null(bwrap_ro_path_check("/srv/.cache/m..x"));
+	assert_string_equal(bwrap_ro_path_check("srv/models"), "is not absolute");
+	assert_string_equal(bwrap_ro_path_check(""), "is not absolute");
+	assert_non_null(strstr(bwrap_ro_path_check("/"), "the whole host"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv//m"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/./m"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/../etc"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/.."), "not canonical"));
+}
+
 static void
 test_bwrap_host_probe(void **state)
 {
@@ -1441,6 +1458,7 @@ main(void)
 	        cmocka_unit_test(test_bwrap_privates_refused),
 	        cmocka_unit_test(test_bwrap_agent_dirs),
 	        cmocka_unit_test(test_bwrap_shebang),
+	        cmocka_unit_test(test_bwrap_ro_path_check),
 	        cmocka_unit_test(test_bwrap_host_probe),
 	        cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
