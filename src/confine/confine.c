@@ -187,17 +187,27 @@ confine_check_reach(const char *what, const char *path, uid_t uid, gid_t gid, mo
 	return ok ? 0 : -1;
 }
 
-/* Under drop: the root (searchable and writable), the agent binary (executable), reachable. */
+/*
+ * Under drop: the root (searchable and writable), the agent binary
+ * (executable) and the read-only paths (their directories searchable: bwrap
+ * opens them as that user), reachable.
+ */
 static int
 confine_check_agent_reach(const struct jail_config *cfg, const struct confine_spawn *sp,
-                          const char *binary, const char *user, char **cause)
+                          const char *binary, char *const *ro_paths, const char *user, char **cause)
 {
+	char *const *p;
+
 	if (confine_check_reach("jail root", jail_config_root(cfg), sp->uid, sp->gid, 3, user,
 	                        cause) == -1)
 		return -1;
 	if (binary != NULL && binary[0] == '/' &&
 	    confine_check_reach("agent binary", binary, sp->uid, sp->gid, 1, user, cause) == -1)
 		return -1;
+	for (p = ro_paths; p != NULL && *p != NULL; p++)
+		if (confine_check_reach("read-only path", *p, sp->uid, sp->gid, 0, user, cause) ==
+		    -1)
+			return -1;
 	return 0;
 }
 
@@ -231,7 +241,7 @@ confine_agent_identity(const struct confine_opts *o, const struct jail_config *c
 	sp->drop = 1;
 	sp->uid = pw->pw_uid;
 	sp->gid = pw->pw_gid;
-	return confine_check_agent_reach(cfg, sp, binary, name, cause);
+	return confine_check_agent_reach(cfg, sp, binary, o->ro_paths, name, cause);
 }
 
 /* What the agent's program needs on the host, to bind read-only (bubblewrap). */
@@ -300,21 +310,29 @@ confine_prog_chain(struct confine_prog *pr, const char *path)
 	return next;
 }
 
-/* The nearest directory above canonical file holding package.json, widened to node_modules. */
+/*
+ * The package of canonical file: the outermost node_modules above it (npm
+ * hoists the dependencies there), else the nearest directory at most
+ * CONFINE_PKG_DEPTH levels up holding package.json -- not further, so a
+ * stray package.json in a home directory does not show the whole home.
+ */
+#define CONFINE_PKG_DEPTH 3
+
 static void
 confine_prog_package(struct confine_prog *pr, const char *file)
 {
 	char *d = xstrdup(file), *slash, *pj, *top;
-	int found = 0;
+	int found = 0, depth = 0;
 
-	while (!found && (slash = strrchr(d, '/')) != NULL && slash != d) {
+	while (!found && depth++ < CONFINE_PKG_DEPTH && (slash = strrchr(d, '/')) != NULL &&
+	       slash != d) {
 		*slash = '\0';
 		pj = path_join(d, "package.json");
 		found = access(pj, F_OK) == 0;
 		free(pj);
 	}
-	if (found) {
-		top = bwrap_node_modules_top(d);
+	top = bwrap_node_modules_top(file);
+	if (top != NULL || found) {
 		pj = path_join(top != NULL ? top : d, "x");
 		confine_prog_add_dir_of(pr, pj);
 		free(pj);

@@ -254,6 +254,16 @@ def test_ro_paths_refused(tmp_path, make_daemon):
                                    "ro_paths": [os.path.realpath(ro)]})
         assert "read-only path" in e.value.message, e.value.message
         assert "state directory" in e.value.message, e.value.message
+    # A path the agent user (nobody) cannot reach: refused with the reason, not a bwrap error.
+    hidden = os.path.join(tmp, "hidden")
+    os.makedirs(os.path.join(hidden, "docs"))
+    os.chmod(hidden, 0o700)
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", {"binary": probe, "id": "h1", "env": box.env(PORT=1),
+                               "jail": {"path": box.root},
+                               "ro_paths": [os.path.join(hidden, "docs")]})
+    assert "read-only path" in e.value.message, e.value.message
+    assert "is not reachable by the agent user nobody" in e.value.message, e.value.message
     # Unconfined: nothing to bind into.
     with pytest.raises(CallError) as e:
         d.call("spawn-local", {"binary": probe, "id": "u1", "ro_paths": [tmp + "/real"]})
