@@ -203,6 +203,18 @@ bwrap_dir_covered(const struct bwrap_spec *s, const char *const *p)
 	return 0;
 }
 
+/* Non-zero when p is one of agent_dirs or below one (bound with them). */
+static int
+bwrap_in_agent_dirs(const struct bwrap_spec *s, const char *p)
+{
+	const char *const *q;
+
+	for (q = s->agent_dirs; q != NULL && *q != NULL; q++)
+		if (bwrap_path_within(p, *q))
+			return 1;
+	return 0;
+}
+
 static void
 bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 {
@@ -215,7 +227,8 @@ bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 	if (s->agent_binary != NULL && s->agent_binary[0] == '/') {
 		dir = xstrdup(s->agent_binary);
 		*strrchr(dir, '/') = '\0';
-		if (*dir != '\0' && !bwrap_already_visible(dir, s->root))
+		if (*dir != '\0' && !bwrap_already_visible(dir, s->root) &&
+		    !bwrap_in_agent_dirs(s, dir))
 			bwrap_add3(c, "--ro-bind", dir, dir);
 		free(dir);
 	}

@@ -1245,6 +1245,94 @@ opts_for(struct confine_opts *o, enum confine_backend b, enum priv_mode m)
 }
 
 static void
+put_file(const char *dir, const char *rel, const char *text, mode_t mode)
+{
+	char *p = path_join(dir, rel), *slash = strrchr(p, '/');
+	FILE *fp;
+
+	*slash = '\0';
+	assert_int_equal(mkdir_p(p, 0755), 0);
+	*slash = '/';
+	assert_non_null(fp = fopen(p, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	assert_int_equal(chmod(p, mode), 0);
+	free(p);
+}
+
+/*
+ * npm's layout (node_modules/.bin/x -> ../pkg/bin/x.js, `#!/usr/bin/env
+ * mynode`, mynode found on PATH in a directory of its own): the hoisting
+ * node_modules and the interpreter's directory are bound read-only, and the
+ * interpreter's directory leads the sandbox's PATH.
+ */
+static void
+test_prepare_agent_program(void **state)
+{
+	struct fx *f = *state;
+	struct jail_config cfg = {.name = "box"};
+	struct confine_opts o;
+	struct confine_spawn *sp;
+	char *cause = NULL, *nm, *bin, *nb, *link, *oldpath, *path, *want;
+	const char *env_path = getenv("PATH");
+
+	cfg.root_path = f->root;
+	oldpath = xstrdup(env_path != NULL ? env_path : "/usr/bin:/bin");
+	nm = path_join(f->tmp, "app/node_modules");
+	put_file(nm, "pkg/package.json", "{}\n", 0644);
+	put_file(nm, "pkg/bin/x.js", "#!/usr/bin/env mynode\n", 0755);
+	put_file(nm, "dep/index.js", "\n", 0644);
+	bin = path_join(nm, ".bin");
+	assert_int_equal(mkdir(bin, 0755), 0);
+	link = path_join(bin, "x");
+	assert_int_equal(symlink("../pkg/bin/x.js", link), 0);
+	nb = path_join(f->tmp, "nodehome/bin");
+	assert_int_equal(mkdir_p(nb, 0755), 0);
+	path = path_join(nb, "mynode");
+	assert_int_equal(symlink("/bin/sh", path), 0);
+	free(path);
+	xasprintf(&path, "%s/missing:%s:%s", f->tmp, nb, oldpath);
+	setenv("PATH", path, 1);
+	free(path);
+	opts_for(&o, CONFINE_BACKEND_BWRAP, PRIV_MODE_NONE);
+	sp = confine_prepare(&o, &cfg, "pg1", link, NULL, NULL, NULL, &cause);
+	setenv("PATH", oldpath, 1);
+	assert_non_null(sp);
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", nm, nm));
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", nb, nb));
+	assert_false(cmd_has_seq(sp->cmd, "--ro-bind", bin, bin));
+	xasprintf(&want, "%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", nb);
+	assert_true(cmd_has_seq(sp->cmd, "--setenv", "PATH", want));
+	free(want);
+	assert_int_equal(confine_spawn_finish(sp, &cause), 0);
+
+	/* A plain binary beside no package: only its directory, PATH untouched. */
+	put_file(f->tmp, "tools/bin/t",
+	         "\x7f"
+	         "ELF",
+	         0755);
+	path = path_join(f->tmp, "tools/bin/t");
+	sp = confine_prepare(&o, &cfg, "pg2", path, NULL, NULL, NULL, &cause);
+	assert_non_null(sp);
+	want = path_join(f->tmp, "tools/bin");
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", want, want));
+	free(want);
+	want = path_join(f->tmp, "tools");
+	assert_false(cmd_has_seq(sp->cmd, "--ro-bind", want, want));
+	free(want);
+	assert_true(cmd_has_seq(sp->cmd, "--setenv", "PATH",
+	                        "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	assert_int_equal(confine_spawn_finish(sp, &cause), 0);
+	free(path);
+	confine_opts_clear(&o);
+	free(oldpath);
+	free(nm);
+	free(bin);
+	free(link);
+	free(nb);
+}
+
+static void
 test_prepare(void **state)
 {
 	struct fx *f = *state;
@@ -1472,6 +1560,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_stage_give, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_prepare_agent_program, fx_setup, fx_teardown),
 	        cmocka_unit_test(test_opts_from_env),
 	};
 
