@@ -112,6 +112,7 @@ static const struct cli_opt opt_spawn[] = {
         {"jail-path", 0, "jail.path", CLI_STR, "jail path"},
         {"jail-ip4", 0, "jail.ip4", CLI_STR, "jail IPv4 address"},
         {"jail-user", 0, "jail.user", CLI_STR, "user inside the jail"},
+        {"ro-path", 0, "ro_paths", CLI_STRS, "host path bound read-only (bubblewrap; repeatable)"},
         OPT_END};
 static const struct cli_opt opt_session_read[] = {
         {"since", 0, "since", CLI_INT, "first line number (0 first)"},

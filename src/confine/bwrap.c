@@ -134,7 +134,8 @@ bwrap_add_namespaces(struct confine_cmd *c, const struct jail_config *cfg)
 
 	confine_cmd_add(c, "--unshare-all");
 	bwrap_add2(c, "--cap-drop", "ALL");
-	if (cfg->ip4 != NULL && strcmp(cfg->ip4, "disable") != 0)
+	/* As on FreeBSD, an unset ip4 inherits the host's network; only "disable" cuts it. */
+	if (cfg->ip4 == NULL || strcmp(cfg->ip4, "disable") != 0)
 		confine_cmd_add(c, "--share-net");
 	confine_cmd_add(c, "--die-with-parent");
 	confine_cmd_add(c, "--new-session");
@@ -190,6 +191,30 @@ bwrap_cover_privates(struct confine_cmd *c, const struct bwrap_spec *s)
 	}
 }
 
+/* Non-zero when *p is also listed earlier in agent_dirs or lies below an entry (bound there). */
+static int
+bwrap_dir_covered(const struct bwrap_spec *s, const char *const *p)
+{
+	const char *const *q;
+
+	for (q = s->agent_dirs; *q != NULL; q++)
+		if (q != p && bwrap_path_within(*p, *q) && (strcmp(*p, *q) != 0 || q < p))
+			return 1;
+	return 0;
+}
+
+/* Non-zero when p is one of agent_dirs or below one (bound with them). */
+static int
+bwrap_in_agent_dirs(const struct bwrap_spec *s, const char *p)
+{
+	const char *const *q;
+
+	for (q = s->agent_dirs; q != NULL && *q != NULL; q++)
+		if (bwrap_path_within(p, *q))
+			return 1;
+	return 0;
+}
+
 static void
 bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 {
@@ -202,10 +227,14 @@ bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 	if (s->agent_binary != NULL && s->agent_binary[0] == '/') {
 		dir = xstrdup(s->agent_binary);
 		*strrchr(dir, '/') = '\0';
-		if (*dir != '\0' && !bwrap_already_visible(dir, s->root))
+		if (*dir != '\0' && !bwrap_already_visible(dir, s->root) &&
+		    !bwrap_in_agent_dirs(s, dir))
 			bwrap_add3(c, "--ro-bind", dir, dir);
 		free(dir);
 	}
+	for (p = s->agent_dirs; p != NULL && *p != NULL; p++)
+		if (!bwrap_already_visible(*p, s->root) && !bwrap_dir_covered(s, p))
+			bwrap_add3(c, "--ro-bind", *p, *p);
 	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
 		bwrap_add3(c, "--ro-bind-try", *p, *p);
 	bwrap_cover_privates(c, s);
@@ -213,14 +242,23 @@ bwrap_add_binds(struct confine_cmd *c, const struct bwrap_spec *s)
 	bwrap_add2(c, "--remount-ro", "/");
 }
 
+#define BWRAP_PATH "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
 static void
 bwrap_add_env(struct confine_cmd *c, const struct bwrap_spec *s)
 {
 	char *home = path_join(s->root, "home/clawdie");
 
+	char *path;
+
 	confine_cmd_add(c, "--clearenv");
 	bwrap_add3(c, "--setenv", "HOME", home);
-	bwrap_add3(c, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin");
+	if (s->path_first != NULL && !bwrap_system_visible(s->path_first))
+		xasprintf(&path, "%s:%s", s->path_first, BWRAP_PATH);
+	else
+		path = xstrdup(BWRAP_PATH);
+	bwrap_add3(c, "--setenv", "PATH", path);
+	free(path);
 	if (s->cfg->user != NULL) {
 		bwrap_add3(c, "--setenv", "USER", s->cfg->user);
 		bwrap_add3(c, "--setenv", "LOGNAME", s->cfg->user);
@@ -269,6 +307,10 @@ bwrap_binds_check(const struct bwrap_spec *s, char **cause)
 		if (rc == -1)
 			return -1;
 	}
+	for (p = s->agent_dirs; p != NULL && *p != NULL; p++)
+		if (!bwrap_already_visible(*p, s->root) &&
+		    bwrap_bind_check(s, "the agent program's directory", *p, cause) == -1)
+			return -1;
 	for (p = s->ro_paths; p != NULL && *p != NULL; p++)
 		if (bwrap_bind_check(s, "read-only path", *p, cause) == -1)
 			return -1;
@@ -295,6 +337,12 @@ bwrap_spec_check(const struct bwrap_spec *s, char **cause)
 	for (p = s->ro_paths; p != NULL && *p != NULL; p++) {
 		if ((*p)[0] != '/') {
 			xasprintf(cause, "read-only path %s is not absolute", *p);
+			return -1;
+		}
+	}
+	for (p = s->agent_dirs; p != NULL && *p != NULL; p++) {
+		if ((*p)[0] != '/') {
+			xasprintf(cause, "the agent program's directory %s is not absolute", *p);
 			return -1;
 		}
 	}
@@ -325,4 +373,74 @@ bwrap_wrap(const struct bwrap_spec *s, char **cause)
 	for (a = s->args; a != NULL && *a != NULL; a++)
 		confine_cmd_add(c, *a);
 	return c;
+}
+
+char *
+bwrap_shebang_interp(const char *head, size_t n)
+{
+	const char *p = head, *end, *w;
+	size_t len;
+
+	if (n < 3 || head[0] != '#' || head[1] != '!')
+		return NULL;
+	end = memchr(head, '\n', n);
+	if (end == NULL)
+		end = head + n;
+	p += 2;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	for (w = p; w < end && *w != ' ' && *w != '\t' && *w != '\r'; w++)
+		;
+	if (w == p || *p != '/')
+		return NULL;
+	len = (size_t)(w - p);
+	if (len == 12 && strncmp(p, "/usr/bin/env", 12) == 0) {
+		/* env's own options (-S, -i...) come before the name it looks up. */
+		for (p = w;;) {
+			while (p < end && (*p == ' ' || *p == '\t'))
+				p++;
+			for (w = p; w < end && *w != ' ' && *w != '\t' && *w != '\r'; w++)
+				;
+			if (w == p || *p != '-')
+				break;
+			p = w;
+		}
+		if (w == p || memchr(p, '=', (size_t)(w - p)) != NULL)
+			return NULL;
+		len = (size_t)(w - p);
+	}
+	return xstrndup(p, len);
+}
+
+char *
+bwrap_node_modules_top(const char *path)
+{
+	const char *p, *hit = NULL;
+
+	for (p = strstr(path, "/node_modules"); p != NULL; p = strstr(p + 1, "/node_modules")) {
+		if (p[13] == '/' || p[13] == '\0') {
+			hit = p;
+			break;
+		}
+	}
+	return hit != NULL ? xstrndup(path, (size_t)(hit - path) + 13) : NULL;
+}
+
+const char *
+bwrap_ro_path_check(const char *p)
+{
+	const char *c;
+	size_t n;
+
+	if (p[0] != '/')
+		return "is not absolute";
+	if (p[1] == '\0')
+		return "is / (the whole host)";
+	for (c = p; *c != '\0'; c += n) {
+		c++; /* past the '/' */
+		n = strcspn(c, "/");
+		if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+			return "is not canonical (empty, \".\" or \"..\" component)";
+	}
+	return NULL;
 }

@@ -9,10 +9,12 @@
  *                                stage need no translation.
  *   name                         --hostname NAME (an ephemeral config gets
  *                                colibri-<last path component>).
- *   ip4                          set and not "disable": --share-net (bubblewrap
- *                                cannot bind one address; the host network is
- *                                the nearest).  Unset or "disable": no network
- *                                (only a private loopback).
+ *   ip4                          unset, "inherit" or an address: --share-net,
+ *                                the host's network as a FreeBSD jail with
+ *                                ip4=inherit (bubblewrap cannot bind one
+ *                                address; the host network is the nearest).
+ *                                "disable" (or "none", parsed to it): no
+ *                                network (only a private loopback).
  *   user                         USER and LOGNAME.  The sandbox runs as the
  *                                uid bwrap is started as: the daemon's, or
  *                                under a root daemon an unprivileged one
@@ -27,8 +29,12 @@
  * fresh /proc, /dev and /tmp, the sandbox's own / remounted read-only after
  * the binds (writable: the root and /tmp only), --clearenv (env.sh supplies the environment)
  * with HOME and PATH set, a read-only bind of the agent binary's directory
- * when it is not already visible, and the stage bound at its own path when it
- * lies outside the root.  The privilege mode is not used: bubblewrap runs
+ * when it is not already visible, read-only binds of the directories the
+ * agent's program needs (agent_dirs: every hop of its symlink chain, its
+ * package directory, its interpreter; resolved on the host by confine.c),
+ * the interpreter's directory put first on PATH (so `#!/usr/bin/env node`
+ * finds the host's node), and the stage bound at its own path when it lies
+ * outside the root.  The privilege mode is not used: bubblewrap runs
  * unprivileged.
  *
  * The daemon's own files (its state directory, sessions, database, socket,
@@ -73,6 +79,9 @@ struct bwrap_spec {
 	const char *stage_dir; /* host path of the stage; bound when outside root (may be NULL) */
 	const char *agent_binary;    /* the agent's binary, for the read-only bind (may be NULL) */
 	const char *const *ro_paths; /* extra read-only binds (NULL-terminated, may be NULL) */
+	/* Directories the agent's program needs, read-only (NULL-terminated, may be NULL). */
+	const char *const *agent_dirs;
+	const char *path_first; /* a directory put before the default PATH (may be NULL) */
 	const struct bwrap_private *privates; /* the daemon's paths (may be NULL) */
 	size_t nprivates;
 	const struct bwrap_host *host;
@@ -92,5 +101,25 @@ struct confine_cmd *bwrap_wrap(const struct bwrap_spec *spec, char **cause);
  */
 const struct bwrap_private *bwrap_private_conflict(const char *path,
                                                    const struct bwrap_private *privates, size_t n);
+
+/*
+ * PURE: NULL when p is a read-only path a spawn may ask for: absolute and
+ * written canonically (no ".", "..", "//" or trailing "/", not "/"); else
+ * the reason.  The caller also checks that it resolves to itself
+ * (realpath) and bwrap_wrap that it does not overlap the daemon's files.
+ */
+const char *bwrap_ro_path_check(const char *p);
+/*
+ * PURE: the interpreter named by a script's first line (head, n bytes).
+ * "#!/usr/bin/env [-S] NAME ..." gives NAME (to look up on PATH), "#!/PATH
+ * ..." gives /PATH; anything else (no #!, a binary) gives NULL.  Caller frees.
+ */
+char *bwrap_shebang_interp(const char *head, size_t n);
+/*
+ * PURE: the outermost ancestor of path (or path itself) named node_modules,
+ * where npm keeps a package's hoisted dependencies beside it; NULL when
+ * there is none.  Caller frees.
+ */
+char *bwrap_node_modules_top(const char *path);
 
 #endif

@@ -7,11 +7,15 @@
 #include "confine/confine.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/util.h"
 #include "common/xmalloc.h"
 
 const char *
@@ -183,17 +187,27 @@ confine_check_reach(const char *what, const char *path, uid_t uid, gid_t gid, mo
 	return ok ? 0 : -1;
 }
 
-/* Under drop: the root (searchable and writable), the agent binary (executable), reachable. */
+/*
+ * Under drop: the root (searchable and writable), the agent binary
+ * (executable) and the read-only paths (their directories searchable: bwrap
+ * opens them as that user), reachable.
+ */
 static int
 confine_check_agent_reach(const struct jail_config *cfg, const struct confine_spawn *sp,
-                          const char *binary, const char *user, char **cause)
+                          const char *binary, char *const *ro_paths, const char *user, char **cause)
 {
+	char *const *p;
+
 	if (confine_check_reach("jail root", jail_config_root(cfg), sp->uid, sp->gid, 3, user,
 	                        cause) == -1)
 		return -1;
 	if (binary != NULL && binary[0] == '/' &&
 	    confine_check_reach("agent binary", binary, sp->uid, sp->gid, 1, user, cause) == -1)
 		return -1;
+	for (p = ro_paths; p != NULL && *p != NULL; p++)
+		if (confine_check_reach("read-only path", *p, sp->uid, sp->gid, 0, user, cause) ==
+		    -1)
+			return -1;
 	return 0;
 }
 
@@ -227,16 +241,188 @@ confine_agent_identity(const struct confine_opts *o, const struct jail_config *c
 	sp->drop = 1;
 	sp->uid = pw->pw_uid;
 	sp->gid = pw->pw_gid;
-	return confine_check_agent_reach(cfg, sp, binary, name, cause);
+	return confine_check_agent_reach(cfg, sp, binary, o->ro_paths, name, cause);
+}
+
+/* What the agent's program needs on the host, to bind read-only (bubblewrap). */
+struct confine_prog {
+	char **dirs; /* NULL-terminated */
+	size_t n;
+	char *path_first; /* the interpreter's directory as PATH finds it, or NULL */
+};
+
+static void
+confine_prog_add_dir_of(struct confine_prog *pr, const char *file)
+{
+	char *d = xstrdup(file), *slash = strrchr(d, '/');
+
+	if (slash == NULL || slash == d) {
+		free(d);
+		return;
+	}
+	*slash = '\0';
+	pr->dirs = xreallocarray(pr->dirs, pr->n + 2, sizeof *pr->dirs);
+	pr->dirs[pr->n++] = d;
+	pr->dirs[pr->n] = NULL;
+}
+
+static void
+confine_prog_clear(struct confine_prog *pr)
+{
+	size_t i;
+
+	for (i = 0; i < pr->n; i++)
+		free(pr->dirs[i]);
+	free(pr->dirs);
+	free(pr->path_first);
+	memset(pr, 0, sizeof *pr);
+}
+
+/*
+ * Every hop of path's symlink chain (the link's directory must exist inside
+ * for the kernel to follow it) and the canonical file.  Returns the
+ * canonical path (caller frees) or NULL.
+ */
+static char *
+confine_prog_chain(struct confine_prog *pr, const char *path)
+{
+	char target[PATH_MAX], *cur = xstrdup(path), *next, *slash;
+	ssize_t len;
+	int hops;
+
+	for (hops = 0; hops < 40; hops++) {
+		confine_prog_add_dir_of(pr, cur);
+		if ((len = readlink(cur, target, sizeof target - 1)) <= 0)
+			break;
+		target[len] = '\0';
+		if (target[0] == '/')
+			next = xstrdup(target);
+		else {
+			slash = strrchr(cur, '/');
+			xasprintf(&next, "%.*s/%s", (int)(slash - cur), cur, target);
+		}
+		free(cur);
+		cur = next;
+	}
+	free(cur);
+	if ((next = realpath(path, NULL)) != NULL)
+		confine_prog_add_dir_of(pr, next);
+	return next;
+}
+
+/*
+ * The package of canonical file: the outermost node_modules above it (npm
+ * hoists the dependencies there), else the nearest directory at most
+ * CONFINE_PKG_DEPTH levels up holding package.json -- not further, so a
+ * stray package.json in a home directory does not show the whole home.
+ */
+#define CONFINE_PKG_DEPTH 3
+
+static void
+confine_prog_package(struct confine_prog *pr, const char *file)
+{
+	char *d = xstrdup(file), *slash, *pj, *top;
+	int found = 0, depth = 0;
+
+	while (!found && depth++ < CONFINE_PKG_DEPTH && (slash = strrchr(d, '/')) != NULL &&
+	       slash != d) {
+		*slash = '\0';
+		pj = path_join(d, "package.json");
+		found = access(pj, F_OK) == 0;
+		free(pj);
+	}
+	top = bwrap_node_modules_top(file);
+	if (top != NULL || found) {
+		pj = path_join(top != NULL ? top : d, "x");
+		confine_prog_add_dir_of(pr, pj);
+		free(pj);
+		free(top);
+	}
+	free(d);
+}
+
+/*
+ * NAME looked up on the daemon's PATH, as env would inside; NULL when not
+ * found.  Under drop, a candidate the agent user cannot reach is skipped
+ * (root's PATH may hold /root/.pyenv/shims), as it could not be bound.
+ */
+static char *
+confine_prog_which(const char *name, const struct confine_spawn *sp)
+{
+	const char *path = getenv("PATH"), *p, *colon;
+	char *cand, *ignored = NULL;
+
+	for (p = path; p != NULL && *p != '\0'; p = colon != NULL ? colon + 1 : NULL) {
+		colon = strchr(p, ':');
+		xasprintf(&cand, "%.*s/%s", colon != NULL ? (int)(colon - p) : (int)strlen(p), p,
+		          name);
+		if (cand[0] == '/' && access(cand, X_OK) == 0 &&
+		    (!sp->drop || confine_check_reach("interpreter", cand, sp->uid, sp->gid, 1, "",
+		                                      &ignored) == 0))
+			return cand;
+		free(ignored);
+		ignored = NULL;
+		free(cand);
+	}
+	return NULL;
+}
+
+/* The interpreter of the script canonical file (its #! line), its chain and its directory. */
+static void
+confine_prog_interp(struct confine_prog *pr, const char *file, const struct confine_spawn *sp)
+{
+	char head[256], *name, *found, *canon, *slash;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1)
+		return;
+	n = read(fd, head, sizeof head);
+	close(fd);
+	if (n <= 0 || (name = bwrap_shebang_interp(head, (size_t)n)) == NULL)
+		return;
+	found = name[0] == '/' ? xstrdup(name) : confine_prog_which(name, sp);
+	if (found != NULL) {
+		if (name[0] != '/' && (slash = strrchr(found, '/')) != NULL)
+			pr->path_first = xstrndup(found, (size_t)(slash - found));
+		canon = confine_prog_chain(pr, found);
+		if (canon != NULL)
+			confine_prog_package(pr, canon);
+		free(canon);
+	}
+	free(found);
+	free(name);
+}
+
+/*
+ * Resolve what an absolute binary needs to run inside bubblewrap: npm's
+ * node_modules/.bin/x is a symlink into its package, which needs the
+ * package's dependencies and an interpreter (node) found through `#!`.
+ */
+static void
+confine_prog_resolve(struct confine_prog *pr, const char *binary, const struct confine_spawn *sp)
+{
+	char *canon;
+
+	memset(pr, 0, sizeof *pr);
+	if (binary == NULL || binary[0] != '/')
+		return;
+	if ((canon = confine_prog_chain(pr, binary)) == NULL)
+		return;
+	confine_prog_package(pr, canon);
+	confine_prog_interp(pr, canon, sp);
+	free(canon);
 }
 
 /* The confined command for a prepared stage: /bin/sh <launch.sh as seen inside>. */
 static struct confine_cmd *
 confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
-                   const struct stage *st, const char *agent_binary, char **cause)
+                   const struct confine_spawn *sp, const char *agent_binary, char **cause)
 {
 	struct bwrap_spec spec;
+	struct confine_prog prog;
 	struct confine_cmd *c;
+	const struct stage *st = sp->stage;
 	const char *args[2] = {NULL, NULL};
 	char *launch;
 
@@ -256,6 +442,9 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.root = stage_root(st);
 		spec.stage_dir = stage_host_dir(st);
 		spec.agent_binary = agent_binary;
+		confine_prog_resolve(&prog, agent_binary, sp);
+		spec.agent_dirs = (const char *const *)prog.dirs;
+		spec.path_first = prog.path_first;
 		spec.ro_paths = (const char *const *)o->ro_paths;
 		spec.privates = o->privates;
 		spec.nprivates = o->nprivates;
@@ -263,6 +452,7 @@ confine_wrap_stage(const struct confine_opts *o, const struct jail_config *cfg,
 		spec.program = "/bin/sh";
 		spec.args = args;
 		c = bwrap_wrap(&spec, cause);
+		confine_prog_clear(&prog);
 	}
 	free(launch);
 	return c;
@@ -375,7 +565,7 @@ confine_prepare(const struct confine_opts *o, const struct jail_config *cfg, con
 		goto fail;
 	if (confine_fill_stage(sp->stage, binary, args, env, cwd, cause) == -1)
 		goto fail;
-	if ((sp->cmd = confine_wrap_stage(o, cfg, sp->stage, binary, cause)) == NULL)
+	if ((sp->cmd = confine_wrap_stage(o, cfg, sp, binary, cause)) == NULL)
 		goto fail;
 	if (sp->drop && stage_give(sp->stage, sp->uid, sp->gid, cause) == -1)
 		goto fail;

@@ -130,10 +130,10 @@ jail_ip4_check(const char *ip4)
 
 	if (ip4 == NULL || *ip4 == '\0')
 		return "must not be empty";
-	if (strcmp(ip4, "inherit") == 0 || strcmp(ip4, "disable") == 0)
+	if (strcmp(ip4, "inherit") == 0 || strcmp(ip4, "disable") == 0 || strcmp(ip4, "none") == 0)
 		return NULL;
 	if (inet_pton(AF_INET, ip4, &a) != 1)
-		return "must be a dotted IPv4 address, \"inherit\" or \"disable\"";
+		return "must be a dotted IPv4 address, \"inherit\", \"disable\" or \"none\"";
 	return NULL;
 }
 

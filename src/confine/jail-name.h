@@ -52,7 +52,7 @@ long jail_passwd_uid(const char *line, const char *user);
  * and <id> a stage id.  NULL when so, else a static description.
  */
 const char *jail_launch_check(const char *prefix, char *const *cmd, int n);
-/* ip4: a dotted IPv4 address, "inherit" or "disable".  NULL when valid. */
+/* ip4: a dotted IPv4 address, "inherit", "disable" or "none" (= disable).  NULL when valid. */
 const char *jail_ip4_check(const char *ip4);
 /* A stage id: same alphabet as a jail name, 1..64, no "..", not "." .  NULL when valid. */
 const char *stage_id_check(const char *id);

@@ -67,6 +67,9 @@ jail_parse_value(struct jail_config *cfg, int i, const json_t *v, char **cause)
 		xasprintf(cause, "jail.%s %s", jail_keys[i].key, err);
 		return -1;
 	}
+	/* "none" is the Linux-minded spelling of FreeBSD's ip4=disable: one value downstream. */
+	if (strcmp(jail_keys[i].key, "ip4") == 0 && strcmp(s, "none") == 0)
+		s = "disable";
 	*jail_field(cfg, (size_t)i) = xstrdup(s);
 	return 0;
 }

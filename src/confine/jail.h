@@ -5,9 +5,10 @@
  * jail with jexec (it takes precedence); `path` creates an ephemeral jail with
  * `jail -c ... command=` that the kernel removes when the command exits;
  * `root_path` is the host-visible root used for the staged payload (it falls
- * back to `path`); `ip4` (an address, "inherit" or "disable"; unset means
- * inherit) and `user` (the in-jail user) refine both.  With neither name nor
- * path set, there is no jail and jail_wrap returns the command unchanged.
+ * back to `path`); `ip4` (an address, "inherit" or "disable"; "none" is
+ * parsed to "disable"; unset means inherit, on Linux too) and `user` (the
+ * in-jail user) refine both.  With neither name nor path set, there is no
+ * jail and jail_wrap returns the command unchanged.
  *
  * jail and jexec need root; the daemon does not run as root, so the command is
  * prefixed according to the privilege mode (COLIBRI_JAIL_PRIV_MODE):

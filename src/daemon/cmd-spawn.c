@@ -236,20 +236,27 @@ cmd_session_read(struct cmd_req *r)
 	{"binary", ARG_STR, 0, 0, 0}, {"args", ARG_ARR, 0, 0, 0}, {"prompt", ARG_STR, 0, 0, 0},    \
 	        {"mode", ARG_STR, 0, 0, 0}, {"env", ARG_OBJ, 0, 0, 0}, {"cwd", ARG_STR, 0, 0, 0},  \
 	        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},                   \
-	        {"jail", ARG_OBJ, 0, 0, 0}, {"stall_ms", ARG_INT, 0, 0, 0},                        \
+	        {"jail", ARG_OBJ, 0, 0, 0}, {"ro_paths", ARG_ARR, 0, 0, 0},                        \
+	        {"stall_ms", ARG_INT, 0, 0, 0},                                                    \
 	{                                                                                          \
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
 
 static const struct cmd_arg spawn_agent_args[] = {
         {"provider", ARG_STR, 1, 0, 0}, SPAWN_ARGS, {NULL, 0, 0, 0, 0}};
-static const struct cmd_arg spawn_local_args[] = {
-        {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
-        {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
-        {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
-        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
-        {"jail", ARG_OBJ, 0, 0, 0},       {"stall_ms", ARG_INT, 0, 0, 0},
-        {"id", ARG_STR, 0, 0, 0},         {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
+                                                  {"args", ARG_ARR, 0, 0, 0},
+                                                  {"prompt", ARG_STR, 0, 0, 0},
+                                                  {"mode", ARG_STR, 0, 0, 0},
+                                                  {"env", ARG_OBJ, 0, 0, 0},
+                                                  {"cwd", ARG_STR, 0, 0, 0},
+                                                  {"session_id", ARG_STR, 0, 0, 0},
+                                                  {"restart", ARG_OBJ, 0, 0, 0},
+                                                  {"jail", ARG_OBJ, 0, 0, 0},
+                                                  {"ro_paths", ARG_ARR, 0, 0, 0},
+                                                  {"stall_ms", ARG_INT, 0, 0, 0},
+                                                  {"id", ARG_STR, 0, 0, 0},
+                                                  {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {
         {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg prompt_args[] = {

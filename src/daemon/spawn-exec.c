@@ -357,12 +357,14 @@ exec_confine(struct agent *a, char **args, struct job_spec *ps, struct proc_cred
              char **wrapper, char **cause)
 {
 	json_t *env = a->spec.env != NULL ? json_deep_copy(a->spec.env) : json_object();
+	struct confine_opts o = spawner_confine; /* with this spawn's read-only paths */
 	char *vcause = NULL;
 
+	o.ro_paths = a->spec.ro_paths;
 	json_object_set_new(env, "COLIBRI_AGENT_ID", json_string(a->id));
 	json_object_set_new(env, "COLIBRI_SESSION_ID", json_string(a->session_id));
 	exec_local_env(a, env);
-	a->confine = confine_prepare(&spawner_confine, &a->spec.jail, a->id, a->spec.binary,
+	a->confine = confine_prepare(&o, &a->spec.jail, a->id, a->spec.binary,
 	                             (const char *const *)args, env, a->spec.cwd, &vcause);
 	json_decref(env);
 	if (a->confine == NULL) {

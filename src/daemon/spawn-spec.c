@@ -21,6 +21,7 @@
 #include "daemon/daemon.h"
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
+#include "daemon/spawner-agent.h"
 
 #define MAX_ARGS            256
 #define MAX_ARG_BYTES       65536
@@ -237,6 +238,72 @@ parse_run(json_t *args, struct spawn_spec *sp, char **cause)
 	return jail_config_parse(json_object_get(args, "jail"), &sp->jail, cause);
 }
 
+#define MAX_RO_PATHS 64
+
+/* One ro_paths entry: a string, canonical as written and as resolved. */
+static int
+check_ro_path(const json_t *v, char **cause)
+{
+	const char *s = json_string_value(v), *err;
+	char *canon;
+	int same;
+
+	if (s == NULL || strlen(s) != json_string_length(v) || strlen(s) > 4096) {
+		xasprintf(cause, "ro_paths must be absolute paths (strings without NUL bytes)");
+		return -1;
+	}
+	if ((err = bwrap_ro_path_check(s)) != NULL) {
+		xasprintf(cause, "ro_paths: %s %s", s, err);
+		return -1;
+	}
+	if ((canon = realpath(s, NULL)) == NULL) {
+		xasprintf(cause, "ro_paths: %s: %s", s, strerror(errno));
+		return -1;
+	}
+	same = strcmp(canon, s) == 0;
+	if (!same)
+		xasprintf(cause, "ro_paths: %s is not canonical: it resolves to %s", s, canon);
+	free(canon);
+	return same ? 0 : -1;
+}
+
+/*
+ * ro_paths: read-only binds for a bubblewrap sandbox, as an MCP server's.  A
+ * FreeBSD jail cannot be given host paths: its filesystem is provisioned
+ * (docs/confinement.md), so there they are refused, not ignored.
+ */
+static int
+parse_ro_paths(json_t *args, struct spawn_spec *sp, char **cause)
+{
+	json_t *ro = json_object_get(args, "ro_paths"), *v;
+	size_t i, n;
+
+	if (ro == NULL || json_is_null(ro))
+		return 0;
+	if (!json_is_array(ro) || (n = json_array_size(ro)) > MAX_RO_PATHS) {
+		xasprintf(cause, "ro_paths must be an array of at most %d absolute paths",
+		          MAX_RO_PATHS);
+		return -1;
+	}
+	if (n > 0 && !jail_config_active(&sp->jail)) {
+		xasprintf(cause, "ro_paths needs a jail: an unconfined agent sees the host anyway");
+		return -1;
+	}
+	if (n > 0 && spawner_confine.backend != CONFINE_BACKEND_BWRAP) {
+		xasprintf(cause, "ro_paths needs the bubblewrap backend: a FreeBSD jail's "
+		                 "files are provisioned in the jail (docs/confinement.md)");
+		return -1;
+	}
+	sp->ro_paths = xcalloc(n + 1, sizeof *sp->ro_paths);
+	json_array_foreach(ro, i, v)
+	{
+		if (check_ro_path(v, cause) == -1)
+			return -1;
+		sp->ro_paths[i] = xstrdup(json_string_value(v));
+	}
+	return 0;
+}
+
 /* An unconfined agent only on a daemon that allows them, in a directory that exists. */
 static int
 check_unconfined(const struct spawn_spec *sp, const char **code, char **cause)
@@ -299,7 +366,8 @@ spawn_spec_parse(json_t *args, const char *provider, uid_t owner, struct spawn_s
 	sp->provider = provider;
 	sp->owner = owner;
 	if (parse_command(args, sp, cause) == -1 || parse_run(args, sp, cause) == -1 ||
-	    check_unconfined(sp, code, cause) == -1 || parse_names(args, sp, cause) == -1) {
+	    parse_ro_paths(args, sp, cause) == -1 || check_unconfined(sp, code, cause) == -1 ||
+	    parse_names(args, sp, cause) == -1) {
 		spawn_spec_clear(sp);
 		return -1;
 	}
@@ -309,7 +377,12 @@ spawn_spec_parse(json_t *args, const char *provider, uid_t owner, struct spawn_s
 void
 spawn_spec_clear(struct spawn_spec *sp)
 {
+	size_t i;
+
 	jail_config_clear(&sp->jail);
+	for (i = 0; sp->ro_paths != NULL && sp->ro_paths[i] != NULL; i++)
+		free(sp->ro_paths[i]);
+	free(sp->ro_paths);
 	json_decref(sp->args);
 	json_decref(sp->env);
 	free(sp->binary);

@@ -42,6 +42,7 @@ struct spawn_spec {
 	int64_t stall_ms;
 	struct spawn_restart restart;
 	struct jail_config jail;
+	char **ro_paths;  /* canonical read-only binds for bubblewrap (NULL-terminated) or NULL */
 	char *id;         /* the requested agent id, or NULL: the spawner makes one */
 	char *session_id; /* the requested session, or NULL: the agent id */
 	uid_t owner;      /* the uid that asked (recorded as owner_uid) */

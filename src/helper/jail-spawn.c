@@ -698,7 +698,7 @@ build_argv(const struct helper *h, const struct request *r)
 		av[n++] = xjoin("name=", name);
 		if (r->ip4 == NULL || strcmp(r->ip4, "inherit") == 0)
 			av[n++] = "ip4=inherit";
-		else if (strcmp(r->ip4, "disable") == 0)
+		else if (strcmp(r->ip4, "disable") == 0 || strcmp(r->ip4, "none") == 0)
 			av[n++] = "ip4=disable";
 		else
 			av[n++] = xjoin("ip4.addr=", r->ip4);

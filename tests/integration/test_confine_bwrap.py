@@ -2,7 +2,8 @@
 
 Real bubblewrap: the generated argv runs a command that sees its env from
 env.sh and its cwd, cannot write outside its root, cannot see host
-processes, has no network unless ip4 is set, and leaves no stage behind.
+processes, shares the host's network unless ip4 is "disable"/"none", and leaves no stage
+behind.
 FreeBSD argv: COLIBRI_CONFINE=freebsd-jail with stand-in jexec/jail that
 emulate a jail with bubblewrap (standins/standin.py), to check the in-jail
 stage path and that the status file recovers the exit code jail -c loses.
@@ -120,14 +121,19 @@ def connect_cmd(port):
             "except OSError as e:\n print('refused', e)\n" % port]
 
 
-def test_network_only_when_asked(t):
+def test_network_inherited_unless_cut(t):
+    # issue 17: an unset ip4 inherits the host's network as on FreeBSD;
+    # "disable" (or "none") cuts it.
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
     port = srv.getsockname()[1]
     try:
         p = t.run(connect_cmd(port))
+        assert p.stdout.startswith(b"connected"), p.stdout
+        p = t.run(connect_cmd(port), jail={"path": t.root, "ip4": "none"})
         assert p.stdout.startswith(b"refused"), p.stdout
+        assert "--share-net" not in t.result["argv"]
         p = t.run(connect_cmd(port), jail={"path": t.root, "ip4": "127.0.0.1"})
         assert p.stdout.startswith(b"connected"), p.stdout
         assert "--share-net" in t.result["argv"]

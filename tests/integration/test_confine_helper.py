@@ -127,6 +127,12 @@ def test_create_builds_jail_argv(helper):
     assert helper.calls()[1]["argv"] == ["-c", "path=" + j, "name=colibri-dev_box",
                                          "ip4=inherit", "exec.jail_user=agent",
                                          "command=/bin/sh", LAUNCH]
+    # "none" (issue 17) is FreeBSD's ip4=disable, never an address.
+    for value in ("none", "disable"):
+        helper.run("create", "-4", value, "-U", "agent", j, "--", "/bin/sh", LAUNCH)
+        assert helper.calls()[-1]["argv"] == ["-c", "path=" + j, "name=colibri-dev_box",
+                                              "ip4=disable", "exec.jail_user=agent",
+                                              "command=/bin/sh", LAUNCH]
 
 
 @pytest.mark.parametrize("name,needle", [

@@ -157,7 +157,8 @@ def test_name_and_user_mapping(jail):
     assert jail.seen("b2", "user") == "clawdie"
 
 
-def test_network_only_when_asked(jail):
+def test_network_inherited_unless_cut(jail):
+    # issue 17: ip4 unset inherits the host's network as on FreeBSD; disable/none cut it.
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
@@ -166,11 +167,13 @@ def test_network_only_when_asked(jail):
         jail.spawn("n1", env={"PORT": port})
         jail.spawn("n2", env={"PORT": port}, jail={"path": jail.root, "ip4": "127.0.0.1"})
         jail.spawn("n3", env={"PORT": port}, jail={"path": jail.root, "ip4": "disable"})
-        for aid in ("n1", "n2", "n3"):
+        jail.spawn("n4", env={"PORT": port}, jail={"path": jail.root, "ip4": "none"})
+        for aid in ("n1", "n2", "n3", "n4"):
             assert wait_gone(jail.d, aid)["state"] == "done"
     finally:
         srv.close()
-    assert jail.seen("n1", "net").startswith("refused")
+    assert jail.seen("n1", "net").startswith("connected")
+    assert jail.seen("n4", "net").startswith("refused")
     assert jail.seen("n2", "net").startswith("connected")
     assert jail.seen("n3", "net").startswith("refused")
 

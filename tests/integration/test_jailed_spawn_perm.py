@@ -80,6 +80,9 @@ def test_unprivileged_peer_cannot_spawn_confined(user, world_dir):
             ["spawn-local", {"binary": agent_bin(), "id": "p1", "jail": {"path": root}}],
             ["spawn-agent", {"provider": "local", "binary": agent_bin(), "id": "p2",
                              "jail": {"name": "box", "root_path": root}}],
+            # Read-only paths (issue 17) are no way around it.
+            ["spawn-local", {"binary": agent_bin(), "id": "p4", "jail": {"path": root},
+                             "ro_paths": [world_dir]}],
         ])
         assert replies[0]["ok"], replies[0]
         for r in replies[1:]:
@@ -87,7 +90,7 @@ def test_unprivileged_peer_cannot_spawn_confined(user, world_dir):
             assert r["error"]["code"] == "permission_denied", r
         assert not os.path.exists(os.path.join(root, STAGE_REL))
         items = d.call("list-agents")["items"]
-        assert [a for a in items if a["id"] in ("p1", "p2")] == []
+        assert [a for a in items if a["id"] in ("p1", "p2", "p4")] == []
         # The same request from root (the daemon's uid) is accepted.
         d.call("spawn-local", {"binary": agent_bin(), "id": "p3", "jail": {"path": root}})
     finally:

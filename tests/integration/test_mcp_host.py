@@ -219,7 +219,9 @@ def test_bad_config_is_refused_at_start(tmp_path):
 def test_jailed_server_runs_inside_bubblewrap(host, tmp_path):
     root = tmp_path / "jail" / "root"
     root.mkdir(parents=True)
-    m = host([everything("jailed", allow=["echo", "get-env"], jail={"path": str(root)}, ro_paths=[NODE_MODULES],
+    # ip4 "none": its own network namespace (unset would share the host's, issue 17).
+    m = host([everything("jailed", allow=["echo", "get-env"], jail={"path": str(root), "ip4": "none"},
+                         ro_paths=[NODE_MODULES],
                          env={"MARKER": "inside"})])
     assert "jailed__echo" in tool_names(m)
     assert m.call("jailed__echo", {"message": "jail"})["result"]["content"][0]["text"] == "Echo: jail"

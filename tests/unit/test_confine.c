@@ -104,6 +104,13 @@ test_parse_ok(void **state)
 	jail_config_clear(&cfg);
 	json_decref(j);
 
+	/* ip4 "none" is stored as "disable": one spelling for both backends. */
+	j = jparse("{\"path\":\"/j/a\",\"ip4\":\"none\"}");
+	assert_int_equal(jail_config_parse(j, &cfg, &cause), 0);
+	assert_string_equal(cfg.ip4, "disable");
+	jail_config_clear(&cfg);
+	json_decref(j);
+
 	j = jparse("{\"name\":null,\"path\":\"/j/b\"}");
 	assert_int_equal(jail_config_parse(j, &cfg, &cause), 0);
 	assert_null(cfg.name);
@@ -162,6 +169,7 @@ test_parse_errors(void **state)
 	expect_parse_error("{\"path\":\"/a\\u0000b\"}", "NUL");
 	expect_parse_error("{\"ip4\":\"10.0.0.999\"}", "jail.ip4 must be a dotted IPv4");
 	expect_parse_error("{\"ip4\":\"any\"}", "jail.ip4");
+	expect_parse_error("{\"ip4\":\"None\"}", "jail.ip4");
 	expect_parse_error("{\"user\":\"-U\"}", "jail.user must not start with '-'");
 	expect_parse_error("{\"user\":\"a;b\"}", "jail.user may contain only");
 }
@@ -179,6 +187,7 @@ test_validators(void **state)
 	assert_non_null(jail_name_check(NULL));
 	assert_null(jail_ip4_check("inherit"));
 	assert_null(jail_ip4_check("disable"));
+	assert_null(jail_ip4_check("none"));
 	assert_null(jail_ip4_check("192.168.1.10"));
 	assert_null(stage_id_check("agent-7"));
 	assert_non_null(stage_id_check("."));
@@ -407,7 +416,8 @@ test_bwrap_argv(void **state)
 	assert_true(cmd_has_seq(c, "--cap-drop", "ALL", NULL));
 	assert_true(cmd_has_seq(c, "--die-with-parent", NULL, NULL));
 	assert_true(cmd_has_seq(c, "--new-session", NULL, NULL));
-	assert_false(cmd_has_seq(c, "--share-net", NULL, NULL));
+	/* ip4 unset: the host's network, as a FreeBSD jail's ip4=inherit (issue 17). */
+	assert_true(cmd_has_seq(c, "--share-net", NULL, NULL));
 	assert_true(cmd_has_seq(c, "--ro-bind", "/usr", "/usr"));
 	assert_true(cmd_has_seq(c, "--symlink", "usr/bin", "/bin"));
 	assert_true(cmd_has_seq(c, "--symlink", "usr/lib64", "/lib64"));
@@ -554,6 +564,133 @@ test_bwrap_privates_refused(void **state)
 	assert_ptr_equal(bwrap_private_conflict("/usr/local/etc", priv, 5), &priv[2]);
 	assert_null(bwrap_private_conflict("/usr/local/etc/colibri2", priv, 3));
 	bwrap_host_clear(&h);
+}
+
+/* The directories an agent's program needs: bound read-only once, visible ones skipped. */
+static void
+test_bwrap_agent_dirs(void **state)
+{
+	static const char *const args[] = {"/r/launch.sh", NULL};
+	static const char *const dirs[] = {"/opt/app/node_modules/.bin",
+	                                   "/opt/app/node_modules/pkg/bin",
+	                                   "/opt/app/node_modules",
+	                                   "/opt/app/node_modules",
+	                                   "/usr/lib/node",
+	                                   "/r/inside",
+	                                   "/opt/node/bin",
+	                                   NULL};
+	static const char *const bad[] = {"/var/db/colibri/lib", NULL};
+	static const char *const rel[] = {"opt/x", NULL};
+	static const struct bwrap_private priv[] = {{"/var/db/colibri", "state directory", 1, 1}};
+	struct jail_config cfg = {.path = "/r"};
+	struct bwrap_host h;
+	struct bwrap_spec s = {.cfg = &cfg,
+	                       .root = "/r",
+	                       .host = &h,
+	                       .program = "/bin/sh",
+	                       .args = args,
+	                       .agent_dirs = dirs,
+	                       .path_first = "/opt/node/bin",
+	                       .privates = priv,
+	                       .nprivates = 1};
+	struct confine_cmd *c;
+	char *cause = NULL;
+	size_t i, n = 0;
+
+	(void)state;
+	host_merged(&h);
+	c = bwrap_wrap(&s, &cause);
+	assert_non_null(c);
+	assert_true(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules", "/opt/app/node_modules"));
+	assert_true(cmd_has_seq(c, "--ro-bind", "/opt/node/bin", "/opt/node/bin"));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules/.bin", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/opt/app/node_modules/pkg/bin", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/usr/lib/node", NULL));
+	assert_false(cmd_has_seq(c, "--ro-bind", "/r/inside", NULL));
+	for (i = 0; i < c->argc; i++)
+		n += strcmp(c->argv[i], "/opt/app/node_modules") == 0;
+	assert_int_equal(n, 2); /* one bind: source and destination */
+	assert_true(cmd_has_seq(c, "--setenv", "PATH",
+	                        "/opt/node/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	confine_cmd_free(c);
+	/* An interpreter the system binds show anyway leaves PATH alone. */
+	s.path_first = "/usr/bin";
+	c = bwrap_wrap(&s, &cause);
+	assert_true(
+	        cmd_has_seq(c, "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	confine_cmd_free(c);
+	/* Never the daemon's files, never a relative directory. */
+	s.agent_dirs = bad;
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "the agent program's directory /var/db/colibri/lib lies "
+	                              "inside the daemon's state directory"));
+	free(cause);
+	s.agent_dirs = rel;
+	assert_null(bwrap_wrap(&s, &cause));
+	assert_non_null(strstr(cause, "opt/x is not absolute"));
+	free(cause);
+	bwrap_host_clear(&h);
+}
+
+static void
+expect_interp(const char *head, const char *want)
+{
+	char *got = bwrap_shebang_interp(head, strlen(head));
+
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+test_bwrap_shebang(void **state)
+{
+	char *t;
+
+	(void)state;
+	expect_interp("#!/usr/bin/env node\nconsole.log(1)\n", "node");
+	expect_interp("#!/usr/bin/env -S node --no-warnings\n", "node");
+	expect_interp("#! /usr/local/bin/node\n", "/usr/local/bin/node");
+	expect_interp("#!/usr/bin/python3 -u\r\n", "/usr/bin/python3");
+	expect_interp("#!/bin/sh", "/bin/sh");
+	expect_interp("#!/usr/bin/env\n", NULL);
+	expect_interp("#!/usr/bin/env FOO=1 node\n", NULL);
+	expect_interp("#!node\n", NULL);
+	expect_interp("\x7f"
+	              "ELF\x02\x01",
+	              NULL);
+	expect_interp("#!", NULL);
+	expect_interp("", NULL);
+	/* Only the first line counts. */
+	expect_interp("#!\n/usr/bin/node\n", NULL);
+	assert_null(bwrap_shebang_interp("#!/usr/bin/env node", 2));
+	t = bwrap_node_modules_top("/opt/a/node_modules/@s/pkg/node_modules/dep/cli.js");
+	assert_string_equal(t, "/opt/a/node_modules");
+	free(t);
+	t = bwrap_node_modules_top("/opt/a/node_modules");
+	assert_string_equal(t, "/opt/a/node_modules");
+	free(t);
+	assert_null(bwrap_node_modules_top("/opt/a/node_modules_x/pkg"));
+	assert_null(bwrap_node_modules_top("/opt/pi/bin/pi"));
+}
+
+/* A spawn's ro_paths: absolute and written canonically, or the reason. */
+static void
+test_bwrap_ro_path_check(void **state)
+{
+	(void)state;
+	assert_null(bwrap_ro_path_check("/srv/models"));
+	assert_null(bwrap_ro_path_check("/srv/.cache/m..x"));
+	assert_string_equal(bwrap_ro_path_check("srv/models"), "is not absolute");
+	assert_string_equal(bwrap_ro_path_check(""), "is not absolute");
+	assert_non_null(strstr(bwrap_ro_path_check("/"), "the whole host"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv//m"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/./m"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/../etc"), "not canonical"));
+	assert_non_null(strstr(bwrap_ro_path_check("/srv/.."), "not canonical"));
 }
 
 static void
@@ -1108,6 +1245,94 @@ opts_for(struct confine_opts *o, enum confine_backend b, enum priv_mode m)
 }
 
 static void
+put_file(const char *dir, const char *rel, const char *text, mode_t mode)
+{
+	char *p = path_join(dir, rel), *slash = strrchr(p, '/');
+	FILE *fp;
+
+	*slash = '\0';
+	assert_int_equal(mkdir_p(p, 0755), 0);
+	*slash = '/';
+	assert_non_null(fp = fopen(p, "w"));
+	fputs(text, fp);
+	fclose(fp);
+	assert_int_equal(chmod(p, mode), 0);
+	free(p);
+}
+
+/*
+ * npm's layout (node_modules/.bin/x -> ../pkg/bin/x.js, `#!/usr/bin/env
+ * mynode`, mynode found on PATH in a directory of its own): the hoisting
+ * node_modules and the interpreter's directory are bound read-only, and the
+ * interpreter's directory leads the sandbox's PATH.
+ */
+static void
+test_prepare_agent_program(void **state)
+{
+	struct fx *f = *state;
+	struct jail_config cfg = {.name = "box"};
+	struct confine_opts o;
+	struct confine_spawn *sp;
+	char *cause = NULL, *nm, *bin, *nb, *link, *oldpath, *path, *want;
+	const char *env_path = getenv("PATH");
+
+	cfg.root_path = f->root;
+	oldpath = xstrdup(env_path != NULL ? env_path : "/usr/bin:/bin");
+	nm = path_join(f->tmp, "app/node_modules");
+	put_file(nm, "pkg/package.json", "{}\n", 0644);
+	put_file(nm, "pkg/bin/x.js", "#!/usr/bin/env mynode\n", 0755);
+	put_file(nm, "dep/index.js", "\n", 0644);
+	bin = path_join(nm, ".bin");
+	assert_int_equal(mkdir(bin, 0755), 0);
+	link = path_join(bin, "x");
+	assert_int_equal(symlink("../pkg/bin/x.js", link), 0);
+	nb = path_join(f->tmp, "nodehome/bin");
+	assert_int_equal(mkdir_p(nb, 0755), 0);
+	path = path_join(nb, "mynode");
+	assert_int_equal(symlink("/bin/sh", path), 0);
+	free(path);
+	xasprintf(&path, "%s/missing:%s:%s", f->tmp, nb, oldpath);
+	setenv("PATH", path, 1);
+	free(path);
+	opts_for(&o, CONFINE_BACKEND_BWRAP, PRIV_MODE_NONE);
+	sp = confine_prepare(&o, &cfg, "pg1", link, NULL, NULL, NULL, &cause);
+	setenv("PATH", oldpath, 1);
+	assert_non_null(sp);
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", nm, nm));
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", nb, nb));
+	assert_false(cmd_has_seq(sp->cmd, "--ro-bind", bin, bin));
+	xasprintf(&want, "%s:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", nb);
+	assert_true(cmd_has_seq(sp->cmd, "--setenv", "PATH", want));
+	free(want);
+	assert_int_equal(confine_spawn_finish(sp, &cause), 0);
+
+	/* A plain binary beside no package: only its directory, PATH untouched. */
+	put_file(f->tmp, "tools/bin/t",
+	         "\x7f"
+	         "ELF",
+	         0755);
+	path = path_join(f->tmp, "tools/bin/t");
+	sp = confine_prepare(&o, &cfg, "pg2", path, NULL, NULL, NULL, &cause);
+	assert_non_null(sp);
+	want = path_join(f->tmp, "tools/bin");
+	assert_true(cmd_has_seq(sp->cmd, "--ro-bind", want, want));
+	free(want);
+	want = path_join(f->tmp, "tools");
+	assert_false(cmd_has_seq(sp->cmd, "--ro-bind", want, want));
+	free(want);
+	assert_true(cmd_has_seq(sp->cmd, "--setenv", "PATH",
+	                        "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"));
+	assert_int_equal(confine_spawn_finish(sp, &cause), 0);
+	free(path);
+	confine_opts_clear(&o);
+	free(oldpath);
+	free(nm);
+	free(bin);
+	free(link);
+	free(nb);
+}
+
+static void
 test_prepare(void **state)
 {
 	struct fx *f = *state;
@@ -1319,6 +1544,9 @@ main(void)
 	        cmocka_unit_test(test_bwrap_argv),
 	        cmocka_unit_test(test_bwrap_classic_host_and_errors),
 	        cmocka_unit_test(test_bwrap_privates_refused),
+	        cmocka_unit_test(test_bwrap_agent_dirs),
+	        cmocka_unit_test(test_bwrap_shebang),
+	        cmocka_unit_test(test_bwrap_ro_path_check),
 	        cmocka_unit_test(test_bwrap_host_probe),
 	        cmocka_unit_test_setup_teardown(test_env_round_trip, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_env_sorted_and_quoted, fx_setup, fx_teardown),
@@ -1332,6 +1560,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_stage_give, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_stage_replaced, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_prepare, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_prepare_agent_program, fx_setup, fx_teardown),
 	        cmocka_unit_test(test_opts_from_env),
 	};
 
