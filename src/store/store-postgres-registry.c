@@ -69,25 +69,6 @@ pg_store_agent_get(struct pg_store *s, const char *id, struct store_err *e)
 	return a;
 }
 
-/* 1: text column, 2: integer column, 4: detail (JSON object); 0: unknown. */
-static int
-agent_field_kind(const char *key)
-{
-	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
-	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
-	                                 "lease_ms", "heartbeat", "owner_uid"};
-	size_t i;
-
-	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)
-		if (strcmp(key, text_cols[i]) == 0)
-			return 1;
-	for (i = 0; i < sizeof int_cols / sizeof *int_cols; i++)
-		if (strcmp(key, int_cols[i]) == 0)
-			return 2;
-	return strcmp(key, "detail") == 0 ? 4 : 0;
-}
-
 /* The text of field v (of the given kind) as a parameter value; *own to free. */
 static const char *
 agent_field_value(json_t *v, int kind, char num[24], char **own)
@@ -125,7 +106,7 @@ pg_store_agent_put(struct pg_store *s, const char *id, json_t *f, int64_t now, s
 	len = snprintf(sql, sizeof sql, "INSERT INTO agents (id, created, updated");
 	json_object_foreach(f, key, v)
 	{
-		if ((kind = agent_field_kind(key)) == 0 || n == 24) {
+		if ((kind = store_agent_field_kind(key)) == 0 || n == 24) {
 			store_err_set(e, ERR_INTERNAL, "agent has no field %s", key);
 			goto out;
 		}

@@ -127,3 +127,25 @@ store_like_substring(const char *query)
 	like[o] = '\0';
 	return like;
 }
+
+/*
+ * What an agent_put key is, for both backends: 1 a text column, 2 an integer
+ * column, 4 the detail (a JSON object); 0 none of the agent's columns.
+ */
+int
+store_agent_field_kind(const char *key)
+{
+	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
+	                                  "session_id", "state", "reason",   "tenant"};
+	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
+	                                 "lease_ms", "heartbeat", "owner_uid"};
+	size_t i;
+
+	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)
+		if (strcmp(key, text_cols[i]) == 0)
+			return 1;
+	for (i = 0; i < sizeof int_cols / sizeof *int_cols; i++)
+		if (strcmp(key, int_cols[i]) == 0)
+			return 2;
+	return strcmp(key, "detail") == 0 ? 4 : 0;
+}

@@ -52,4 +52,7 @@ int store_rule_dep(long long task, json_t *v, const struct store_dep_probe *p, l
 /* A LIKE pattern (ESCAPE '\\') matching query as a substring; caller frees. */
 char *store_like_substring(const char *query);
 
+/* An agent_put key: 1 text column, 2 integer column, 4 detail (JSON); 0 unknown. */
+int store_agent_field_kind(const char *key);
+
 #endif

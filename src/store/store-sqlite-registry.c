@@ -74,25 +74,6 @@ sqlite_store_agent_get(struct sqlite_store *s, const char *id, struct store_err 
  * Set columns of agent id from fields (creating the row if needed).  Known
  * keys map to columns; "detail" must be an object and replaces the detail.
  */
-/* What column key is: 1 text, 2 integer, 4 JSON (detail), 0 none of the agent's. */
-static int
-agent_field_kind(const char *key)
-{
-	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
-	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
-	                                 "lease_ms", "heartbeat", "owner_uid"};
-	size_t i;
-
-	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)
-		if (strcmp(key, text_cols[i]) == 0)
-			return 1;
-	for (i = 0; i < sizeof int_cols / sizeof *int_cols; i++)
-		if (strcmp(key, int_cols[i]) == 0)
-			return 2;
-	return strcmp(key, "detail") == 0 ? 4 : 0;
-}
-
 json_t *
 sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_t now,
                        struct store_err *e)
@@ -112,7 +93,7 @@ sqlite_store_agent_put(struct sqlite_store *s, const char *id, json_t *f, int64_
 	json_object_foreach(f, key, v)
 	{
 		sqlite3_stmt *u;
-		int known = agent_field_kind(key);
+		int known = store_agent_field_kind(key);
 
 		if (known == 0) {
 			store_err_set(e, ERR_INTERNAL, "agent has no field %s", key);
