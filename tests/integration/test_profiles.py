@@ -261,3 +261,45 @@ def test_member_lists_profiles_and_cannot_spawn_with_one(conf):
         subprocess.run(["groupdel", user], capture_output=True)
         subprocess.run(["groupdel", g], capture_output=True)
         shutil.rmtree(world, ignore_errors=True)
+
+
+def _bwrap_ok():
+    try:
+        from test_jailed_spawn_helpers import bwrap_works
+        return os.geteuid() == 0 and bwrap_works()
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not _bwrap_ok(), reason="needs a root daemon and bubblewrap")
+def test_confined_profile_spawn_gets_the_secret_through_env_sh(tmp_path):
+    from test_jailed_spawn_helpers import give_to_agent, jail_env, stage_dir
+    from test_supervision_helpers import wait_gone
+    root = str(tmp_path / "jails" / "box")
+    os.makedirs(os.path.join(root, "bin"))
+    agent = os.path.join(root, "bin", "agent.sh")
+    write(agent, AGENT, 0o755)
+    out = os.path.join(root, "out-confined")
+    give_to_agent(root)
+    cd = tmp_path / "conf"
+    cd.mkdir(mode=0o700)
+    envf = str(cd / "c.env")
+    write(envf, "SECRET_TOKEN=%s\n" % SECRET)
+    prof = {"name": "boxed", "provider": "local", "binary": agent, "args": ["--boxed"],
+            "env": {"OUT": out}, "env_file": envf, "jail": {"path": root}}
+    write(str(cd / "profiles.json"), json.dumps({"profiles": [prof]}))
+    d = Daemon(tmp_path / "state", ["--config-dir", str(cd)], env=jail_env(),
+               allow_unconfined=False).start()
+    try:
+        reply = d.call("spawn-agent", {"profile": "boxed", "id": "box1"})
+        st = wait_gone(d, "box1")
+        assert st["state"] == "done", st
+        argv, env = split_out(wait_file(out))
+        assert argv[-1] == "--boxed" and env["SECRET_TOKEN"] == SECRET, (argv, env)
+        assert all(SECRET not in a for a in argv)
+        assert SECRET not in json.dumps(reply) and SECRET not in json.dumps(st)
+        assert SECRET not in json.dumps(d.call("events-read", {"after": 0, "limit": 10000}))
+        assert not os.path.exists(stage_dir(root, "box1"))
+    finally:
+        assert d.stop() == 0, d.read_log()[-3000:]
+    assert SECRET not in all_logs(d)
