@@ -303,3 +303,24 @@ def test_confined_profile_spawn_gets_the_secret_through_env_sh(tmp_path):
     finally:
         assert d.stop() == 0, d.read_log()[-3000:]
     assert SECRET not in all_logs(d)
+
+
+def test_model_and_prompt_template_reach_pi_as_flags(tmp_path, conf):
+    out = str(tmp_path / "out-pi")
+    prof = {"name": "pim", "provider": "pi", "binary": conf["agent"], "args": ["--x"],
+            "model": "m-1", "prompt_template": "the template", "env": {"OUT": out}}
+    write(os.path.join(conf["dir"], "profiles.json"), json.dumps({"profiles": [prof]}))
+    d = Daemon(tmp_path / "state", ["--config-dir", conf["dir"]]).start()
+    try:
+        assert d.call("profiles")["profiles"][0]["has_prompt_template"] is True
+        d.call("spawn-agent", {"profile": "pim"})
+        argv, _ = split_out(wait_file(out))
+        assert argv[1:] == [conf["agent"], "--mode", "json", "--model", "m-1", "--x", "-p",
+                            "the template"], argv
+        os.unlink(out)
+        d.call("spawn-agent", {"profile": "pim", "prompt": "mine", "args": ["--y"]})
+        argv, _ = split_out(wait_file(out))
+        assert argv[1:] == [conf["agent"], "--mode", "json", "--model", "m-1", "--y", "-p",
+                            "mine"], argv
+    finally:
+        assert d.stop() == 0, d.read_log()[-3000:]
