@@ -42,7 +42,7 @@ build-asan: $(ASAN_BUILD)/build.ninja
 # --allow-unconfined: here the operator is the daemon's user, so an agent with its uid takes nothing new.
 run: deps-build
 	@$(MAKE) --no-print-directory build
-	PATH="$(CURDIR)/$(BUILD)/src/tools:$$PATH" $(BUILD)/src/daemon/colibri-daemon --state-dir ./run --foreground --allow-unconfined
+	PATH="$(CURDIR)/$(BUILD)/src/tools:$$PATH" $(BUILD)/src/daemon/colibri-daemon --state-dir ./run --config-dir ./run/etc --foreground --allow-unconfined
 
 test: deps
 	@$(MAKE) --no-print-directory build build-asan

@@ -94,26 +94,33 @@ static const struct cli_opt opt_list_agents[] = {
         OPT_END};
 static const struct cli_opt opt_kill_agent[] = {
         {"grace-ms", 0, "grace_ms", CLI_INT, "SIGKILL after this long"}, OPT_END};
-static const struct cli_opt opt_spawn[] = {
-        {"prompt", 'p', "prompt", CLI_STR, "first prompt"},
-        {"mode", 0, "mode", CLI_STR, "json (default) or rpc"},
-        {"arg", 0, "args", CLI_STRS, "an argument for the agent (repeatable; or after --)"},
-        {"env", 0, "env", CLI_ENV, "NAME=VALUE in the agent's environment (repeatable)"},
-        {"cwd", 0, "cwd", CLI_STR, "working directory"},
-        {"session-id", 0, "session_id", CLI_STR, "session log name"},
-        {"id", 0, "id", CLI_STR, "agent ID (generated when absent)"},
-        {"max-restarts", 0, "restart.max_restarts", CLI_INT, "restart a crashed agent N times"},
-        {"backoff-ms", 0, "restart.backoff_ms", CLI_INT, "first restart delay"},
-        {"backoff-max-ms", 0, "restart.backoff_max_ms", CLI_INT, "restart delay cap"},
-        {"restart-on-error", 0, "restart.on_error", CLI_BOOL, "also restart after error exits"},
-        {"stall-ms", 0, "stall_ms", CLI_INT, "silence before the agent counts as stalled"},
-        {"jail-name", 0, "jail.name", CLI_STR, "run inside this jail"},
-        {"jail-root", 0, "jail.root_path", CLI_STR, "host path of the jail's root"},
-        {"jail-path", 0, "jail.path", CLI_STR, "jail path"},
-        {"jail-ip4", 0, "jail.ip4", CLI_STR, "jail IPv4 address"},
-        {"jail-user", 0, "jail.user", CLI_STR, "user inside the jail"},
-        {"ro-path", 0, "ro_paths", CLI_STRS, "host path bound read-only (bubblewrap; repeatable)"},
-        OPT_END};
+#define SPAWN_OPTS                                                                                 \
+	{"prompt", 'p', "prompt", CLI_STR, "first prompt"},                                        \
+	        {"mode", 0, "mode", CLI_STR, "json (default) or rpc"},                             \
+	        {"arg", 0, "args", CLI_STRS,                                                       \
+	         "an argument for the agent (repeatable; or after --)"},                           \
+	        {"env", 0, "env", CLI_ENV, "NAME=VALUE in the agent's environment (repeatable)"},  \
+	        {"cwd", 0, "cwd", CLI_STR, "working directory"},                                   \
+	        {"session-id", 0, "session_id", CLI_STR, "session log name"},                      \
+	        {"id", 0, "id", CLI_STR, "agent ID (generated when absent)"},                      \
+	        {"max-restarts", 0, "restart.max_restarts", CLI_INT,                               \
+	         "restart a crashed agent N times"},                                               \
+	        {"backoff-ms", 0, "restart.backoff_ms", CLI_INT, "first restart delay"},           \
+	        {"backoff-max-ms", 0, "restart.backoff_max_ms", CLI_INT, "restart delay cap"},     \
+	        {"restart-on-error", 0, "restart.on_error", CLI_BOOL,                              \
+	         "also restart after error exits"},                                                \
+	        {"stall-ms", 0, "stall_ms", CLI_INT,                                               \
+	         "silence before the agent counts as stalled"},                                    \
+	        {"jail-name", 0, "jail.name", CLI_STR, "run inside this jail"},                    \
+	        {"jail-root", 0, "jail.root_path", CLI_STR, "host path of the jail's root"},       \
+	        {"jail-path", 0, "jail.path", CLI_STR, "jail path"},                               \
+	        {"jail-ip4", 0, "jail.ip4", CLI_STR, "jail IPv4 address"},                         \
+	        {"jail-user", 0, "jail.user", CLI_STR, "user inside the jail"},                    \
+	        {"ro-path", 0, "ro_paths", CLI_STRS,                                               \
+	         "host path bound read-only (bubblewrap; repeatable)"},
+static const struct cli_opt opt_spawn[] = {SPAWN_OPTS OPT_END};
+static const struct cli_opt opt_spawn_agent[] = {
+        {"profile", 0, "profile", CLI_STR, "start from this agent profile"}, SPAWN_OPTS OPT_END};
 static const struct cli_opt opt_session_read[] = {
         {"since", 0, "since", CLI_INT, "first line number (0 first)"},
         {"limit", 0, "limit", CLI_INT, "at most N lines"},
@@ -172,7 +179,7 @@ const struct cli_verb cli_verbs[] = {
          cli_render_object, 0, NULL},
         {"kill-agent", CMD_KILL_AGENT, pos_agent_id, opt_kill_agent,
          "stop a spawned agent and its tree", cli_render_object, 0, NULL},
-        {"spawn-agent", CMD_SPAWN_AGENT, pos_spawn_agent, opt_spawn,
+        {"spawn-agent", CMD_SPAWN_AGENT, pos_spawn_agent, opt_spawn_agent,
          "spawn a supervised agent (pi, zot, local)", cli_render_object, CLI_REST_ARGS, NULL},
         {"spawn-local", CMD_SPAWN_LOCAL, pos_spawn_local, opt_spawn,
          "spawn a supervised local binary", cli_render_object, CLI_REST_ARGS, NULL},
@@ -194,6 +201,8 @@ const struct cli_verb cli_verbs[] = {
          cli_render_usage, 0, NULL},
         {"prompt-assemble", CMD_PROMPT_ASSEMBLE, pos_none, opt_prompt_assemble,
          "assemble a cache-friendly prompt", cli_render_object, 0, NULL},
+        {"profiles", CMD_PROFILES, pos_none, opt_none,
+         "list the agent profiles (names and settings, no secret)", cli_render_object, 0, NULL},
         {"host-status", CMD_HOST_STATUS, pos_none, opt_none, "host inventory", cli_render_object, 0,
          NULL},
         {"skills-list", CMD_SKILLS_LIST, pos_query, opt_none,

@@ -38,6 +38,7 @@
 #define CMD_KILL_AGENT       "kill-agent"
 #define CMD_LIST_AGENTS      "list-agents"
 #define CMD_LIST_TENANTS     "list-tenants"
+#define CMD_PROFILES         "profiles"
 #define CMD_PROMPT_ASSEMBLE  "prompt-assemble"
 #define CMD_PROVISION_TENANT "provision-tenant"
 #define CMD_REGISTER_TENANT  "register-tenant"

@@ -3,7 +3,11 @@
  * agent-abort and session-read: the socket face of spawner.c.
  *
  * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
- * the spawner gets only the spec.
+ * the spawner gets only the spec.  spawn-agent's `profile` names an agent
+ * profile (profiles.c): its settings are the defaults the request's own
+ * arguments override, merged into one argument object before the spec is
+ * parsed, so a profile's values pass every check a request's do.  The
+ * profiles command lists them (names and settings, never a secret).
  *
  * Every spawn is for admins (the table says so); the agent records the
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
@@ -18,6 +22,7 @@
 #include "store/store.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
+#include "daemon/profiles.h"
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
 #include "daemon/spawner.h"
@@ -86,7 +91,7 @@ owner_check(struct cmd_req *r, const char *id, int by_session)
 }
 
 static void
-spawn_common(struct cmd_req *r, const char *provider)
+spawn_common(struct cmd_req *r, json_t *args, const char *provider)
 {
 	const char *code = ERR_INTERNAL;
 	char *cause = NULL;
@@ -102,7 +107,7 @@ spawn_common(struct cmd_req *r, const char *provider)
 		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
 		return;
 	}
-	if (spawn_spec_parse(r->args, provider, r->uid, &spec, &code, &cause) == -1 ||
+	if (spawn_spec_parse(args, provider, r->uid, &spec, &code, &cause) == -1 ||
 	    (a = spawner_spawn(&spec, &code, &cause)) == NULL) {
 		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
@@ -115,24 +120,51 @@ static void
 cmd_spawn_agent(struct cmd_req *r)
 {
 	static const char *const providers[] = {"pi", "zot", "local", NULL};
-	const char *p = cmd_arg_str(r, "provider");
+	const char *p = cmd_arg_str(r, "provider"), *profile = cmd_arg_str(r, "profile");
+	const char *prov = NULL;
+	char *cause = NULL;
+	json_t *merged = NULL;
 	size_t i;
 
-	for (i = 0; providers[i] != NULL && strcmp(p, providers[i]) != 0; i++)
-		;
-	if (providers[i] == NULL) {
-		cmd_fail(r, ERR_INVALID_ARGUMENT, "provider must be pi, zot or local");
+	if (p == NULL && profile == NULL) {
+		cmd_fail(r, ERR_INVALID_ARGUMENT, "spawn-agent needs a provider or a profile");
 		return;
 	}
-	/* p points into args: take the static name before the member goes. */
+	if (p != NULL) {
+		for (i = 0; providers[i] != NULL && strcmp(p, providers[i]) != 0; i++)
+			;
+		if (providers[i] == NULL) {
+			cmd_fail(r, ERR_INVALID_ARGUMENT, "provider must be pi, zot or local");
+			return;
+		}
+		prov = providers[i];
+	}
+	if (profile != NULL) {
+		if (profiles_apply(profile, r->args, &merged, p == NULL ? &prov : &p, &cause) ==
+		    -1) {
+			fail_cause(r, ERR_NOT_FOUND, cause);
+			free(cause);
+			return;
+		}
+		spawn_common(r, merged, prov);
+		json_decref(merged);
+		return;
+	}
+	/* p points into args: prov is the static name, taken before the member goes. */
 	json_object_del(r->args, "provider");
-	spawn_common(r, providers[i]);
+	spawn_common(r, r->args, prov);
 }
 
 static void
 cmd_spawn_local(struct cmd_req *r)
 {
-	spawn_common(r, "local");
+	spawn_common(r, r->args, "local");
+}
+
+static void
+cmd_profiles(struct cmd_req *r)
+{
+	cmd_ok(r, profiles_list());
 }
 
 /* The agent kill-agent stopped has ended: answer with its final row. */
@@ -242,8 +274,11 @@ cmd_session_read(struct cmd_req *r)
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
 
-static const struct cmd_arg spawn_agent_args[] = {
-        {"provider", ARG_STR, 1, 0, 0}, SPAWN_ARGS, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg spawn_agent_args[] = {{"provider", ARG_STR, 0, 0, 0},
+                                                  SPAWN_ARGS,
+                                                  {"profile", ARG_STR, 0, 0, 0},
+                                                  {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
 static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
                                                   {"args", ARG_ARR, 0, 0, 0},
                                                   {"prompt", ARG_STR, 0, 0, 0},
@@ -275,5 +310,6 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
         {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {CMD_PROFILES, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_profiles},
         {NULL, 0, 0, NULL, NULL},
 };

@@ -16,6 +16,7 @@ struct store;
 
 struct daemon_config {
 	char *state_dir;
+	char *config_dir; /* --config-dir: profiles.json (daemon/profiles.c) */
 	char *socket_path;
 	char *db_path;
 	char *sessions_dir;

@@ -6,7 +6,8 @@
  * running, signals only set state through libuv's signal handles:
  * SIGTERM/SIGINT begin an orderly shutdown (stop accepting, finish what
  * was read, stop agents, commit, close the database, exit 0), SIGHUP
- * reopens the log file.
+ * reopens the log file and reloads the agent profiles of --config-dir
+ * (daemon/profiles.c; a bad file keeps the old ones).
  *
  * Files: every directory of the daemon's is 0700, or 0750 when the socket
  * lies under it (the socket's group must traverse it to connect, as in the
@@ -49,6 +50,7 @@
 #include "common/xmalloc.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
+#include "daemon/profiles.h"
 #include "daemon/subsys.h"
 #include "daemon/sweep.h"
 #include "daemon/events.h"
@@ -81,6 +83,7 @@ static void __attribute__((noreturn)) usage(int code)
 	        "                      [--line-timeout-ms MS]\n"
 	        "                      [--kill-grace-ms MS] [--store URL] [--host-id ID]\n"
 	        "                      [--sync normal|full] [--agent-user USER]\n"
+	        "                      [--config-dir DIR]\n"
 	        "                      [--version]\n");
 	exit(code);
 }
@@ -132,6 +135,7 @@ enum {
 	OPT_SYNC = 20,
 	OPT_ALLOW_UNCONFINED = 21,
 	OPT_AGENT_USER = 22,
+	OPT_CONFIG_DIR = 23,
 };
 
 static const struct option opts[] = {
@@ -159,6 +163,7 @@ static const struct option opts[] = {
         {"admin-slots", required_argument, NULL, OPT_ADMIN_SLOTS},
         {"line-timeout-ms", required_argument, NULL, OPT_LINE_TIMEOUT_MS},
         {"agent-user", required_argument, NULL, OPT_AGENT_USER},
+        {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -231,6 +236,10 @@ set_plain_opt(int ch, const char *arg, int *foreground)
 		break;
 	case 'S':
 		c->socket_path = absolute(arg);
+		break;
+	case OPT_CONFIG_DIR:
+		free(c->config_dir);
+		c->config_dir = absolute(arg);
 		break;
 	case 'd':
 		c->db_path = absolute(arg);
@@ -357,6 +366,8 @@ resolve_paths(void)
 		c->db_path = c->state_dir != NULL ? path_join(c->state_dir, "colibri.sqlite")
 		                                  : xstrdup(PATH_DEFAULT_DB);
 	c->sessions_dir = path_join(data, "sessions");
+	if (c->config_dir == NULL)
+		c->config_dir = xstrdup(PATH_DEFAULT_CONFIG_DIR);
 	if (c->max_line == 0)
 		c->max_line = COLIBRI_MAX_LINE_DEFAULT;
 	if (c->max_clients == 0)
@@ -686,6 +697,7 @@ on_signal(uv_signal_t *s, int signum)
 			log_warn("reopening the log");
 		else
 			log_info("log reopened");
+		profiles_reload();
 		return;
 	}
 	daemon_shutdown();

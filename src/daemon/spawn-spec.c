@@ -81,8 +81,8 @@ check_strings(json_t *arr, char **cause)
  */
 static const char *const env_reserved[] = {"COLIBRI_", "LD_", "BW_", "DYLD_", NULL};
 
-static int
-env_name_reserved(const char *name)
+int
+spawn_env_name_reserved(const char *name)
 {
 	size_t i;
 
@@ -106,7 +106,7 @@ check_env(json_t *env, char **cause)
 			          (int)utf8_cut_len(k, strlen(k), 64), k);
 			return -1;
 		}
-		if (env_name_reserved(k)) {
+		if (spawn_env_name_reserved(k)) {
 			xasprintf(cause,
 			          "env %s is reserved: COLIBRI_*, LD_*, BW_* and DYLD_* are not "
 			          "for a caller to set",
@@ -177,6 +177,14 @@ parse_restart(struct spawn_restart *rs, json_t *r, char **cause)
 	if (rs->backoff_max_ms < rs->backoff_ms)
 		rs->backoff_max_ms = rs->backoff_ms;
 	return 0;
+}
+
+int
+spawn_restart_check(json_t *r, char **cause)
+{
+	struct spawn_restart rs;
+
+	return parse_restart(&rs, r, cause);
 }
 
 /* args, env, mode and prompt: what the agent is told. */

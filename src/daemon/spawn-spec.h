@@ -55,6 +55,10 @@ struct spawn_spec {
 int spawn_spec_parse(json_t *args, const char *provider, uid_t owner, struct spawn_spec *spec,
                      const char **code, char **cause);
 void spawn_spec_clear(struct spawn_spec *spec);
+/* Is name reserved for the daemon (COLIBRI_*, LD_*, BW_*, DYLD_*): no caller or profile sets it. */
+int spawn_env_name_reserved(const char *name);
+/* Is r a valid restart object (names and ranges)?  0, or -1 with *cause. */
+int spawn_restart_check(json_t *r, char **cause);
 /* An absolute path that is executable, or a name found on PATH: *out (the caller frees). */
 int spawn_resolve_binary(const char *name, char **out, char **cause);
 

@@ -11,6 +11,7 @@
 #include "daemon/cache.h"
 #include "daemon/daemon.h"
 #include "daemon/inventory.h"
+#include "daemon/profiles.h"
 #include "daemon/skills-index.h"
 #include "job/job.h"
 #include "daemon/spawner.h"
@@ -36,6 +37,7 @@ jobs_init(char **cause)
 
 static const struct subsys subsystems[] = {
         {"job", jobs_init, NULL, NULL, job_close_all},
+        {"profiles", profiles_init, NULL, NULL, profiles_close},
         {"spawner", spawner_init, spawner_shutdown, spawner_busy, spawner_close},
         {"vault", vault_init, vault_shutdown, vault_busy, vault_close},
         {"cache", cache_init, NULL, NULL, cache_close},

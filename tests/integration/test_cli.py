@@ -25,7 +25,7 @@ VERBS = [
     "task-complete", "task-release", "agent-register", "agent-heartbeat", "list-agents",
     "agent-status", "kill-agent", "spawn-agent", "spawn-local", "agent-prompt", "agent-abort",
     "session-read", "register-tenant", "list-tenants", "delete-tenant", "provision-tenant", "usage",
-    "prompt-assemble", "host-status", "skills-list", "skill-show", "skills-reload", "events-read",
+    "prompt-assemble", "profiles", "host-status", "skills-list", "skill-show", "skills-reload", "events-read",
     "watch", "call",
 ]
 

@@ -106,6 +106,7 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
            "--turn", '"hi"')
     wait_host_status(d)
     c.json("host-status")
+    c.json("profiles")
 
     root = tmp_path / "jails" / "acme" / "root"
     root.mkdir(parents=True)
