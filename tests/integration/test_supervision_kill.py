@@ -69,6 +69,12 @@ def test_kill_agent_escalates_to_sigkill(make_daemon, tmp_path, cleanup):
     a = spawn(d, provider="local", binary=str(script))
     cleanup.append(a["id"])
     wait_state(d, a["id"], ("working",))
+    # A local program is working from its start (issue 17), before the shell
+    # has set its trap: wait for the line it prints after the trap.
+    deadline = time.time() + 15
+    while not session_lines(d, a["id"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert session_lines(d, a["id"]), "the stubborn agent printed nothing"
     t0 = time.time()
     k = d.call("kill-agent", id=a["id"], grace_ms=300)
     took = time.time() - t0
