@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "confine/jail.h"
@@ -452,7 +453,9 @@ profiles_load(const char *path, struct profile **out, size_t *n, char **cause)
 int
 profiles_init(char **cause)
 {
-	profiles_path = path_join(D.cfg.config_dir, PROFILES_FILE);
+	profiles_path =
+	        path_join(D.cfg.config_dir != NULL ? D.cfg.config_dir : PATH_DEFAULT_CONFIG_DIR,
+	                  PROFILES_FILE);
 	if (profiles_load(profiles_path, &profiles, &nprofiles, cause) == -1)
 		return -1;
 	log_info("%zu agent profile(s) from %s", nprofiles, profiles_path);

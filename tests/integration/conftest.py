@@ -122,7 +122,18 @@ class Conn:
     def __init__(self, path, timeout=10.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # With a timeout the socket is non-blocking, and a Unix socket whose
+        # listen backlog is momentarily full answers EAGAIN at once instead of
+        # waiting (as a blocking connect would): retry within the timeout.
+        deadline = time.time() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except BlockingIOError:
+                if time.time() >= deadline:
+                    raise
+                time.sleep(0.01)
         self.buf = b""
         self.next_id = 1
         self.events = []
