@@ -236,6 +236,7 @@ server_client_free(struct client *c)
 	buf_free(&c->out);
 	buf_free(&c->wbuf);
 	json_decref(c->topics);
+	free(c->bound_agent);
 	free(c);
 }
 
