@@ -49,6 +49,7 @@
 #include "common/xmalloc.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
+#include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/sweep.h"
 #include "daemon/events.h"
@@ -764,6 +765,9 @@ detach(void)
 		log_warn("lock file");
 }
 
+/* Each agent's run inherits a connection of the server's (the spawner cannot reach it). */
+static const struct spawner_channel agent_channel = {server_channel_open, server_channel_close};
+
 int
 main(int argc, char **argv)
 {
@@ -794,6 +798,7 @@ main(int argc, char **argv)
 	D.loop = uv_default_loop();
 	open_store();
 	txn_init();
+	spawner_set_channel(&agent_channel);
 	if (subsys_init(&cause) == -1)
 		fatalx("%s", cause);
 	if (server_start(&cause) == -1)

@@ -18,9 +18,9 @@
  * socketpair, kept by the child as descriptor 3 (the job layer's pass_fd)
  * and named by COLIBRI_FD in its environment, whose other end is a
  * connection of the daemon's with the agent role bound to this agent
- * (server_channel_open).  bwrap, jexec and jail -c leave an inherited
- * descriptor alone, so it is the one way to the board from inside a jail.
- * It closes when the run ends (on_job_done).
+ * (server_channel_open, reached through spawner_set_channel).  bwrap,
+ * jexec and jail -c leave an inherited descriptor alone, so it is the one way to the board from
+ * inside a jail. It closes when the run ends (on_job_done).
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +34,6 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "daemon/daemon.h"
-#include "daemon/server.h"
 #include "daemon/spawner-agent.h"
 
 extern char **environ;
@@ -189,13 +188,28 @@ on_job_exit(struct job *j)
 }
 
 /* The join: reaped and stdout/stderr at EOF (or closed by force). */
+static const struct spawner_channel *channel_ops;
+
+void
+spawner_set_channel(const struct spawner_channel *ops)
+{
+	channel_ops = ops;
+}
+
+static void
+channel_close(struct agent *a)
+{
+	if (a->channel != 0 && channel_ops != NULL)
+		channel_ops->close(a->channel);
+	a->channel = 0;
+}
+
 static void
 on_job_done(struct job *j)
 {
 	struct agent *a = j->data;
 
-	server_channel_close(a->channel);
-	a->channel = 0;
+	channel_close(a);
 	job_close(j);
 	run_step(j->data, RI_DONE, 0, NULL);
 }
@@ -205,8 +219,7 @@ on_job_closed(struct job *j)
 {
 	struct agent *a = j->data;
 
-	server_channel_close(a->channel);
-	a->channel = 0;
+	channel_close(a);
 	a->handles_open--;
 	run_handle_closed(a);
 }
@@ -456,12 +469,16 @@ exec_channel(struct agent *a, struct job_spec *ps, char **cause)
 {
 	int sv[2];
 
+	if (channel_ops == NULL) {
+		xasprintf(cause, "the agent channel: no server to connect it to");
+		return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		xasprintf(cause, "the agent channel: socketpair: %s", strerror(errno));
 		return -1;
 	}
-	a->channel = server_channel_open(sv[0], a->id, ps->creds ? ps->creds->uid : getuid(),
-	                                 ps->creds ? ps->creds->gid : getgid(), cause);
+	a->channel = channel_ops->open(sv[0], a->id, ps->creds ? ps->creds->uid : getuid(),
+	                               ps->creds ? ps->creds->gid : getgid(), cause);
 	if (a->channel == 0) {
 		close(sv[1]);
 		return -1;
@@ -497,8 +514,7 @@ exec_start(struct agent *a, char **cause)
 	}
 	if (job_start(&a->job, &ps, cause) == -1) {
 		close(ps.pass_fd);
-		server_channel_close(a->channel);
-		a->channel = 0;
+		channel_close(a);
 		exec_unstage(a);
 		goto out;
 	}

@@ -107,6 +107,8 @@ def test_unconfined_agent_uses_its_channel(sup):
     rc, stdout, stderr = out["cli"]
     assert rc == 0, stderr
     assert json.loads(stdout)["role"] == "agent", stdout
+    # The run has ended: its channel is closed, only this connection is left.
+    assert sup.call("status")["clients"] == 1
 
 
 def test_a_second_agent_cannot_complete_the_firsts_task(sup):
