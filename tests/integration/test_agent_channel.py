@@ -49,6 +49,25 @@ if len(sys.argv) > 2:
     p = subprocess.run([sys.argv[2], "status", "--json"], capture_output=True, text=True,
                        pass_fds=(fd,), env=env)
     out["cli"] = [p.returncode, p.stdout, p.stderr]
+if len(sys.argv) > 3:
+    env = dict(os.environ, COLIBRI_SOCKET="/nonexistent/colibri.sock")
+    msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                        "clientInfo": {"name": "t", "version": "1"}}},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+             "params": {"name": "task_claim", "arguments": {"agent": me, "id": int(sys.argv[4])}}},
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+             "params": {"name": "task_claim", "arguments": {"agent": "someone-else", "id": int(sys.argv[5])}}}]
+    p = subprocess.run([sys.argv[3]], input="".join(json.dumps(m) + "\n" for m in msgs),
+                       capture_output=True, text=True, pass_fds=(fd,), env=env, timeout=30)
+    replies = {}
+    for line in p.stdout.splitlines():
+        m = json.loads(line)
+        if m.get("id") in (2, 3):
+            r = m["result"]
+            replies[m["id"]] = [r.get("isError", False), r.get("structuredContent", {}).get("owner"),
+                                r["content"][0]["text"][:200]]
+    out["mcp"] = [p.returncode, replies]
 print(json.dumps(out), flush=True)
 """
 
@@ -97,7 +116,10 @@ def sup(make_daemon):
 
 def test_unconfined_agent_uses_its_channel(sup):
     tid = sup.call("task-create", title="for the agent")["id"]
-    me, out = run_agent(sup, plan_of(tid), [bin_path("colibri")])
+    mine = sup.call("task-create", title="through mcp")["id"]
+    other = sup.call("task-create", title="not for another")["id"]
+    me, out = run_agent(sup, plan_of(tid), [bin_path("colibri"), bin_path("colibri-mcp"),
+                                            str(mine), str(other)])
     check_plan(out, me, tid)
     t = sup.call("task-show", id=tid)
     assert (t["status"], t["owner"]) == ("done", me), t
@@ -107,6 +129,11 @@ def test_unconfined_agent_uses_its_channel(sup):
     rc, stdout, stderr = out["cli"]
     assert rc == 0, stderr
     assert json.loads(stdout)["role"] == "agent", stdout
+    # colibri-mcp too: it claims as the agent, and not as another.
+    rc, replies = out["mcp"]
+    assert rc == 0 and replies["2"][:2] == [False, me], out["mcp"]
+    assert replies["3"][0] is True and "permission_denied" in replies["3"][2], out["mcp"]
+    assert sup.call("task-show", id=other)["status"] == "open"
     # The run has ended: its channel is closed, only this connection is left.
     assert sup.call("status")["clients"] == 1
 
