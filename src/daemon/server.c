@@ -150,7 +150,9 @@ client_refusal(const struct client *c, char *why, size_t len)
 		         D.cfg.admin_slots, D.cfg.max_clients);
 	else {
 		for (o = server_clients; o != NULL; o = o->next)
-			same += o->cred.uid == c->cred.uid && !o->closing && !o->close_after_flush;
+			/* An agent's channel is its run's, not its uid's. */
+			same += o->cred.uid == c->cred.uid && !o->closing &&
+			        !o->close_after_flush && o->channel == 0;
 		if (same < D.cfg.max_clients_per_uid)
 			return 0;
 		snprintf(why, len, "too many connections for uid %ld: %d (--max-clients-per-uid)",
