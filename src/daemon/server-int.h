@@ -60,7 +60,7 @@ struct client {
 
 /* server-client.c: every connection, their number, and their unsent output together. */
 extern struct client *server_clients;
-extern int server_nclients;
+extern int server_nclients;     /* connections on the socket (agent channels are not counted) */
 extern size_t server_out_total; /* every client's unsent output: out, wbuf and held */
 
 /* Output held for c: queued, being written, or waiting for the commit. */

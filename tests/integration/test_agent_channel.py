@@ -15,6 +15,7 @@ the test reads back from the session log.
 """
 import json
 import os
+import time
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_unconfined_agent_uses_its_channel(sup):
     assert rc == 0 and replies["2"][:2] == [False, me], out["mcp"]
     assert replies["3"][0] is True and "permission_denied" in replies["3"][2], out["mcp"]
     assert sup.call("task-show", id=other)["status"] == "open"
-    # The run has ended: its channel is closed, only this connection is left.
+    # A channel takes no connection slot of the socket's (--max-clients counts the socket's).
     assert sup.call("status")["clients"] == 1
 
 
@@ -178,3 +179,29 @@ def test_confined_agent_reaches_the_board_only_through_its_channel(make_daemon, 
     check_plan(out, me, tid)
     t = d.call("task-show", id=tid)
     assert (t["status"], t["owner"]) == ("done", me), t
+
+
+HOLD = r"""
+import os, sys, time
+print("up", flush=True)
+deadline = time.time() + 30
+while not os.path.exists(sys.argv[1]) and time.time() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def test_a_channel_takes_no_slot_of_the_socket(make_daemon, tmp_path):
+    """--max-clients 1: a running agent holds its channel, and the one socket slot stays free."""
+    d = sup_daemon(make_daemon, extra_args=["--max-clients", "1"])
+    go = str(tmp_path / "go")
+    a = d.call("spawn-local", {"binary": PY, "args": ["-c", HOLD, go]})
+    deadline = time.time() + 15
+    while session_lines(d, a["id"]) != ["up"]:
+        assert time.time() < deadline, "the agent did not start"
+        time.sleep(0.05)
+    st = d.call("status")
+    assert st["clients"] == 1, st
+    assert d.call("agent-status", id=a["id"])["live"] is True
+    open(go, "w").close()
+    st = wait_gone(d, a["id"], timeout=30)
+    assert (st["state"], st["exit_code"]) == ("done", 0), st
