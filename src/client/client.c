@@ -1,12 +1,17 @@
 /*
  * client.c -- blocking client of the daemon's newline-JSON protocol.
+ * client.h says how it finds the daemon (a socket path, or the agent
+ * channel an agent's run inherits).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -25,13 +30,61 @@ client_default_socket(void)
 	return PATH_DEFAULT_SOCKET;
 }
 
+/*
+ * The agent channel named by COLIBRI_FD: a close-on-exec copy of it, or -1
+ * with errno (EBADF: not a descriptor number or not open, ENOTSOCK: open
+ * but no socket).  Not set: -1 with errno 0.
+ */
+static int
+client_channel(void)
+{
+	const char *s = getenv("COLIBRI_FD");
+	struct stat sb;
+	char *end;
+	long n;
+	int fd;
+
+	errno = 0;
+	if (s == NULL || *s == '\0')
+		return -1;
+	n = strtol(s, &end, 10);
+	if (*end != '\0' || n < 0 || n > INT_MAX || fstat((int)n, &sb) == -1) {
+		errno = EBADF;
+		return -1;
+	}
+	if (!S_ISSOCK(sb.st_mode)) {
+		errno = ENOTSOCK;
+		return -1;
+	}
+	if ((fd = fcntl((int)n, F_DUPFD_CLOEXEC, 0)) == -1)
+		return -1;
+	return fd;
+}
+
+static struct client *
+client_new(int fd)
+{
+	struct client *c = xcalloc(1, sizeof *c);
+
+	c->fd = fd;
+	c->next_id = 1;
+	buf_init(&c->in);
+	c->pending_events = json_array();
+	return c;
+}
+
 struct client *
 client_connect(const char *path)
 {
 	struct sockaddr_un sun;
-	struct client *c;
 	int fd;
 
+	if (path == NULL || strcmp(path, client_default_socket()) == 0) {
+		if ((fd = client_channel()) != -1)
+			return client_new(fd);
+		if (errno != 0)
+			return NULL;
+	}
 	if (path == NULL)
 		path = client_default_socket();
 	memset(&sun, 0, sizeof sun);
@@ -49,12 +102,7 @@ client_connect(const char *path)
 		errno = saved;
 		return NULL;
 	}
-	c = xcalloc(1, sizeof *c);
-	c->fd = fd;
-	c->next_id = 1;
-	buf_init(&c->in);
-	c->pending_events = json_array();
-	return c;
+	return client_new(fd);
 }
 
 void

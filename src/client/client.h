@@ -8,6 +8,14 @@
  * Socket resolution (client_default_socket): an explicit path, else
  * $COLIBRI_SOCKET, else the OS default (/var/run/colibri/colibri.sock on
  * FreeBSD, /run/colibri/colibri.sock on Linux).
+ *
+ * Inside an agent's run the agent channel comes first: with COLIBRI_FD set
+ * (the descriptor of the connection the daemon gave the run, the one way to
+ * the board from inside a jail), client_connect uses a copy of it instead
+ * of the default socket -- only an explicit other path still means that
+ * socket.  The copy is the connection's; closing it leaves COLIBRI_FD open
+ * for the next one.  The channel is one connection: whoever shares it
+ * (the agent and a `colibri` it runs) takes turns, a request at a time.
  */
 #ifndef COLIBRI_CLIENT_H
 #define COLIBRI_CLIENT_H
@@ -31,7 +39,8 @@ struct client_error {
 };
 
 const char *client_default_socket(void);
-/* Connect; returns NULL with errno set on failure. */
+/* Connect (to the agent channel when COLIBRI_FD is set and path is NULL or the
+ * default); returns NULL with errno set on failure. */
 struct client *client_connect(const char *path);
 void client_close(struct client *);
 

@@ -85,6 +85,17 @@ cmd_agent_heartbeat(struct cmd_req *r)
 		cmd_fail_error(r, &e);
 		return;
 	}
+	if (strcmp(json_string_value(json_object_get(a, "kind")), "registered") != 0 &&
+	    r->agent != NULL) {
+		/*
+		 * A spawned agent on its own channel (the server has held id to
+		 * it): its process is its liveness, so the beat only renews the
+		 * leases of the tasks it holds.
+		 */
+		store_task_renew_agent(D.store, id, now);
+		cmd_ok(r, a);
+		return;
+	}
 	if (strcmp(json_string_value(json_object_get(a, "kind")), "registered") != 0) {
 		json_decref(a);
 		cmd_fail(r, ERR_CONFLICT, "%s is supervised by the daemon; it does not heartbeat",

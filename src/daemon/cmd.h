@@ -80,7 +80,8 @@ struct cmd_req {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	int role; /* one CMD_R_* bit, decided when the connection was accepted */
+	int role;    /* one CMD_R_* bit, decided when the connection was accepted */
+	char *agent; /* on an agent channel, the agent it is bound to; else NULL */
 	int replied;
 	int failed;
 	int held;

@@ -51,6 +51,7 @@
 #include "daemon/daemon.h"
 #include "daemon/server.h"
 #include "daemon/profiles.h"
+#include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/sweep.h"
 #include "daemon/events.h"
@@ -776,6 +777,9 @@ detach(void)
 		log_warn("lock file");
 }
 
+/* Each agent's run inherits a connection of the server's (the spawner cannot reach it). */
+static const struct spawner_channel agent_channel = {server_channel_open, server_channel_close};
+
 int
 main(int argc, char **argv)
 {
@@ -806,6 +810,7 @@ main(int argc, char **argv)
 	D.loop = uv_default_loop();
 	open_store();
 	txn_init();
+	spawner_set_channel(&agent_channel);
 	if (subsys_init(&cause) == -1)
 		fatalx("%s", cause);
 	if (server_start(&cause) == -1)

@@ -236,6 +236,7 @@ server_client_free(struct client *c)
 	buf_free(&c->out);
 	buf_free(&c->wbuf);
 	json_decref(c->topics);
+	free(c->bound_agent);
 	free(c);
 }
 
@@ -272,7 +273,8 @@ server_client_close(struct client *c, const char *why)
 		server_clients = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
-	server_nclients--;
+	if (c->channel == 0)
+		server_nclients--;
 	if (!c->detached)
 		uv_close((uv_handle_t *)&c->pipe, server_client_on_closed);
 	/* A detached client is freed by server_client_free_detached. */
@@ -377,5 +379,6 @@ server_client_link(struct client *c)
 	if (server_clients != NULL)
 		server_clients->prev = c;
 	server_clients = c;
-	server_nclients++;
+	if (c->channel == 0) /* the limits are the socket's: an agent's channel is its run's */
+		server_nclients++;
 }

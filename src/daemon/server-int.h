@@ -3,8 +3,9 @@
  *
  * The control socket is one room in four files, each a seam of it:
  *   server.c           the listener, accepting (role, connection limits),
- *                      the partial-line timeout, the loop hook that
- *                      commits and publishes, and the detached-client seam;
+ *                      the agent channels, the partial-line timeout, the
+ *                      loop hook that commits and publishes, and the
+ *                      detached-client seam;
  *   server-client.c    a connection's bytes: reading and framing lines,
  *                      back-pressure, output buffers and writes, closing;
  *   server-request.c   one line's way through: parse, envelope, table,
@@ -52,11 +53,14 @@ struct client {
 	int replaying;          /* subscribed, catching up from the store, not yet live */
 	int in_rq;
 	struct client *next_rq;
+	/* The agent channel (server_channel_open): the agent it is bound to, or NULL. */
+	char *bound_agent;
+	unsigned long long channel; /* its number, 0: a connection on the socket */
 };
 
 /* server-client.c: every connection, their number, and their unsent output together. */
 extern struct client *server_clients;
-extern int server_nclients;
+extern int server_nclients;     /* connections on the socket (agent channels are not counted) */
 extern size_t server_out_total; /* every client's unsent output: out, wbuf and held */
 
 /* Output held for c: queued, being written, or waiting for the commit. */

@@ -329,6 +329,7 @@ cmd_req_free(struct cmd_req *r)
 {
 	json_decref(r->id);
 	json_decref(r->args);
+	free(r->agent);
 	free(r);
 }
 
@@ -421,6 +422,44 @@ dispatch(struct client *c, struct cmd_req *r)
 }
 
 /*
+ * An agent channel speaks only for its agent: the argument that names an
+ * agent (below) defaults to the bound id and may not name another.  0, or
+ * -1 after a permission_denied reply.
+ */
+static const struct {
+	const char *cmd, *arg;
+} bound_args[] = {
+        {CMD_TASK_CLAIM, "agent"},   {CMD_TASK_UPDATE, "agent"},  {CMD_TASK_COMPLETE, "agent"},
+        {CMD_TASK_RELEASE, "agent"}, {CMD_AGENT_HEARTBEAT, "id"}, {CMD_AGENT_REGISTER, "id"},
+};
+
+static int
+request_bind(struct client *c, json_t *id, const struct cmd_entry *ce, json_t *args)
+{
+	const char *name;
+	json_t *v;
+	size_t i;
+
+	for (i = 0; i < sizeof bound_args / sizeof bound_args[0]; i++)
+		if (strcmp(ce->name, bound_args[i].cmd) == 0)
+			break;
+	if (i == sizeof bound_args / sizeof bound_args[0])
+		return 0;
+	name = bound_args[i].arg;
+	if ((v = json_object_get(args, name)) == NULL || json_is_null(v)) {
+		json_object_set_new(args, name, json_string(c->bound_agent));
+		return 0;
+	}
+	if (json_is_string(v) && strcmp(json_string_value(v), c->bound_agent) == 0)
+		return 0;
+	server_request_error(c, id, ERR_PERMISSION_DENIED,
+	                     "this connection is the channel of agent %.128s: %s acts only as "
+	                     "that agent (\"%s\" must be it or absent)",
+	                     c->bound_agent, ce->name, name);
+	return -1;
+}
+
+/*
  * The envelope of a parsed request: id (an integer, a string or null), cmd
  * (in the table) and args (an object, or absent; checked against the
  * command's spec).  0 with *ce and *args (a new reference) set, or -1 after
@@ -457,6 +496,10 @@ request_check(struct client *c, json_t *req, const struct cmd_entry **ce, json_t
 		return -1;
 	}
 	*args = *args == NULL || json_is_null(*args) ? json_object() : json_incref(*args);
+	if (c->bound_agent != NULL && request_bind(c, id, *ce, *args) == -1) {
+		json_decref(*args);
+		return -1;
+	}
 	if (cmd_check_args(*ce, *args, msg, sizeof msg) == -1) {
 		server_request_error(c, id, ERR_INVALID_ARGUMENT, "%s (usage: %s)", msg,
 		                     cmd_usage_line(*ce));
@@ -495,6 +538,7 @@ server_request_line(struct client *c, const char *line, size_t len)
 	r->uid = c->cred.uid;
 	r->gid = c->cred.gid;
 	r->pid = c->cred.pid;
+	r->agent = c->bound_agent != NULL ? xstrdup(c->bound_agent) : NULL;
 	dispatch(c, r);
 	if (r->held && r->replied) {
 		/* Held, but answered before exec returned: free it here, not under exec. */

@@ -19,6 +19,13 @@
  * line for --line-timeout-ms is closed.  Each refusal is an error line,
  * never a silent close.
  *
+ * It also opens the agent channels: each run of a spawned agent inherits
+ * one end of a socketpair (COLIBRI_FD), and the daemon's end is a
+ * connection like any other but for its role, decided at creation: agent,
+ * bound to that agent's id (server-request.c holds it to that id).  It is
+ * the one way to the board from inside a jail, where the socket is out of
+ * reach, and it closes when the run ends.
+ *
  * And it owns the loop hook, the one place that orders what happens once
  * per loop iteration: commit, then the held replies and the events, then
  * the replay pages, then the writes.
@@ -143,7 +150,9 @@ client_refusal(const struct client *c, char *why, size_t len)
 		         D.cfg.admin_slots, D.cfg.max_clients);
 	else {
 		for (o = server_clients; o != NULL; o = o->next)
-			same += o->cred.uid == c->cred.uid && !o->closing && !o->close_after_flush;
+			/* An agent's channel is its run's, not its uid's. */
+			same += o->cred.uid == c->cred.uid && !o->closing &&
+			        !o->close_after_flush && o->channel == 0;
 		if (same < D.cfg.max_clients_per_uid)
 			return 0;
 		snprintf(why, len, "too many connections for uid %ld: %d (--max-clients-per-uid)",
@@ -191,6 +200,52 @@ on_connection(uv_stream_t *s, int status)
 	}
 	server_client_link(c);
 	server_client_read_start(c);
+}
+
+static unsigned long long channel_seq;
+
+unsigned long long
+server_channel_open(int fd, const char *agent_id, uid_t uid, gid_t gid, char **cause)
+{
+	struct client *c = xcalloc(1, sizeof *c);
+	int rc;
+
+	uv_pipe_init(D.loop, &c->pipe, 0);
+	c->pipe.data = c;
+	if ((rc = uv_pipe_open(&c->pipe, fd)) != 0) {
+		xasprintf(cause, "the agent channel: %s", uv_strerror(rc));
+		close(fd);
+		uv_close((uv_handle_t *)&c->pipe, server_client_on_closed);
+		return 0;
+	}
+	c->fd = fd;
+	c->cred.uid = uid;
+	c->cred.gid = gid;
+	c->cred.pid = -1;
+	c->role = CMD_R_AGENT;
+	c->bound_agent = xstrdup(agent_id);
+	c->channel = ++channel_seq;
+	buf_init(&c->in);
+	buf_init(&c->out);
+	buf_init(&c->wbuf);
+	server_client_link(c);
+	server_client_read_start(c);
+	return c->channel;
+}
+
+void
+server_channel_close(unsigned long long channel)
+{
+	struct client *c;
+
+	if (channel == 0)
+		return;
+	for (c = server_clients; c != NULL; c = c->next) {
+		if (c->channel == channel) {
+			server_client_close(c, "the agent's run ended");
+			return;
+		}
+	}
 }
 
 /*

@@ -28,6 +28,20 @@ int server_client_count(void);
 /* Does any client still have output to write? */
 int server_output_pending(void);
 
+/*
+ * The agent channel: fd, one end of a socketpair whose other end an agent's
+ * run inherits (COLIBRI_FD), becomes a connection with the agent role bound
+ * to agent_id -- every command that names an agent (task-claim's agent,
+ * task-update/complete/release's agent, agent-heartbeat's and
+ * agent-register's id) defaults to it and is refused naming another.  It
+ * takes fd (closed on failure too) and returns the channel's number for
+ * server_channel_close, which closes it when the run ends (a channel
+ * already closed by its agent is no error); 0 with *cause on failure.
+ */
+unsigned long long server_channel_open(int fd, const char *agent_id, uid_t uid, gid_t gid,
+                                       char **cause);
+void server_channel_close(unsigned long long channel);
+
 /* Queue bytes for a client (a reply or an event line). */
 void server_client_write(struct client *, const char *, size_t);
 /*

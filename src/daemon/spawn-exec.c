@@ -13,11 +13,22 @@
  * its cap, is a fault: the agent is marked error and stopped, and the
  * daemon does not grow.  The job's exit and end are inputs of the run
  * machine (spawn-run.c).
+ *
+ * Every run, confined or not, inherits the agent channel: one end of a
+ * socketpair, kept by the child as descriptor 3 (the job layer's pass_fd)
+ * and named by COLIBRI_FD in its environment, whose other end is a
+ * connection of the daemon's with the agent role bound to this agent
+ * (server_channel_open, reached through spawner_set_channel).  bwrap,
+ * jexec and jail -c leave an inherited descriptor alone, so it is the one way to the board from
+ * inside a jail. It closes when the run ends (on_job_done).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -177,9 +188,28 @@ on_job_exit(struct job *j)
 }
 
 /* The join: reaped and stdout/stderr at EOF (or closed by force). */
+static const struct spawner_channel *channel_ops;
+
+void
+spawner_set_channel(const struct spawner_channel *ops)
+{
+	channel_ops = ops;
+}
+
+static void
+channel_close(struct agent *a)
+{
+	if (a->channel != 0 && channel_ops != NULL)
+		channel_ops->close(a->channel);
+	a->channel = 0;
+}
+
 static void
 on_job_done(struct job *j)
 {
+	struct agent *a = j->data;
+
+	channel_close(a);
 	job_close(j);
 	run_step(j->data, RI_DONE, 0, NULL);
 }
@@ -189,6 +219,7 @@ on_job_closed(struct job *j)
 {
 	struct agent *a = j->data;
 
+	channel_close(a);
 	a->handles_open--;
 	run_handle_closed(a);
 }
@@ -276,8 +307,9 @@ exec_envp(struct agent *a)
 		envp = xreallocarray(envp, n + 2, sizeof *envp);
 		xasprintf(&envp[n++], "%s=%s", key, json_string_value(v));
 	}
-	envp = xreallocarray(envp, n + 5, sizeof *envp);
+	envp = xreallocarray(envp, n + 6, sizeof *envp);
 	xasprintf(&envp[n++], "COLIBRI_AGENT_ID=%s", a->id);
+	xasprintf(&envp[n++], "COLIBRI_FD=%d", PROC_PASS_FD);
 	xasprintf(&envp[n++], "COLIBRI_SESSION_ID=%s", a->session_id);
 	xasprintf(&envp[n++], "COLIBRI_SOCKET=%s", D.cfg.socket_path);
 	n = exec_local_envp(a, &envp, n);
@@ -363,6 +395,7 @@ exec_confine(struct agent *a, char **args, struct job_spec *ps, struct proc_cred
 	o.ro_paths = a->spec.ro_paths;
 	json_object_set_new(env, "COLIBRI_AGENT_ID", json_string(a->id));
 	json_object_set_new(env, "COLIBRI_SESSION_ID", json_string(a->session_id));
+	json_object_set_new(env, "COLIBRI_FD", json_sprintf("%d", PROC_PASS_FD));
 	exec_local_env(a, env);
 	a->confine = confine_prepare(&o, &a->spec.jail, a->id, a->spec.binary,
 	                             (const char *const *)args, env, a->spec.cwd, &vcause);
@@ -425,6 +458,35 @@ exec_job_init(struct agent *a, struct job_spec *ps, char *tree)
 	a->job.data = a;
 }
 
+/*
+ * The run's agent channel: the daemon's end a bound connection, the
+ * child's end in ps->pass_fd (the caller closes it once the child holds
+ * it).  Both ends close-on-exec; the child's copy loses the flag as
+ * descriptor 3.
+ */
+static int
+exec_channel(struct agent *a, struct job_spec *ps, char **cause)
+{
+	int sv[2];
+
+	if (channel_ops == NULL) {
+		xasprintf(cause, "the agent channel: no server to connect it to");
+		return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		xasprintf(cause, "the agent channel: socketpair: %s", strerror(errno));
+		return -1;
+	}
+	a->channel = channel_ops->open(sv[0], a->id, ps->creds ? ps->creds->uid : getuid(),
+	                               ps->creds ? ps->creds->gid : getgid(), cause);
+	if (a->channel == 0) {
+		close(sv[1]);
+		return -1;
+	}
+	ps->pass_fd = sv[1];
+	return 0;
+}
+
 int
 exec_start(struct agent *a, char **cause)
 {
@@ -435,6 +497,7 @@ exec_start(struct agent *a, char **cause)
 	int confined = jail_config_active(&a->spec.jail), rc = -1;
 
 	memset(&ps, 0, sizeof ps);
+	a->channel = 0;
 	if (confined) {
 		if (exec_confine(a, args, &ps, &creds, &wrapper, cause) == -1)
 			goto out;
@@ -445,10 +508,17 @@ exec_start(struct agent *a, char **cause)
 	}
 	ps.envp = envp;
 	exec_job_init(a, &ps, tree);
-	if (job_start(&a->job, &ps, cause) == -1) {
+	if (exec_channel(a, &ps, cause) == -1) {
 		exec_unstage(a);
 		goto out;
 	}
+	if (job_start(&a->job, &ps, cause) == -1) {
+		close(ps.pass_fd);
+		channel_close(a);
+		exec_unstage(a);
+		goto out;
+	}
+	close(ps.pass_fd);
 	a->handles_open++; /* the job, until on_job_closed */
 	a->reaped = 0;
 	a->exit_code = a->term_signal = 0;

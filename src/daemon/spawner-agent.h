@@ -77,7 +77,8 @@ struct agent {
 	struct session_log slog, elog;
 	struct confine_spawn *confine;
 	struct glasspane gp;
-	int faulted; /* this run met a fault (agent_fault) */
+	int faulted;                /* this run met a fault (agent_fault) */
+	unsigned long long channel; /* the run's agent channel (server_channel_open), 0: none */
 
 	int restarts;
 	int64_t backoff_ms;           /* the delay before the pending restart */

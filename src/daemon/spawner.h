@@ -58,6 +58,20 @@ char *spawner_session_of(const char *id);
 int spawner_agent_of_pid(pid_t pid, const char **agent_id);
 
 /*
+ * The agent channel's ends in the server (server_channel_open and _close,
+ * server.h), handed down by the top floor: the spawner does not know the
+ * server.  open takes fd and returns the channel's number, or 0 with
+ * *cause; close is told that number when the run ends.  Set before the
+ * first spawn; without it a run cannot start.
+ */
+struct spawner_channel {
+	unsigned long long (*open)(int fd, const char *agent_id, uid_t uid, gid_t gid,
+	                           char **cause);
+	void (*close)(unsigned long long channel);
+};
+void spawner_set_channel(const struct spawner_channel *);
+
+/*
  * Overlay the live detail (glasspane state, reason, pid, usage) of a
  * running agent on its stored agent object; an object that names no agent
  * of this daemon is left as it is.  list-agents and agent-status call it.

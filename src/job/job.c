@@ -403,6 +403,7 @@ job_start(struct job *j, const struct job_spec *s, char **cause)
 	ps.new_pgroup = 1;
 	ps.creds = s->creds;
 	ps.cgroup_fd = fd;
+	ps.pass_fd = s->pass_fd;
 	memset(&j->proc, 0, sizeof j->proc);
 	j->proc.on_exit = job_on_exit;
 	j->proc.data = j;

@@ -58,6 +58,7 @@ struct job_spec {
 	const char *marker;  /* COLIBRI_AGENT_ID value for the reaper's scan (fallback), or NULL */
 	int64_t deadline_ms; /* 0: none */
 	int64_t eof_wait_ms; /* 0: JOB_EOF_WAIT_MS */
+	int pass_fd;         /* 0: none; else kept by the child as PROC_PASS_FD (proc.h) */
 };
 
 struct job {

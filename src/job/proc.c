@@ -100,6 +100,34 @@ proc_forget(struct proc *p)
 	}
 }
 
+/*
+ * In the child: nothing above 2 but the report pipe, which exec closes,
+ * and the passed descriptor, moved to PROC_PASS_FD (the report first moved
+ * out of its way: *report follows it) and kept across exec.  -1 with errno.
+ */
+static int
+proc_child_fds(const struct proc_spec *s, int *reportp)
+{
+	int low = 3, report = *reportp;
+
+	if (s->pass_fd > 2) {
+		if (report == PROC_PASS_FD &&
+		    (report = *reportp = fcntl(report, F_DUPFD_CLOEXEC, PROC_PASS_FD + 1)) == -1) {
+			*reportp = PROC_PASS_FD;
+			return -1;
+		}
+		if (s->pass_fd != PROC_PASS_FD && dup2(s->pass_fd, PROC_PASS_FD) == -1)
+			return -1;
+		if (fcntl(PROC_PASS_FD, F_SETFD, 0) == -1)
+			return -1;
+		low = PROC_PASS_FD + 1;
+	}
+	if ((report > low && close_range((unsigned)low, (unsigned)report - 1, 0) == -1) ||
+	    close_range((unsigned)report + 1, ~0U, 0) == -1)
+		return -1;
+	return 0;
+}
+
 /* The child after fork: never returns. */
 static void __attribute__((noreturn))
 proc_child(const struct proc_spec *s, int in[2], int out[2], int err[2], int report)
@@ -145,10 +173,8 @@ proc_child(const struct proc_spec *s, int in[2], int out[2], int err[2], int rep
 		if (setresuid(s->creds->uid, s->creds->uid, s->creds->uid) == -1)
 			goto fail;
 	}
-	/* Nothing above 2 but the report pipe, which exec closes. */
 	step = STEP_CLOSE;
-	if ((report > 3 && close_range(3, (unsigned)report - 1, 0) == -1) ||
-	    close_range((unsigned)report + 1, ~0U, 0) == -1)
+	if (proc_child_fds(s, &report) == -1)
 		goto fail;
 	step = STEP_EXEC;
 	execve(s->path, s->argv, s->envp);

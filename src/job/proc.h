@@ -11,9 +11,11 @@
  * stdin/stdout/stderr, changes directory, optionally becomes another user
  * (setgroups + setresgid + setresuid -- what posix_spawn cannot do), and
  * closes every descriptor above 2, so nothing the daemon holds or inherited
- * reaches the child.  A failure of any step is reported back through a
- * close-on-exec pipe as "which step: errno", so a spawn that cannot run
- * fails with a reason instead of a child exiting 127.
+ * reaches the child -- but the one it was asked to pass (pass_fd), which
+ * the child keeps as descriptor 3, PROC_PASS_FD, without close-on-exec (the
+ * agent channel: a socket of the daemon's, spawn-exec.c).  A failure of any step is reported back
+ * through a close-on-exec pipe as "which step: errno", so a spawn that cannot run fails with a
+ * reason instead of a child exiting 127.
  *
  * Every exit is collected by one SIGCHLD handle calling waitpid(-1): as a
  * subreaper the daemon must reap every orphan that lands on it too.  Exits
@@ -46,7 +48,11 @@ struct proc_spec {
 	int new_pgroup;                 /* put the child in a process group of its own */
 	const struct proc_creds *creds; /* NULL: the daemon's identity */
 	int cgroup_fd;                  /* cgroup.procs to enter before exec, or -1 */
+	int pass_fd; /* 0: none; else a descriptor above 2 the child keeps as PROC_PASS_FD */
 };
+
+/* The one descriptor above 2 a child may keep (proc_spec.pass_fd), at this number. */
+#define PROC_PASS_FD 3
 
 struct proc {
 	pid_t pid;

@@ -96,7 +96,9 @@ def check_payload(call, aid, cwd):
     assert stage["env.sh"]["mode"] == "0600" and stage["launch.sh"]["mode"] == "0600"
     env_lines = stage["env.sh"]["content"].split("\nexport ")[1:]
     names = [line.split("=", 1)[0] for line in env_lines]
-    assert names == sorted(names) == ["COLIBRI_AGENT_ID", "COLIBRI_SESSION_ID", "EMPTY", "VAL"]
+    assert names == sorted(names) == ["COLIBRI_AGENT_ID", "COLIBRI_FD", "COLIBRI_SESSION_ID",
+                                      "EMPTY", "VAL"]
+    assert "export COLIBRI_FD='3'\n" in stage["env.sh"]["content"]  # the agent channel
     assert "export VAL='it'\\''s $(id) `id` \\ -n\nline2 \u2713'\n" in stage["env.sh"]["content"]
     assert "export COLIBRI_AGENT_ID='%s'\n" % aid in stage["env.sh"]["content"]
     launch = stage["launch.sh"]["content"]

@@ -174,9 +174,10 @@ def test_confined_agent_view_from_inside_under_a_root_daemon(confined):
     # Nothing of the daemon's: no socket, state, database, sessions, provider.env, config.
     assert confined.seen("seen") == ""
     assert confined.seen("connect").startswith("refused"), confined.seen("connect")
-    # No inherited descriptor: a process the agent starts has 0-2 and nothing else.
+    # No inherited descriptor: a process the agent starts has 0-2 and the agent
+    # channel (3, a socket: test_agent_channel.py), nothing else.
     fds = json.loads(confined.seen("fds"))
-    assert sorted(fds) == ["0", "1", "2"], fds
+    assert sorted(fds) == ["0", "1", "2", "3"] and fds["3"].startswith("socket:"), fds
     for target in fds.values():
         assert confined.held not in target and d.state_dir not in target, fds
     assert confined.seen("fd_dirs") == ""
