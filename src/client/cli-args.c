@@ -159,6 +159,9 @@ cli_value_add(json_t *args, const char *key, enum cli_type t, const char *s, con
 	case CLI_BOOL:
 		v = json_true();
 		break;
+	case CLI_NEXT:
+		v = json_string("next");
+		break;
 	case CLI_INTS:
 		if (cli_value_ints(cli_args_container(obj, leaf, 0), s, sub, sizeof sub) == -1) {
 			snprintf(err, errlen, "%s: %s", what, sub);
@@ -262,7 +265,7 @@ cli_flag(const struct cli_verb *verb, char **argv, int argc, int *i, json_t *arg
 	}
 	snprintf(what, sizeof what, "--%s", o->flag);
 	value = w[1] == '-' ? strchr(w, '=') : NULL;
-	if (o->type == CLI_BOOL) {
+	if (o->type == CLI_BOOL || o->type == CLI_NEXT) {
 		if (value != NULL) {
 			snprintf(err, errlen, "%s takes no value", what);
 			return -1;
@@ -352,6 +355,7 @@ cli_placeholder(enum cli_type t)
 	case CLI_INT:
 		return " N";
 	case CLI_BOOL:
+	case CLI_NEXT:
 		return "";
 	case CLI_INTS:
 		return " N[,N...]";

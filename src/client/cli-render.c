@@ -309,6 +309,31 @@ cli_render_lines(json_t *result, FILE *out)
 	}
 }
 
+void
+cli_render_result(json_t *result, FILE *out)
+{
+	const char *s = json_string_value(json_object_get(result, "last_message")), *nl;
+	const char *state = json_string_value(json_object_get(result, "state"));
+	const char *id = json_string_value(json_object_get(result, "id"));
+	char *line;
+
+	if (s == NULL) {
+		fprintf(stderr, "colibri: agent %s has no final message yet (state %s)\n",
+		        id != NULL ? id : "?", state != NULL ? state : "unknown");
+		return;
+	}
+	for (;;) {
+		nl = strchr(s, '\n');
+		line = nl != NULL ? xstrndup(s, (size_t)(nl - s)) : xstrdup(s);
+		cli_put_clean(line, out);
+		fputc('\n', out);
+		free(line);
+		if (nl == NULL)
+			break;
+		s = nl + 1;
+	}
+}
+
 /* A multi-line string: indented lines under its key. */
 static void
 cli_put_block(const char *s, FILE *out)

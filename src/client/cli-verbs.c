@@ -117,7 +117,11 @@ static const struct cli_opt opt_kill_agent[] = {
 	        {"jail-ip4", 0, "jail.ip4", CLI_STR, "jail IPv4 address"},                         \
 	        {"jail-user", 0, "jail.user", CLI_STR, "user inside the jail"},                    \
 	        {"ro-path", 0, "ro_paths", CLI_STRS,                                               \
-	         "host path bound read-only (bubblewrap; repeatable)"},
+	         "host path bound read-only (bubblewrap; repeatable)"},                            \
+	        {"task", 0, "task", CLI_INT, "claim this task for the agent and work it"},         \
+	        {"next", 0, "task", CLI_NEXT, "claim the head of the ready queue and work it"},    \
+	        {"max-attempts", 0, "max_attempts", CLI_INT,                                       \
+	         "a task-bound run's task fails after N failed runs (default 3)"},
 static const struct cli_opt opt_spawn[] = {SPAWN_OPTS OPT_END};
 static const struct cli_opt opt_spawn_agent[] = {
         {"profile", 0, "profile", CLI_STR, "start from this agent profile"}, SPAWN_OPTS OPT_END};
@@ -177,6 +181,8 @@ const struct cli_verb cli_verbs[] = {
          cli_render_agents, 0, NULL},
         {"agent-status", CMD_AGENT_STATUS, pos_agent_id, opt_none, "show one agent",
          cli_render_object, 0, NULL},
+        {"agent-result", CMD_AGENT_STATUS, pos_agent_id, opt_none,
+         "print an agent's final assistant message", cli_render_result, 0, NULL},
         {"kill-agent", CMD_KILL_AGENT, pos_agent_id, opt_kill_agent,
          "stop a spawned agent and its tree", cli_render_object, 0, NULL},
         {"spawn-agent", CMD_SPAWN_AGENT, pos_spawn_agent, opt_spawn_agent,

@@ -24,6 +24,7 @@ enum cli_type {
 	CLI_STR,  /* a string */
 	CLI_INT,  /* a strictly parsed integer */
 	CLI_BOOL, /* a flag without a value: true */
+	CLI_NEXT, /* a flag without a value: the string "next" (spawn --next) */
 	CLI_INTS, /* integers; repeatable and comma separated: an array */
 	CLI_STRS, /* strings; repeatable: an array */
 	CLI_ENV,  /* NAME=VALUE; repeatable: an object */
@@ -110,6 +111,8 @@ void cli_render_events(json_t *result, FILE *out);
 void cli_render_skills(json_t *result, FILE *out);
 void cli_render_usage(json_t *result, FILE *out);
 void cli_render_lines(json_t *result, FILE *out);
+/* An agent's last_message, as text (agent-result). */
+void cli_render_result(json_t *result, FILE *out);
 /* One event as one readable line: SEQ TIME TOPIC key=value... */
 void cli_render_event_line(json_t *event, FILE *out);
 /* Write s with control characters replaced by '?'. */

@@ -269,7 +269,8 @@ cmd_session_read(struct cmd_req *r)
 	        {"mode", ARG_STR, 0, 0, 0}, {"env", ARG_OBJ, 0, 0, 0}, {"cwd", ARG_STR, 0, 0, 0},  \
 	        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},                   \
 	        {"jail", ARG_OBJ, 0, 0, 0}, {"ro_paths", ARG_ARR, 0, 0, 0},                        \
-	        {"stall_ms", ARG_INT, 0, 0, 0},                                                    \
+	        {"stall_ms", ARG_INT, 0, 0, 0}, {"task", ARG_ANY, 0, 0, 0},                        \
+	        {"max_attempts", ARG_INT, 0, 1, 1000},                                             \
 	{                                                                                          \
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
@@ -290,6 +291,8 @@ static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
                                                   {"jail", ARG_OBJ, 0, 0, 0},
                                                   {"ro_paths", ARG_ARR, 0, 0, 0},
                                                   {"stall_ms", ARG_INT, 0, 0, 0},
+                                                  {"task", ARG_ANY, 0, 0, 0},
+                                                  {"max_attempts", ARG_INT, 0, 1, 1000},
                                                   {"id", ARG_STR, 0, 0, 0},
                                                   {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {

@@ -26,8 +26,11 @@
  *
  * model becomes `--model MODEL` in front of the args for pi and zot; a
  * local program takes no model (set what it needs in args or env).
- * prompt_template is the prompt when the spawn gives none.  max_attempts
- * is stored and listed for the task-bound runs that will use it.
+ * prompt_template is the prompt when the spawn gives none; a task-bound
+ * spawn renders it over the task's fields (task-prompt.h), and a template
+ * naming a field the task has not is refused at load.  max_attempts
+ * (default 3) is how many failed task-bound runs a task takes before it is
+ * failed.
  */
 #include "daemon/profiles.h"
 
@@ -46,6 +49,7 @@
 #include "confine/jail.h"
 #include "daemon/daemon.h"
 #include "daemon/spawn-spec.h"
+#include "daemon/task-prompt.h"
 
 #define PROFILE_NAME_MAX 64
 #define ENV_FILE_MAX     (1024 * 1024)
@@ -335,7 +339,7 @@ parse_run(const json_t *o, struct profile *p, char **cause)
 		}
 		p->restart = json_deep_copy(v);
 	}
-	p->max_attempts = 1;
+	p->max_attempts = TASK_MAX_ATTEMPTS_DEFAULT;
 	if ((v = json_object_get(o, "max_attempts")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 1000)
@@ -368,6 +372,7 @@ static int
 parse_profile(const json_t *o, struct profile *p, char **cause)
 {
 	const char *name = json_string_value(json_object_get(o, "name"));
+	char *why = NULL;
 	size_t i, n;
 
 	if (!json_is_object(o))
@@ -389,6 +394,11 @@ parse_profile(const json_t *o, struct profile *p, char **cause)
 	    opt_string(o, "model", p, &p->model, cause) == -1 ||
 	    opt_string(o, "prompt_template", p, &p->prompt_template, cause) == -1)
 		return -1;
+	if (p->prompt_template != NULL && task_prompt_check(p->prompt_template, &why) == -1) {
+		pfail(cause, name, why);
+		free(why);
+		return -1;
+	}
 	if (p->model != NULL && strcmp(p->provider, "local") == 0)
 		return pfail(cause, name,
 		             "\"model\" is for pi and zot; give a local program its model in "
@@ -570,7 +580,8 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 	if (p->restart != NULL)
 		json_object_set(m, "restart", p->restart);
 	if (p->prompt_template != NULL)
-		json_object_set_new(m, "prompt", json_string(p->prompt_template));
+		json_object_set_new(m, "prompt_template", json_string(p->prompt_template));
+	json_object_set_new(m, "max_attempts", json_integer(p->max_attempts));
 	/* The request's own arguments win; its env is merged name by name. */
 	json_object_foreach(req, k, v)
 	{

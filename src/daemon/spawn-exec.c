@@ -258,12 +258,18 @@ env_overridden(const json_t *env, const char *e)
 /*
  * A local program's word from the spawn, set into env: COLIBRI_MODE=rpc for an
  * RPC-mode spawn (absent: json, one run), COLIBRI_PROMPT when the spawn has a
- * prompt.  pi and zot get theirs as flags (exec_args).  The caller's env
- * cannot name COLIBRI_*, so these are the daemon's word.
+ * prompt.  pi and zot get theirs as flags (exec_args).  Any task-bound run
+ * gets COLIBRI_TASK_ID and COLIBRI_TASK_EPOCH (its claim, for the channel's
+ * task-complete).  The caller's env cannot name COLIBRI_*, so these are the
+ * daemon's word.
  */
 static void
 exec_local_env(struct agent *a, json_t *env)
 {
+	if (a->task != 0) {
+		json_object_set_new(env, "COLIBRI_TASK_ID", json_sprintf("%lld", a->task));
+		json_object_set_new(env, "COLIBRI_TASK_EPOCH", json_sprintf("%lld", a->epoch));
+	}
 	if (strcmp(a->spec.provider, "local") != 0)
 		return;
 	if (a->spec.mode == GLASSPANE_MODE_RPC)

@@ -6,7 +6,8 @@
  * process tree (cgroup) is killed, and if its pid still names the same
  * process (start time recorded at spawn) that too, with what the reaper
  * finds by the COLIBRI_AGENT_ID marker; the row is marked error "daemon
- * restarted" (agent.state).  A stage a previous daemon left in a jail root
+ * restarted" (agent.state), and the task it was bound to goes back to the
+ * queue, counted (spawn-task.c).  A stage a previous daemon left in a jail root
  * is removed.  The daemon's own files are made private to every sandbox,
  * and under a root daemon bubblewrap runs as the agent user.
  */
@@ -153,6 +154,8 @@ recover_agents(void)
 		recover_kill(id, a);
 		recover_stage(id, a);
 		recover_mark(id, state);
+		if (strcmp(state, "done") != 0 && strcmp(state, "error") != 0)
+			task_recover(id, a);
 	}
 	json_decref(list);
 }

@@ -293,6 +293,7 @@ run_end(struct agent *a)
 {
 	size_t i;
 
+	task_settle(a); /* in the transaction of the final row, before anyone hears of the end */
 	for (i = 0; i < a->nwaiters; i++)
 		a->waiters[i].done(a->waiters[i].arg, a->id);
 	a->nwaiters = 0;

@@ -3,7 +3,7 @@
  * struct spawn_spec (spawn-spec.h).
  *
  * The checks run in a fixed order, and the first that fails is the one
- * the caller hears: args, env, mode, prompt, cwd, stall_ms, restart, jail,
+ * the caller hears: args, env, mode, prompt, task, cwd, stall_ms, restart, jail,
  * an unconfined spawn on a daemon that refuses them, the cwd of an
  * unconfined agent, the binary, the id and the session id.  Every bound is
  * here (MAX_ARGS, MAX_ARG_BYTES, MAX_ENV_BYTES, the restart ranges), so a
@@ -22,6 +22,7 @@
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
 #include "daemon/spawner-agent.h"
+#include "daemon/task-prompt.h"
 
 #define MAX_ARGS            256
 #define MAX_ARG_BYTES       65536
@@ -216,6 +217,56 @@ parse_command(json_t *args, struct spawn_spec *sp, char **cause)
 		}
 		sp->prompt = xstrdup(s);
 	}
+	if ((s = json_string_value(json_object_get(args, "prompt_template"))) != NULL)
+		sp->prompt_template = xstrdup(s); /* a profile's, checked when it was loaded */
+	return 0;
+}
+
+/*
+ * task and max_attempts: a task-bound run.  Its prompt is a template over the task: the
+ * spawn's own prompt, else the profile's template; without a task the template is only the
+ * prompt a spawn that gives none gets (as it is written).
+ */
+static int
+parse_task(json_t *args, struct spawn_spec *sp, char **cause)
+{
+	json_t *t = json_object_get(args, "task"), *m = json_object_get(args, "max_attempts");
+
+	sp->max_attempts = TASK_MAX_ATTEMPTS_DEFAULT;
+	if (m != NULL && !json_is_null(m)) {
+		if (!json_is_integer(m) || json_integer_value(m) < 1 ||
+		    json_integer_value(m) > 1000) {
+			xasprintf(cause, "max_attempts must be an integer 1..1000");
+			return -1;
+		}
+		sp->max_attempts = (int)json_integer_value(m);
+	}
+	if (t == NULL || json_is_null(t)) {
+		if (sp->prompt == NULL && sp->prompt_template != NULL) {
+			sp->prompt = sp->prompt_template;
+			sp->prompt_template = NULL;
+		}
+		return 0;
+	}
+	if (json_is_integer(t) && json_integer_value(t) > 0)
+		sp->task = json_integer_value(t);
+	else if (json_is_string(t) && strcmp(json_string_value(t), "next") == 0)
+		sp->task = SPAWN_TASK_NEXT;
+	else {
+		xasprintf(cause, "task must be a task id or \"next\"");
+		return -1;
+	}
+	if (sp->mode != GLASSPANE_MODE_JSON) {
+		xasprintf(cause, "a task-bound run is one run: mode must be json");
+		return -1;
+	}
+	if (sp->prompt != NULL) {
+		if (task_prompt_check(sp->prompt, cause) == -1)
+			return -1;
+		free(sp->prompt_template);
+		sp->prompt_template = sp->prompt;
+		sp->prompt = NULL;
+	}
 	return 0;
 }
 
@@ -373,7 +424,8 @@ spawn_spec_parse(json_t *args, const char *provider, uid_t owner, struct spawn_s
 	*code = ERR_INVALID_ARGUMENT;
 	sp->provider = provider;
 	sp->owner = owner;
-	if (parse_command(args, sp, cause) == -1 || parse_run(args, sp, cause) == -1 ||
+	if (parse_command(args, sp, cause) == -1 || parse_task(args, sp, cause) == -1 ||
+	    parse_run(args, sp, cause) == -1 ||
 	    parse_ro_paths(args, sp, cause) == -1 || check_unconfined(sp, code, cause) == -1 ||
 	    parse_names(args, sp, cause) == -1) {
 		spawn_spec_clear(sp);
@@ -395,6 +447,7 @@ spawn_spec_clear(struct spawn_spec *sp)
 	json_decref(sp->env);
 	free(sp->binary);
 	free(sp->prompt);
+	free(sp->prompt_template);
 	free(sp->cwd);
 	free(sp->id);
 	free(sp->session_id);

@@ -24,6 +24,9 @@
 #include "confine/jail.h"
 #include "glasspane/glasspane.h"
 
+/* A task-bound run's task takes this many failed runs before it is failed (profile or spawn). */
+#define TASK_MAX_ATTEMPTS_DEFAULT 3
+
 struct spawn_restart {
 	int max;                            /* restarts allowed, 0..1000 */
 	int64_t backoff_ms, backoff_max_ms; /* the first delay and the cap */
@@ -46,7 +49,17 @@ struct spawn_spec {
 	char *id;         /* the requested agent id, or NULL: the spawner makes one */
 	char *session_id; /* the requested session, or NULL: the agent id */
 	uid_t owner;      /* the uid that asked (recorded as owner_uid) */
+	/*
+	 * A task-bound run (spawn-task.c): task > 0 claims that task, SPAWN_TASK_NEXT the head
+	 * of the ready queue, 0 none.  prompt_template renders the task into the prompt
+	 * (NULL: the explicit prompt, else the title and body); max_attempts goes on the task.
+	 */
+	long long task;
+	char *prompt_template;
+	int max_attempts;
 };
+
+#define SPAWN_TASK_NEXT (-1LL)
 
 /*
  * Parse a spawn-agent/spawn-local argument object for provider into *spec.

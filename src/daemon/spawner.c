@@ -95,6 +95,10 @@ agent_row_create(struct agent *a, json_t *f)
 	                    a->spec.jail.name != NULL ? json_string(a->spec.jail.name)
 	                                              : json_null());
 	json_object_set_new(c, "owner_uid", json_integer((json_int_t)a->spec.owner));
+	if (a->task != 0) {
+		json_object_set_new(c, "task", json_integer(a->task));
+		json_object_set_new(c, "epoch", json_integer(a->epoch));
+	}
 	json_object_update(f, c);
 	json_decref(c);
 }
@@ -135,6 +139,12 @@ agent_write(struct agent *a)
 		json_object_set_new(f, "pid_start", json_integer(a->job.pid_start));
 	if (!a->row_written)
 		agent_row_create(a, f);
+	if (a->message_written != a->gp.last_message_seq) {
+		json_object_set_new(f, "last_message", a->gp.last_message[0] != '\0'
+		                                               ? json_string(a->gp.last_message)
+		                                               : json_null());
+		a->message_written = a->gp.last_message_seq;
+	}
 	if ((row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL)
 		log_warnx("agent %s: %s", a->id, e.msg);
 	else
@@ -308,6 +318,7 @@ spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 	struct store_err e;
 	struct agent *a;
 	json_t *row;
+	size_t mark = 0;
 
 	if (D.shutting_down) {
 		spawn_spec_clear(spec);
@@ -333,11 +344,29 @@ spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 	}
 	a->next = spawner_agents;
 	spawner_agents = a;
+	/* A task-bound run: its claim and its start stand or fall together. */
+	if (a->spec.task != 0) {
+		mark = events_mark();
+		store_savepoint(D.store);
+		if (task_bind(a, code, cause) == -1) {
+			store_savepoint_rollback(D.store);
+			events_rollback_to(mark);
+			a->run = RUN_ENDED;
+			run_end(a);
+			return NULL;
+		}
+	}
 	run_step(a, RI_START, 0, cause);
 	if (agent_gone(a)) {
+		if (a->spec.task != 0) {
+			store_savepoint_rollback(D.store);
+			events_rollback_to(mark);
+		}
 		*code = ERR_INVALID_ARGUMENT;
 		return NULL;
 	}
+	if (a->spec.task != 0)
+		store_savepoint_release(D.store);
 	events_emit(EV_AGENT_SPAWNED,
 	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", a->spec.provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
@@ -501,9 +530,12 @@ on_tick(uv_timer_t *t)
 	struct agent *a;
 
 	(void)t;
-	for (a = spawner_agents; a != NULL; a = a->next)
+	for (a = spawner_agents; a != NULL; a = a->next) {
 		if (agent_running(a))
 			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
+		if (!agent_gone(a))
+			task_renew(a, now_ms());
+	}
 }
 
 int
@@ -517,6 +549,9 @@ spawner_init(char **cause)
 		spawner_max_line = (size_t)atoll(v);
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
 		spawner_max_session = (off_t)atoll(v);
+	if ((v = getenv("COLIBRI_TASK_LEASE_MS")) != NULL && atoll(v) >= 3000 &&
+	    atoll(v) <= 3600000)
+		task_lease_ms = atoll(v);
 	recover_confine_privates();
 	recover_agents();
 	uv_timer_init(D.loop, &tick_timer);

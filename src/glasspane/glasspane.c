@@ -343,11 +343,22 @@ gp_add_usage(struct glasspane *gp, const struct gp_usage *u)
 	gp->usage.cost += u->cost;
 }
 
+/* An assistant message with text: the run's last message, so far. */
+static void
+gp_absorb_text(struct glasspane *gp, const struct gp_event *ev)
+{
+	if (ev->role != GP_ROLE_ASSISTANT || ev->text_len == 0)
+		return;
+	memcpy(gp->last_message, ev->text, ev->text_len + 1);
+	gp->last_message_seq++;
+}
+
 static void
 gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
 {
 	if (ev->role != GP_ROLE_ASSISTANT)
 		return;
+	gp_absorb_text(gp, ev);
 	if (ev->has_usage)
 		gp_add_usage(gp, &ev->usage);
 	if (ev->stop == GP_STOP_OK) {
@@ -476,6 +487,9 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 		break;
 	case GP_EV_TEXT:
 		gp_copy(gp->activity, sizeof(gp->activity), "answering");
+		break;
+	case GP_EV_ASSISTANT:
+		gp_absorb_text(gp, ev);
 		break;
 	case GP_EV_USAGE:
 		gp_add_usage(gp, &ev->usage);
@@ -614,6 +628,7 @@ glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transit
 	gp->usage = prev.usage;
 	gp->turns = prev.turns;
 	gp->tool_calls = prev.tool_calls;
+	gp->last_message_seq = prev.last_message_seq + 1; /* the text was this run's: forgotten */
 	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
 	gp_copy(gp->cause, sizeof(gp->cause), "restart");
 	if (out != NULL) {

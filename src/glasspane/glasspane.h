@@ -105,6 +105,12 @@ struct glasspane {
 	int64_t last_event_ms; /* 0 until the first event */
 	struct gp_usage usage; /* totals over the agent's life */
 	char last_error[GLASSPANE_REASON_MAX];
+	/*
+	 * The text of the last assistant message that had any, in this run (up to GP_TEXT_MAX
+	 * bytes), and a count of its changes (a writer compares it to skip unchanged text).
+	 */
+	char last_message[GP_TEXT_MAX];
+	uint64_t last_message_seq;
 
 	/* private bookkeeping */
 	int in_run;        /* a run started and has not ended */

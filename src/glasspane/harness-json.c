@@ -6,10 +6,35 @@
  * integer cannot hold instead of invoking undefined behaviour.
  */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "common/util.h"
 #include "harness-json.h"
+
+void
+gp_event_clear(struct gp_event *ev)
+{
+	memset(ev, 0, offsetof(struct gp_event, text));
+	ev->text[0] = '\0';
+}
+
+void
+gp_text_add(struct gp_event *ev, const char *s)
+{
+	size_t room = sizeof ev->text - 1 - ev->text_len, n;
+
+	if (s == NULL || *s == '\0' || room == 0)
+		return;
+	if (ev->text_len > 0) {
+		ev->text[ev->text_len++] = '\n';
+		room--;
+	}
+	n = utf8_cut_len(s, strlen(s), room);
+	memcpy(ev->text + ev->text_len, s, n);
+	ev->text_len += n;
+	ev->text[ev->text_len] = '\0';
+}
 
 void
 gp_copy(char *dst, size_t n, const char *src)

@@ -14,6 +14,8 @@
 
 #include "harness.h"
 
+/* Append s to ev's text (a newline between parts), cut on a UTF-8 boundary when full. */
+void gp_text_add(struct gp_event *ev, const char *s);
 /* Copy src into dst[n] (n > 0), truncated on a UTF-8 boundary; src NULL gives "". */
 void gp_copy(char *dst, size_t n, const char *src);
 /* o[key] as a string copied into dst[n]; "" when absent or not a string. Returns 1 if found. */

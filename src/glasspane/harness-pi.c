@@ -122,6 +122,25 @@ pi_usage(json_t *usage, struct gp_event *ev)
 	        json_is_object(cost) ? gp_json_num(cost, "total") : gp_json_num(usage, "cost");
 }
 
+/* The text parts of an assistant message's content (a string is the text itself). */
+static void
+pi_text(json_t *content, struct gp_event *ev)
+{
+	json_t *part;
+	size_t i;
+
+	if (json_is_string(content)) {
+		gp_text_add(ev, json_string_value(content));
+		return;
+	}
+	json_array_foreach(content, i, part)
+	{
+		if (json_is_string(json_object_get(part, "type")) &&
+		    strcmp(json_string_value(json_object_get(part, "type")), "text") == 0)
+			gp_text_add(ev, json_string_value(json_object_get(part, "text")));
+	}
+}
+
 static void
 pi_assistant_end(json_t *root, struct gp_event *ev)
 {
@@ -132,6 +151,7 @@ pi_assistant_end(json_t *root, struct gp_event *ev)
 	ev->stop = pi_stop(reason);
 	gp_json_str(msg, "errorMessage", ev->message, sizeof(ev->message));
 	pi_usage(json_object_get(msg, "usage"), ev);
+	pi_text(json_object_get(msg, "content"), ev);
 }
 
 static void
@@ -210,7 +230,7 @@ harness_pi_decode(const char *line, size_t len, struct gp_event *ev)
 {
 	struct jscan_span v[PI_NKEYS];
 
-	memset(ev, 0, sizeof(*ev));
+	gp_event_clear(ev);
 	if (jscan_object(line, len, pi_keys, v, PI_NKEYS, JSCAN_FULL) < 0 ||
 	    jscan_string(v[PI_TYPE], ev->type, sizeof(ev->type)) < 0)
 		goto fail;
@@ -225,6 +245,6 @@ harness_pi_decode(const char *line, size_t len, struct gp_event *ev)
 		goto fail;
 	return 0;
 fail:
-	memset(ev, 0, sizeof(*ev));
+	gp_event_clear(ev);
 	return -1;
 }

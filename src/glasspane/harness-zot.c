@@ -98,6 +98,8 @@ zot_decode_tree(const char *line, size_t len, struct gp_event *ev)
 		return -1;
 	if (ev->kind == GP_EV_USAGE)
 		zot_usage(root, ev);
+	else if (ev->kind == GP_EV_ASSISTANT)
+		gp_text_add(ev, json_string_value(json_object_get(root, "text")));
 	else
 		zot_error(root, ev);
 	json_decref(root);
@@ -109,7 +111,7 @@ harness_zot_decode(const char *line, size_t len, struct gp_event *ev)
 {
 	struct jscan_span v[ZOT_NKEYS];
 
-	memset(ev, 0, sizeof(*ev));
+	gp_event_clear(ev);
 	if (jscan_object(line, len, zot_keys, v, ZOT_NKEYS, JSCAN_FULL) < 0 ||
 	    jscan_string(v[ZOT_TYPE], ev->type, sizeof(ev->type)) < 0)
 		goto fail;
@@ -118,11 +120,11 @@ harness_zot_decode(const char *line, size_t len, struct gp_event *ev)
 		zot_tool_name(v, ev);
 	if (ev->kind == GP_EV_ASSISTANT)
 		ev->role = GP_ROLE_ASSISTANT;
-	if ((ev->kind == GP_EV_USAGE || ev->kind == GP_EV_ERROR) &&
+	if ((ev->kind == GP_EV_USAGE || ev->kind == GP_EV_ERROR || ev->kind == GP_EV_ASSISTANT) &&
 	    zot_decode_tree(line, len, ev) < 0)
 		goto fail;
 	return 0;
 fail:
-	memset(ev, 0, sizeof(*ev));
+	gp_event_clear(ev);
 	return -1;
 }

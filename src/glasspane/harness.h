@@ -9,7 +9,7 @@
  * Cost: the top-level "type" is found with the allocation-free scanner in
  * jscan.h, and only the rare lines that carry what the glasspane needs
  * (pi's assistant message_end, auto_retry_*, extension_ui_request, response;
- * zot's usage and error) are parsed into a jansson tree.  The message_update
+ * zot's assistant_message, usage and error) are parsed into a jansson tree.  The message_update
  * lines that dominate a pi stream are scanned, never parsed.
  *
  * Decoders are pure: no I/O, no global state, any bytes accepted.
@@ -65,6 +65,8 @@ struct gp_usage {
 #define GP_TYPE_MAX    48
 #define GP_NAME_MAX    64
 #define GP_MESSAGE_MAX 512
+/* An assistant message's text is kept up to this many bytes (cut on a UTF-8 boundary). */
+#define GP_TEXT_MAX 16384
 
 struct gp_event {
 	enum gp_kind kind;
@@ -81,7 +83,17 @@ struct gp_event {
 	int blocking; /* extension_ui_request that waits for an answer (select, confirm, ...) */
 	char name[GP_NAME_MAX];       /* tool name, UI method, response command */
 	char message[GP_MESSAGE_MAX]; /* errorMessage, finalError, UI title, response error */
+	size_t text_len; /* the text below */
+	/*
+	 * An assistant message's text (pi: the text parts of message_end's content, joined by
+	 * newlines; zot: assistant_message's text).  Last, and cleared only up to here plus its
+	 * first byte (gp_event_clear): most lines carry none, and a decoder runs per line.
+	 */
+	char text[GP_TEXT_MAX];
 };
+
+/* Empty *ev: every field zero, text "" (without touching the rest of text). */
+void gp_event_clear(struct gp_event *ev);
 
 /*
  * Decode one pi line (without its newline) into *ev.  Returns 0 when the line

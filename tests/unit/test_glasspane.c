@@ -599,6 +599,71 @@ test_zot_done(void **state)
 	assert_true(r.gp.usage.cost > 0.0199 && r.gp.usage.cost < 0.0201);
 }
 
+/*
+ * last_message: the text parts of the last assistant message that had text
+ * (pi's message_end, zot's assistant_message), joined by newlines, cut on a
+ * UTF-8 boundary at GP_TEXT_MAX; a tool-only message or a user's leaves it;
+ * a restart forgets it.
+ */
+static void
+test_last_message(void **state)
+{
+	struct replay r;
+	struct glasspane_transition t;
+	char *big, *line;
+	size_t n = GP_TEXT_MAX + 100, i;
+	uint64_t seq;
+
+	(void)state;
+	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 30000);
+	assert_string_equal(r.gp.last_message, "");
+	feed_file(&r, "text.jsonl");
+	assert_string_equal(r.gp.last_message, "Hello from the fake model.");
+	seq = r.gp.last_message_seq;
+	assert_true(seq > 0);
+	/* Text parts joined; thinking and tool calls are not text. */
+	feed(&r, "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"content\":["
+	         "{\"type\":\"thinking\",\"thinking\":\"hmm\"},{\"type\":\"text\",\"text\":"
+	         "\"one\"},{\"type\":\"toolCall\",\"name\":\"bash\"},{\"type\":\"text\","
+	         "\"text\":\"two\"}],\"stopReason\":\"stop\"}}");
+	assert_string_equal(r.gp.last_message, "one\ntwo");
+	assert_true(r.gp.last_message_seq > seq);
+	seq = r.gp.last_message_seq;
+	/* A message with no text, and a user's, leave it. */
+	feed(&r, "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"content\":["
+	         "{\"type\":\"toolCall\",\"name\":\"bash\"}],\"stopReason\":\"toolUse\"}}");
+	feed(&r, "{\"type\":\"message_end\",\"message\":{\"role\":\"user\",\"content\":["
+	         "{\"type\":\"text\",\"text\":\"not mine\"}]}}");
+	assert_string_equal(r.gp.last_message, "one\ntwo");
+	assert_true(r.gp.last_message_seq == seq);
+	/* Over the bound: cut, never past a character. */
+	big = malloc(n + 1);
+	line = malloc(n + 200);
+	assert_non_null(big);
+	assert_non_null(line);
+	for (i = 0; i + 1 < n; i += 2)
+		memcpy(big + i, "\xc3\xa9", 2);
+	big[i] = '\0';
+	snprintf(line, n + 200,
+	         "{\"type\":\"message_end\",\"message\":{\"role\":\"assistant\",\"content\":"
+	         "\"%s\",\"stopReason\":\"stop\"}}",
+	         big);
+	feed(&r, line);
+	assert_true(strlen(r.gp.last_message) < GP_TEXT_MAX);
+	assert_true(strlen(r.gp.last_message) >= GP_TEXT_MAX - 2);
+	assert_int_equal(strlen(r.gp.last_message) % 2, 0);
+	free(big);
+	free(line);
+	glasspane_restart(&r.gp, 9000, &t);
+	assert_string_equal(r.gp.last_message, "");
+	assert_true(r.gp.last_message_seq > seq);
+
+	start(&r, GLASSPANE_HARNESS_ZOT, GLASSPANE_MODE_JSON, 30000);
+	feed(&r, "{\"type\":\"turn_start\"}");
+	feed(&r, "{\"type\":\"assistant_message\",\"text\":\"Hello from zot.\"}");
+	assert_string_equal(r.gp.last_message, "Hello from zot.");
+}
+
 static void
 test_zot_error(void **state)
 {
@@ -923,6 +988,7 @@ main(void)
 	        cmocka_unit_test(test_exits),
 	        cmocka_unit_test(test_fault),
 	        cmocka_unit_test(test_restart),
+	        cmocka_unit_test(test_last_message),
 	        cmocka_unit_test(test_local_plain),
 	        cmocka_unit_test(test_snapshot_json),
 	        cmocka_unit_test(test_parsers),

@@ -1,0 +1,231 @@
+"""Task-bound runs (issue 17): spawn-agent/spawn-local {task: ID | "next"}.
+
+The spawn claims the task for the new agent in the transaction that records
+the agent (a claim epoch), renders the prompt from the task, and settles the
+task when the run ends: done completes it with {text, usage, exit_code,
+agent, epoch}; an error, a kill or a lost daemon puts it back in the queue
+with attempts counted and the reason kept, or fails it after max_attempts.
+An agent that completes its task itself through its channel is left alone.
+A daemon SIGKILLed while task-bound agents run loses no task and completes
+none twice.  The agent object carries last_message; `colibri agent-result`
+prints it.
+"""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import CallError
+from test_supervision_helpers import agent_bin, sup_daemon, wait_gone, wait_state
+
+TEXT = "Hello from the colibri test agent."
+PY = "/usr/bin/python3"
+
+
+def task_of(d, tid):
+    return d.call("task-show", id=tid)
+
+
+def wait_task(d, tid, pred, timeout=20.0):
+    deadline = time.time() + timeout
+    t = None
+    while time.time() < deadline:
+        t = task_of(d, tid)
+        if pred(t):
+            return t
+        time.sleep(0.05)
+    raise AssertionError("task %s never got there: %s\n%s" % (tid, t, d.read_log()[-3000:]))
+
+
+def topics(d, prefix="task."):
+    return [e["topic"] for e in d.call("events-read", limit=10000)["events"]
+            if e["topic"].startswith(prefix)]
+
+
+def test_next_done_result_and_agent_result(make_daemon):
+    d = sup_daemon(make_daemon)
+    r = d.cli("task-create", "Say hello", "--body", "to the board", "--json")
+    assert r.returncode == 0, r.stderr
+    tid = json.loads(r.stdout)["id"]
+    r = d.cli("spawn-local", agent_bin(), "--next", "--json")
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["task"] == tid and a["epoch"] == 1
+    t = wait_task(d, tid, lambda t: t["status"] == "done")
+    res = t["result"]
+    assert res["text"] == TEXT
+    assert res["agent"] == a["id"] and res["epoch"] == 1 and res["exit_code"] == 0
+    assert res["usage"]["output"] == 6 and res["usage"]["input"] == 42
+    assert t["epoch"] == 1 and t["attempts"] == 0
+    st = wait_gone(d, a["id"])
+    assert st["state"] == "done" and st["last_message"] == TEXT
+    assert st["task"] == tid and st["epoch"] == 1
+    r = d.cli("agent-result", a["id"])
+    assert r.returncode == 0 and r.stdout == TEXT + "\n", (r.stdout, r.stderr)
+    # One claim, one completion, in that order.
+    ts = topics(d)
+    assert ts.count("task.claimed") == 1 and ts.count("task.completed") == 1
+    assert ts.index("task.claimed") < ts.index("task.completed")
+
+
+def test_prompt_from_task_and_template(make_daemon, tmp_path):
+    d = sup_daemon(make_daemon)
+    out = tmp_path / "prompt.txt"
+    envf = tmp_path / "env.txt"
+    script = 'printf "%s" "$COLIBRI_PROMPT" > "$1"; echo "$COLIBRI_TASK_ID $COLIBRI_TASK_EPOCH" > "$2"'
+    t1 = d.call("task-create", title="Fix the parser", body="It drops the last line.")["id"]
+    a = d.call("spawn-local", binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
+               task=t1)
+    wait_gone(d, a["id"])
+    assert out.read_text() == "Fix the parser\n\nIt drops the last line."
+    assert envf.read_text().split() == [str(t1), "1"]
+    assert wait_task(d, t1, lambda t: t["status"] == "done")["result"]["text"] is None
+    t2 = d.call("task-create", title="Second", priority=5)["id"]
+    a = d.call("spawn-local", binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
+               task="next", prompt="#{{id}} {{title}} (p{{priority}}, try {{attempts}}) {{nope}")
+    wait_gone(d, a["id"])
+    assert out.read_text() == "#%d Second (p5, try 0) {{nope}" % t2
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary="/bin/sh", args=["-c", "true"], task="next",
+               prompt="{{titel}}")
+    assert e.value.code == "invalid_argument" and "{{titel}}" in e.value.message
+
+
+def test_failed_runs_count_then_fail(make_daemon):
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Doomed")["id"]
+    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "exit 3"], task=tid, max_attempts=2)
+    t = wait_task(d, tid, lambda t: t["status"] != "claimed")
+    wait_gone(d, a["id"])
+    assert t["status"] == "open" and t["attempts"] == 1 and t["owner"] is None
+    assert "3" in t["last_error"]
+    assert tid in [x["id"] for x in d.call("task-ready")["items"]]
+    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "exit 4"], task="next")
+    t = wait_task(d, tid, lambda t: t["status"] not in ("claimed", "open"))
+    assert t["status"] == "failed" and t["attempts"] == 2 and t["epoch"] == 2
+    assert "4" in t["last_error"]
+    assert "task.failed" in topics(d)
+    assert tid not in [x["id"] for x in d.call("task-ready")["items"]]
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary="/bin/sh", args=["-c", "true"], task=tid)
+    assert e.value.code == "conflict"
+
+
+def test_refusals_start_nothing(make_daemon):
+    d = sup_daemon(make_daemon)
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary=agent_bin(), task="next")
+    assert e.value.code in ("not_found", "conflict")
+    tid = d.call("task-create", title="Held")["id"]
+    d.call("task-claim", agent="someone", id=tid)
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary=agent_bin(), task=tid)
+    assert e.value.code == "conflict"
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary=agent_bin(), task=tid, mode="rpc")
+    assert e.value.code == "invalid_argument"
+    for bad in (0, -1, "first", True, 1.5, [1]):
+        with pytest.raises(CallError) as e:
+            d.call("spawn-local", binary=agent_bin(), task=bad)
+        assert e.value.code == "invalid_argument", bad
+    with pytest.raises(CallError) as e:
+        d.call("spawn-local", binary=agent_bin(), task="next", max_attempts=0)
+    assert e.value.code == "invalid_argument"
+    assert d.call("list-agents")["items"] == []
+    t = task_of(d, tid)
+    assert t["owner"] == "someone" and t["epoch"] == 1
+
+
+def test_kill_puts_task_back(make_daemon):
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Long")["id"]
+    a = d.call("spawn-local", binary=agent_bin(), args=["--scenario", "hang"], task=tid)
+    wait_state(d, a["id"], ("working",))
+    d.call("kill-agent", id=a["id"], grace_ms=500)
+    t = task_of(d, tid)
+    assert t["status"] == "open" and t["attempts"] == 1 and t["owner"] is None, t
+    assert t["last_error"]
+
+
+# The agent completes its own task through its channel (with its epoch), then exits 1.
+SELF = r"""
+import json, os, socket, sys
+s = socket.socket(fileno=os.dup(int(os.environ["COLIBRI_FD"])))
+f = s.makefile("rwb")
+def call(cmd, args):
+    f.write((json.dumps({"id": 1, "cmd": cmd, "args": args}) + "\n").encode()); f.flush()
+    return json.loads(f.readline())
+tid, ep = int(os.environ["COLIBRI_TASK_ID"]), int(os.environ["COLIBRI_TASK_EPOCH"])
+r1 = call("task-complete", {"id": tid, "epoch": ep, "result": "mine"})
+r2 = call("task-complete", {"id": tid, "epoch": ep, "result": "again"})
+r3 = call("task-complete", {"id": tid, "epoch": ep + 1, "result": "stale"})
+print(json.dumps([r1["ok"], r2["ok"], r3.get("error", {}).get("code")]), flush=True)
+if len(sys.argv) > 1:
+    open(sys.argv[1], "w").write("done")
+    import time
+    time.sleep(600)
+sys.exit(1)
+"""
+
+
+def test_agent_completes_itself(make_daemon):
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Mine")["id"]
+    a = d.call("spawn-local", binary=PY, args=["-c", SELF], task=tid)
+    st = wait_gone(d, a["id"])
+    assert st["state"] == "error"
+    line = [json.loads(x) for x in d.call("session-read", id=a["id"])["lines"]][0]
+    assert line == [True, True, "conflict"]
+    t = task_of(d, tid)
+    assert t["status"] == "done" and t["result"] == "mine" and t["attempts"] == 0
+    assert topics(d).count("task.completed") == 1
+
+
+def test_daemon_killed_while_bound_runs(make_daemon, tmp_path):
+    """SIGKILL the daemon while task-bound agents run: each task is completed exactly once
+    or back in the queue, never lost, never held twice."""
+    d = sup_daemon(make_daemon)
+    flag = tmp_path / "completed"
+    hang = [d.call("task-create", title="hang %d" % i)["id"] for i in range(3)]
+    mine = d.call("task-create", title="self")["id"]
+    agents = [d.call("spawn-local", binary=agent_bin(), args=["--scenario", "hang"], task=t)
+              for t in hang]
+    agents.append(d.call("spawn-local", binary=PY, args=["-c", SELF, str(flag)], task=mine))
+    for a in agents[:3]:
+        wait_state(d, a["id"], ("working",))
+    deadline = time.time() + 20
+    while not flag.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert flag.exists()
+    d.kill9()
+    d.start()
+    for t in hang:
+        x = task_of(d, t)
+        assert x["status"] == "open" and x["attempts"] == 1 and x["owner"] is None, x
+        assert x["last_error"] == "daemon restarted"
+    x = task_of(d, mine)
+    assert x["status"] == "done" and x["result"] == "mine" and x["attempts"] == 0
+    for a in agents:
+        assert d.call("agent-status", id=a["id"])["state"] == "error"
+    assert topics(d).count("task.completed") == 1
+    # Back in the queue means claimable again, with a newer epoch.
+    a = d.call("spawn-local", binary=agent_bin(), task=hang[0])
+    assert a["epoch"] == 2
+    t = wait_task(d, hang[0], lambda t: t["status"] == "done")
+    assert t["result"]["epoch"] == 2 and t["attempts"] == 1
+
+
+def test_lease_renewed_while_the_agent_lives(make_daemon):
+    """A bound claim's lease (3 s here, the least allowed) is renewed while the run lasts
+    (8 s): the sweep never takes the task from a live agent."""
+    d = sup_daemon(make_daemon, env={"COLIBRI_TASK_LEASE_MS": "3000"})
+    tid = d.call("task-create", title="Slow")["id"]
+    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "sleep 8"], task=tid)
+    deadline = time.time() + 7
+    while time.time() < deadline:
+        t = task_of(d, tid)
+        assert t["status"] == "claimed" and t["owner"] == a["id"] and t["epoch"] == 1, t
+        time.sleep(0.2)
+    t = wait_task(d, tid, lambda t: t["status"] == "done")
+    assert "task.expired" not in topics(d)
