@@ -104,16 +104,18 @@ task_int(json_t *t, const char *key)
 	return json_integer_value(json_object_get(t, key));
 }
 
+static int
+epoch_stale(json_t *t, long long epoch, long long id, struct store_err *e)
+{
+	store_err_set(e, ERR_CONFLICT, "task %lld: epoch %lld is stale (the task's epoch is %lld)",
+	              id, epoch, task_int(t, "epoch"));
+	return -1;
+}
+
 int
 store_rule_epoch(json_t *t, long long epoch, long long id, struct store_err *e)
 {
-	if (epoch != 0 && epoch != task_int(t, "epoch")) {
-		store_err_set(e, ERR_CONFLICT,
-		              "task %lld: epoch %lld is stale (the task's epoch is %lld)", id,
-		              epoch, task_int(t, "epoch"));
-		return -1;
-	}
-	return 0;
+	return epoch != 0 && epoch != task_int(t, "epoch") ? epoch_stale(t, epoch, id, e) : 0;
 }
 
 int
@@ -139,13 +141,7 @@ store_rule_run_failed(json_t *t, const char *agent, long long epoch, long long i
 {
 	if (store_rule_claimed(t, agent, id, e) == -1)
 		return -1;
-	if (epoch != task_int(t, "epoch")) {
-		store_err_set(e, ERR_CONFLICT,
-		              "task %lld: epoch %lld is stale (the task's epoch is %lld)", id,
-		              epoch, task_int(t, "epoch"));
-		return -1;
-	}
-	return 0;
+	return epoch != task_int(t, "epoch") ? epoch_stale(t, epoch, id, e) : 0;
 }
 
 const char *

@@ -12,9 +12,10 @@
  *
  * The file also holds the little the backends share besides the rules:
  * store_err_set (declared in store.h), the LIKE pattern of the skills
- * search.  It is linked into
+ * search, the bounded last_error of a failed run.  It is linked into
  * the daemon and into the PostgreSQL module (store-postgres.so), so it
- * depends on nothing but jansson and the C library.
+ * depends on nothing but jansson, the C library and the few helpers of
+ * src/common the module links in (xmalloc, utf8_cut_len).
  */
 #ifndef COLIBRI_STORE_RULES_H
 #define COLIBRI_STORE_RULES_H
