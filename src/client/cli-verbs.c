@@ -52,7 +52,7 @@ static const struct cli_opt opt_task_create[] = {
         {"depends-on", 0, "depends_on", CLI_INTS, "task IDs that must be done first"},
         OPT_END};
 static const struct cli_opt opt_task_list[] = {
-        {"status", 0, "status", CLI_STR, "open, claimed, done or cancelled"},
+        {"status", 0, "status", CLI_STR, "open, claimed, done, cancelled or failed"},
         {"owner", 0, "owner", CLI_STR, "claiming agent"},
         {"ready", 0, "ready", CLI_BOOL, "only tasks whose dependencies are done"},
         {"limit", 0, "limit", CLI_INT, "at most N tasks (default 1000)"},
@@ -70,15 +70,19 @@ static const struct cli_opt opt_task_update[] = {
         {"priority", 0, "priority", CLI_INT, "new priority"},
         {"progress", 0, "progress", CLI_STR, "progress note"},
         {"depends-on", 0, "depends_on", CLI_INTS, "replace the dependencies (\"\" clears)"},
-        {"status", 0, "status", CLI_STR, "cancelled or open"},
+        {"status", 0, "status", CLI_STR, "cancelled, or open (reopens a cancelled or failed task)"},
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
+        {"epoch", 0, "epoch", CLI_INT, "the claim's epoch (conflict when stale)"},
         OPT_END};
 static const struct cli_opt opt_task_complete[] = {
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
+        {"epoch", 0, "epoch", CLI_INT, "the claim's epoch (conflict when stale)"},
         {"result", 0, "result", CLI_JSON, "JSON, or text stored as a string"},
         OPT_END};
 static const struct cli_opt opt_task_release[] = {
-        {"agent", 0, "agent", CLI_STR, "must own the claim"}, OPT_END};
+        {"agent", 0, "agent", CLI_STR, "must own the claim"},
+        {"epoch", 0, "epoch", CLI_INT, "the claim's epoch (conflict when stale)"},
+        OPT_END};
 static const struct cli_opt opt_agent_register[] = {
         {"name", 0, "name", CLI_STR, "display name"},
         {"provider", 0, "provider", CLI_STR, "provider label"},

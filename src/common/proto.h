@@ -72,6 +72,7 @@
 #define EV_TASK_COMPLETED    "task.completed"
 #define EV_TASK_RELEASED     "task.released"
 #define EV_TASK_EXPIRED      "task.expired"
+#define EV_TASK_FAILED       "task.failed"
 #define EV_AGENT_REGISTERED  "agent.registered"
 #define EV_AGENT_HEARTBEAT   "agent.heartbeat"
 #define EV_AGENT_LOST        "agent.lost"

@@ -1,6 +1,13 @@
 /*
  * cmd-task.c -- the task board: create, list, show, ready, claim, update,
  * complete, release.  Each write emits its event in the same transaction.
+ *
+ * Every claim bumps the task's epoch (the reply carries it); update,
+ * complete and release take an optional epoch, and one older than the
+ * task's is refused with conflict, so a holder whose claim was lost and
+ * taken again cannot touch the new claim.  Completing a done task again
+ * with the epoch it was completed at is the same completion: the task is
+ * the reply and no second task.completed is emitted.
  */
 #include <string.h>
 
@@ -75,9 +82,9 @@ status_arg(struct cmd_req *r)
 	const char *s = cmd_arg_str(r, "status");
 
 	if (s != NULL && strcmp(s, "open") != 0 && strcmp(s, "claimed") != 0 &&
-	    strcmp(s, "done") != 0 && strcmp(s, "cancelled") != 0) {
+	    strcmp(s, "done") != 0 && strcmp(s, "cancelled") != 0 && strcmp(s, "failed") != 0) {
 		cmd_fail(r, ERR_INVALID_ARGUMENT,
-		         "status must be one of open, claimed, done, cancelled");
+		         "status must be one of open, claimed, done, cancelled, failed");
 		return "";
 	}
 	return s;
@@ -166,7 +173,8 @@ cmd_task_claim(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "lease_ms must be between 100 and a week");
 		return;
 	}
-	task_reply(r, store_task_claim(D.store, cmd_arg_str(r, "agent"), id, lease, now_ms(), &e),
+	task_reply(r,
+	           store_task_claim(D.store, cmd_arg_str(r, "agent"), id, lease, 0, now_ms(), &e),
 	           EV_TASK_CLAIMED, &e);
 }
 
@@ -184,7 +192,9 @@ cmd_task_update(struct cmd_req *r)
 	for (i = 0; i < sizeof fields / sizeof *fields; i++)
 		if (cmd_arg(r, fields[i]) != NULL)
 			json_object_set(ch, fields[i], cmd_arg(r, fields[i]));
-	task_reply(r, store_task_update(D.store, id, ch, cmd_arg_str(r, "agent"), now_ms(), &e),
+	task_reply(r,
+	           store_task_update(D.store, id, ch, cmd_arg_str(r, "agent"),
+	                             cmd_arg_int_or(r, "epoch", 0), now_ms(), &e),
 	           EV_TASK_UPDATED, &e);
 	json_decref(ch);
 }
@@ -194,11 +204,13 @@ cmd_task_complete(struct cmd_req *r)
 {
 	struct store_err e;
 	long long id = cmd_arg_int_or(r, "id", 0);
+	int repeated = 0;
+	json_t *t;
 
-	task_reply(r,
-	           store_task_complete(D.store, id, cmd_arg_str(r, "agent"), cmd_arg(r, "result"),
-	                               now_ms(), &e),
-	           EV_TASK_COMPLETED, &e);
+	t = store_task_complete(D.store, id, cmd_arg_str(r, "agent"), cmd_arg_int_or(r, "epoch", 0),
+	                        cmd_arg(r, "result"), now_ms(), &repeated, &e);
+	/* The same completion again: the task as it is, and no second event. */
+	task_reply(r, t, repeated ? NULL : EV_TASK_COMPLETED, &e);
 }
 
 static void
@@ -207,7 +219,9 @@ cmd_task_release(struct cmd_req *r)
 	struct store_err e;
 	long long id = cmd_arg_int_or(r, "id", 0);
 
-	task_reply(r, store_task_release(D.store, id, cmd_arg_str(r, "agent"), now_ms(), &e),
+	task_reply(r,
+	           store_task_release(D.store, id, cmd_arg_str(r, "agent"),
+	                              cmd_arg_int_or(r, "epoch", 0), now_ms(), &e),
 	           EV_TASK_RELEASED, &e);
 }
 
@@ -226,21 +240,21 @@ static const struct cmd_arg claim_args[] = {{"agent", ARG_STR, 1, 1, 256},
                                             {"id", ARG_INT, 0, 1, LLONG_MAX},
                                             {"lease_ms", ARG_INT, 0, 0, 0},
                                             {NULL, 0, 0, 0, 0}};
-static const struct cmd_arg update_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
-                                             {"title", ARG_STR, 0, 1, 4096},
-                                             {"body", ARG_STR, 0, 0, 262144},
-                                             {"priority", ARG_INT, 0, 0, 0},
-                                             {"progress", ARG_STR, 0, 0, 65536},
-                                             {"depends_on", ARG_ARR, 0, 0, 0},
-                                             {"status", ARG_STR, 0, 0, 0},
-                                             {"agent", ARG_STR, 0, 0, 0},
-                                             {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg update_args[] = {
+        {"id", ARG_INT, 1, 1, LLONG_MAX},    {"title", ARG_STR, 0, 1, 4096},
+        {"body", ARG_STR, 0, 0, 262144},     {"priority", ARG_INT, 0, 0, 0},
+        {"progress", ARG_STR, 0, 0, 65536},  {"depends_on", ARG_ARR, 0, 0, 0},
+        {"status", ARG_STR, 0, 0, 0},        {"agent", ARG_STR, 0, 0, 0},
+        {"epoch", ARG_INT, 0, 1, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg complete_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
                                                {"agent", ARG_STR, 0, 0, 0},
+                                               {"epoch", ARG_INT, 0, 1, LLONG_MAX},
                                                {"result", ARG_ANY, 0, 0, 0},
                                                {NULL, 0, 0, 0, 0}};
-static const struct cmd_arg release_args[] = {
-        {"id", ARG_INT, 1, 1, LLONG_MAX}, {"agent", ARG_STR, 0, 0, 0}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg release_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
+                                              {"agent", ARG_STR, 0, 0, 0},
+                                              {"epoch", ARG_INT, 0, 1, LLONG_MAX},
+                                              {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_task_entries[] = {
         {CMD_TASK_CREATE, CMD_WRITE, CMD_R_ALL, create_args, cmd_task_create},

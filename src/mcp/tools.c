@@ -45,13 +45,14 @@ const struct mcp_tool mcp_tools[] = {
          REQ("'agent':" STR ",'id':" INT ",'lease_ms':" INT, "'agent'"), TASK, 0},
         {"task_update", CMD_TASK_UPDATE, "Change a task.",
          REQ("'id':" INT ",'title':" STR ",'body':" STR ",'priority':" INT ",'progress':" STR
-             ",'depends_on':" INTS ",'status':{'enum':['open','cancelled']},'agent':" STR,
+             ",'depends_on':" INTS ",'status':{'enum':['open','cancelled']},'agent':" STR
+             ",'epoch':" INT,
              "'id'"),
          TASK, 0},
         {"task_complete", CMD_TASK_COMPLETE, "Mark a claimed task done.",
-         REQ("'id':" INT ",'agent':" STR ",'result':{}", "'id'"), TASK, 0},
+         REQ("'id':" INT ",'agent':" STR ",'epoch':" INT ",'result':{}", "'id'"), TASK, 0},
         {"task_release", CMD_TASK_RELEASE, "Return a claimed task to the queue.",
-         REQ("'id':" INT ",'agent':" STR, "'id'"), TASK, 0},
+         REQ("'id':" INT ",'agent':" STR ",'epoch':" INT, "'id'"), TASK, 0},
         {"agents_list", CMD_LIST_AGENTS, "List agents.",
          OBJ("'kind':{'enum':['registered','spawned']},'state':" STR), ITEMS(AGENT), 0},
         {"agent_status", CMD_AGENT_STATUS, "Agent state (idle/working/blocked/done/error), reason.",

@@ -51,12 +51,15 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	X(int, task_get_json, (T *, long long, struct buf *, struct store_err *))                  \
 	X(int, task_list_json, (T *, struct store_task_page *, struct buf *, struct store_err *))  \
 	X(json_t *, task_claim,                                                                    \
-	  (T *, const char *, long long, long long, int64_t, struct store_err *))                  \
+	  (T *, const char *, long long, long long, long long, int64_t, struct store_err *))       \
 	X(json_t *, task_update,                                                                   \
-	  (T *, long long, json_t *, const char *, int64_t, struct store_err *))                   \
+	  (T *, long long, json_t *, const char *, long long, int64_t, struct store_err *))        \
 	X(json_t *, task_complete,                                                                 \
-	  (T *, long long, const char *, json_t *, int64_t, struct store_err *))                   \
-	X(json_t *, task_release, (T *, long long, const char *, int64_t, struct store_err *))     \
+	  (T *, long long, const char *, long long, json_t *, int64_t, int *, struct store_err *)) \
+	X(json_t *, task_release,                                                                  \
+	  (T *, long long, const char *, long long, int64_t, struct store_err *))                  \
+	X(json_t *, task_run_failed,                                                               \
+	  (T *, long long, const char *, long long, const char *, int64_t, struct store_err *))    \
 	X(int, task_expire, (T *, int64_t, void (*)(json_t *, void *), void *))                    \
 	X(int, task_release_agent,                                                                 \
 	  (T *, const char *, int64_t, void (*)(json_t *, void *), void *))                        \

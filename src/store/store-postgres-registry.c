@@ -22,7 +22,8 @@
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid, task, epoch, "          \
+	"last_message"
 
 static json_t *
 agent_from_row(const PGresult *r, int i)
@@ -51,6 +52,9 @@ agent_from_row(const PGresult *r, int i)
 	json_object_set_new(a, "created_ms", pg_col_int(r, i, 16));
 	json_object_set_new(a, "updated_ms", pg_col_int(r, i, 17));
 	json_object_set_new(a, "owner_uid", pg_col_int(r, i, 18));
+	json_object_set_new(a, "task", pg_col_int(r, i, 19));
+	json_object_set_new(a, "epoch", pg_col_int(r, i, 20));
+	json_object_set_new(a, "last_message", pg_col_text(r, i, 21));
 	return a;
 }
 

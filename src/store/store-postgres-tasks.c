@@ -20,10 +20,11 @@
 
 /* ---- tasks ---- */
 
-/* Columns of a task row; the last is its dependencies as "1,2,3". */
+/* Columns of a task row; the last (17) is its dependencies as "1,2,3". */
 #define TASK_COLS                                                                                  \
 	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
-	"t.progress, t.created, t.updated, t.claimed, t.completed, (SELECT "                       \
+	"t.progress, t.created, t.updated, t.claimed, t.completed, t.epoch, t.attempts, "          \
+	"t.max_attempts, t.last_error, (SELECT "                                                   \
 	"coalesce(string_agg(d.dep::text, ',' ORDER BY d.dep), '') FROM task_deps d WHERE d.task " \
 	"= t.id)"
 
@@ -58,7 +59,11 @@ task_from_row(const PGresult *r, int i)
 	json_object_set_new(t, "updated_ms", pg_col_int(r, i, 10));
 	json_object_set_new(t, "claimed_ms", pg_col_int(r, i, 11));
 	json_object_set_new(t, "completed_ms", pg_col_int(r, i, 12));
-	json_object_set_new(t, "depends_on", deps_from_text(PQgetvalue(r, i, 13)));
+	json_object_set_new(t, "epoch", pg_col_int(r, i, 13));
+	json_object_set_new(t, "attempts", pg_col_int(r, i, 14));
+	json_object_set_new(t, "max_attempts", pg_col_int(r, i, 15));
+	json_object_set_new(t, "last_error", pg_col_text(r, i, 16));
+	json_object_set_new(t, "depends_on", deps_from_text(PQgetvalue(r, i, 17)));
 	return t;
 }
 
@@ -299,8 +304,8 @@ pg_store_task_list_json(struct pg_store *s, struct store_task_page *pg, struct b
 
 /* Claim the next ready task: one statement, the row picked with FOR UPDATE SKIP LOCKED. */
 static json_t *
-task_claim_next(struct pg_store *s, const char *agent, long long lease_ms, int64_t now,
-                struct store_err *e)
+task_claim_next(struct pg_store *s, const char *agent, long long lease_ms, long long max_attempts,
+                int64_t now, struct store_err *e)
 {
 	struct pg_params p = {0};
 	PGresult *r;
@@ -310,12 +315,16 @@ task_claim_next(struct pg_store *s, const char *agent, long long lease_ms, int64
 	pp_int(&p, lease_ms);
 	pp_int(&p, now + lease_ms);
 	pp_int(&p, now);
-	r = pg_run(s,
-	           "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
-	           "lease_expires = $3, claimed = $4, updated = $4 WHERE t.id = (SELECT t.id FROM "
-	           "tasks t WHERE " READY_WHERE " ORDER BY t.priority DESC, t.id LIMIT 1 "
-	           "FOR UPDATE OF t SKIP LOCKED) RETURNING " TASK_COLS,
-	           &p);
+	pp_int(&p, max_attempts);
+	r = pg_run(
+	        s,
+	        "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
+	        "lease_expires = $3, claimed = $4, updated = $4, epoch = t.epoch + 1, "
+	        "max_attempts = CASE WHEN $5::bigint > 0 THEN $5::bigint ELSE t.max_attempts END "
+	        "WHERE t.id = (SELECT t.id FROM "
+	        "tasks t WHERE " READY_WHERE " ORDER BY t.priority DESC, t.id LIMIT 1 "
+	        "FOR UPDATE OF t SKIP LOCKED) RETURNING " TASK_COLS,
+	        &p);
 	if (r == NULL)
 		pg_dberr(s, e, "task-claim");
 	else if (PQntuples(r) == 0)
@@ -337,13 +346,13 @@ task_is_ready(struct pg_store *s, long long id)
 
 json_t *
 pg_store_task_claim(struct pg_store *s, const char *agent, long long id, long long lease_ms,
-                    int64_t now, struct store_err *e)
+                    long long max_attempts, int64_t now, struct store_err *e)
 {
 	struct pg_params p = {0};
 	json_t *t;
 
 	if (id == 0)
-		return task_claim_next(s, agent, lease_ms, now, e);
+		return task_claim_next(s, agent, lease_ms, max_attempts, now, e);
 	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
 	if (store_rule_claimable(t, id, e) == -1) {
@@ -360,13 +369,17 @@ pg_store_task_claim(struct pg_store *s, const char *agent, long long id, long lo
 	pp_int(&p, now + lease_ms);
 	pp_int(&p, now);
 	pp_int(&p, id);
-	return task_one(s,
-	                pg_run(s,
-	                       "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
-	                       "lease_expires = $3, claimed = $4, updated = $4 WHERE t.id = $5 AND "
-	                       "t.status = 'open' RETURNING " TASK_COLS,
-	                       &p),
-	                id, "task-claim", e);
+	pp_int(&p, max_attempts);
+	return task_one(
+	        s,
+	        pg_run(s,
+	               "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
+	               "lease_expires = $3, claimed = $4, updated = $4, epoch = t.epoch + 1, "
+	               "max_attempts = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE "
+	               "t.max_attempts END WHERE t.id = $5 AND t.status = 'open' "
+	               "RETURNING " TASK_COLS,
+	               &p),
+	        id, "task-claim", e);
 }
 
 static int
@@ -381,9 +394,11 @@ task_update_status(struct pg_store *s, json_t *t, long long id, const char *to, 
 	pp_text(&p, to);
 	pp_int(&p, now);
 	pp_int(&p, id);
+	pp_int(&p, store_rule_attempts_after(from, to,
+	                                     json_integer_value(json_object_get(t, "attempts"))));
 	if (pg_do(s,
-	          "UPDATE tasks SET status = $1, owner = NULL, lease_expires = NULL, updated = $2 "
-	          "WHERE id = $3",
+	          "UPDATE tasks SET status = $1, owner = NULL, lease_expires = NULL, updated = $2, "
+	          "attempts = $4 WHERE id = $3",
 	          &p) == -1) {
 		pg_dberr(s, e, "task-update");
 		return -1;
@@ -426,14 +441,15 @@ task_update_fields(struct pg_store *s, long long id, json_t *ch, int64_t now, st
 }
 
 json_t *
-pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *agent, int64_t now,
-                     struct store_err *e)
+pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *agent,
+                     long long epoch, int64_t now, struct store_err *e)
 {
 	json_t *t, *v;
 
 	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
-	if (store_rule_owner(t, agent, id, e) == -1 || task_update_fields(s, id, ch, now, e) == -1)
+	if (store_rule_epoch(t, epoch, id, e) == -1 || store_rule_owner(t, agent, id, e) == -1 ||
+	    task_update_fields(s, id, ch, now, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "depends_on")) != NULL && task_set_deps(s, id, v, e) == -1)
 		goto fail;
@@ -447,30 +463,39 @@ fail:
 	return NULL;
 }
 
-/* The task locked and claimed (by agent, if given); NULL with conflict otherwise. */
+/* The task locked and claimed (by agent, if given) at epoch (0: any); -1 with conflict otherwise.
+ */
 static int
-task_lock_claimed(struct pg_store *s, long long id, const char *agent, struct store_err *e)
+task_lock_claimed(struct pg_store *s, long long id, const char *agent, long long epoch,
+                  struct store_err *e)
 {
 	json_t *t;
 	int rc = 0;
 
 	if ((t = task_lock(s, id, e)) == NULL)
 		return -1;
-	rc = store_rule_claimed(t, agent, id, e);
+	rc = store_rule_epoch(t, epoch, id, e) == 0 ? store_rule_claimed(t, agent, id, e) : -1;
 	json_decref(t);
 	return rc;
 }
 
 json_t *
-pg_store_task_complete(struct pg_store *s, long long id, const char *agent, json_t *result,
-                       int64_t now, struct store_err *e)
+pg_store_task_complete(struct pg_store *s, long long id, const char *agent, long long epoch,
+                       json_t *result, int64_t now, int *repeated, struct store_err *e)
 {
 	struct pg_params p = {0};
 	char *res = NULL;
 	json_t *t;
 
-	if (task_lock_claimed(s, id, agent, e) == -1)
+	if ((t = task_lock(s, id, e)) == NULL)
 		return NULL;
+	if (store_rule_complete(t, agent, epoch, id, repeated, e) == -1) {
+		json_decref(t);
+		return NULL;
+	}
+	if (*repeated)
+		return t;
+	json_decref(t);
 	if (result != NULL)
 		res = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
 	pp_text(&p, res);
@@ -488,12 +513,12 @@ pg_store_task_complete(struct pg_store *s, long long id, const char *agent, json
 }
 
 json_t *
-pg_store_task_release(struct pg_store *s, long long id, const char *agent, int64_t now,
-                      struct store_err *e)
+pg_store_task_release(struct pg_store *s, long long id, const char *agent, long long epoch,
+                      int64_t now, struct store_err *e)
 {
 	struct pg_params p = {0};
 
-	if (task_lock_claimed(s, id, agent, e) == -1)
+	if (task_lock_claimed(s, id, agent, epoch, e) == -1)
 		return NULL;
 	pp_int(&p, now);
 	pp_int(&p, id);
@@ -503,6 +528,39 @@ pg_store_task_release(struct pg_store *s, long long id, const char *agent, int64
 	                       "NULL, updated = $1 WHERE t.id = $2 RETURNING " TASK_COLS,
 	                       &p),
 	                id, "task-release", e);
+}
+
+json_t *
+pg_store_task_run_failed(struct pg_store *s, long long id, const char *agent, long long epoch,
+                         const char *reason, int64_t now, struct store_err *e)
+{
+	struct pg_params p = {0};
+	const char *to;
+	char *err;
+	json_t *t;
+
+	if ((t = task_lock(s, id, e)) == NULL)
+		return NULL;
+	if (store_rule_run_failed(t, agent, epoch, id, e) == -1) {
+		json_decref(t);
+		return NULL;
+	}
+	to = store_rule_failed_status(t);
+	json_decref(t);
+	err = store_rule_last_error(reason);
+	pp_text(&p, to);
+	pp_text(&p, err);
+	pp_int(&p, now);
+	pp_int(&p, id);
+	t = task_one(s,
+	             pg_run(s,
+	                    "UPDATE tasks t SET status = $1, owner = NULL, lease_expires = NULL, "
+	                    "attempts = t.attempts + 1, last_error = $2, updated = $3 "
+	                    "WHERE t.id = $4 RETURNING " TASK_COLS,
+	                    &p),
+	             id, "task run failed", e);
+	free(err);
+	return t;
 }
 
 /* Release each task id of r (one column); cb per released task. */
@@ -517,7 +575,7 @@ task_release_ids(struct pg_store *s, PGresult *r, int64_t now, void (*cb)(json_t
 		return -1;
 	n = PQntuples(r);
 	for (i = 0; i < n; i++) {
-		if ((t = pg_store_task_release(s, pg_int(r, i, 0, 0), NULL, now, NULL)) == NULL)
+		if ((t = pg_store_task_release(s, pg_int(r, i, 0, 0), NULL, 0, now, NULL)) == NULL)
 			continue;
 		if (cb != NULL)
 			cb(t, arg);

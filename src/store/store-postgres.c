@@ -122,6 +122,21 @@ static const char *migrations[] = {
         "CREATE INDEX prompt_log_session ON prompt_log (session_id, ts);",
         /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
         "ALTER TABLE agents ADD COLUMN owner_uid BIGINT;",
+        /*
+         * 3: task-bound runs.  Tasks gain their claim epoch, their failed runs
+         * (attempts, max_attempts, last_error) and the status 'failed'; agents
+         * the task and epoch a spawned run is bound to and its final message.
+         */
+        "ALTER TABLE tasks ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0,"
+        "  ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0,"
+        "  ADD COLUMN max_attempts BIGINT,"
+        "  ADD COLUMN last_error TEXT;"
+        "ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;"
+        "ALTER TABLE tasks ADD CONSTRAINT tasks_status_check"
+        "  CHECK (status IN ('open','claimed','done','cancelled','failed'));"
+        "ALTER TABLE agents ADD COLUMN task BIGINT,"
+        "  ADD COLUMN epoch BIGINT,"
+        "  ADD COLUMN last_message TEXT;",
 };
 
 /* ---- parameters, statements, errors ---- */
@@ -704,15 +719,17 @@ pg_store_counts(struct pg_store *s)
 	                     " (SELECT count(*) FROM tasks WHERE status = 'cancelled'),"
 	                     " (SELECT count(*) FROM tasks t WHERE " READY_WHERE "),"
 	                     " (SELECT count(*) FROM agents), (SELECT count(*) FROM tenants),"
-	                     " (SELECT count(*) FROM events)",
+	                     " (SELECT count(*) FROM events),"
+	                     " (SELECT count(*) FROM tasks WHERE status = 'failed')",
 	                     NULL);
 	json_t *c;
 
-	c = json_pack("{s:{s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I}", "tasks", "open",
+	c = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I}", "tasks", "open",
 	              (json_int_t)(r ? pg_int(r, 0, 0, 0) : 0), "claimed",
 	              (json_int_t)(r ? pg_int(r, 0, 1, 0) : 0), "done",
 	              (json_int_t)(r ? pg_int(r, 0, 2, 0) : 0), "cancelled",
-	              (json_int_t)(r ? pg_int(r, 0, 3, 0) : 0), "ready",
+	              (json_int_t)(r ? pg_int(r, 0, 3, 0) : 0), "failed",
+	              (json_int_t)(r ? pg_int(r, 0, 8, 0) : 0), "ready",
 	              (json_int_t)(r ? pg_int(r, 0, 4, 0) : 0), "agents",
 	              (json_int_t)(r ? pg_int(r, 0, 5, -1) : -1), "tenants",
 	              (json_int_t)(r ? pg_int(r, 0, 6, -1) : -1), "events",

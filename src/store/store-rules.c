@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/proto.h"
+#include "common/util.h"
 #include "common/xmalloc.h"
 #include "store/store-rules.h"
 
@@ -82,12 +83,83 @@ store_rule_status_change(const char *from, const char *to, long long id, struct 
 		store_err_set(e, ERR_CONFLICT, "task %lld is done", id);
 		return -1;
 	}
-	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0) {
-		store_err_set(e, ERR_CONFLICT, "task %lld is %s; only a cancelled task reopens", id,
-		              from);
+	if (strcmp(to, "open") == 0 && strcmp(from, "cancelled") != 0 &&
+	    strcmp(from, "failed") != 0) {
+		store_err_set(e, ERR_CONFLICT,
+		              "task %lld is %s; only a cancelled or failed task reopens", id, from);
 		return -1;
 	}
 	return 0;
+}
+
+long long
+store_rule_attempts_after(const char *from, const char *to, long long attempts)
+{
+	return strcmp(from, "failed") == 0 && strcmp(to, "open") == 0 ? 0 : attempts;
+}
+
+static long long
+task_int(json_t *t, const char *key)
+{
+	return json_integer_value(json_object_get(t, key));
+}
+
+static int
+epoch_stale(json_t *t, long long epoch, long long id, struct store_err *e)
+{
+	store_err_set(e, ERR_CONFLICT, "task %lld: epoch %lld is stale (the task's epoch is %lld)",
+	              id, epoch, task_int(t, "epoch"));
+	return -1;
+}
+
+int
+store_rule_epoch(json_t *t, long long epoch, long long id, struct store_err *e)
+{
+	return epoch != 0 && epoch != task_int(t, "epoch") ? epoch_stale(t, epoch, id, e) : 0;
+}
+
+int
+store_rule_complete(json_t *t, const char *agent, long long epoch, long long id, int *repeated,
+                    struct store_err *e)
+{
+	const char *owner = json_string_value(json_object_get(t, "owner"));
+
+	*repeated = 0;
+	if (store_rule_epoch(t, epoch, id, e) == -1)
+		return -1;
+	if (epoch != 0 && strcmp(task_status(t), "done") == 0 &&
+	    (agent == NULL || (owner != NULL && strcmp(owner, agent) == 0))) {
+		*repeated = 1;
+		return 0;
+	}
+	return store_rule_claimed(t, agent, id, e);
+}
+
+int
+store_rule_run_failed(json_t *t, const char *agent, long long epoch, long long id,
+                      struct store_err *e)
+{
+	if (store_rule_claimed(t, agent, id, e) == -1)
+		return -1;
+	return epoch != task_int(t, "epoch") ? epoch_stale(t, epoch, id, e) : 0;
+}
+
+const char *
+store_rule_failed_status(json_t *t)
+{
+	json_t *max = json_object_get(t, "max_attempts");
+
+	return json_is_integer(max) && task_int(t, "attempts") + 1 >= json_integer_value(max)
+	               ? "failed"
+	               : "open";
+}
+
+char *
+store_rule_last_error(const char *reason)
+{
+	if (reason == NULL)
+		reason = "";
+	return xstrndup(reason, utf8_cut_len(reason, strlen(reason), STORE_LAST_ERROR_MAX));
 }
 
 int
@@ -135,10 +207,11 @@ store_like_substring(const char *query)
 int
 store_agent_field_kind(const char *key)
 {
-	static const char *text_cols[] = {"kind",       "name",  "provider", "host",
-	                                  "session_id", "state", "reason",   "tenant"};
-	static const char *int_cols[] = {"pid",      "pid_start", "since",    "lost",
-	                                 "lease_ms", "heartbeat", "owner_uid"};
+	static const char *text_cols[] = {"kind",   "name",       "provider",
+	                                  "host",   "session_id", "state",
+	                                  "reason", "tenant",     "last_message"};
+	static const char *int_cols[] = {"pid",       "pid_start", "since", "lost", "lease_ms",
+	                                 "heartbeat", "owner_uid", "task",  "epoch"};
 	size_t i;
 
 	for (i = 0; i < sizeof text_cols / sizeof *text_cols; i++)

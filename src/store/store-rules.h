@@ -12,9 +12,10 @@
  *
  * The file also holds the little the backends share besides the rules:
  * store_err_set (declared in store.h), the LIKE pattern of the skills
- * search.  It is linked into
+ * search, the bounded last_error of a failed run.  It is linked into
  * the daemon and into the PostgreSQL module (store-postgres.so), so it
- * depends on nothing but jansson and the C library.
+ * depends on nothing but jansson, the C library and the few helpers of
+ * src/common the module links in (xmalloc, utf8_cut_len).
  */
 #ifndef COLIBRI_STORE_RULES_H
 #define COLIBRI_STORE_RULES_H
@@ -29,8 +30,43 @@ int store_rule_owner(json_t *t, const char *agent, long long id, struct store_er
 int store_rule_claimable(json_t *t, long long id, struct store_err *e);
 /* Task t is claimed, by agent if agent is given: it may be completed or released. */
 int store_rule_claimed(json_t *t, const char *agent, long long id, struct store_err *e);
-/* task-update may move a task from `from` to `to` (cancelled, or open again from cancelled). */
+/*
+ * task-update may move a task from `from` to `to`: cancelled, or open again
+ * from cancelled or failed ('failed' itself is set only by a failed run).
+ */
 int store_rule_status_change(const char *from, const char *to, long long id, struct store_err *e);
+/* The attempts a task has after task-update moves it from `from` to `to`: a reopened failed task
+ * starts over. */
+long long store_rule_attempts_after(const char *from, const char *to, long long attempts);
+
+/*
+ * Claim epochs.  Every claim bumps a task's epoch; a caller that names an
+ * epoch (non-zero) acts only on the claim it holds.  store_rule_epoch: epoch
+ * is 0 or the task's; else a conflict naming both ("stale").
+ */
+int store_rule_epoch(json_t *t, long long epoch, long long id, struct store_err *e);
+/*
+ * Task t may be completed by agent with epoch (0: not checked): the epoch
+ * holds and t is claimed by agent; or t is already done, the epoch given
+ * is the one it was completed at, and agent is NULL or the owner that
+ * completed it -- the same completion again: 0 with *repeated = 1, and the
+ * caller changes nothing and emits nothing.
+ */
+int store_rule_complete(json_t *t, const char *agent, long long epoch, long long id, int *repeated,
+                        struct store_err *e);
+/*
+ * A run of agent at epoch on task t failed: t must be claimed by agent
+ * (any owner if NULL) at exactly that epoch, else a conflict.
+ */
+int store_rule_run_failed(json_t *t, const char *agent, long long epoch, long long id,
+                          struct store_err *e);
+/* The status after a failed run: failed once attempts (counting it) reach max_attempts, else open.
+ */
+const char *store_rule_failed_status(json_t *t);
+/* The last_error kept for a failed run's reason: at most STORE_LAST_ERROR_MAX bytes, cut on a UTF-8
+ * boundary; caller frees. */
+#define STORE_LAST_ERROR_MAX 1024
+char *store_rule_last_error(const char *reason);
 
 /*
  * What a backend knows about a dependency it is asked to add: does the

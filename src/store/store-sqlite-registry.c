@@ -23,7 +23,8 @@
 
 #define AGENT_COLS                                                                                 \
 	"id, kind, name, provider, host, pid, pid_start, session_id, state, reason, since, lost, " \
-	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid"
+	"lease_ms, heartbeat, tenant, detail, created, updated, owner_uid, task, epoch, "          \
+	"last_message"
 
 static json_t *
 agent_from_row(sqlite3_stmt *q)
@@ -52,6 +53,9 @@ agent_from_row(sqlite3_stmt *q)
 	json_object_set_new(a, "created_ms", json_integer(sqlite3_column_int64(q, 16)));
 	json_object_set_new(a, "updated_ms", json_integer(sqlite3_column_int64(q, 17)));
 	json_object_set_new(a, "owner_uid", sq_col_int_or_null(q, 18));
+	json_object_set_new(a, "task", sq_col_int_or_null(q, 19));
+	json_object_set_new(a, "epoch", sq_col_int_or_null(q, 20));
+	json_object_set_new(a, "last_message", sq_col_text_or_null(q, 21));
 	return a;
 }
 

@@ -23,7 +23,8 @@
 
 #define TASK_COLS                                                                                  \
 	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
-	"t.progress, t.created, t.updated, t.claimed, t.completed"
+	"t.progress, t.created, t.updated, t.claimed, t.completed, t.epoch, t.attempts, "          \
+	"t.max_attempts, t.last_error"
 
 static json_t *
 task_deps_of(struct sqlite_store *s, long long id)
@@ -57,6 +58,10 @@ task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
 	json_object_set_new(t, "updated_ms", json_integer(sqlite3_column_int64(q, 10)));
 	json_object_set_new(t, "claimed_ms", sq_col_int_or_null(q, 11));
 	json_object_set_new(t, "completed_ms", sq_col_int_or_null(q, 12));
+	json_object_set_new(t, "epoch", json_integer(sqlite3_column_int64(q, 13)));
+	json_object_set_new(t, "attempts", json_integer(sqlite3_column_int64(q, 14)));
+	json_object_set_new(t, "max_attempts", sq_col_int_or_null(q, 15));
+	json_object_set_new(t, "last_error", sq_col_text_or_null(q, 16));
 	json_object_set_new(t, "depends_on", task_deps_of(s, id));
 	return t;
 }
@@ -104,7 +109,7 @@ put_int_or_null(struct buf *b, sqlite3_stmt *q, int i)
  */
 static void put_deps(struct buf *, sqlite3_stmt *, int);
 
-/* TASK_COLS and, as column 13, the task's dependencies (comma-separated, in any order). */
+/* TASK_COLS and, as column 17, the task's dependencies (comma-separated, in any order). */
 #define TASK_JSON_SQL                                                                              \
 	"SELECT " TASK_COLS ", (SELECT group_concat(dep) FROM task_deps d WHERE d.task = t.id) "   \
 	"FROM tasks t WHERE t.id = ?"
@@ -148,8 +153,16 @@ task_write_row(sqlite3_stmt *q, struct buf *b)
 	put_int_or_null(b, q, 11);
 	PUT_KEY(b, ",\"completed_ms\":");
 	put_int_or_null(b, q, 12);
+	PUT_KEY(b, ",\"epoch\":");
+	jsonw_int(b, sqlite3_column_int64(q, 13));
+	PUT_KEY(b, ",\"attempts\":");
+	jsonw_int(b, sqlite3_column_int64(q, 14));
+	PUT_KEY(b, ",\"max_attempts\":");
+	put_int_or_null(b, q, 15);
+	PUT_KEY(b, ",\"last_error\":");
+	put_text_or_null(b, q, 16);
 	PUT_KEY(b, ",\"depends_on\":");
-	put_deps(b, q, 13);
+	put_deps(b, q, 17);
 	buf_addc(b, '}');
 }
 
@@ -292,7 +305,8 @@ task_write_new(struct buf *b, long long id, const char *title, const char *body,
 	jsonw_int(b, now);
 	PUT_KEY(b, ",\"updated_ms\":");
 	jsonw_int(b, now);
-	PUT_KEY(b, ",\"claimed_ms\":null,\"completed_ms\":null,\"depends_on\":[]}");
+	PUT_KEY(b, ",\"claimed_ms\":null,\"completed_ms\":null,\"epoch\":0,\"attempts\":0,"
+	           "\"max_attempts\":null,\"last_error\":null,\"depends_on\":[]}");
 }
 
 long long
@@ -396,7 +410,7 @@ task_is_ready(struct sqlite_store *s, long long id)
 
 json_t *
 sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id, long long lease_ms,
-                        int64_t now, struct store_err *e)
+                        long long max_attempts, int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
@@ -419,16 +433,17 @@ sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id,
 			return NULL;
 		}
 	}
-	q = sq_st(
-	        s,
-	        "UPDATE tasks SET status = 'claimed', owner = ?, lease_ms = ?, lease_expires = ?, "
-	        "claimed = ?, updated = ? WHERE id = ? AND status = 'open'");
+	q = sq_st(s, "UPDATE tasks SET status = 'claimed', owner = ?1, lease_ms = ?2, "
+	             "lease_expires = ?3, claimed = ?4, updated = ?5, epoch = epoch + 1, "
+	             "max_attempts = CASE WHEN ?7 > 0 THEN ?7 ELSE max_attempts END "
+	             "WHERE id = ?6 AND status = 'open'");
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(q, 2, lease_ms);
 	sqlite3_bind_int64(q, 3, now + lease_ms);
 	sqlite3_bind_int64(q, 4, now);
 	sqlite3_bind_int64(q, 5, now);
 	sqlite3_bind_int64(q, 6, id);
+	sqlite3_bind_int64(q, 7, max_attempts);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		sq_dberr(s, e, "task-claim");
 		return NULL;
@@ -460,24 +475,28 @@ task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *
 
 	if (store_rule_status_change(from, to, id, e) == -1)
 		return -1;
-	q = sq_st(s, "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, updated = ? "
-	             "WHERE id = ?");
+	q = sq_st(s,
+	          "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, updated = ?, "
+	          "attempts = ? WHERE id = ?");
 	sqlite3_bind_text(q, 1, to, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 2, now);
-	sqlite3_bind_int64(q, 3, id);
+	sqlite3_bind_int64(q, 3,
+	                   store_rule_attempts_after(
+	                           from, to, json_integer_value(json_object_get(t, "attempts"))));
+	sqlite3_bind_int64(q, 4, id);
 	return sqlite3_step(q) == SQLITE_DONE ? 0 : -1;
 }
 
 json_t *
 sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const char *agent,
-                         int64_t now, struct store_err *e)
+                         long long epoch, int64_t now, struct store_err *e)
 {
 	json_t *t, *v;
 	int rc = 0;
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (store_rule_owner(t, agent, id, e) == -1)
+	if (store_rule_epoch(t, epoch, id, e) == -1 || store_rule_owner(t, agent, id, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "title")) != NULL)
 		rc |= task_set_text(s, id, "UPDATE tasks SET title = ?, updated = ? WHERE id = ?",
@@ -514,8 +533,8 @@ fail:
 }
 
 json_t *
-sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *agent, json_t *result,
-                           int64_t now, struct store_err *e)
+sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *agent, long long epoch,
+                           json_t *result, int64_t now, int *repeated, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
@@ -523,10 +542,12 @@ sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *age
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (store_rule_claimed(t, agent, id, e) == -1) {
+	if (store_rule_complete(t, agent, epoch, id, repeated, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
+	if (*repeated)
+		return t;
 	json_decref(t);
 	if (result != NULL)
 		res = json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -545,15 +566,15 @@ sqlite_store_task_complete(struct sqlite_store *s, long long id, const char *age
 }
 
 json_t *
-sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agent, int64_t now,
-                          struct store_err *e)
+sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agent, long long epoch,
+                          int64_t now, struct store_err *e)
 {
 	sqlite3_stmt *q;
 	json_t *t;
 
 	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
 		return NULL;
-	if (store_rule_claimed(t, agent, id, e) == -1) {
+	if (store_rule_epoch(t, epoch, id, e) == -1 || store_rule_claimed(t, agent, id, e) == -1) {
 		json_decref(t);
 		return NULL;
 	}
@@ -564,6 +585,41 @@ sqlite_store_task_release(struct sqlite_store *s, long long id, const char *agen
 	sqlite3_bind_int64(q, 2, id);
 	if (sqlite3_step(q) != SQLITE_DONE) {
 		sq_dberr(s, e, "task-release");
+		return NULL;
+	}
+	return sqlite_store_task_get(s, id, e);
+}
+
+json_t *
+sqlite_store_task_run_failed(struct sqlite_store *s, long long id, const char *agent,
+                             long long epoch, const char *reason, int64_t now, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	const char *to;
+	char *err;
+	json_t *t;
+	int rc;
+
+	if ((t = sqlite_store_task_get(s, id, e)) == NULL)
+		return NULL;
+	if (store_rule_run_failed(t, agent, epoch, id, e) == -1) {
+		json_decref(t);
+		return NULL;
+	}
+	to = store_rule_failed_status(t);
+	json_decref(t);
+	err = store_rule_last_error(reason);
+	q = sq_st(s, "UPDATE tasks SET status = ?, owner = NULL, lease_expires = NULL, "
+	             "attempts = attempts + 1, last_error = ?, updated = ? WHERE id = ?");
+	sqlite3_bind_text(q, 1, to, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, err, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, now);
+	sqlite3_bind_int64(q, 4, id);
+	rc = sqlite3_step(q);
+	sqlite3_reset(q); /* SQLITE_STATIC: the bindings must not outlive err */
+	free(err);
+	if (rc != SQLITE_DONE) {
+		sq_dberr(s, e, "task run failed");
 		return NULL;
 	}
 	return sqlite_store_task_get(s, id, e);
@@ -585,7 +641,7 @@ task_release_ids(struct sqlite_store *s, sqlite3_stmt *q, int64_t now, void (*cb
 	}
 	sqlite3_reset(q);
 	for (i = 0; i < n; i++) {
-		if ((t = sqlite_store_task_release(s, ids[i], NULL, now, NULL)) == NULL)
+		if ((t = sqlite_store_task_release(s, ids[i], NULL, 0, now, NULL)) == NULL)
 			continue;
 		if (cb != NULL)
 			cb(t, arg);

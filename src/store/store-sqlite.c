@@ -102,6 +102,51 @@ static const char *migrations[] = {
         "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         /* 2: the uid that spawned an agent (its owner: kill-agent, session-read, ...). */
         "ALTER TABLE agents ADD COLUMN owner_uid INTEGER;",
+        /*
+         * 3: task-bound runs.  Tasks gain their claim epoch, their failed runs
+         * (attempts, max_attempts, last_error) and the status 'failed'; agents
+         * the task and epoch a spawned run is bound to and its final message.
+         * A CHECK cannot be altered: the tasks table is rebuilt the documented
+         * way (lang_altertable.html, "other kinds of table schema changes"),
+         * with foreign keys off (store_migrate) so that dropping the old table
+         * does not cascade into task_deps; the AUTOINCREMENT high-water mark
+         * is carried over.
+         */
+        "CREATE TABLE tasks_new ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  title TEXT NOT NULL,"
+        "  body TEXT NOT NULL DEFAULT '',"
+        "  status TEXT NOT NULL DEFAULT 'open'"
+        "    CHECK (status IN ('open','claimed','done','cancelled','failed')),"
+        "  priority INTEGER NOT NULL DEFAULT 0,"
+        "  owner TEXT,"
+        "  lease_ms INTEGER,"
+        "  lease_expires INTEGER,"
+        "  result TEXT,"
+        "  progress TEXT,"
+        "  created INTEGER NOT NULL,"
+        "  updated INTEGER NOT NULL,"
+        "  claimed INTEGER,"
+        "  completed INTEGER,"
+        "  epoch INTEGER NOT NULL DEFAULT 0,"
+        "  attempts INTEGER NOT NULL DEFAULT 0,"
+        "  max_attempts INTEGER,"
+        "  last_error TEXT);"
+        "INSERT INTO tasks_new (id, title, body, status, priority, owner, lease_ms,"
+        "  lease_expires, result, progress, created, updated, claimed, completed)"
+        "  SELECT id, title, body, status, priority, owner, lease_ms, lease_expires, result,"
+        "  progress, created, updated, claimed, completed FROM tasks;"
+        "DELETE FROM sqlite_sequence WHERE name = 'tasks_new';"
+        "INSERT INTO sqlite_sequence (name, seq)"
+        "  SELECT 'tasks_new', seq FROM sqlite_sequence WHERE name = 'tasks';"
+        "DROP TABLE tasks;"
+        "ALTER TABLE tasks_new RENAME TO tasks;"
+        "CREATE INDEX tasks_queue ON tasks (status, priority DESC, id);"
+        "CREATE INDEX tasks_owner ON tasks (owner) WHERE owner IS NOT NULL;"
+        "CREATE INDEX tasks_lease ON tasks (lease_expires) WHERE status = 'claimed';"
+        "ALTER TABLE agents ADD COLUMN task INTEGER;"
+        "ALTER TABLE agents ADD COLUMN epoch INTEGER;"
+        "ALTER TABLE agents ADD COLUMN last_message TEXT;",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */
@@ -379,6 +424,34 @@ sq_run(struct sqlite_store *s, const char *sql)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* PRAGMA foreign_key_check finds no row: 0; else -1 with e. */
+static int
+fk_check(struct sqlite_store *s, struct store_err *e)
+{
+	sqlite3_stmt *q;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &q, NULL) != SQLITE_OK) {
+		sq_dberr(s, e, "migration");
+		return -1;
+	}
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		store_err_set(e, ERR_INTERNAL, "migration: foreign key broken in table %s",
+		              (const char *)sqlite3_column_text(q, 0));
+	else if (rc != SQLITE_DONE)
+		sq_dberr(s, e, "migration");
+	sqlite3_finalize(q);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/*
+ * Apply the migrations the database lacks, each in its own transaction.
+ * Foreign keys are off meanwhile (the pragma is a no-op inside a
+ * transaction, so it is set around them): a migration that rebuilds a
+ * table drops the old one, which must not cascade; each checks the keys
+ * (PRAGMA foreign_key_check) before it commits.
+ */
 static int
 store_migrate(struct sqlite_store *s, struct store_err *e)
 {
@@ -391,22 +464,31 @@ store_migrate(struct sqlite_store *s, struct store_err *e)
 		              "database schema %d is newer than this daemon knows (%d)", have, n);
 		return -1;
 	}
+	if (have == n)
+		return 0;
+	if (store_exec(s, "PRAGMA foreign_keys = OFF") == -1)
+		goto fail;
 	for (; have < n; have++) {
 		if (store_exec(s, "BEGIN IMMEDIATE") == -1)
 			goto fail;
 		if (store_exec(s, migrations[have]) == -1) {
 			sq_dberr(s, e, "migration");
-			store_exec(s, "ROLLBACK");
-			return -1;
+			goto undo;
 		}
+		if (fk_check(s, e) == -1)
+			goto undo;
 		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", have + 1);
 		if (store_exec(s, pragma) == -1 || store_exec(s, "COMMIT") == -1)
 			goto fail;
 	}
+	if (store_exec(s, "PRAGMA foreign_keys = ON") == -1)
+		goto fail;
 	return 0;
 fail:
 	sq_dberr(s, e, "migration");
+undo:
 	store_exec(s, "ROLLBACK");
+	store_exec(s, "PRAGMA foreign_keys = ON");
 	return -1;
 }
 
@@ -660,6 +742,7 @@ sqlite_store_counts(struct sqlite_store *s)
 	json_object_set_new(tasks, "claimed", json_integer(0));
 	json_object_set_new(tasks, "done", json_integer(0));
 	json_object_set_new(tasks, "cancelled", json_integer(0));
+	json_object_set_new(tasks, "failed", json_integer(0));
 	q = sq_st(s, "SELECT status, count(*) FROM tasks GROUP BY status");
 	while (q != NULL && sqlite3_step(q) == SQLITE_ROW)
 		json_object_set_new(tasks, (const char *)sqlite3_column_text(q, 0),

@@ -243,31 +243,40 @@ store_task_list_json(struct store *s, struct store_task_page *pg, struct buf *ou
 }
 
 json_t *
-store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms, int64_t now,
-                 struct store_err *e)
+store_task_claim(struct store *s, const char *agent, long long id, long long lease_ms,
+                 long long max_attempts, int64_t now, struct store_err *e)
 {
-	return CALL(task_claim, agent, id, lease_ms, now, e);
+	return CALL(task_claim, agent, id, lease_ms, max_attempts, now, e);
 }
 
 json_t *
-store_task_update(struct store *s, long long id, json_t *changes, const char *agent, int64_t now,
-                  struct store_err *e)
+store_task_update(struct store *s, long long id, json_t *changes, const char *agent,
+                  long long epoch, int64_t now, struct store_err *e)
 {
-	return CALL(task_update, id, changes, agent, now, e);
+	return CALL(task_update, id, changes, agent, epoch, now, e);
 }
 
 json_t *
-store_task_complete(struct store *s, long long id, const char *agent, json_t *result, int64_t now,
-                    struct store_err *e)
+store_task_complete(struct store *s, long long id, const char *agent, long long epoch,
+                    json_t *result, int64_t now, int *repeated, struct store_err *e)
 {
-	return CALL(task_complete, id, agent, result, now, e);
+	int dummy;
+
+	return CALL(task_complete, id, agent, epoch, result, now, repeated ? repeated : &dummy, e);
 }
 
 json_t *
-store_task_release(struct store *s, long long id, const char *agent, int64_t now,
+store_task_release(struct store *s, long long id, const char *agent, long long epoch, int64_t now,
                    struct store_err *e)
 {
-	return CALL(task_release, id, agent, now, e);
+	return CALL(task_release, id, agent, epoch, now, e);
+}
+
+json_t *
+store_task_run_failed(struct store *s, long long id, const char *agent, long long epoch,
+                      const char *reason, int64_t now, struct store_err *e)
+{
+	return CALL(task_run_failed, id, agent, epoch, reason, now, e);
 }
 
 int

@@ -90,7 +90,8 @@ int store_set_sync(struct store *, int full, struct store_err *);
 /* The durability in effect, read back from the database: "off", "normal", "full" or "extra". */
 const char *store_sync(struct store *);
 
-/* Counts for status: fills {tasks{open,claimed,done,cancelled,ready}, agents, tenants, events}. */
+/* Counts for status: fills {tasks{open,claimed,done,cancelled,failed,ready}, agents, tenants,
+ * events}. */
 json_t *store_counts(struct store *);
 
 /* Tasks. */
@@ -125,15 +126,47 @@ struct store_task_page {
 };
 int store_task_list_json(struct store *, struct store_task_page *, struct buf *out,
                          struct store_err *);
+/*
+ * Claim a task for agent: id, or the head of the ready queue (id 0).  Every
+ * claim bumps the task's epoch (the first claim makes it 1) in the same
+ * statement, so a claim is told apart from every earlier one.  max_attempts
+ * > 0 sets the task's max_attempts (how many failed runs make it failed); 0
+ * leaves it.
+ */
 json_t *store_task_claim(struct store *, const char *agent, long long id /* 0: next */,
-                         long long lease_ms, int64_t now, struct store_err *);
-/* changes: object with any of title, body, priority, progress, depends_on, status. */
+                         long long lease_ms, long long max_attempts, int64_t now,
+                         struct store_err *);
+/*
+ * changes: object with any of title, body, priority, progress, depends_on,
+ * status.  epoch (0: not checked) must be the task's, else conflict (stale).
+ */
 json_t *store_task_update(struct store *, long long id, json_t *changes, const char *agent,
-                          int64_t now, struct store_err *);
-json_t *store_task_complete(struct store *, long long id, const char *agent, json_t *result,
-                            int64_t now, struct store_err *);
-json_t *store_task_release(struct store *, long long id, const char *agent, int64_t now,
-                           struct store_err *);
+                          long long epoch, int64_t now, struct store_err *);
+/*
+ * Complete a claimed task.  epoch (0: not checked) must be the task's, else
+ * conflict (stale).  Completing a done task again with the epoch it was
+ * completed at (agent NULL or its owner) is the same completion: the task
+ * is returned unchanged and *repeated set to 1 (the caller emits no event);
+ * otherwise *repeated is 0.  Without an epoch a done task is a conflict.
+ * A done task keeps its owner.
+ */
+json_t *store_task_complete(struct store *, long long id, const char *agent, long long epoch,
+                            json_t *result, int64_t now, int *repeated, struct store_err *);
+/* Return a claimed task to the queue; epoch as for task_complete. */
+json_t *store_task_release(struct store *, long long id, const char *agent, long long epoch,
+                           int64_t now, struct store_err *);
+/*
+ * A task-bound run of agent, claimed at epoch, failed with reason: when the
+ * task is still claimed by agent (any owner if NULL) at that epoch, count
+ * the attempt, keep reason as last_error (at most 1024 bytes, cut on a UTF-8
+ * boundary), clear the owner and the lease, and make the task failed once
+ * its attempts reach max_attempts, else open again (back in the ready
+ * queue).  Returns the task; NULL with conflict when the agent no longer
+ * holds that claim (it completed or released the task, or lost it), or
+ * not_found.
+ */
+json_t *store_task_run_failed(struct store *, long long id, const char *agent, long long epoch,
+                              const char *reason, int64_t now, struct store_err *);
 /* Release expired claims; calls cb for each released task object (borrowed). Returns count. */
 int store_task_expire(struct store *, int64_t now, void (*cb)(json_t *, void *), void *);
 /* Release every claim of agent; cb per released task. */

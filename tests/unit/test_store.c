@@ -202,11 +202,11 @@ test_dependencies_and_cycles(void **state)
 	assert_string_equal(ready_ids(s), want);
 	/* a -> c closes a cycle through b; a -> a is a cycle of one */
 	ch = json_pack("{s:[I]}", "depends_on", (json_int_t)c);
-	assert_null(store_task_update(s, a, ch, NULL, 5, &e));
+	assert_null(store_task_update(s, a, ch, NULL, 0, 5, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
 	json_decref(ch);
 	ch = json_pack("{s:[I]}", "depends_on", (json_int_t)a);
-	assert_null(store_task_update(s, a, ch, NULL, 5, &e));
+	assert_null(store_task_update(s, a, ch, NULL, 0, 5, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
 	json_decref(ch);
 	/* an unknown dependency */
@@ -217,7 +217,7 @@ test_dependencies_and_cycles(void **state)
 	assert_idle(s);
 	/* a diamond is not a cycle */
 	ch = json_pack("{s:[I,I]}", "depends_on", (json_int_t)a, (json_int_t)b);
-	t = store_task_update(s, c, ch, NULL, 7, &e);
+	t = store_task_update(s, c, ch, NULL, 0, 7, &e);
 	assert_non_null(t);
 	assert_int_equal(json_array_size(json_object_get(t, "depends_on")), 2);
 	json_decref(t);
@@ -234,36 +234,36 @@ test_claims(void **state)
 	long long b = create(s, "b", 0, json_pack("[I]", (json_int_t)a), 2);
 	json_t *t, *ch;
 
-	assert_null(store_task_claim(s, "w", b, 1000, 10, &e));
+	assert_null(store_task_claim(s, "w", b, 1000, 0, 10, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
-	t = store_task_claim(s, "w1", 0, 1000, 10, &e);
+	t = store_task_claim(s, "w1", 0, 1000, 0, 10, &e);
 	assert_non_null(t);
 	assert_int_equal(json_integer_value(json_object_get(t, "id")), a);
 	assert_int_equal(json_integer_value(json_object_get(t, "lease_expires_ms")), 1010);
 	json_decref(t);
-	assert_null(store_task_claim(s, "w2", a, 1000, 11, &e));
+	assert_null(store_task_claim(s, "w2", a, 1000, 0, 11, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
-	assert_null(store_task_claim(s, "w2", 0, 1000, 11, &e));
+	assert_null(store_task_claim(s, "w2", 0, 1000, 0, 11, &e));
 	assert_string_equal(e.code, ERR_NOT_FOUND);
-	assert_null(store_task_claim(s, "w2", 777, 1000, 11, &e));
+	assert_null(store_task_claim(s, "w2", 777, 1000, 0, 11, &e));
 	assert_string_equal(e.code, ERR_NOT_FOUND);
 	/* only the owner completes when an agent is named */
-	assert_null(store_task_complete(s, a, "w2", NULL, 12, &e));
+	assert_null(store_task_complete(s, a, "w2", 0, NULL, 12, NULL, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
 	ch = json_pack("{s:i}", "n", 1);
-	t = store_task_complete(s, a, "w1", ch, 12, &e);
+	t = store_task_complete(s, a, "w1", 0, ch, 12, NULL, &e);
 	json_decref(ch);
 	assert_non_null(t);
 	assert_string_equal(json_string_value(json_object_get(t, "status")), "done");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(t, "result"), "n")), 1);
 	json_decref(t);
-	assert_null(store_task_release(s, a, NULL, 13, &e));
+	assert_null(store_task_release(s, a, NULL, 0, 13, &e));
 	assert_string_equal(e.code, ERR_CONFLICT);
 	/* b is ready now */
-	t = store_task_claim(s, "w2", b, 1000, 14, &e);
+	t = store_task_claim(s, "w2", b, 1000, 0, 14, &e);
 	assert_non_null(t);
 	json_decref(t);
-	t = store_task_release(s, b, "w2", 15, &e);
+	t = store_task_release(s, b, "w2", 0, 15, &e);
 	assert_non_null(t);
 	assert_string_equal(json_string_value(json_object_get(t, "status")), "open");
 	assert_true(json_is_null(json_object_get(t, "owner")));
@@ -289,9 +289,9 @@ test_expiry_and_agents(void **state)
 	json_t *t;
 
 	assert_int_equal(store_task_next_expiry(s), -1);
-	json_decref(store_task_claim(s, "x", a, 100, 1000, &e));
-	json_decref(store_task_claim(s, "y", b, 500, 1000, &e));
-	json_decref(store_task_claim(s, "y", c, 5000, 1000, &e));
+	json_decref(store_task_claim(s, "x", a, 100, 0, 1000, &e));
+	json_decref(store_task_claim(s, "y", b, 500, 0, 1000, &e));
+	json_decref(store_task_claim(s, "y", c, 5000, 0, 1000, &e));
 	assert_int_equal(store_task_next_expiry(s), 1100);
 	assert_idle(s);
 	assert_int_equal(store_task_expire(s, 1099, count_cb, &n), 0);
@@ -611,12 +611,12 @@ test_task_json(void **state)
 		json_array_append_new(deps, json_integer(create(s, "dep", 0, NULL, 4)));
 	json_array_insert_new(deps, 0, json_integer(c));
 	d = create(s, "d", -3, deps, 5);
-	json_decref(store_task_claim(s, "agent \\ one", a, 1000, 10, &e));
+	json_decref(store_task_claim(s, "agent \\ one", a, 1000, 0, 10, &e));
 	ch = json_pack("{s:[i,s,n,b,{s:f}]}", "out", 1, "x\x01y", 1, "r", 0.5);
-	json_decref(store_task_complete(s, a, NULL, ch, 11, &e));
+	json_decref(store_task_complete(s, a, NULL, 0, ch, 11, NULL, &e));
 	json_decref(ch);
 	ch = json_pack("{s:s}", "progress", "half \xe2\x82\xac");
-	json_decref(store_task_update(s, b, ch, NULL, 12, &e));
+	json_decref(store_task_update(s, b, ch, NULL, 0, 12, &e));
 	json_decref(ch);
 	for (id = 1; id <= d; id++)
 		assert_json_matches(s, id);
@@ -661,24 +661,24 @@ test_memo_follows_writes(void **state)
 
 	assert_json_matches(s, a); /* fills the memo */
 	assert_true(store_snapshot_open(s));
-	json_decref(store_task_claim(s, "w", a, 100, 10, &e));
+	json_decref(store_task_claim(s, "w", a, 100, 0, 10, &e));
 	assert_json_matches(s, a);
 	assert_int_equal(store_task_renew_agent(s, "w", 20), 1);
 	assert_json_matches(s, a);
 	assert_int_equal(store_task_expire(s, 500, count_cb, &n), 1);
 	assert_json_matches(s, a);
-	json_decref(store_task_claim(s, "w", a, 100, 600, &e));
+	json_decref(store_task_claim(s, "w", a, 100, 0, 600, &e));
 	assert_json_matches(s, a);
 	assert_int_equal(store_task_release_agent(s, "w", 700, count_cb, &n), 1);
 	assert_json_matches(s, a);
 	ch = json_pack("{s:s, s:[I]}", "title", "a2", "depends_on", (json_int_t)b);
-	json_decref(store_task_update(s, a, ch, NULL, 800, &e));
+	json_decref(store_task_update(s, a, ch, NULL, 0, 800, &e));
 	json_decref(ch);
 	assert_json_matches(s, a);
 	assert_string_equal(json_title(s, a), "a2");
-	json_decref(store_task_claim(s, "w", b, 100, 900, &e));
+	json_decref(store_task_claim(s, "w", b, 100, 0, 900, &e));
 	assert_json_matches(s, b);
-	json_decref(store_task_complete(s, b, "w", NULL, 901, &e));
+	json_decref(store_task_complete(s, b, "w", 0, NULL, 901, NULL, &e));
 	assert_json_matches(s, b);
 	assert_json_matches(s, a);
 
@@ -686,7 +686,7 @@ test_memo_follows_writes(void **state)
 	assert_json_matches(s, a);
 	assert_int_equal(store_begin(s, &e), 0);
 	ch = json_pack("{s:s}", "title", "a3");
-	json_decref(store_task_update(s, a, ch, NULL, 1000, &e));
+	json_decref(store_task_update(s, a, ch, NULL, 0, 1000, &e));
 	json_decref(ch);
 	assert_string_equal(json_title(s, a), "a3");
 	store_rollback(s);
@@ -787,13 +787,13 @@ test_snapshot_never_holds_a_write(void **state)
 	assert_int_equal(count_rows(other, "SELECT count(*) FROM events"), 1);
 
 	/* the sweep's writes (each collects its ids, then releases them one by one) */
-	json_decref(store_task_claim(s, "w", 1, 100, 10, &e));
-	json_decref(store_task_claim(s, "w", 2, 100, 10, &e));
+	json_decref(store_task_claim(s, "w", 1, 100, 0, 10, &e));
+	json_decref(store_task_claim(s, "w", 2, 100, 0, 10, &e));
 	assert_json_matches(s, 1);
 	assert_int_equal(store_task_expire(s, 1000, count_cb, &n), 2);
 	assert_int_equal(count_rows(other, "SELECT count(*) FROM tasks WHERE status = 'open'"), 2);
-	json_decref(store_task_claim(s, "w", 1, 100, 2000, &e));
-	json_decref(store_task_claim(s, "w", 2, 100, 2000, &e));
+	json_decref(store_task_claim(s, "w", 1, 100, 0, 2000, &e));
+	json_decref(store_task_claim(s, "w", 2, 100, 0, 2000, &e));
 	assert_json_matches(s, 1);
 	assert_int_equal(store_task_release_agent(s, "w", 2001, count_cb, &n), 2);
 	assert_int_equal(count_rows(other, "SELECT count(*) FROM tasks WHERE status = 'open'"), 2);

@@ -89,7 +89,7 @@ test_status_change(void **state)
 	assert_string_equal(e.code, ERR_CONFLICT);
 	assert_string_equal(e.msg, "task 5 is done");
 	assert_int_equal(store_rule_status_change("claimed", "open", 6, &e), -1);
-	assert_string_equal(e.msg, "task 6 is claimed; only a cancelled task reopens");
+	assert_string_equal(e.msg, "task 6 is claimed; only a cancelled or failed task reopens");
 }
 
 /* A board of tasks 1..3 where 2 depends on 1 (so 1 -> 2 would close a cycle). */
