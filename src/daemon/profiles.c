@@ -28,9 +28,9 @@
  * local program takes no model (set what it needs in args or env).
  * prompt_template is the prompt when the spawn gives none; a task-bound
  * spawn renders it over the task's fields (task-prompt.h), and a template
- * naming a field the task has not is refused at load.  max_attempts
- * (default 3) is how many failed task-bound runs a task takes before it is
- * failed.
+ * naming a field the task has not is refused at load.  max_attempts, when
+ * set, goes on the tasks its task-bound runs claim: how many failed runs a
+ * task takes before it is failed (unset: the task's own, else 3).
  */
 #include "daemon/profiles.h"
 
@@ -66,7 +66,7 @@ struct profile {
 	json_t *jail;          /* object or NULL */
 	json_t *ro_paths;      /* array or NULL */
 	json_t *restart;       /* object or NULL */
-	int max_attempts;      /* 1..1000, 1 when unset */
+	int max_attempts;      /* 1..1000, 0 when unset */
 	char *prompt_template; /* or NULL */
 };
 
@@ -339,7 +339,7 @@ parse_run(const json_t *o, struct profile *p, char **cause)
 		}
 		p->restart = json_deep_copy(v);
 	}
-	p->max_attempts = TASK_MAX_ATTEMPTS_DEFAULT;
+	p->max_attempts = 0; /* unset: the task's own, else STORE_MAX_ATTEMPTS_DEFAULT */
 	if ((v = json_object_get(o, "max_attempts")) != NULL) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 1000)
@@ -530,9 +530,9 @@ profiles_list(void)
 
 	for (i = 0; i < nprofiles; i++) {
 		const struct profile *p = &profiles[i];
-		o = json_pack("{s:s, s:s, s:O, s:o, s:i}", "name", p->name, "provider", p->provider,
+		o = json_pack("{s:s, s:s, s:O, s:o, s:o}", "name", p->name, "provider", p->provider,
 		              "args", p->args, "env_names", names_of(p->env), "max_attempts",
-		              p->max_attempts);
+		              p->max_attempts > 0 ? json_integer(p->max_attempts) : json_null());
 		if (p->binary != NULL)
 			json_object_set_new(o, "binary", json_string(p->binary));
 		if (p->model != NULL)
@@ -581,7 +581,8 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 		json_object_set(m, "restart", p->restart);
 	if (p->prompt_template != NULL)
 		json_object_set_new(m, "prompt_template", json_string(p->prompt_template));
-	json_object_set_new(m, "max_attempts", json_integer(p->max_attempts));
+	if (p->max_attempts > 0)
+		json_object_set_new(m, "max_attempts", json_integer(p->max_attempts));
 	/* The request's own arguments win; its env is merged name by name. */
 	json_object_foreach(req, k, v)
 	{

@@ -232,7 +232,6 @@ parse_task(json_t *args, struct spawn_spec *sp, char **cause)
 {
 	json_t *t = json_object_get(args, "task"), *m = json_object_get(args, "max_attempts");
 
-	sp->max_attempts = TASK_MAX_ATTEMPTS_DEFAULT;
 	if (m != NULL && !json_is_null(m)) {
 		if (!json_is_integer(m) || json_integer_value(m) < 1 ||
 		    json_integer_value(m) > 1000) {

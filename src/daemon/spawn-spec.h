@@ -24,9 +24,6 @@
 #include "confine/jail.h"
 #include "glasspane/glasspane.h"
 
-/* A task-bound run's task takes this many failed runs before it is failed (profile or spawn). */
-#define TASK_MAX_ATTEMPTS_DEFAULT 3
-
 struct spawn_restart {
 	int max;                            /* restarts allowed, 0..1000 */
 	int64_t backoff_ms, backoff_max_ms; /* the first delay and the cap */
@@ -52,7 +49,8 @@ struct spawn_spec {
 	/*
 	 * A task-bound run (spawn-task.c): task > 0 claims that task, SPAWN_TASK_NEXT the head
 	 * of the ready queue, 0 none.  prompt_template renders the task into the prompt
-	 * (NULL: the explicit prompt, else the title and body); max_attempts goes on the task.
+	 * (NULL: the explicit prompt, else the title and body); max_attempts (> 0: given by the
+	 * spawn or its profile) goes on the task, else the task keeps its own (unset: 3).
 	 */
 	long long task;
 	char *prompt_template;

@@ -104,7 +104,7 @@ task_run_failed(long long task, const char *agent, long long epoch, const char *
 	st = json_string_value(json_object_get(t, "status"));
 	log_info("agent %s: task %lld %s after a failed run (%s)", agent, task,
 	         st != NULL && strcmp(st, "failed") == 0 ? "failed" : "back in the queue", reason);
-	events_emit(st != NULL && strcmp(st, "failed") == 0 ? EV_TASK_FAILED : EV_TASK_RELEASED, t);
+	events_emit(EV_TASK_FAILED, t); /* open again or failed: the status says which */
 }
 
 /* The result a done run leaves on its task. */

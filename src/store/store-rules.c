@@ -149,9 +149,9 @@ store_rule_failed_status(json_t *t)
 {
 	json_t *max = json_object_get(t, "max_attempts");
 
-	return json_is_integer(max) && task_int(t, "attempts") + 1 >= json_integer_value(max)
-	               ? "failed"
-	               : "open";
+	long long m = json_is_integer(max) ? json_integer_value(max) : STORE_MAX_ATTEMPTS_DEFAULT;
+
+	return task_int(t, "attempts") + 1 >= m ? "failed" : "open";
 }
 
 char *

@@ -66,6 +66,8 @@ const char *store_rule_failed_status(json_t *t);
 /* The last_error kept for a failed run's reason: at most STORE_LAST_ERROR_MAX bytes, cut on a UTF-8
  * boundary; caller frees. */
 #define STORE_LAST_ERROR_MAX 1024
+/* A task whose max_attempts is unset (null) fails after this many failed runs. */
+#define STORE_MAX_ATTEMPTS_DEFAULT 3
 char *store_rule_last_error(const char *reason);
 
 /*

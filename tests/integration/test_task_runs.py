@@ -23,6 +23,10 @@ TEXT = "Hello from the colibri test agent."
 PY = "/usr/bin/python3"
 
 
+def spawn(d, **kw):
+    return d.call("spawn-local", kw)
+
+
 def task_of(d, tid):
     return d.call("task-show", id=tid)
 
@@ -39,8 +43,8 @@ def wait_task(d, tid, pred, timeout=20.0):
 
 
 def topics(d, prefix="task."):
-    return [e["topic"] for e in d.call("events-read", limit=10000)["events"]
-            if e["topic"].startswith(prefix)]
+    return [e["event"] for e in d.call("events-read", limit=10000)["items"]
+            if e["event"].startswith(prefix)]
 
 
 def test_next_done_result_and_agent_result(make_daemon):
@@ -75,19 +79,19 @@ def test_prompt_from_task_and_template(make_daemon, tmp_path):
     envf = tmp_path / "env.txt"
     script = 'printf "%s" "$COLIBRI_PROMPT" > "$1"; echo "$COLIBRI_TASK_ID $COLIBRI_TASK_EPOCH" > "$2"'
     t1 = d.call("task-create", title="Fix the parser", body="It drops the last line.")["id"]
-    a = d.call("spawn-local", binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
+    a = spawn(d, binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
                task=t1)
     wait_gone(d, a["id"])
     assert out.read_text() == "Fix the parser\n\nIt drops the last line."
     assert envf.read_text().split() == [str(t1), "1"]
     assert wait_task(d, t1, lambda t: t["status"] == "done")["result"]["text"] is None
     t2 = d.call("task-create", title="Second", priority=5)["id"]
-    a = d.call("spawn-local", binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
+    a = spawn(d, binary="/bin/sh", args=["-c", script, "sh", str(out), str(envf)],
                task="next", prompt="#{{id}} {{title}} (p{{priority}}, try {{attempts}}) {{nope}")
     wait_gone(d, a["id"])
     assert out.read_text() == "#%d Second (p5, try 0) {{nope}" % t2
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary="/bin/sh", args=["-c", "true"], task="next",
+        spawn(d, binary="/bin/sh", args=["-c", "true"], task="next",
                prompt="{{titel}}")
     assert e.value.code == "invalid_argument" and "{{titel}}" in e.value.message
 
@@ -95,42 +99,42 @@ def test_prompt_from_task_and_template(make_daemon, tmp_path):
 def test_failed_runs_count_then_fail(make_daemon):
     d = sup_daemon(make_daemon)
     tid = d.call("task-create", title="Doomed")["id"]
-    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "exit 3"], task=tid, max_attempts=2)
+    a = spawn(d, binary="/bin/sh", args=["-c", "exit 3"], task=tid, max_attempts=2)
     t = wait_task(d, tid, lambda t: t["status"] != "claimed")
     wait_gone(d, a["id"])
     assert t["status"] == "open" and t["attempts"] == 1 and t["owner"] is None
     assert "3" in t["last_error"]
     assert tid in [x["id"] for x in d.call("task-ready")["items"]]
-    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "exit 4"], task="next")
+    a = spawn(d, binary="/bin/sh", args=["-c", "exit 4"], task="next")
     t = wait_task(d, tid, lambda t: t["status"] not in ("claimed", "open"))
     assert t["status"] == "failed" and t["attempts"] == 2 and t["epoch"] == 2
     assert "4" in t["last_error"]
     assert "task.failed" in topics(d)
     assert tid not in [x["id"] for x in d.call("task-ready")["items"]]
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary="/bin/sh", args=["-c", "true"], task=tid)
+        spawn(d, binary="/bin/sh", args=["-c", "true"], task=tid)
     assert e.value.code == "conflict"
 
 
 def test_refusals_start_nothing(make_daemon):
     d = sup_daemon(make_daemon)
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary=agent_bin(), task="next")
+        spawn(d, binary=agent_bin(), task="next")
     assert e.value.code in ("not_found", "conflict")
     tid = d.call("task-create", title="Held")["id"]
     d.call("task-claim", agent="someone", id=tid)
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary=agent_bin(), task=tid)
+        spawn(d, binary=agent_bin(), task=tid)
     assert e.value.code == "conflict"
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary=agent_bin(), task=tid, mode="rpc")
+        spawn(d, binary=agent_bin(), task=tid, mode="rpc")
     assert e.value.code == "invalid_argument"
     for bad in (0, -1, "first", True, 1.5, [1]):
         with pytest.raises(CallError) as e:
-            d.call("spawn-local", binary=agent_bin(), task=bad)
+            spawn(d, binary=agent_bin(), task=bad)
         assert e.value.code == "invalid_argument", bad
     with pytest.raises(CallError) as e:
-        d.call("spawn-local", binary=agent_bin(), task="next", max_attempts=0)
+        spawn(d, binary=agent_bin(), task="next", max_attempts=0)
     assert e.value.code == "invalid_argument"
     assert d.call("list-agents")["items"] == []
     t = task_of(d, tid)
@@ -140,7 +144,7 @@ def test_refusals_start_nothing(make_daemon):
 def test_kill_puts_task_back(make_daemon):
     d = sup_daemon(make_daemon)
     tid = d.call("task-create", title="Long")["id"]
-    a = d.call("spawn-local", binary=agent_bin(), args=["--scenario", "hang"], task=tid)
+    a = spawn(d, binary=agent_bin(), args=["--scenario", "hang"], task=tid)
     wait_state(d, a["id"], ("working",))
     d.call("kill-agent", id=a["id"], grace_ms=500)
     t = task_of(d, tid)
@@ -172,7 +176,7 @@ sys.exit(1)
 def test_agent_completes_itself(make_daemon):
     d = sup_daemon(make_daemon)
     tid = d.call("task-create", title="Mine")["id"]
-    a = d.call("spawn-local", binary=PY, args=["-c", SELF], task=tid)
+    a = spawn(d, binary=PY, args=["-c", SELF], task=tid)
     st = wait_gone(d, a["id"])
     assert st["state"] == "error"
     line = [json.loads(x) for x in d.call("session-read", id=a["id"])["lines"]][0]
@@ -189,9 +193,9 @@ def test_daemon_killed_while_bound_runs(make_daemon, tmp_path):
     flag = tmp_path / "completed"
     hang = [d.call("task-create", title="hang %d" % i)["id"] for i in range(3)]
     mine = d.call("task-create", title="self")["id"]
-    agents = [d.call("spawn-local", binary=agent_bin(), args=["--scenario", "hang"], task=t)
+    agents = [spawn(d, binary=agent_bin(), args=["--scenario", "hang"], task=t)
               for t in hang]
-    agents.append(d.call("spawn-local", binary=PY, args=["-c", SELF, str(flag)], task=mine))
+    agents.append(spawn(d, binary=PY, args=["-c", SELF, str(flag)], task=mine))
     for a in agents[:3]:
         wait_state(d, a["id"], ("working",))
     deadline = time.time() + 20
@@ -210,7 +214,7 @@ def test_daemon_killed_while_bound_runs(make_daemon, tmp_path):
         assert d.call("agent-status", id=a["id"])["state"] == "error"
     assert topics(d).count("task.completed") == 1
     # Back in the queue means claimable again, with a newer epoch.
-    a = d.call("spawn-local", binary=agent_bin(), task=hang[0])
+    a = spawn(d, binary=agent_bin(), task=hang[0])
     assert a["epoch"] == 2
     t = wait_task(d, hang[0], lambda t: t["status"] == "done")
     assert t["result"]["epoch"] == 2 and t["attempts"] == 1
@@ -221,7 +225,7 @@ def test_lease_renewed_while_the_agent_lives(make_daemon):
     (8 s): the sweep never takes the task from a live agent."""
     d = sup_daemon(make_daemon, env={"COLIBRI_TASK_LEASE_MS": "3000"})
     tid = d.call("task-create", title="Slow")["id"]
-    a = d.call("spawn-local", binary="/bin/sh", args=["-c", "sleep 8"], task=tid)
+    a = spawn(d, binary="/bin/sh", args=["-c", "sleep 8"], task=tid)
     deadline = time.time() + 7
     while time.time() < deadline:
         t = task_of(d, tid)

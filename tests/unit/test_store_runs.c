@@ -344,9 +344,10 @@ test_run_failed(void **state)
 	assert_int_equal(claim(s, "c", id, 0, 11), 3);
 }
 
-/* Without max_attempts a task never fails; the reason is cut to 1024 bytes on a UTF-8 boundary. */
+/* Without max_attempts a task fails after STORE_MAX_ATTEMPTS_DEFAULT (3) failed runs; the
+ * reason is cut to 1024 bytes on a UTF-8 boundary. */
 static void
-test_run_failed_unbounded(void **state)
+test_run_failed_default_limit(void **state)
 {
 	struct store *s = store_of(state);
 	struct store_err e;
@@ -361,17 +362,19 @@ test_run_failed_unbounded(void **state)
 		epoch = claim(s, "a", id, 0, 10 + i);
 		t = store_task_run_failed(s, id, "a", epoch, reason, 20 + i, &e);
 		assert_non_null(t);
-		assert_string_equal(str_of(t, "status"), "open");
+		assert_true(json_is_null(json_object_get(t, "max_attempts")));
+		assert_string_equal(str_of(t, "status"), i < 2 ? "open" : "failed");
 		assert_int_equal(int_of(t, "attempts"), i + 1);
 		/* 1023 bytes of x, and the two-byte character that would end at 1025 dropped */
 		assert_int_equal(strlen(str_of(t, "last_error")), 1023);
 		json_decref(t);
 	}
 	/* NULL agent: whoever holds the claim */
+	id = create(s, "another", 1);
 	epoch = claim(s, "z", id, 0, 30);
 	t = store_task_run_failed(s, id, NULL, epoch, "lost", 31, &e);
 	assert_non_null(t);
-	assert_int_equal(int_of(t, "attempts"), 4);
+	assert_int_equal(int_of(t, "attempts"), 1);
 	json_decref(t);
 }
 
@@ -440,7 +443,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        BOTH(test_epoch_per_claim),      BOTH(test_stale_epoch),
 	        BOTH(test_repeated_completion),  BOTH(test_run_failed),
-	        BOTH(test_run_failed_unbounded), BOTH(test_counts_failed),
+	        BOTH(test_run_failed_default_limit), BOTH(test_counts_failed),
 	        BOTH(test_agent_run_fields),
 	};
 
