@@ -18,6 +18,8 @@ the key.  Shown here:
 - with the model fake-400 the run ends error with the provider's message;
 - the profile without the env file gets the provider's 401: pi found no
   key anywhere else (it sent the variable's name, its fallback).
+- the daemon's configuration directory (profiles.json, the env file) is
+  refused as a read-only path: it is never shown to an agent.
 """
 import json
 import os
@@ -122,3 +124,13 @@ def test_without_the_env_file_the_provider_refuses(world):
     assert (st["state"], st["reason"]) == ("error", "401 " + ERROR_401), st
     # pi's fallback for an unset variable is its name: the key came from nowhere else.
     assert [r["auth"] for r in w.fake.requests] == ["Bearer FAKE_LLM_KEY"], w.fake.requests
+
+
+def test_the_daemons_configuration_directory_is_never_shown_to_the_agent(world):
+    """--config-dir holds profiles.json and the env file: refused as a read-only path."""
+    w = world
+    p = w.cli("spawn-agent", "pi", "--profile", "pi-fake", "-p", "Say hello", "--id", "pi-cx",
+              "--ro-path", w.pi_conf, "--ro-path", w.conf)
+    assert p.returncode != 0, p.stdout
+    assert "configuration directory" in p.stderr and w.conf in p.stderr, p.stderr
+    assert w.call("list-agents")["items"] == [] and w.fake.requests == []
