@@ -10,6 +10,8 @@ choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
   fake-tool   first asks for the bash tool with {"command": "echo hi"}; once
               the request carries the tool's result, streams a text answer
   fake-sleep  like fake-tool, with {"command": "sleep 60"} (a tool child to kill)
+  fake-cmd    like fake-tool, the command being the text of the first user
+              message (the prompt): a test's way to run a shell line in pi's place
   fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
 
 Every request is kept in `requests` (path, body and the Authorization
@@ -37,6 +39,17 @@ def chunk(model, n, delta=None, finish=None, usage=None):
     if usage is not None:
         c["usage"] = usage
     return c
+
+
+def prompt_text(body):
+    """The text of the first user message (a string, or a list of parts)."""
+    for m in body.get("messages", []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, str):
+                return c
+            return "".join(p.get("text", "") for p in c or [] if isinstance(p, dict))
+    return ""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -86,8 +99,11 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(400, ERROR_400, "invalid_request_error")
             return
         has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
-        if model in ("fake-tool", "fake-sleep") and not has_tool_result:
-            args = json.dumps({"command": "echo hi" if model == "fake-tool" else "sleep 60"})
+        if model in ("fake-tool", "fake-sleep", "fake-cmd") and not has_tool_result:
+            command = {"fake-tool": "echo hi", "fake-sleep": "sleep 60"}.get(model)
+            if command is None:
+                command = prompt_text(body)
+            args = json.dumps({"command": command})
             call = {"index": 0, "id": "call_fake_1", "type": "function",
                     "function": {"name": "bash", "arguments": ""}}
             chunks = [chunk(model, seq, {"role": "assistant", "content": None, "tool_calls": [call]})]

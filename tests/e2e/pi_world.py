@@ -12,8 +12,9 @@ confined through a profile"):
                             environment); bound read-only into the sandbox
                             (`ro_paths`) and named by PI_CODING_AGENT_DIR
   TMP/conf/profiles.json    the profiles pi-fake (model fake-text),
-                            pi-fake-400 (model fake-400) and pi-nokey (no
-                            env file), all provider pi, binary the npm
+                            pi-fake-400 (model fake-400), pi-fake-cmd (model
+                            fake-cmd: pi's bash tool runs the prompt) and
+                            pi-nokey (no env file), all provider pi, binary the npm
                             install's node_modules/.bin/pi, jail {path:
                             TMP/jail}
   TMP/conf/pi-fake.env      FAKE_LLM_KEY=<a fresh random secret>, 0600
@@ -115,7 +116,7 @@ class PiWorld:
             "baseUrl": "http://127.0.0.1:%d/v1" % self.fake.port, "api": "openai-completions",
             "apiKey": KEY_VAR,
             "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
-            "models": [{"id": "fake-text"}, {"id": "fake-tool"}, {"id": "fake-400"}]}}}
+            "models": [{"id": "fake-text"}, {"id": "fake-cmd"}, {"id": "fake-400"}]}}}
         write(os.path.join(self.pi_conf, "models.json"), json.dumps(models), 0o644)
         os.chmod(self.pi_conf, 0o755)
         open_above(self.pi_conf)
@@ -135,7 +136,8 @@ class PiWorld:
             return p
 
         profiles = [profile("pi-fake", "fake-text"), profile("pi-fake-400", "fake-400"),
-                    profile("pi-nokey", "fake-text", env_file=False)]
+                    profile("pi-nokey", "fake-text", env_file=False),
+                    profile("pi-fake-cmd", "fake-cmd")]
         write(os.path.join(self.conf, "profiles.json"), json.dumps({"profiles": profiles}), 0o600)
         env = dict(os.environ)
         env["PATH"] = os.path.join(harness.BUILD, "src", "tools") + ":" + env.get("PATH", "/usr/bin:/bin")

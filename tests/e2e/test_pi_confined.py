@@ -18,6 +18,10 @@ the key.  Shown here:
 - with the model fake-400 the run ends error with the provider's message;
 - the profile without the env file gets the provider's 401: pi found no
   key anywhere else (it sent the variable's name, its fallback).
+- pi's own bash tool runs inside the sandbox too (profile pi-fake-cmd: the
+  fake model asks for the prompt as a command): as the agent user, writing
+  in the root, not in pi's package, and not seeing the daemon's state or
+  configuration directory;
 - the daemon's configuration directory (profiles.json, the env file) is
   refused as a read-only path: it is never shown to an agent.
 """
@@ -28,7 +32,7 @@ import pwd
 import pytest
 
 from fake_openai import ERROR_400, ERROR_401
-from pi_world import AGENT_USER, PiWorld, SecretWatch, harness, skip_unless_pi_and_bwrap
+from pi_world import AGENT_USER, PI, PiWorld, SecretWatch, harness, skip_unless_pi_and_bwrap
 
 skip_unless_pi_and_bwrap()
 
@@ -134,3 +138,30 @@ def test_the_daemons_configuration_directory_is_never_shown_to_the_agent(world):
     assert p.returncode != 0, p.stdout
     assert "configuration directory" in p.stderr and w.conf in p.stderr, p.stderr
     assert w.call("list-agents")["items"] == [] and w.fake.requests == []
+
+
+def test_pis_bash_tool_runs_inside_the_sandbox(world):
+    w = world
+    pkg = os.path.dirname(os.path.realpath(PI))
+    cmd = ("echo uid=$(id -u); echo pwd=$PWD; echo made > made-by-pi; touch %s/x; ls -d %s %s; "
+           "echo end" % (pkg, w.daemon.state_dir, w.conf))
+    spawn_cli(w, "pi-fake-cmd", "pi-tool", prompt=cmd)
+    st = w.wait_final("pi-tool")
+    assert (st["state"], st["reason"]) == ("done", "exited cleanly"), st
+    assert st["tool_calls"] == 1, st
+    ends = [json.loads(l) for l in w.session("pi-tool") if '"tool_execution_end"' in l]
+    assert len(ends) == 1 and ends[0]["toolName"] == "bash", ends
+    out = ends[0]["result"]["content"][0]["text"]
+    if os.geteuid() == 0:
+        assert "uid=%d\n" % pwd.getpwnam(AGENT_USER).pw_uid in out, out
+    assert "pwd=%s\n" % w.jail in out, out
+    assert "touch: cannot touch '%s/x': Read-only file system" % pkg in out, out
+    for hidden in (w.daemon.state_dir, w.conf):
+        assert "ls: cannot access '%s': No such file or directory" % hidden in out, out
+    assert out.rstrip().endswith("end"), out
+    made = os.path.join(w.jail, "made-by-pi")
+    with open(made) as f:
+        assert f.read() == "made\n"
+    if os.geteuid() == 0:
+        assert os.stat(made).st_uid == pwd.getpwnam(AGENT_USER).pw_uid
+    assert not os.path.exists(os.path.join(pkg, "x"))
