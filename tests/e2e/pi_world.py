@@ -3,7 +3,7 @@ test_pi_tasks.py): the real pi from npm, a daemon with agent profiles, a
 bubblewrap sandbox, and a fake provider that needs its API key.  No tests
 live here.
 
-`PiWorld` builds what an operator would set up by hand (docs/agents.md, "pi
+`PiWorld` builds, in a fresh TMP, what an operator would set up by hand (docs/agents.md, "pi
 confined through a profile"):
 
   TMP/pi-conf/models.json   pi's provider table: the fake server on
@@ -35,7 +35,9 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -100,9 +102,15 @@ def write(path, text, mode):
 
 
 class PiWorld:
-    def __init__(self, tmp):
+    """TMP is a directory of its own under /tmp, not pytest's tmp_path: pytest
+    makes /tmp/pytest-of-USER 0700 again at every session's start (another
+    run beside this one would hide the sandbox's root from nobody).  remove()
+    deletes it."""
+
+    def __init__(self):
         assert os.access(PI, os.X_OK), "pi not found at %s" % PI
-        self.tmp = str(tmp)
+        self.tmp = tempfile.mkdtemp(prefix="colibri-e2e-")
+        os.chmod(self.tmp, 0o711)
         self.key = "fk-" + secrets.token_hex(20)
         self.fake = FakeOpenAI(key=self.key)
         self.pi_conf = os.path.join(self.tmp, "pi-conf")
@@ -176,6 +184,9 @@ class PiWorld:
         rc = self.daemon.stop()
         self.fake.close()
         return rc
+
+    def remove(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def files_holding_key(self, top):
         """Every file under top whose bytes contain the key."""

@@ -38,11 +38,15 @@ skip_unless_pi_and_bwrap()
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = PiWorld(tmp_path)
-    yield w
-    rc = w.close()
-    assert rc == 0, w.daemon.read_log()[-3000:]
+def world():
+    w = PiWorld()
+    try:
+        yield w
+        rc = w.close()
+        assert rc == 0, w.daemon.read_log()[-3000:]
+    finally:
+        w.close()
+        w.remove()
 
 
 def spawn_cli(w, profile, aid, prompt="Say hello"):

@@ -38,14 +38,18 @@ ANSWER = "".join(TEXT)
 
 
 @pytest.fixture
-def world(tmp_path):
-    w = PiWorld(tmp_path)
-    yield w
-    assert not [r for r in w.replies if w.key in r], "the key is in a reply or CLI output"
-    rc = w.close()
-    assert rc == 0, w.daemon.read_log()[-3000:]
-    assert w.key not in w.daemon.read_log()
-    assert w.files_holding_key(w.daemon.state_dir) == []
+def world():
+    w = PiWorld()
+    try:
+        yield w
+        assert not [r for r in w.replies if w.key in r], "the key is in a reply or CLI output"
+        rc = w.close()
+        assert rc == 0, w.daemon.read_log()[-3000:]
+        assert w.key not in w.daemon.read_log()
+        assert w.files_holding_key(w.daemon.state_dir) == []
+    finally:
+        w.close()
+        w.remove()
 
 
 def task_create(w, title, *opts):
