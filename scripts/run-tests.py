@@ -15,7 +15,7 @@ Suites:
   e2e          pytest over tests/e2e: the real pi (npm, installed by
                tests/e2e/setup.sh with `npm ci` when missing) against a fake
                provider on 127.0.0.1, unconfined and confined in bubblewrap
-               through an agent profile (about 40 s).
+               through an agent profile (about 25 s, plus 20 s for the first npm ci).
 The last line printed is "N passed, N failed" over all suites, and the exit
 status is non-zero when anything failed (or a suite could not run).
 
