@@ -63,15 +63,16 @@ def test_profile_run_is_done_and_the_key_is_only_in_the_agents_environment(world
     prof = [p for p in listed["profiles"] if p["name"] == "pi-fake"][0]
     assert prof["env_file_names"] == ["FAKE_LLM_KEY"], prof
 
-    watch = SecretWatch(w.key, "pi-c1")
+    aid = "pi-c1-%d" % os.getpid()  # SecretWatch finds its processes by COLIBRI_AGENT_ID
+    watch = SecretWatch(w.key, aid)
     try:
-        spawn_cli(w, "pi-fake", "pi-c1")
-        st = w.wait_final("pi-c1")
+        spawn_cli(w, "pi-fake", aid)
+        st = w.wait_final(aid)
     finally:
         watch.stop()
     assert (st["state"], st["reason"], st["exit_code"]) == ("done", "exited cleanly", 0), st
     assert st["usage"]["input"] == 12 and st["usage"]["output"] == 6, st["usage"]
-    assert any('"Hello from the fake model."' in l for l in w.session("pi-c1"))
+    assert any('"Hello from the fake model."' in l for l in w.session(aid))
 
     # The provider saw the key, on the one request pi made, for the profile's model.
     assert [(r["body"]["model"], r["auth"]) for r in w.fake.requests] == \
@@ -95,12 +96,12 @@ def test_profile_run_is_done_and_the_key_is_only_in_the_agents_environment(world
 
     # Nowhere else.
     w.call("list-agents")
-    w.call("session-read", id="pi-c1", limit=100000)
+    w.call("session-read", id=aid, limit=100000)
     events = w.cli("events-read", "--after", "0", "--limit", "10000", "--json")
     assert events.returncode == 0, events.stderr
-    assert '"pi-c1"' in events.stdout
+    assert '"%s"' % aid in events.stdout
     w.call("events-read", after=0, limit=10000)
-    w.cli("agent-status", "pi-c1", "--json")
+    w.cli("agent-status", aid, "--json")
     w.call("profiles")
     leaks = [r for r in w.replies if w.key in r]
     assert leaks == [], "the key is in a reply or CLI output"
@@ -109,7 +110,7 @@ def test_profile_run_is_done_and_the_key_is_only_in_the_agents_environment(world
     if not harness.STORE:  # SQLite: the database, its WAL and shared memory are searched too
         assert "colibri.sqlite" in names and "colibri.sqlite-wal" in names, names
     sessions = sorted(os.listdir(os.path.join(state, "sessions")))
-    assert sessions == ["pi-c1.jsonl", "pi-c1.stderr"], sessions
+    assert sessions == [aid + ".jsonl", aid + ".stderr"], sessions
     assert w.files_holding_key(state) == []
     assert w.files_holding_key(w.jail) == [], "the key stayed in the sandbox's files"
     assert w.close() == 0
