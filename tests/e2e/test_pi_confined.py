@@ -91,8 +91,8 @@ def test_profile_run_is_done_and_the_key_is_only_in_the_agents_environment(world
         assert pidns != host_pidns, (pid, exe)
         if os.geteuid() == 0:
             assert uid == pwd.getpwnam(AGENT_USER).pw_uid, (pid, uid, exe)
-    assert any(exe.endswith("/node") or "node" in os.path.basename(exe)
-               for uid, pidns, exe in owners.values()), owners
+    assert any(os.path.basename(exe).startswith("node") for uid, pidns, exe in owners.values()), \
+        owners
 
     # Nowhere else.
     w.call("list-agents")
@@ -111,6 +111,7 @@ def test_profile_run_is_done_and_the_key_is_only_in_the_agents_environment(world
         assert "colibri.sqlite" in names and "colibri.sqlite-wal" in names, names
     sessions = sorted(os.listdir(os.path.join(state, "sessions")))
     assert sessions == [aid + ".jsonl", aid + ".stderr"], sessions
+    assert w.files_holding_key(w.conf) == [w.env_file]  # the search finds it where it is
     assert w.files_holding_key(state) == []
     assert w.files_holding_key(w.jail) == [], "the key stayed in the sandbox's files"
     assert w.close() == 0
