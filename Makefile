@@ -3,10 +3,11 @@
 #   make run     install missing build packages, build, and run the daemon in
 #                the foreground on ./run (socket ./run/colibri.sock)
 #   make test    install, build (normal and ASan+UBSan), check the format
-#                (clang-format), run every suite;
+#                (clang-format), run every suite (the end-to-end one too);
 #                the last line is "N passed, N failed"
 #   make bench   benchmarks (not tests), each beside a reference, as ratios
-#   make e2e     end to end with the real pi (needs npm)
+#   make e2e     only the end-to-end suite: the real pi from npm, unconfined
+#                and in bubblewrap through an agent profile
 #   make fuzz    libFuzzer targets for a bounded time (clang)
 #   make load    the load tests (tests/load/run.sh)
 #   make install DESTDIR=...

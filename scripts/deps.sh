@@ -26,7 +26,9 @@ for p in $want; do
 	fi
 done
 # Node.js and npm for the tests that use real third-party peers (MCP SDK, pi);
-# a node already on PATH (any packaging) is fine.
+# a node already on PATH (any packaging) is fine.  pi (tests/e2e, installed
+# by tests/e2e/setup.sh) needs node >= 20.6: Debian 12's own nodejs is 18, so
+# there use NodeSource's or another node 20+, and setup.sh says so otherwise.
 if [ "${1:-all}" != build ] && ! command -v npm >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi

@@ -12,6 +12,10 @@ Suites:
                daemon on PostgreSQL (a throwaway server from tests/pg/start.sh),
                against the same normal build: its daemon loads the PostgreSQL
                module (src/store/store-postgres.so) for --store postgresql://.
+  e2e          pytest over tests/e2e: the real pi (npm, installed by
+               tests/e2e/setup.sh with `npm ci` when missing) against a fake
+               provider on 127.0.0.1, unconfined and confined in bubblewrap
+               through an agent profile (about 25 s, plus 20 s for the first npm ci).
 The last line printed is "N passed, N failed" over all suites, and the exit
 status is non-zero when anything failed (or a suite could not run).
 
@@ -80,10 +84,11 @@ def run_unit(asan_build):
     return passed, failed
 
 
-def run_pytest(build, paths, extra, name):
+def run_pytest(build, paths, extra, name, more_env=None):
     print("== %s tests (pytest)" % name, flush=True)
     xml = os.path.join(build, "pytest-%s.xml" % name)
     env = dict(os.environ, COLIBRI_BUILD=build)
+    env.update(more_env or {})
     env["PATH"] = os.path.join(build, "src", "tools") + os.pathsep + env.get("PATH", "")
     cmd = ["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
            "--junitxml", xml] + paths + extra
@@ -150,6 +155,18 @@ def run_integration_pg(build, extra):
         subprocess.call([os.path.join(ROOT, "tests", "pg", "stop.sh"), url])
 
 
+def run_e2e(build, extra):
+    """tests/e2e with the real pi, which tests/e2e/setup.sh installs (npm ci) when missing."""
+    print("== e2e tests (the real pi): tests/e2e/setup.sh", flush=True)
+    p = subprocess.run([os.path.join(ROOT, "tests", "e2e", "setup.sh")], capture_output=True,
+                       text=True)
+    sys.stderr.write(p.stderr[-4000:])
+    if p.returncode != 0:
+        print("run-tests: tests/e2e/setup.sh could not install pi", file=sys.stderr)
+        return 0, 1
+    return run_pytest(build, ["tests/e2e"], extra, "e2e", {"COLIBRI_E2E_PI": p.stdout.strip()})
+
+
 def run_fuzz_smoke(fuzz_build):
     """Each libFuzzer target over its seeds for a few thousand inputs."""
     print("== fuzz smoke (libFuzzer, ASan+UBSan): tests/fuzz/run.sh --smoke", flush=True)
@@ -172,7 +189,8 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--asan-build", default=os.path.join(ROOT, "build-asan"))
     ap.add_argument("--fuzz-build", default=os.path.join(ROOT, "build-fuzz"))
-    ap.add_argument("--only", choices=["format", "unit", "integration", "integration-pg", "fuzz"])
+    ap.add_argument("--only", choices=["format", "unit", "integration", "integration-pg", "e2e",
+                                           "fuzz"])
     args, extra = ap.parse_known_args()
     build = os.path.abspath(args.build)
     passed = failed = 0
@@ -190,6 +208,10 @@ def main():
         failed += f
     if args.only in (None, "integration-pg"):
         p, f = run_integration_pg(build, extra)
+        passed += p
+        failed += f
+    if args.only in (None, "e2e"):
+        p, f = run_e2e(build, extra)
         passed += p
         failed += f
     if args.only in (None, "fuzz"):

@@ -43,6 +43,8 @@ recover_confine_privates(void)
 	confine_opts_add_private(o, D.cfg.log_path, "log");
 	confine_opts_add_private(o, v != NULL && *v != '\0' ? v : PATH_DEFAULT_PROVIDER_ENV,
 	                         "provider.env");
+	/* --config-dir holds profiles.json and, usually, the profiles' env files (secrets). */
+	confine_opts_add_private(o, D.cfg.config_dir, "configuration directory");
 	confine_opts_add_private(o, PATH_DEFAULT_CONFIG_DIR, "configuration directory");
 	confine_opts_add_private(o, "/etc/colibri", "configuration directory");
 	if (D.cfg.state_dir == NULL) {

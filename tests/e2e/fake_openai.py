@@ -10,9 +10,14 @@ choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
   fake-tool   first asks for the bash tool with {"command": "echo hi"}; once
               the request carries the tool's result, streams a text answer
   fake-sleep  like fake-tool, with {"command": "sleep 60"} (a tool child to kill)
+  fake-cmd    like fake-tool, the command being the text of the first user
+              message (the prompt): a test's way to run a shell line in pi's place
   fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
 
-Every request body is kept in `requests`.  Run standalone with
+Every request is kept in `requests` (path, body and the Authorization
+header).  With `key` set the server is a provider that needs its API key:
+a request without `Authorization: Bearer KEY` gets HTTP 401 (which pi does
+not retry) and no model output.  Run standalone with
 `python3 fake_openai.py [PORT]` to poke at it by hand.
 """
 import json
@@ -22,6 +27,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ERROR_400 = "fake bad request: model refuses"
+ERROR_401 = "fake: missing or wrong API key"
 TEXT = ["Hello", " from", " the", " fake", " model", "."]
 
 
@@ -33,6 +39,17 @@ def chunk(model, n, delta=None, finish=None, usage=None):
     if usage is not None:
         c["usage"] = usage
     return c
+
+
+def prompt_text(body):
+    """The text of the first user message (a string, or a list of parts)."""
+    for m in body.get("messages", []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, str):
+                return c
+            return "".join(p.get("text", "") for p in c or [] if isinstance(p, dict))
+    return ""
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,29 +71,39 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def send_error_json(self, code, message, kind):
+        payload = json.dumps({"error": {"message": message, "type": kind}}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(n) or b"{}")
-        self.server.requests.append({"path": self.path, "body": body})
+        auth = self.headers.get("Authorization")
+        self.server.requests.append({"path": self.path, "body": body, "auth": auth})
         if not self.path.endswith("/chat/completions"):
             self.send_error(404)
+            return
+        if self.server.key is not None and auth != "Bearer " + self.server.key:
+            self.send_error_json(401, ERROR_401, "invalid_api_key")
             return
         model = body.get("model", "")
         seq = len(self.server.requests)
         usage = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
         if model == "fake-400":
-            payload = json.dumps({"error": {"message": ERROR_400, "type": "invalid_request_error"}}).encode()
-            self.send_response(400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(payload)
-            self.close_connection = True
+            self.send_error_json(400, ERROR_400, "invalid_request_error")
             return
         has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
-        if model in ("fake-tool", "fake-sleep") and not has_tool_result:
-            args = json.dumps({"command": "echo hi" if model == "fake-tool" else "sleep 60"})
+        if model in ("fake-tool", "fake-sleep", "fake-cmd") and not has_tool_result:
+            command = {"fake-tool": "echo hi", "fake-sleep": "sleep 60"}.get(model)
+            if command is None:
+                command = prompt_text(body)
+            args = json.dumps({"command": command})
             call = {"index": 0, "id": "call_fake_1", "type": "function",
                     "function": {"name": "bash", "arguments": ""}}
             chunks = [chunk(model, seq, {"role": "assistant", "content": None, "tool_calls": [call]})]
@@ -95,12 +122,14 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class FakeOpenAI:
-    """The server on 127.0.0.1:port (0 picks one), served from a thread."""
+    """The server on 127.0.0.1:port (0 picks one), served from a thread; with
+    key, every request must carry `Authorization: Bearer KEY`."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, key=None):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []
+        self.httpd.key = key
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

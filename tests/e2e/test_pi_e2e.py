@@ -4,8 +4,9 @@ through Colibri, against a fake OpenAI-compatible server on 127.0.0.1.
 A text answer ends done; a bash tool call (`echo hi`) then text ends done
 with tool_calls >= 1; an HTTP 400 from the model ends error with the model's
 message although pi exits 0; RPC mode goes idle -> working -> idle per
-prompt; kill-agent during a bash tool call leaves no process behind.  Run by tests/e2e/run.sh, which installs pi and sets COLIBRI_E2E_PI
-and COLIBRI_BUILD.
+prompt; kill-agent during a bash tool call leaves no process behind.  Run by tests/e2e/run.sh
+(`make e2e`) and scripts/run-tests.py (`make test`), which install pi (tests/e2e/setup.sh)
+and set COLIBRI_E2E_PI and COLIBRI_BUILD.
 """
 import importlib.util
 import json
