@@ -22,8 +22,9 @@ static const struct cli_pos pos_agent_id[] = {{"ID", "id", CLI_STR, 0}, {NULL, N
 static const struct cli_pos pos_title[] = {{"TITLE", "title", CLI_STR, 0}, {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_claim[] = {{"AGENT", "agent", CLI_STR, 0}, {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_register[] = {{"ID", "id", CLI_STR, 1}, {NULL, NULL, 0, 0}};
+/* PROVIDER may be left out when --profile names it. */
 static const struct cli_pos pos_spawn_agent[] = {
-        {"PROVIDER", "provider", CLI_STR, 0}, {"BINARY", "binary", CLI_STR, 1}, {NULL, NULL, 0, 0}};
+        {"PROVIDER", "provider", CLI_STR, 1}, {"BINARY", "binary", CLI_STR, 1}, {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_spawn_local[] = {{"BINARY", "binary", CLI_STR, 0},
                                                  {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_prompt[] = {

@@ -2,7 +2,7 @@
 profile pi-fake (pi_world.PiWorld, its key only in the env file), works a
 task from the board (issue 17, "What must be shown").
 
-- `colibri task-create` then `colibri spawn-agent pi --profile pi-fake
+- `colibri task-create` then `colibri spawn-agent --profile pi-fake
   --next`: the spawn claims the head of the ready queue for the new agent
   (claim epoch 1, in the same transaction as the agent: the task is claimed
   by it as soon as the spawn replies), pi is prompted with the task's title
@@ -14,9 +14,6 @@ task from the board (issue 17, "What must be shown").
   puts the task back in the ready queue with attempts 1 and the provider's
   message in last_error; the second failed run makes it failed.
 - `--next` with an empty queue starts nothing.
-
-Skipped while the daemon has no task-bound spawns (spawn-agent's argument
-schema has no `task`); the skip goes once they are merged.
 """
 import json
 import os
@@ -28,11 +25,6 @@ from fake_openai import ERROR_400, TEXT
 from pi_world import PiWorld, harness, skip_unless_pi_and_bwrap
 
 skip_unless_pi_and_bwrap()
-
-with open(os.path.join(harness.SCHEMAS, "commands", "spawn-agent.args.json")) as _f:
-    if "task" not in json.load(_f)["properties"]:
-        pytest.skip("the daemon has no task-bound spawns yet (spawn-agent takes no task)",
-                    allow_module_level=True)
 
 ANSWER = "".join(TEXT)
 
@@ -59,7 +51,7 @@ def task_create(w, title, *opts):
 
 
 def spawn_cli(w, profile, aid, *opts):
-    p = w.cli("spawn-agent", "pi", "--profile", profile, "--id", aid, *opts, "--json")
+    p = w.cli("spawn-agent", "--profile", profile, "--id", aid, *opts, "--json")
     assert p.returncode == 0, p.stderr
     a = json.loads(p.stdout)
     assert a["id"] == aid, a
@@ -141,7 +133,7 @@ def test_http_400_puts_the_task_back_then_fails_it(world):
 
 def test_next_with_an_empty_queue_starts_nothing(world):
     w = world
-    p = w.cli("spawn-agent", "pi", "--profile", "pi-fake", "--next", "--id", "pi-none")
+    p = w.cli("spawn-agent", "--profile", "pi-fake", "--next", "--id", "pi-none")
     assert p.returncode != 0, p.stdout
     assert "task" in p.stderr, p.stderr
     assert [x["id"] for x in w.call("list-agents")["items"]] == [], "an agent was recorded"

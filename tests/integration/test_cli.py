@@ -350,7 +350,7 @@ def test_verb_help_shows_flags():
     for flag in ("--jail-name", "--jail-root", "--session-id", "--env NAME=VALUE", "-p, --prompt",
                  "--max-restarts N", "[-- ARG...]"):
         assert flag in out
-    assert "PROVIDER [BINARY]" in out
+    assert "[PROVIDER] [BINARY]" in out
     assert "TENANT_ID JAIL_ROOT_PATH [COLLECTION_ID]" in run("register-tenant", "--help").stdout
 
 
