@@ -337,8 +337,13 @@ cli_args_build(const struct cli_verb *verb, int argc, char **argv, struct cli_ct
 			goto fail;
 	}
 	for (; verb->pos[npos].name != NULL; npos++)
-		if (!verb->pos[npos].optional) {
-			snprintf(err, errlen, "missing %s", verb->pos[npos].name);
+		if (!verb->pos[npos].optional ||
+		    (verb->pos[npos].optional == CLI_POS_UNLESS_PROFILE &&
+		     json_object_get(args, "profile") == NULL)) {
+			snprintf(err, errlen, "missing %s%s", verb->pos[npos].name,
+			         verb->pos[npos].optional == CLI_POS_UNLESS_PROFILE
+			                 ? " (or --profile)"
+			                 : "");
 			goto fail;
 		}
 	*out = args;

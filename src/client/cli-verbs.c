@@ -24,7 +24,9 @@ static const struct cli_pos pos_claim[] = {{"AGENT", "agent", CLI_STR, 0}, {NULL
 static const struct cli_pos pos_register[] = {{"ID", "id", CLI_STR, 1}, {NULL, NULL, 0, 0}};
 /* PROVIDER may be left out when --profile names it. */
 static const struct cli_pos pos_spawn_agent[] = {
-        {"PROVIDER", "provider", CLI_STR, 1}, {"BINARY", "binary", CLI_STR, 1}, {NULL, NULL, 0, 0}};
+        {"PROVIDER", "provider", CLI_STR, CLI_POS_UNLESS_PROFILE},
+        {"BINARY", "binary", CLI_STR, 1},
+        {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_spawn_local[] = {{"BINARY", "binary", CLI_STR, 0},
                                                  {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_prompt[] = {

@@ -36,8 +36,11 @@ struct cli_pos {
 	const char *name; /* as shown in usage, e.g. "ID" */
 	const char *key;  /* protocol argument */
 	enum cli_type type;
-	int optional;
+	int optional; /* 0: required; 1: optional; CLI_POS_UNLESS_PROFILE */
 };
+
+/* A positional required unless --profile is given (spawn-agent's PROVIDER). */
+#define CLI_POS_UNLESS_PROFILE 2
 
 struct cli_opt {
 	const char *flag; /* long name without the dashes */

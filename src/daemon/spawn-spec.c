@@ -424,9 +424,8 @@ spawn_spec_parse(json_t *args, const char *provider, uid_t owner, struct spawn_s
 	sp->provider = provider;
 	sp->owner = owner;
 	if (parse_command(args, sp, cause) == -1 || parse_task(args, sp, cause) == -1 ||
-	    parse_run(args, sp, cause) == -1 ||
-	    parse_ro_paths(args, sp, cause) == -1 || check_unconfined(sp, code, cause) == -1 ||
-	    parse_names(args, sp, cause) == -1) {
+	    parse_run(args, sp, cause) == -1 || parse_ro_paths(args, sp, cause) == -1 ||
+	    check_unconfined(sp, code, cause) == -1 || parse_names(args, sp, cause) == -1) {
 		spawn_spec_clear(sp);
 		return -1;
 	}

@@ -57,8 +57,7 @@ task_bind(struct agent *a, const char **code, char **cause)
 	char *prompt;
 	long long id = a->spec.task == SPAWN_TASK_NEXT ? 0 : a->spec.task;
 
-	t = store_task_claim(D.store, a->id, id, task_lease_ms, a->spec.max_attempts, now_ms(),
-	                     &e);
+	t = store_task_claim(D.store, a->id, id, task_lease_ms, a->spec.max_attempts, now_ms(), &e);
 	if (t == NULL) {
 		*code = e.code;
 		xasprintf(cause, "%s", e.msg);
@@ -68,10 +67,12 @@ task_bind(struct agent *a, const char **code, char **cause)
 	if (prompt == NULL || strlen(prompt) > TASK_PROMPT_MAX) {
 		*code = ERR_INVALID_ARGUMENT;
 		if (prompt == NULL)
-			xasprintf(cause, "task %lld's text holds a NUL byte: no prompt can carry it",
+			xasprintf(cause,
+			          "task %lld's text holds a NUL byte: no prompt can carry it",
 			          (long long)json_integer_value(json_object_get(t, "id")));
 		else
-			xasprintf(cause, "task %lld's prompt is %zu bytes; at most %d fit in an argument",
+			xasprintf(cause,
+			          "task %lld's prompt is %zu bytes; at most %d fit in an argument",
 			          (long long)json_integer_value(json_object_get(t, "id")),
 			          strlen(prompt), TASK_PROMPT_MAX);
 		free(prompt);
@@ -116,8 +117,7 @@ task_result(struct agent *a)
 	res = json_pack("{s:s?, s:O, s:o, s:s, s:I}", "text",
 	                a->gp.last_message[0] != '\0' ? a->gp.last_message : NULL, "usage",
 	                json_object_get(snap, "usage"), "exit_code",
-	                a->reaped && a->term_signal == 0 ? json_integer(a->exit_code)
-	                                                 : json_null(),
+	                a->reaped && a->term_signal == 0 ? json_integer(a->exit_code) : json_null(),
 	                "agent", a->id, "epoch", (json_int_t)a->epoch);
 	json_decref(snap);
 	return res;
@@ -152,7 +152,8 @@ task_settle(struct agent *a)
 	}
 	if (D.shutting_down && !a->faulted) {
 		/* Not the task's fault: back in the queue, nothing counted. */
-		if ((t = store_task_release(D.store, a->task, a->id, a->epoch, now_ms(), &e)) != NULL)
+		if ((t = store_task_release(D.store, a->task, a->id, a->epoch, now_ms(), &e)) !=
+		    NULL)
 			events_emit(EV_TASK_RELEASED, t);
 		return;
 	}

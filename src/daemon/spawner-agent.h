@@ -86,9 +86,9 @@ struct agent {
 	uv_timer_t timer;             /* backoff (in backoff) or kill grace (while running) */
 	struct agent_waiter *waiters; /* kill-agent: told when the agent has ended */
 	size_t nwaiters;
-	int handles_open; /* uv handles still closing */
-	int row_written;  /* the row exists: later writes need not repeat kind, owner... */
-	int holding;      /* inside a run step: glasspane transitions wait for its write */
+	int handles_open;         /* uv handles still closing */
+	int row_written;          /* the row exists: later writes need not repeat kind, owner... */
+	int holding;              /* inside a run step: glasspane transitions wait for its write */
 	uint64_t message_written; /* gp.last_message_seq when the row last took last_message */
 	/* A task-bound run (spawn-task.c): the task claimed for it and the claim's epoch. */
 	long long task, epoch;

@@ -140,9 +140,9 @@ agent_write(struct agent *a)
 	if (!a->row_written)
 		agent_row_create(a, f);
 	if (a->message_written != a->gp.last_message_seq) {
-		json_object_set_new(f, "last_message", a->gp.last_message[0] != '\0'
-		                                               ? json_string(a->gp.last_message)
-		                                               : json_null());
+		json_object_set_new(f, "last_message",
+		                    a->gp.last_message[0] != '\0' ? json_string(a->gp.last_message)
+		                                                  : json_null());
 		a->message_written = a->gp.last_message_seq;
 	}
 	if ((row = store_agent_put(D.store, a->id, f, now_ms(), &e)) == NULL)
@@ -312,13 +312,46 @@ agent_open(struct agent *a, char **cause)
 	return 0;
 }
 
+/*
+ * The first run of a (in the registry, its transaction open): 0, or -1 with *code and *cause
+ * when it could not start.  A task-bound run's claim and its start stand or fall together.
+ */
+static int
+agent_start(struct agent *a, const char **code, char **cause)
+{
+	size_t mark = events_mark();
+	int bound = a->spec.task != 0;
+
+	if (bound) {
+		store_savepoint(D.store);
+		if (task_bind(a, code, cause) == -1) {
+			store_savepoint_rollback(D.store);
+			events_rollback_to(mark);
+			a->run = RUN_ENDED;
+			run_end(a);
+			return -1;
+		}
+	}
+	run_step(a, RI_START, 0, cause);
+	if (agent_gone(a)) {
+		if (bound) {
+			store_savepoint_rollback(D.store);
+			events_rollback_to(mark);
+		}
+		*code = ERR_INVALID_ARGUMENT;
+		return -1;
+	}
+	if (bound)
+		store_savepoint_release(D.store);
+	return 0;
+}
+
 json_t *
 spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 {
 	struct store_err e;
 	struct agent *a;
 	json_t *row;
-	size_t mark = 0;
 
 	if (D.shutting_down) {
 		spawn_spec_clear(spec);
@@ -344,29 +377,8 @@ spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 	}
 	a->next = spawner_agents;
 	spawner_agents = a;
-	/* A task-bound run: its claim and its start stand or fall together. */
-	if (a->spec.task != 0) {
-		mark = events_mark();
-		store_savepoint(D.store);
-		if (task_bind(a, code, cause) == -1) {
-			store_savepoint_rollback(D.store);
-			events_rollback_to(mark);
-			a->run = RUN_ENDED;
-			run_end(a);
-			return NULL;
-		}
-	}
-	run_step(a, RI_START, 0, cause);
-	if (agent_gone(a)) {
-		if (a->spec.task != 0) {
-			store_savepoint_rollback(D.store);
-			events_rollback_to(mark);
-		}
-		*code = ERR_INVALID_ARGUMENT;
+	if (agent_start(a, code, cause) == -1)
 		return NULL;
-	}
-	if (a->spec.task != 0)
-		store_savepoint_release(D.store);
 	events_emit(EV_AGENT_SPAWNED,
 	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", a->spec.provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));

@@ -13,9 +13,8 @@
 #include "common/xmalloc.h"
 #include "daemon/task-prompt.h"
 
-static const char *const fields[] = {"title",    "body",       "id",    "priority",
-                                     "progress", "attempts",   "epoch", "max_attempts",
-                                     "last_error", NULL};
+static const char *const fields[] = {"title",    "body",  "id",           "priority",   "progress",
+                                     "attempts", "epoch", "max_attempts", "last_error", NULL};
 
 /* At p, "{{name}}" with a name of [a-z_]: its length, with name and namelen set; else 0. */
 static size_t
@@ -56,7 +55,8 @@ task_prompt_check(const char *tmpl, char **cause)
 			continue;
 		if (field_named(name, len) == NULL) {
 			xasprintf(cause,
-			          "prompt_template names {{%.*s}}, not a task field (title, body, id, "
+			          "prompt_template names {{%.*s}}, not a task field (title, body, "
+			          "id, "
 			          "priority, progress, attempts, max_attempts, last_error, epoch)",
 			          (int)(len > 64 ? 64 : len), name);
 			return -1;

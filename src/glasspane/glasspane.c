@@ -353,6 +353,16 @@ gp_absorb_text(struct glasspane *gp, const struct gp_event *ev)
 	gp->last_message_seq++;
 }
 
+/* zot: text_delta streams an answer; assistant_message is the whole of it. */
+static void
+gp_absorb_zot_text(struct glasspane *gp, const struct gp_event *ev)
+{
+	if (ev->kind == GP_EV_TEXT)
+		gp_copy(gp->activity, sizeof(gp->activity), "answering");
+	else
+		gp_absorb_text(gp, ev);
+}
+
 static void
 gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
 {
@@ -486,10 +496,8 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 			gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
 		break;
 	case GP_EV_TEXT:
-		gp_copy(gp->activity, sizeof(gp->activity), "answering");
-		break;
 	case GP_EV_ASSISTANT:
-		gp_absorb_text(gp, ev);
+		gp_absorb_zot_text(gp, ev);
 		break;
 	case GP_EV_USAGE:
 		gp_add_usage(gp, &ev->usage);

@@ -83,7 +83,7 @@ struct gp_event {
 	int blocking; /* extension_ui_request that waits for an answer (select, confirm, ...) */
 	char name[GP_NAME_MAX];       /* tool name, UI method, response command */
 	char message[GP_MESSAGE_MAX]; /* errorMessage, finalError, UI title, response error */
-	size_t text_len; /* the text below */
+	size_t text_len;              /* the text below */
 	/*
 	 * An assistant message's text (pi: the text parts of message_end's content, joined by
 	 * newlines; zot: assistant_message's text).  Last, and cleared only up to here plus its

@@ -14,7 +14,7 @@ src/ (docs/architecture.md, "Floors", draws the same picture).
       server      server*.c, server-int.h, peercred*
       commands    cmd.c, cmd.h, cmd-*.c
       subsystems  spawner*, spawn-*, vault-run, sweep, session, cache,
-                  inventory, skills-index, profiles
+                  inventory, skills-index, profiles, task-prompt
       event log   events, txn
       state       daemon.h (the process-wide D)
   Named besides, as the issue states them: a subsystem includes no server*.h,
@@ -41,7 +41,7 @@ DAEMON_FLOORS = [
     ("commands", ["cmd.c", "cmd.h", "cmd-*.c", "cmd-*.h"]),
     ("subsystems", ["spawner.[ch]", "spawner-*.h", "spawn-*.[ch]", "vault-run.[ch]",
                     "sweep.[ch]", "session.[ch]", "cache.[ch]", "inventory.[ch]",
-                    "skills-index.[ch]", "profiles.[ch]"]),
+                    "skills-index.[ch]", "profiles.[ch]", "task-prompt.[ch]"]),
     ("event log", ["events.[ch]", "txn.[ch]"]),
     ("state", ["daemon.h"]),
 ]

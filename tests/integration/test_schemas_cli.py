@@ -83,6 +83,7 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
     assert a["state"] in ("idle", "working")
     wait_gone(d, "cli-json")
     c.json("agent-status", "cli-json")
+    c.json("agent-result", "cli-json")
     c.json("session-read", "cli-json", "--limit", "3")
     c.json("usage")
     c.json("usage", "--agent", "cli-json")

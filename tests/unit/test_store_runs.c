@@ -441,8 +441,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        BOTH(test_epoch_per_claim),      BOTH(test_stale_epoch),
-	        BOTH(test_repeated_completion),  BOTH(test_run_failed),
+	        BOTH(test_epoch_per_claim),          BOTH(test_stale_epoch),
+	        BOTH(test_repeated_completion),      BOTH(test_run_failed),
 	        BOTH(test_run_failed_default_limit), BOTH(test_counts_failed),
 	        BOTH(test_agent_run_fields),
 	};
