@@ -594,6 +594,7 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 			json_object_set(m, k, v);
 	}
 	json_object_set_new(m, "env", env);
+	json_object_set_new(m, "profile", json_string(p->name)); /* the agent remembers it */
 	*provider = p->provider;
 	if (p->model != NULL) {
 		args = json_pack("[s,s]", "--model", p->model);

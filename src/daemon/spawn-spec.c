@@ -219,6 +219,8 @@ parse_command(json_t *args, struct spawn_spec *sp, char **cause)
 	}
 	if ((s = json_string_value(json_object_get(args, "prompt_template"))) != NULL)
 		sp->prompt_template = xstrdup(s); /* a profile's, checked when it was loaded */
+	if ((s = json_string_value(json_object_get(args, "profile"))) != NULL)
+		sp->profile = xstrdup(s); /* set by profiles_apply: the profile's name */
 	return 0;
 }
 
@@ -446,6 +448,7 @@ spawn_spec_clear(struct spawn_spec *sp)
 	free(sp->binary);
 	free(sp->prompt);
 	free(sp->prompt_template);
+	free(sp->profile);
 	free(sp->cwd);
 	free(sp->id);
 	free(sp->session_id);

@@ -55,6 +55,7 @@ struct spawn_spec {
 	long long task;
 	char *prompt_template;
 	int max_attempts;
+	char *profile; /* the profile the spawn started from, or NULL */
 };
 
 #define SPAWN_TASK_NEXT (-1LL)

@@ -69,6 +69,8 @@ agent_detail(struct agent *a)
 	json_object_del(d, "reason");
 	json_object_del(d, "since");
 	json_object_set_new(d, "binary", json_string(a->spec.binary));
+	json_object_set_new(d, "profile",
+	                    a->spec.profile != NULL ? json_string(a->spec.profile) : json_null());
 	json_object_set(d, "args", a->spec.args);
 	json_object_set_new(d, "mode",
 	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
