@@ -117,7 +117,9 @@ static const struct cli_opt opt_kill_agent[] = {
 	        {"jail-ip4", 0, "jail.ip4", CLI_STR, "jail IPv4 address"},                         \
 	        {"jail-user", 0, "jail.user", CLI_STR, "user inside the jail"},                    \
 	        {"ro-path", 0, "ro_paths", CLI_STRS,                                               \
-	         "host path bound read-only (bubblewrap; repeatable)"},
+	         "host path bound read-only (bubblewrap; repeatable)"},                            \
+	        {"tenant-env", 0, "tenant_env", CLI_BOOL,                                          \
+	         "start with the jail's tenant .env loaded (provisioned first when missing)"},
 static const struct cli_opt opt_spawn[] = {SPAWN_OPTS OPT_END};
 static const struct cli_opt opt_spawn_agent[] = {
         {"profile", 0, "profile", CLI_STR, "start from this agent profile"}, SPAWN_OPTS OPT_END};

@@ -14,7 +14,8 @@
  *                  "env": {"PI_PROVIDER": "openai"},
  *                  "env_file": "/etc/colibri/deepseek.env",
  *                  "jail": {...}, "ro_paths": [...], "restart": {...},
- *                  "max_attempts": 3, "prompt_template": "..."}]}
+ *                  "max_attempts": 3, "prompt_template": "...",
+ *                  "tenant_env": true}]}
  *
  * env_file holds NAME=VALUE lines (blank lines and # comments skipped);
  * it must be owned by the daemon's uid with mode 0600 (no group or other
@@ -28,6 +29,8 @@
  * local program takes no model (set what it needs in args or env).
  * prompt_template is the prompt when the spawn gives none.  max_attempts
  * is stored and listed for the task-bound runs that will use it.
+ * tenant_env (a boolean) is the spawn argument of that name: the jail's
+ * tenant's .env in the agent's environment before it starts.
  */
 #include "daemon/profiles.h"
 
@@ -64,6 +67,7 @@ struct profile {
 	json_t *restart;       /* object or NULL */
 	int max_attempts;      /* 1..1000, 1 when unset */
 	char *prompt_template; /* or NULL */
+	int tenant_env;        /* the spawn argument tenant_env */
 };
 
 static struct profile *profiles;
@@ -71,8 +75,8 @@ static size_t nprofiles;
 static char *profiles_path;
 
 static const char *const profile_keys[] = {
-        "name", "provider", "binary",  "args",         "model",           "env", "env_file",
-        "jail", "ro_paths", "restart", "max_attempts", "prompt_template", NULL};
+        "name", "provider", "binary",  "args",         "model",           "env",        "env_file",
+        "jail", "ro_paths", "restart", "max_attempts", "prompt_template", "tenant_env", NULL};
 
 static int
 pfail(char **cause, const char *name, const char *what)
@@ -342,6 +346,11 @@ parse_run(const json_t *o, struct profile *p, char **cause)
 			return pfail(cause, p->name, "\"max_attempts\" must be an integer 1..1000");
 		p->max_attempts = (int)json_integer_value(v);
 	}
+	if ((v = json_object_get(o, "tenant_env")) != NULL) {
+		if (!json_is_boolean(v))
+			return pfail(cause, p->name, "\"tenant_env\" must be true or false");
+		p->tenant_env = json_is_true(v);
+	}
 	return 0;
 }
 
@@ -539,6 +548,7 @@ profiles_list(void)
 			json_object_set(o, "restart", p->restart);
 		json_object_set_new(o, "has_prompt_template",
 		                    json_boolean(p->prompt_template != NULL));
+		json_object_set_new(o, "tenant_env", json_boolean(p->tenant_env));
 		json_array_append_new(a, o);
 	}
 	json_object_set_new(res, "config_dir", json_string(D.cfg.config_dir));
@@ -571,6 +581,8 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 		json_object_set(m, "restart", p->restart);
 	if (p->prompt_template != NULL)
 		json_object_set_new(m, "prompt", json_string(p->prompt_template));
+	if (p->tenant_env)
+		json_object_set_new(m, "tenant_env", json_true());
 	/* The request's own arguments win; its env is merged name by name. */
 	json_object_foreach(req, k, v)
 	{

@@ -46,6 +46,7 @@ struct spawn_spec {
 	char *id;         /* the requested agent id, or NULL: the spawner makes one */
 	char *session_id; /* the requested session, or NULL: the agent id */
 	uid_t owner;      /* the uid that asked (recorded as owner_uid) */
+	int tenant_env;   /* the tenant's .env is in env (spawn-tenant.c): no provisioning after */
 };
 
 /*
