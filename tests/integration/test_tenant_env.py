@@ -241,6 +241,34 @@ def test_no_tenant_jail_is_invalid(make_daemon, tmp_path, jail, why):
     assert not os.path.exists(w.out("ti1"))
 
 
+@pytest.mark.parametrize("case", ["planted", "reserved"])
+def test_a_env_the_agent_must_not_get_fails_the_spawn(make_daemon, tmp_path, case):
+    """A .env planted in the root by someone else, or one naming a reserved variable."""
+    items = {"LD_PRELOAD": "/tmp/evil-preload.so", "OK_KEY": "ok-value-1234"} \
+        if case == "reserved" else None
+    w = World(tmp_path, make_daemon, items=items)
+    if case == "planted":
+        with open(w.v.env_path(), "w") as f:
+            f.write("FIRST_PROOF_KEY=planted-value\n")
+        os.chmod(w.v.env_path(), 0o600)
+        os.chown(w.v.env_path(), 65534, 65534)  # nobody: an agent's file
+    r = w.d.connect().request("spawn-local", w.args("tr1"))
+    assert not r["ok"] and r["error"]["code"] == "unavailable", r
+    msg = r["error"]["message"]
+    if case == "planted":
+        assert "must be a regular file of the daemon's uid" in msg, msg
+        assert "planted-value" not in msg
+        assert w.v.calls() == []
+    else:
+        assert "the .env sets LD_PRELOAD, a reserved name" in msg, msg
+        assert "evil-preload" not in msg and "ok-value" not in msg
+    time.sleep(0.3)
+    assert not os.path.exists(w.out("tr1"))
+    assert not os.path.exists(stage_dir(w.v.root, "tr1"))
+    assert all(a["id"] != "tr1" for a in w.d.call("list-agents")["items"])
+    assert "evil-preload" not in w.d.read_log() and "planted-value" not in w.d.read_log()
+
+
 def test_two_waiting_spawns_share_one_provisioning(make_daemon, tmp_path, cleanup):
     w = World(tmp_path, make_daemon)
     w.v.write_vault(delay_ms=150)
@@ -253,7 +281,7 @@ def test_two_waiting_spawns_share_one_provisioning(make_daemon, tmp_path, cleanu
     # The daemon answers meanwhile.
     t0 = time.monotonic()
     assert w.d.call("status") is not None
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # bw takes 8 x 150 ms meanwhile
     r1, r2 = c1.read_msg(timeout=60), c2.read_msg(timeout=60)
     assert r1["ok"] and r2["ok"], (r1, r2)
     for aid in ("tw1", "tw2"):
