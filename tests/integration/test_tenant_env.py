@@ -18,6 +18,7 @@ agent rows, events, log, database, session files, argv).
 import json
 import os
 import shutil
+import tempfile
 import time
 
 import pytest
@@ -99,6 +100,17 @@ class World:
 
 
 @pytest.fixture
+def wtmp():
+    """The jail's world outside pytest's own /tmp/pytest-of-USER, which any pytest run
+    starting elsewhere on the machine resets to 0700 (the agent user must get through).
+    Tests name it before make_daemon: it is removed after their daemons stopped."""
+    d = tempfile.mkdtemp(prefix="colibri-tenv-")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
 def cleanup():
     ids = []
     yield ids
@@ -122,8 +134,8 @@ def assert_agent_saw_the_items(w, aid):
     assert w.seen(aid) == {k: v.encode() for k, v in w.items.items()}
 
 
-def test_provisioned_first_then_the_agent_sees_every_value(make_daemon, tmp_path, cleanup):
-    w = World(tmp_path, make_daemon)
+def test_provisioned_first_then_the_agent_sees_every_value(wtmp, make_daemon, cleanup):
+    w = World(wtmp, make_daemon)
     cleanup.append("te1")
     assert not os.path.exists(w.v.env_path())
     r = w.d.connect().request("spawn-local", w.args("te1"))
@@ -169,8 +181,8 @@ def test_provisioned_first_then_the_agent_sees_every_value(make_daemon, tmp_path
     assert_no_secrets(w.v, w.d, extra_text=texts, sessions=True)
 
 
-def test_the_spawns_own_env_wins_and_a_plain_spawn_is_unchanged(make_daemon, tmp_path, cleanup):
-    w = World(tmp_path, make_daemon)
+def test_the_spawns_own_env_wins_and_a_plain_spawn_is_unchanged(wtmp, make_daemon, cleanup):
+    w = World(wtmp, make_daemon)
     w.d.call("provision-tenant", tenant_id="proof0")
     n = len(w.v.calls())
     cleanup.append("te3")
@@ -200,8 +212,8 @@ def test_the_spawns_own_env_wins_and_a_plain_spawn_is_unchanged(make_daemon, tmp
     assert len(w.v.calls()) > n
 
 
-def test_a_failing_bw_fails_the_spawn_and_starts_nothing(make_daemon, tmp_path):
-    w = World(tmp_path, make_daemon)
+def test_a_failing_bw_fails_the_spawn_and_starts_nothing(wtmp, make_daemon):
+    w = World(wtmp, make_daemon)
     w.v.write_vault(fail={"unlock": "Invalid master password."})
     r = w.d.connect().request("spawn-local", w.args("tf1"))
     assert not r["ok"], r
@@ -226,8 +238,8 @@ def test_a_failing_bw_fails_the_spawn_and_starts_nothing(make_daemon, tmp_path):
     ("stranger", "the jail name stranger is not a registered tenant"),
     ("elsewhere", "is not tenant proof0's jail_root_path"),
 ])
-def test_no_tenant_jail_is_invalid(make_daemon, tmp_path, jail, why):
-    w = World(tmp_path, make_daemon)
+def test_no_tenant_jail_is_invalid(wtmp, make_daemon, jail, why):
+    w = World(wtmp, make_daemon)
     other = os.path.join(w.v.base, "proof0", "other")
     os.makedirs(other)
     give_to_agent(other)
@@ -242,11 +254,11 @@ def test_no_tenant_jail_is_invalid(make_daemon, tmp_path, jail, why):
 
 
 @pytest.mark.parametrize("case", ["planted", "reserved"])
-def test_a_env_the_agent_must_not_get_fails_the_spawn(make_daemon, tmp_path, case):
+def test_a_env_the_agent_must_not_get_fails_the_spawn(wtmp, make_daemon, case):
     """A .env planted in the root by someone else, or one naming a reserved variable."""
     items = {"LD_PRELOAD": "/tmp/evil-preload.so", "OK_KEY": "ok-value-1234"} \
         if case == "reserved" else None
-    w = World(tmp_path, make_daemon, items=items)
+    w = World(wtmp, make_daemon, items=items)
     if case == "planted":
         with open(w.v.env_path(), "w") as f:
             f.write("FIRST_PROOF_KEY=planted-value\n")
@@ -269,8 +281,8 @@ def test_a_env_the_agent_must_not_get_fails_the_spawn(make_daemon, tmp_path, cas
     assert "evil-preload" not in w.d.read_log() and "planted-value" not in w.d.read_log()
 
 
-def test_two_waiting_spawns_share_one_provisioning(make_daemon, tmp_path, cleanup):
-    w = World(tmp_path, make_daemon)
+def test_two_waiting_spawns_share_one_provisioning(wtmp, make_daemon, cleanup):
+    w = World(wtmp, make_daemon)
     w.v.write_vault(delay_ms=150)
     cleanup += ["tw1", "tw2"]
     c1, c2 = w.d.connect(), w.d.connect()
@@ -293,8 +305,8 @@ def test_two_waiting_spawns_share_one_provisioning(make_daemon, tmp_path, cleanu
     assert w.v.overlaps() == ""
 
 
-def test_tenant_deleted_while_the_spawn_waits(make_daemon, tmp_path):
-    w = World(tmp_path, make_daemon)
+def test_tenant_deleted_while_the_spawn_waits(wtmp, make_daemon):
+    w = World(wtmp, make_daemon)
     w.v.write_vault(delay_ms=300)
     c = w.d.connect()
     c.sock.sendall((json.dumps({"id": 1, "cmd": "spawn-local", "args": w.args("td1")}) +
@@ -309,8 +321,8 @@ def test_tenant_deleted_while_the_spawn_waits(make_daemon, tmp_path):
     assert w.v.env_files() == []
 
 
-def test_shutdown_while_the_spawn_waits(make_daemon, tmp_path):
-    w = World(tmp_path, make_daemon)
+def test_shutdown_while_the_spawn_waits(wtmp, make_daemon):
+    w = World(wtmp, make_daemon)
     w.v.write_vault(delay_ms=2000)
     c = Conn(w.d.socket)  # not closed by stop(): it reads the held reply
     try:
@@ -329,11 +341,11 @@ def test_shutdown_while_the_spawn_waits(make_daemon, tmp_path):
     assert w.v.env_files() == []
 
 
-def test_profile_key_and_cli_flag(make_daemon, tmp_path, cleanup):
+def test_profile_key_and_cli_flag(wtmp, make_daemon, tmp_path, cleanup):
     conf = tmp_path / "conf"
     conf.mkdir(mode=0o700)
     # The profile names the probe, which World creates: write the file after it, then reload.
-    w = World(tmp_path, make_daemon, extra_args=["--config-dir", str(conf)])
+    w = World(wtmp, make_daemon, extra_args=["--config-dir", str(conf)])
     base = w.args("x")
     prof = {"name": "tenant", "provider": "local", "binary": w.probe, "tenant_env": True,
             "jail": base["jail"], "env": dict(base["env"], PROBE_OUT=w.out("tp1"))}
