@@ -728,9 +728,18 @@ test_parse_env(void **state)
 {
 	static const char ok[] = "# c\n\n  export A=1\r\nB='x y' # note\nC=\"l1\nl2 \\$\"\nD=\n";
 	static const char *const bad[] = {
-	        "A=$(touch /tmp/x)\n", "A=\"$(id)\"\n", "A=`id`\n", "A=a b\n",  "A='open\n",
-	        "A=1\nA=2\n",         "1A=x\n",          "A\n",      "A=~x\n",   "A=x;y\n",
-	        "A='x'y\n",            "A=\"\xff\"\n",
+	        "A=$(touch /tmp/x)\n",
+	        "A=\"$(id)\"\n",
+	        "A=`id`\n",
+	        "A=a b\n",
+	        "A='open\n",
+	        "A=1\nA=2\n",
+	        "1A=x\n",
+	        "A\n",
+	        "A=~x\n",
+	        "A=x;y\n",
+	        "A='x'y\n",
+	        "A=\"\xff\"\n",
 	};
 	json_t *v;
 	char *cause = NULL;
