@@ -366,14 +366,19 @@ def test_profile_key_and_cli_flag(wtmp, make_daemon, tmp_path, cleanup):
     assert wait_gone(w.d, "tp1")["state"] == "done"
     assert_agent_saw_the_items(w, "tp1")
     assert len(w.v.calls()) == CHAIN_LEN
-    # The CLI's --tenant-env on spawn-local.
+    # The CLI's --tenant-env on spawn-local, with the .env gone: the CLI waits for it.
+    os.unlink(w.v.env_path())
+    n = len(w.v.calls())
     a = w.args("tc1")
     cli = w.d.cli("spawn-local", "--tenant-env", "--id", "tc1", "--jail-name", "proof0",
                   "--jail-root", w.v.root, "--env", "PROBE_OUT=" + w.out("tc1"),
                   "--env", "TENANT_ROOT=" + w.v.root, "--env",
                   "PROBE_NAMES=" + a["env"]["PROBE_NAMES"], "--json", w.probe)
     assert cli.returncode == 0, cli.stderr
+    assert len(w.v.calls()) > n and w.v.calls()[-1]["argv"] == ["lock"]
     w.wait_ready("tc1")
+    with open(os.path.join(w.out("tc1"), "env_there")) as f:
+        assert f.read() == "yes\n"
     w.go("tc1")
     assert wait_gone(w.d, "tc1")["state"] == "done"
     assert_agent_saw_the_items(w, "tc1")
