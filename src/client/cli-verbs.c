@@ -128,7 +128,9 @@ static const struct cli_opt opt_kill_agent[] = {
 	        {"task", 0, "task", CLI_INT, "claim this task for the agent and work it"},         \
 	        {"next", 0, "task", CLI_NEXT, "claim the head of the ready queue and work it"},    \
 	        {"max-attempts", 0, "max_attempts", CLI_INT,                                       \
-	         "a task-bound run's task fails after N failed runs (default: 3)"},
+	         "a task-bound run's task fails after N failed runs (default: 3)"},                \
+	        {"tenant-env", 0, "tenant_env", CLI_BOOL,                                          \
+	         "start with the jail's tenant .env loaded (provisioned first when missing)"},
 static const struct cli_opt opt_spawn[] = {SPAWN_OPTS OPT_END};
 static const struct cli_opt opt_spawn_agent[] = {
         {"profile", 0, "profile", CLI_STR, "start from this agent profile"}, SPAWN_OPTS OPT_END};

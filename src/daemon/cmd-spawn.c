@@ -9,6 +9,12 @@
  * parsed, so a profile's values pass every check a request's do.  The
  * profiles command lists them (names and settings, never a secret).
  *
+ * tenant_env (a spawn argument or a profile key) puts the tenant's .env
+ * into the agent's environment before it starts (spawn-tenant.c).  When
+ * there is none yet, the request is held while the vault provisions the
+ * tenant, and the spawn happens (or fails with the vault's reason) when it
+ * ends: nothing starts before.
+ *
  * Every spawn is for admins (the table says so); the agent records the
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
  * admins and members at the table, and here, for its owner or an admin
@@ -17,14 +23,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/proto.h"
 #include "common/util.h"
+#include "common/xmalloc.h"
 #include "store/store.h"
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/profiles.h"
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
+#include "daemon/spawn-tenant.h"
 #include "daemon/spawner.h"
 
 /* A page of session-read stops at this many bytes of lines, or half the reply cap (escaping). */
@@ -90,13 +99,112 @@ owner_check(struct cmd_req *r, const char *id, int by_session)
 	return 0;
 }
 
+/* Start the agent of spec (taken over) and answer r with its row. */
+static void
+spawn_now(struct cmd_req *r, struct spawn_spec *spec)
+{
+	const char *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *a;
+
+	if ((a = spawner_spawn(spec, &code, &cause)) == NULL) {
+		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, a);
+}
+
+/* A spawn held while its tenant is provisioned. */
+struct held_spawn {
+	struct cmd_req *r;
+	struct spawn_spec spec;
+	char *tenant;
+};
+
+/* Fail r with code and cause (freed) and forget spec. */
+static void
+spawn_refuse(struct cmd_req *r, struct spawn_spec *spec, const char *code, char *cause)
+{
+	fail_cause(r, code, cause);
+	free(cause);
+	spawn_spec_clear(spec);
+}
+
+/*
+ * The provisioning a held spawn waited on has ended.  Failed: the spawn
+ * fails with the vault's reason, and nothing started.  Done: the tenant is
+ * checked and its .env loaded again (it may have been deleted, registered
+ * elsewhere or its file replaced meanwhile), then the agent starts.
+ */
+static void
+held_provisioned(void *arg, json_t *tenant, const char *code, const char *msg)
+{
+	struct held_spawn *h = arg;
+	char *cause = NULL, *again = NULL;
+	int rc;
+
+	if (tenant == NULL) {
+		xasprintf(&cause, "tenant_env: %s", msg);
+		spawn_refuse(h->r, &h->spec, code, cause);
+	} else if (spawn_tenant_of(&h->spec, &again, &cause) == -1)
+		spawn_refuse(h->r, &h->spec, ERR_INVALID_ARGUMENT, cause);
+	else if ((rc = spawn_tenant_env_load(&h->spec, &cause)) != 1) {
+		if (rc == 0)
+			xasprintf(&cause, "tenant_env: provisioning %s left no .env", h->tenant);
+		spawn_refuse(h->r, &h->spec, ERR_UNAVAILABLE, cause);
+	} else
+		spawn_now(h->r, &h->spec);
+	free(again);
+	free(h->tenant);
+	free(h);
+}
+
+/*
+ * tenant_env: load the tenant's .env into spec, or hold r until it is
+ * provisioned.  1 when the spawn goes on now; 0 when r was answered or held
+ * (spec taken over either way).
+ */
+static int
+tenant_env_first(struct cmd_req *r, struct spawn_spec *spec)
+{
+	struct held_spawn *h;
+	char *tenant = NULL, *cause = NULL;
+	int rc;
+
+	if (spawn_tenant_of(spec, &tenant, &cause) == -1) {
+		spawn_refuse(r, spec, ERR_INVALID_ARGUMENT, cause);
+		return 0;
+	}
+	if ((rc = spawn_tenant_env_load(spec, &cause)) != 0) {
+		free(tenant);
+		if (rc == -1)
+			spawn_refuse(r, spec, ERR_UNAVAILABLE, cause);
+		return rc == 1;
+	}
+	h = xcalloc(1, sizeof *h);
+	h->r = r;
+	h->spec = *spec;
+	h->tenant = tenant;
+	memset(spec, 0, sizeof *spec);
+	if (spawn_tenant_provision(tenant, held_provisioned, h) == -1) {
+		spawn_refuse(r, &h->spec, ERR_UNAVAILABLE, xstrdup("the daemon is shutting down"));
+		free(h->tenant);
+		free(h);
+		return 0;
+	}
+	log_info("spawn: tenant %s has no .env yet: provisioning it before the agent starts",
+	         tenant);
+	cmd_req_hold(r);
+	return 0;
+}
+
 static void
 spawn_common(struct cmd_req *r, json_t *args, const char *provider)
 {
 	const char *code = ERR_INTERNAL;
 	char *cause = NULL;
 	struct spawn_spec spec;
-	json_t *a;
 
 	if (D.cfg.spawn_disabled) {
 		cmd_fail(r, ERR_UNAVAILABLE,
@@ -107,13 +215,14 @@ spawn_common(struct cmd_req *r, json_t *args, const char *provider)
 		cmd_fail(r, ERR_UNAVAILABLE, "the daemon is shutting down");
 		return;
 	}
-	if (spawn_spec_parse(args, provider, r->uid, &spec, &code, &cause) == -1 ||
-	    (a = spawner_spawn(&spec, &code, &cause)) == NULL) {
+	if (spawn_spec_parse(args, provider, r->uid, &spec, &code, &cause) == -1) {
 		fail_cause(r, code, cause != NULL ? cause : "spawn failed");
 		free(cause);
 		return;
 	}
-	cmd_ok(r, a);
+	if (json_is_true(json_object_get(args, "tenant_env")) && !tenant_env_first(r, &spec))
+		return;
+	spawn_now(r, &spec);
 }
 
 static void
@@ -270,7 +379,7 @@ cmd_session_read(struct cmd_req *r)
 	        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},                   \
 	        {"jail", ARG_OBJ, 0, 0, 0}, {"ro_paths", ARG_ARR, 0, 0, 0},                        \
 	        {"stall_ms", ARG_INT, 0, 0, 0}, {"task", ARG_ANY, 0, 0, 0},                        \
-	        {"max_attempts", ARG_INT, 0, 1, 1000},                                             \
+	        {"max_attempts", ARG_INT, 0, 1, 1000}, {"tenant_env", ARG_BOOL, 0, 0, 0},          \
 	{                                                                                          \
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
@@ -280,21 +389,15 @@ static const struct cmd_arg spawn_agent_args[] = {{"provider", ARG_STR, 0, 0, 0}
                                                   {"profile", ARG_STR, 0, 0, 0},
                                                   {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
-static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
-                                                  {"args", ARG_ARR, 0, 0, 0},
-                                                  {"prompt", ARG_STR, 0, 0, 0},
-                                                  {"mode", ARG_STR, 0, 0, 0},
-                                                  {"env", ARG_OBJ, 0, 0, 0},
-                                                  {"cwd", ARG_STR, 0, 0, 0},
-                                                  {"session_id", ARG_STR, 0, 0, 0},
-                                                  {"restart", ARG_OBJ, 0, 0, 0},
-                                                  {"jail", ARG_OBJ, 0, 0, 0},
-                                                  {"ro_paths", ARG_ARR, 0, 0, 0},
-                                                  {"stall_ms", ARG_INT, 0, 0, 0},
-                                                  {"task", ARG_ANY, 0, 0, 0},
-                                                  {"max_attempts", ARG_INT, 0, 1, 1000},
-                                                  {"id", ARG_STR, 0, 0, 0},
-                                                  {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg spawn_local_args[] = {
+        {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
+        {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
+        {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
+        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
+        {"jail", ARG_OBJ, 0, 0, 0},       {"ro_paths", ARG_ARR, 0, 0, 0},
+        {"stall_ms", ARG_INT, 0, 0, 0},   {"tenant_env", ARG_BOOL, 0, 0, 0},
+        {"task", ARG_ANY, 0, 0, 0},       {"max_attempts", ARG_INT, 0, 1, 1000},
+        {"id", ARG_STR, 0, 0, 0},         {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {
         {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg prompt_args[] = {
@@ -307,8 +410,8 @@ static const struct cmd_arg read_args[] = {{"id", ARG_STR, 1, 0, 0},
                                            {NULL, 0, 0, 0, 0}};
 
 const struct cmd_entry cmd_spawn_entries[] = {
-        {CMD_SPAWN_AGENT, CMD_WRITE, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
-        {CMD_SPAWN_LOCAL, CMD_WRITE, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
+        {CMD_SPAWN_AGENT, CMD_WRITE | CMD_ASYNC, CMD_R_ADMIN, spawn_agent_args, cmd_spawn_agent},
+        {CMD_SPAWN_LOCAL, CMD_WRITE | CMD_ASYNC, CMD_R_ADMIN, spawn_local_args, cmd_spawn_local},
         {CMD_KILL_AGENT, CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER, kill_args, cmd_kill_agent},
         {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},

@@ -14,7 +14,8 @@
  *                  "env": {"PI_PROVIDER": "openai"},
  *                  "env_file": "/etc/colibri/deepseek.env",
  *                  "jail": {...}, "ro_paths": [...], "restart": {...},
- *                  "max_attempts": 3, "prompt_template": "..."}]}
+ *                  "max_attempts": 3, "prompt_template": "...",
+ *                  "tenant_env": true}]}
  *
  * env_file holds NAME=VALUE lines (blank lines and # comments skipped);
  * it must be owned by the daemon's uid with mode 0600 (no group or other
@@ -31,6 +32,8 @@
  * naming a field the task has not is refused at load.  max_attempts, when
  * set, goes on the tasks its task-bound runs claim: how many failed runs a
  * task takes before it is failed (unset: the task's own, else 3).
+ * tenant_env (a boolean) is the spawn argument of that name: the jail's
+ * tenant's .env in the agent's environment before it starts.
  */
 #include "daemon/profiles.h"
 
@@ -68,6 +71,7 @@ struct profile {
 	json_t *restart;       /* object or NULL */
 	int max_attempts;      /* 1..1000, 0 when unset */
 	char *prompt_template; /* or NULL */
+	int tenant_env;        /* the spawn argument tenant_env */
 };
 
 static struct profile *profiles;
@@ -75,8 +79,8 @@ static size_t nprofiles;
 static char *profiles_path;
 
 static const char *const profile_keys[] = {
-        "name", "provider", "binary",  "args",         "model",           "env", "env_file",
-        "jail", "ro_paths", "restart", "max_attempts", "prompt_template", NULL};
+        "name", "provider", "binary",  "args",         "model",           "env",        "env_file",
+        "jail", "ro_paths", "restart", "max_attempts", "prompt_template", "tenant_env", NULL};
 
 static int
 pfail(char **cause, const char *name, const char *what)
@@ -346,6 +350,11 @@ parse_run(const json_t *o, struct profile *p, char **cause)
 			return pfail(cause, p->name, "\"max_attempts\" must be an integer 1..1000");
 		p->max_attempts = (int)json_integer_value(v);
 	}
+	if ((v = json_object_get(o, "tenant_env")) != NULL) {
+		if (!json_is_boolean(v))
+			return pfail(cause, p->name, "\"tenant_env\" must be true or false");
+		p->tenant_env = json_is_true(v);
+	}
 	return 0;
 }
 
@@ -549,6 +558,7 @@ profiles_list(void)
 			json_object_set(o, "restart", p->restart);
 		json_object_set_new(o, "has_prompt_template",
 		                    json_boolean(p->prompt_template != NULL));
+		json_object_set_new(o, "tenant_env", json_boolean(p->tenant_env));
 		json_array_append_new(a, o);
 	}
 	json_object_set_new(res, "config_dir", json_string(D.cfg.config_dir));
@@ -583,6 +593,8 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 		json_object_set_new(m, "prompt_template", json_string(p->prompt_template));
 	if (p->max_attempts > 0)
 		json_object_set_new(m, "max_attempts", json_integer(p->max_attempts));
+	if (p->tenant_env)
+		json_object_set_new(m, "tenant_env", json_true());
 	/* The request's own arguments win; its env is merged name by name. */
 	json_object_foreach(req, k, v)
 	{

@@ -55,7 +55,8 @@ struct spawn_spec {
 	long long task;
 	char *prompt_template;
 	int max_attempts;
-	char *profile; /* the profile the spawn started from, or NULL */
+	char *profile;  /* the profile the spawn started from, or NULL */
+	int tenant_env; /* the tenant's .env is in env (spawn-tenant.c): no provisioning after */
 };
 
 #define SPAWN_TASK_NEXT (-1LL)

@@ -385,7 +385,7 @@ spawner_spawn(struct spawn_spec *spec, const char **code, char **cause)
 	            json_pack("{s:s, s:s, s:s, s:I}", "id", a->id, "provider", a->spec.provider,
 	                      "session_id", a->session_id, "pid", (json_int_t)a->job.proc.pid));
 	if (jail_config_active(&a->spec.jail) && a->spec.jail.name != NULL &&
-	    jail_config_root(&a->spec.jail) != NULL)
+	    jail_config_root(&a->spec.jail) != NULL && !a->spec.tenant_env)
 		vault_jailed_spawned(a->id, a->spec.jail.name, jail_config_root(&a->spec.jail));
 	if ((row = store_agent_get(D.store, a->id, &e)) != NULL)
 		spawner_detail(row);

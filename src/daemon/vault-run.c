@@ -890,6 +890,20 @@ vault_provision(const char *tenant, vault_done_fn *done, void *arg)
 }
 
 int
+vault_tenant_env(const char *tenant_root, json_t **vars, char **cause)
+{
+	char *canon;
+	int rc;
+
+	*vars = NULL;
+	if ((canon = vault_contain(tenant_root, root_base, cause)) == NULL)
+		return -1;
+	rc = vault_read_env(canon, vars, cause);
+	free(canon);
+	return rc;
+}
+
+int
 vault_init(char **cause)
 {
 	const char *v;

@@ -22,6 +22,13 @@ void vault_close(void);
  * no call) when the vault is shutting down. */
 int vault_provision(const char *tenant, vault_done_fn *done, void *arg);
 /*
+ * The tenant's .env as the vault wrote it under tenant_root (contained
+ * under COLIBRI_JAIL_ROOT_BASE like a provisioning target; vault_read_env
+ * says what is refused): 1 with *vars (free with vault_vars_free), 0 when
+ * there is none yet, -1 with *cause.
+ */
+int vault_tenant_env(const char *tenant_root, json_t **vars, char **cause);
+/*
  * The spawner calls this after a successful jailed spawn: when the jail
  * names a tenant, its env is provisioned into jail_root (queued; nothing
  * happens while the vault is stopping).

@@ -528,6 +528,247 @@ out:
 	return rc;
 }
 
+/* ---- reading a .env back ---- */
+
+void
+vault_vars_free(json_t *vars)
+{
+	const char *k;
+	json_t *v;
+
+	if (vars == NULL)
+		return;
+	/* jansson owns the value strings: wipe them before they go back. */
+	json_object_foreach(vars, k, v)
+	        explicit_bzero((char *)json_string_value(v), json_string_length(v));
+	json_decref(vars);
+}
+
+/*
+ * A byte an unquoted value may hold: none that the shell reads specially
+ * (blanks, quotes, $, `, \, the operators, globs), no control byte.  A
+ * leading ~ would be expanded; it is checked apart.
+ */
+static int
+env_plain_byte(unsigned char c)
+{
+	return c >= 0x80 || (c > ' ' && c != 0x7f && strchr("\"'\\$`;&|<>()*?[", c) == NULL);
+}
+
+/*
+ * One value from *pp on, into out (*olen bytes): '...' (no escapes),
+ * "..." (\\ \" \$ \` escaped, backslash-newline removed, any other
+ * backslash kept, an unescaped $ or ` refused: nothing is expanded), or a
+ * plain word.  Newlines inside quotes are kept and counted in *line.
+ * 0 with *pp past the value, or -1 with *why (static).
+ */
+static int
+env_value(const char **pp, const char *end, size_t *line, char *out, size_t *olen, const char **why)
+{
+	const char *p = *pp;
+	char q = p < end ? *p : '\0';
+	size_t n = 0;
+
+	if (q != '\'' && q != '"') {
+		if (p < end && *p == '~') {
+			*why = "must be quoted (a leading ~ is expanded by the shell)";
+			return -1;
+		}
+		for (; p < end && *p != '\n' && *p != '\r' && *p != ' ' && *p != '\t'; p++) {
+			if (!env_plain_byte((unsigned char)*p)) {
+				*why = "must be quoted (it holds a byte the shell reads specially)";
+				return -1;
+			}
+			out[n++] = *p;
+		}
+		*pp = p;
+		*olen = n;
+		return 0;
+	}
+	for (p++; p < end && *p != q; p++) {
+		if (*p == '\n')
+			(*line)++;
+		if (q == '"' && (*p == '$' || *p == '`')) {
+			*why = "holds an unescaped $ or ` in double quotes (nothing is expanded: "
+			       "escape it or use single quotes)";
+			return -1;
+		}
+		if (q == '"' && *p == '\\' && p + 1 < end && strchr("\\\"$`\n", p[1]) != NULL) {
+			p++;
+			if (*p == '\n') {
+				(*line)++;
+				continue;
+			}
+		}
+		out[n++] = *p;
+	}
+	if (p == end) {
+		*why = "opens a quote that is never closed";
+		return -1;
+	}
+	*pp = p + 1;
+	*olen = n;
+	return 0;
+}
+
+/* After a value: blanks, then a # comment, then the end of the line.  0, or -1. */
+static int
+env_line_end(const char **pp, const char *end)
+{
+	const char *p = *pp, *b = p;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p < end && *p == '#' && p > b)
+		while (p < end && *p != '\n')
+			p++;
+	if (p < end && *p == '\r' && p + 1 < end && p[1] == '\n')
+		p++;
+	if (p < end && *p != '\n')
+		return -1;
+	*pp = p < end ? p + 1 : p;
+	return 0;
+}
+
+/* The NAME of NAME=value at *pp (an optional "export " before it).  0, or -1. */
+static int
+env_name(const char **pp, const char *end, char *name, size_t cap)
+{
+	const char *p = *pp, *k;
+
+	if (end - p > 7 && memcmp(p, "export ", 7) == 0)
+		for (p += 7; p < end && (*p == ' ' || *p == '\t');)
+			p++;
+	k = p;
+	while (p < end && (isalnum((unsigned char)*p) || *p == '_'))
+		p++;
+	if (p == end || *p != '=' || p == k || (size_t)(p - k) >= cap || isdigit((unsigned char)*k))
+		return -1;
+	memcpy(name, k, (size_t)(p - k));
+	name[p - k] = '\0';
+	*pp = p + 1;
+	return 0;
+}
+
+json_t *
+vault_parse_env(const char *text, size_t len, char **cause)
+{
+	const char *p = text, *end = text + len, *why = NULL;
+	char *val = xmalloc(len + 1), name[257];
+	json_t *vars = json_object(), *s;
+	size_t line = 1, at, n = 0;
+
+	if (memchr(text, '\0', len) != NULL) {
+		xasprintf(cause, "a NUL byte: not a text file");
+		goto fail;
+	}
+	while (p < end) {
+		at = line++;
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p < end && (*p == '#' || *p == '\n' || *p == '\r')) {
+			if (*p == '\r' && (p + 1 == end || p[1] != '\n'))
+				goto bad_line;
+			while (p < end && *p++ != '\n')
+				;
+			continue;
+		}
+		if (p == end)
+			break;
+		if (env_name(&p, end, name, sizeof name) == -1)
+			goto bad_line;
+		if (env_value(&p, end, &line, val, &n, &why) == -1) {
+			xasprintf(cause, "line %zu: the value of %s %s", at, name, why);
+			goto fail;
+		}
+		if (env_line_end(&p, end) == -1) {
+			xasprintf(cause,
+			          "line %zu: text after the value of %s (quote the whole value)",
+			          at, name);
+			goto fail;
+		}
+		if (json_object_get(vars, name) != NULL) {
+			xasprintf(cause, "line %zu: %s is set twice", at, name);
+			goto fail;
+		}
+		if ((s = json_stringn(val, n)) == NULL) {
+			xasprintf(cause, "line %zu: the value of %s is not UTF-8", at, name);
+			goto fail;
+		}
+		json_object_set_new(vars, name, s);
+		explicit_bzero(val, n);
+	}
+	explicit_bzero(val, len + 1);
+	free(val);
+	return vars;
+bad_line:
+	xasprintf(cause,
+	          "line %zu: expected NAME=value (a comment, a blank line or "
+	          "[export ]NAME=value)",
+	          at);
+fail:
+	explicit_bzero(val, len + 1);
+	free(val);
+	vault_vars_free(vars);
+	return NULL;
+}
+
+int
+vault_read_env(const char *canon_root, json_t **vars, char **cause)
+{
+	struct stat sb;
+	char *text = NULL, *why = NULL;
+	ssize_t r;
+	size_t off = 0;
+	int dfd, fd = -1, rc = -1;
+
+	*vars = NULL;
+	if ((dfd = open_dir_nofollow(canon_root, cause)) == -1)
+		return -1;
+	if ((fd = openat(dfd, ".env", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			rc = 0;
+		else
+			xasprintf(cause, "%s/.env: %s", canon_root,
+			          errno == ELOOP ? "a symlink (refused)" : strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 077) != 0 || sb.st_nlink != 1 || sb.st_size > VAULT_ENV_MAX) {
+		xasprintf(cause,
+		          "%s/.env must be a regular file of the daemon's uid %ld, mode 0600, "
+		          "one link, at most %d bytes (the vault writes it so): refusing it",
+		          canon_root, (long)geteuid(), VAULT_ENV_MAX);
+		goto out;
+	}
+	text = xmalloc((size_t)sb.st_size + 1);
+	while (off < (size_t)sb.st_size) {
+		if ((r = read(fd, text + off, (size_t)sb.st_size - off)) == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			xasprintf(cause, "reading %s/.env: %s", canon_root,
+			          r == 0 ? "it shrank while read" : strerror(errno));
+			goto out;
+		}
+		off += (size_t)r;
+	}
+	if ((*vars = vault_parse_env(text, off, &why)) == NULL) {
+		xasprintf(cause, "%s/.env: %s", canon_root, why);
+		free(why);
+		goto out;
+	}
+	rc = 1;
+out:
+	if (text != NULL) {
+		explicit_bzero(text, (size_t)sb.st_size + 1);
+		free(text);
+	}
+	if (fd != -1)
+		close(fd);
+	close(dfd);
+	return rc;
+}
+
 /* Empty the directory open at fd (which this takes over), depth levels at most. */
 static int
 remove_tree_at(int fd, int depth)

@@ -84,6 +84,29 @@ char *vault_render_env(json_t *vars, size_t *len);
  */
 int vault_write_env(const char *canon_root, const char *text, size_t len, char **cause);
 /*
+ * A .env's text back into an object NAME -> value, evaluating nothing: the
+ * forms vault_render_env writes (plain words; '...'; "..." with \\ \" \$
+ * \` escaped and literal newlines) and those a hand-written file commonly
+ * has (blank lines, # comments, "export ", CRLF).  What the shell would
+ * expand or split (an unescaped $ or ` in double quotes, an unquoted blank,
+ * quote, $ or operator, a leading ~), a name set twice, a NUL byte or a
+ * value that is not UTF-8 is refused.  NULL with *cause naming the line and
+ * the name, never a value.  Free with vault_vars_free.
+ */
+json_t *vault_parse_env(const char *text, size_t len, char **cause);
+/* Wipe every value of vars, then release it.  NULL is fine. */
+void vault_vars_free(json_t *vars);
+#define VAULT_ENV_MAX (1024 * 1024)
+/*
+ * Read canon_root/.env (walked from "/" without following a symlink) into
+ * *vars.  It must be a regular file owned by the daemon's uid, with no group
+ * or other bits, one link and at most VAULT_ENV_MAX bytes -- as
+ * vault_write_env leaves it: a file an agent planted in its root is
+ * refused.  1 with *vars, 0 when there is no .env, -1 with *cause.  The
+ * text read is wiped.
+ */
+int vault_read_env(const char *canon_root, json_t **vars, char **cause);
+/*
  * Remove a tenant's bw data dir and everything in it, without following a
  * symlink anywhere (a symlinked dir is unlinked, not entered).  Returns 0
  * when the dir is gone (or was absent), else -1 with errno set.

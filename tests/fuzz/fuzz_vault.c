@@ -1,8 +1,9 @@
 /*
  * fuzz_vault.c -- libFuzzer target: every parser of untrusted text in the
  * vault path -- the provider env file and bw's status, collections and
- * items output -- and the .env renderer on whatever items parse.  The
- * first byte picks the parser.
+ * items output -- and the .env renderer on whatever items parse; and the
+ * .env reader (a tenant_env spawn reads it back), whose result must render
+ * and read back to the same variables.  The first byte picks the parser.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -19,14 +20,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vault_creds c;
 	const char *s;
 	char *a = NULL, *b = NULL, *cause = NULL, *text;
-	json_t *vars;
+	json_t *vars, *again;
 	size_t n, len;
 
 	if (size < 1)
 		return 0;
 	s = (const char *)data + 1;
 	n = size - 1;
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
 	case 0:
 		memset(&c, 0, sizeof c);
 		vault_parse_provider_env(s, n, &c, &cause);
@@ -46,6 +47,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			free(text);
 			json_decref(vars);
+		}
+		break;
+	case 4:
+		if ((vars = vault_parse_env(s, n, &cause)) != NULL) {
+			text = vault_render_env(vars, &len);
+			if ((again = vault_parse_env(text, len, &a)) == NULL ||
+			    !json_equal(vars, again))
+				abort();
+			free(text);
+			vault_vars_free(again);
+			vault_vars_free(vars);
 		}
 		break;
 	}

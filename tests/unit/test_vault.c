@@ -600,7 +600,7 @@ test_render_round_trip(void **state)
 {
 	struct tree *t = *state;
 	char *root = tpath(t, "jails/T/root"), *envp, *text, *cause = NULL, *got;
-	json_t *vars = json_object();
+	json_t *vars = json_object(), *back;
 	size_t i, len, glen;
 	struct stat sb;
 
@@ -622,6 +622,14 @@ test_render_round_trip(void **state)
 			         hostile[i].name, (int)glen, got, glen, hostile[i].value);
 		free(got);
 	}
+	/* The daemon reads the same values back, evaluating nothing (issue 17). */
+	assert_int_equal(vault_read_env(root, &back, &cause), 1);
+	assert_null(cause);
+	assert_int_equal(json_object_size(back), sizeof hostile / sizeof *hostile);
+	for (i = 0; i < sizeof hostile / sizeof *hostile; i++)
+		assert_string_equal(json_string_value(json_object_get(back, hostile[i].name)),
+		                    hostile[i].value);
+	vault_vars_free(back);
 	/* Sorted, one assignment per key: the file lists the keys in order. */
 	text = read_file(envp);
 	assert_non_null(strstr(text, "\nBACKSLASH="));
@@ -712,6 +720,102 @@ test_write_refuses_symlinks(void **state)
 	free(victim);
 	free(envp);
 	free(root);
+}
+
+/* A .env read back: the accepted hand-written forms, and every refusal naming no value. */
+static void
+test_parse_env(void **state)
+{
+	static const char ok[] = "# c\n\n  export A=1\r\nB='x y' # note\nC=\"l1\nl2 \\$\"\nD=\n";
+	static const char *const bad[] = {
+	        "A=$(touch /tmp/x)\n",
+	        "A=\"$(id)\"\n",
+	        "A=`id`\n",
+	        "A=a b\n",
+	        "A='open\n",
+	        "A=1\nA=2\n",
+	        "1A=x\n",
+	        "A\n",
+	        "A=~x\n",
+	        "A=x;y\n",
+	        "A='x'y\n",
+	        "A=\"\xff\"\n",
+	};
+	json_t *v;
+	char *cause = NULL;
+	size_t i;
+
+	(void)state;
+	v = vault_parse_env(ok, sizeof ok - 1, &cause);
+	assert_non_null(v);
+	assert_string_equal(json_string_value(json_object_get(v, "A")), "1");
+	assert_string_equal(json_string_value(json_object_get(v, "B")), "x y");
+	assert_string_equal(json_string_value(json_object_get(v, "C")), "l1\nl2 $");
+	assert_string_equal(json_string_value(json_object_get(v, "D")), "");
+	assert_int_equal(json_object_size(v), 4);
+	vault_vars_free(v);
+	for (i = 0; i < sizeof bad / sizeof *bad; i++) {
+		v = vault_parse_env(bad[i], strlen(bad[i]), &cause);
+		if (v != NULL)
+			fail_msg("accepted %s", bad[i]);
+		assert_non_null(strstr(cause, "line "));
+		assert_null(strstr(cause, "touch"));
+		assert_null(strstr(cause, "id"));
+		free(cause);
+		cause = NULL;
+	}
+	v = vault_parse_env("A=1\0", 4, &cause);
+	assert_null(v);
+	free(cause);
+}
+
+/* vault_read_env: absent is 0; a symlink, a group-readable file or another's is refused. */
+static void
+test_read_env_refusals(void **state)
+{
+	struct tree *t = *state;
+	char *root = tpath(t, "jails/T/root"), *envp = tpath(t, "jails/T/root/.env"),
+	     *victim = tpath(t, "outside/victim"), *link2 = tpath(t, "jails/T/root/hard"),
+	     *cause = NULL;
+	json_t *v = NULL;
+	int fd;
+
+	assert_int_equal(vault_read_env(root, &v, &cause), 0);
+	assert_null(v);
+	fd = open(victim, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "K=v\n", 4), 4);
+	close(fd);
+	assert_int_equal(symlink(victim, envp), 0);
+	assert_int_equal(vault_read_env(root, &v, &cause), -1);
+	assert_non_null(strstr(cause, "symlink"));
+	free(cause);
+	cause = NULL;
+	unlink(envp);
+	fd = open(envp, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "K=v\n", 4), 4);
+	close(fd);
+	chmod(envp, 0640);
+	assert_int_equal(vault_read_env(root, &v, &cause), -1);
+	assert_non_null(strstr(cause, "mode 0600"));
+	free(cause);
+	cause = NULL;
+	chmod(envp, 0600);
+	assert_int_equal(link(envp, link2), 0); /* a second link: not as the vault writes it */
+	assert_int_equal(vault_read_env(root, &v, &cause), -1);
+	free(cause);
+	cause = NULL;
+	unlink(link2);
+	assert_int_equal(vault_read_env(root, &v, &cause), 1);
+	assert_string_equal(json_string_value(json_object_get(v, "K")), "v");
+	vault_vars_free(v);
+	unlink(envp);
+	unlink(victim);
+	free(root);
+	free(envp);
+	free(victim);
+	free(link2);
 }
 
 /* ---- bw data dir removal ---- */
@@ -905,6 +1009,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_write_refuses_symlinks, tree_setup,
 	                                        tree_teardown),
 	        cmocka_unit_test_setup_teardown(test_remove_dir, tree_setup, tree_teardown),
+	        cmocka_unit_test(test_parse_env),
+	        cmocka_unit_test_setup_teardown(test_read_env_refusals, tree_setup, tree_teardown),
 	        cmocka_unit_test(test_scrub),
 	        cmocka_unit_test(test_scrub_substrings),
 	        cmocka_unit_test(test_scrub_utf8),
