@@ -50,6 +50,7 @@
 #include "common/util.h"
 #include "common/xmalloc.h"
 #include "confine/jail.h"
+#include "daemon/config-file.h"
 #include "daemon/daemon.h"
 #include "daemon/spawn-spec.h"
 #include "daemon/task-prompt.h"
@@ -128,34 +129,6 @@ profiles_free(struct profile *v, size_t n)
 	free(v);
 }
 
-/* A file the daemon may trust: a regular file of its uid; *fd open on it. */
-static int
-open_own_file(const char *path, int secret, int *fd, char **cause)
-{
-	struct stat sb;
-
-	if ((*fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		xasprintf(cause, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(*fd, &sb) == -1 || !S_ISREG(sb.st_mode))
-		xasprintf(cause, "%s: not a regular file", path);
-	else if (sb.st_uid != geteuid())
-		xasprintf(cause, "%s: owned by uid %ld, not the daemon's uid %ld", path,
-		          (long)sb.st_uid, (long)geteuid());
-	else if (secret && (sb.st_mode & 077) != 0)
-		xasprintf(cause, "%s: mode %04o: an env file of secrets must be mode 0600", path,
-		          (unsigned)(sb.st_mode & 07777));
-	else if (!secret && (sb.st_mode & 022) != 0)
-		xasprintf(cause, "%s: mode %04o: group or others may write it", path,
-		          (unsigned)(sb.st_mode & 07777));
-	else
-		return 0;
-	close(*fd);
-	*fd = -1;
-	return -1;
-}
-
 /* One env name of a profile: an identifier, not reserved. */
 static int
 env_name_check(const struct profile *p, const char *where, const char *k, char **cause)
@@ -184,7 +157,7 @@ load_env_file(struct profile *p, char **cause)
 	size_t len = 0, lineno = 0;
 	int fd, rc = -1;
 
-	if (open_own_file(p->env_file, 1, &fd, &why) == -1) {
+	if (config_open_own(p->env_file, 1, &fd, &why) == -1) {
 		xasprintf(cause, "profile %s: env_file %s", p->name, why);
 		free(why);
 		return -1;
@@ -424,24 +397,16 @@ parse_profile(const json_t *o, struct profile *p, char **cause)
 static int
 profiles_load(const char *path, struct profile **out, size_t *n, char **cause)
 {
-	json_error_t jerr;
 	json_t *root, *list;
 	struct profile *v;
 	size_t i, j;
-	int fd;
 
 	*out = NULL;
 	*n = 0;
-	if (access(path, F_OK) == -1 && errno == ENOENT)
-		return 0;
-	if (open_own_file(path, 0, &fd, cause) == -1)
+	if (config_load_json(path, &root, cause) == -1)
 		return -1;
-	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
-	close(fd);
-	if (root == NULL) {
-		xasprintf(cause, "%s:%d: %s", path, jerr.line, jerr.text);
-		return -1;
-	}
+	if (root == NULL)
+		return 0; /* no file: no profiles */
 	list = json_object_get(root, "profiles");
 	if (!json_is_object(root) || json_object_size(root) != 1 || !json_is_array(list)) {
 		json_decref(root);
@@ -472,9 +437,7 @@ profiles_load(const char *path, struct profile **out, size_t *n, char **cause)
 int
 profiles_init(char **cause)
 {
-	profiles_path =
-	        path_join(D.cfg.config_dir != NULL ? D.cfg.config_dir : PATH_DEFAULT_CONFIG_DIR,
-	                  PROFILES_FILE);
+	profiles_path = config_path(PROFILES_FILE);
 	if (profiles_load(profiles_path, &profiles, &nprofiles, cause) == -1)
 		return -1;
 	log_info("%zu agent profile(s) from %s", nprofiles, profiles_path);
