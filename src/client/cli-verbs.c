@@ -192,6 +192,8 @@ const struct cli_verb cli_verbs[] = {
          cli_render_object, 0, NULL},
         {"agent-result", CMD_AGENT_STATUS, pos_agent_id, opt_none,
          "print an agent's final assistant message", cli_render_result, 0, NULL},
+        {"agent-resume", CMD_AGENT_RESUME, pos_agent_id, opt_none,
+         "start an interrupted pi run again on its session", cli_render_object, 0, NULL},
         {"kill-agent", CMD_KILL_AGENT, pos_agent_id, opt_kill_agent,
          "stop a spawned agent and its tree", cli_render_object, 0, NULL},
         {"spawn-agent", CMD_SPAWN_AGENT, pos_spawn_agent, opt_spawn_agent,

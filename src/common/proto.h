@@ -31,6 +31,7 @@
 #define CMD_AGENT_HEARTBEAT  "agent-heartbeat"
 #define CMD_AGENT_PROMPT     "agent-prompt"
 #define CMD_AGENT_REGISTER   "agent-register"
+#define CMD_AGENT_RESUME     "agent-resume"
 #define CMD_AGENT_STATUS     "agent-status"
 #define CMD_DELETE_TENANT    "delete-tenant"
 #define CMD_EVENTS_READ      "events-read"

@@ -270,6 +270,22 @@ cmd_spawn_local(struct cmd_req *r)
 	spawn_common(r, r->args, "local");
 }
 
+/* An interrupted agent started again on its session (spawn-resume.c); admins only, as spawns. */
+static void
+cmd_agent_resume(struct cmd_req *r)
+{
+	const char *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *a;
+
+	if ((a = spawner_resume(cmd_arg_str(r, "id"), &code, &cause)) == NULL) {
+		fail_cause(r, code, cause != NULL ? cause : "resume failed");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, a);
+}
+
 static void
 cmd_profiles(struct cmd_req *r)
 {
@@ -417,5 +433,6 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
         {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
         {CMD_PROFILES, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_profiles},
+        {CMD_AGENT_RESUME, CMD_WRITE, CMD_R_ADMIN, id_args, cmd_agent_resume},
         {NULL, 0, 0, NULL, NULL},
 };

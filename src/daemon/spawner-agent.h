@@ -92,8 +92,7 @@ struct agent {
 	uint64_t message_written; /* gp.last_message_seq when the row last took last_message */
 	/* A task-bound run (spawn-task.c): the task claimed for it and the claim's epoch. */
 	long long task, epoch;
-	int64_t renew_at; /* when the claim's lease is renewed next */
-	int settled;      /* the task was settled at the end */
+	int settled; /* the task was settled at the end */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
 	struct agent *next;
@@ -146,7 +145,6 @@ void exec_flush_line(struct agent *a);
 void exec_signal_tree(struct agent *a, int sig);
 
 /* spawn-task.c */
-extern int64_t task_lease_ms; /* a bound claim's lease */
 /*
  * Claim a's task (a->spec.task) for a, in the transaction that records a, and render its
  * prompt into a->spec.prompt.  0, or -1 with *code and *cause (nothing claimed).
@@ -154,9 +152,7 @@ extern int64_t task_lease_ms; /* a bound claim's lease */
 int task_bind(struct agent *a, const char **code, char **cause);
 /* a has ended: complete its task (done) or put it back / fail it (anything else). */
 void task_settle(struct agent *a);
-/* Keep a's claims alive while it lives (every tick; writes only when a renewal is due). */
-void task_renew(struct agent *a, int64_t now);
-/* A previous daemon's agent row a (id) was lost at restart: its task goes back, counted. */
+/* A previous daemon's agent row a (id) was interrupted: its task goes back, not counted. */
 void task_recover(const char *id, json_t *row);
 
 /* spawn-recover.c */

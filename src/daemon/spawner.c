@@ -57,7 +57,40 @@ agent_find(const char *id)
 	return NULL;
 }
 
+int
+spawner_agent_live(const char *id)
+{
+	return agent_find(id) != NULL;
+}
+
 /* ---- the row ---- */
+
+/* What a resume needs of the spawn besides binary, args, mode and jail (no env values). */
+static json_t *
+agent_spawn_json(const struct spawn_spec *sp)
+{
+	json_t *o = json_object(), *ro = json_array();
+	size_t i;
+
+	for (i = 0; sp->ro_paths != NULL && sp->ro_paths[i] != NULL; i++)
+		json_array_append_new(ro, json_string(sp->ro_paths[i]));
+	json_object_set_new(o, "cwd", sp->cwd != NULL ? json_string(sp->cwd) : json_null());
+	if (json_array_size(ro) == 0) {
+		json_decref(ro);
+		ro = json_null();
+	}
+	json_object_set_new(o, "ro_paths", ro);
+	json_object_set_new(o, "stall_ms", json_integer(sp->stall_ms));
+	json_object_set_new(o, "restart",
+	                    json_pack("{s:i, s:I, s:I, s:b}", "max_restarts", sp->restart.max,
+	                              "backoff_ms", (json_int_t)sp->restart.backoff_ms,
+	                              "backoff_max_ms", (json_int_t)sp->restart.backoff_max_ms,
+	                              "on_error", sp->restart.on_error));
+	json_object_set_new(o, "tenant_env", json_boolean(sp->tenant_env));
+	if (sp->max_attempts > 0)
+		json_object_set_new(o, "max_attempts", json_integer(sp->max_attempts));
+	return o;
+}
 
 static json_t *
 agent_detail(struct agent *a)
@@ -71,6 +104,9 @@ agent_detail(struct agent *a)
 	json_object_set_new(d, "binary", json_string(a->spec.binary));
 	json_object_set_new(d, "profile",
 	                    a->spec.profile != NULL ? json_string(a->spec.profile) : json_null());
+	json_object_set_new(d, "agent_session",
+	                    a->gp.session[0] != '\0' ? json_string(a->gp.session) : json_null());
+	json_object_set_new(d, "spawn", agent_spawn_json(&a->spec));
 	json_object_set(d, "args", a->spec.args);
 	json_object_set_new(d, "mode",
 	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
@@ -544,12 +580,9 @@ on_tick(uv_timer_t *t)
 	struct agent *a;
 
 	(void)t;
-	for (a = spawner_agents; a != NULL; a = a->next) {
+	for (a = spawner_agents; a != NULL; a = a->next)
 		if (agent_running(a))
 			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
-		if (!agent_gone(a))
-			task_renew(a, now_ms());
-	}
 }
 
 int
@@ -563,9 +596,7 @@ spawner_init(char **cause)
 		spawner_max_line = (size_t)atoll(v);
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
 		spawner_max_session = (off_t)atoll(v);
-	if ((v = getenv("COLIBRI_TASK_LEASE_MS")) != NULL && atoll(v) >= 3000 &&
-	    atoll(v) <= 3600000)
-		task_lease_ms = atoll(v);
+
 	recover_confine_privates();
 	recover_agents();
 	uv_timer_init(D.loop, &tick_timer);

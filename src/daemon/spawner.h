@@ -78,4 +78,15 @@ void spawner_set_channel(const struct spawner_channel *);
  */
 void spawner_detail(json_t *agent);
 
+/* Is id an agent of this daemon whose run is not over (running, draining, in a backoff)? */
+int spawner_agent_live(const char *id);
+
+/*
+ * agent-resume: start an interrupted agent's run again under the same id and session
+ * (spawn-resume.c).  Only a provider that can continue a session does (pi: `--session ID`,
+ * the id its session header gave); a task-bound run claims its task again.  Returns the
+ * agent object, or NULL with *code and *cause.
+ */
+json_t *spawner_resume(const char *id, const char **code, char **cause);
+
 #endif

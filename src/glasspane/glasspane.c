@@ -537,6 +537,8 @@ glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t no
 		return 0;
 	}
 	in = gp_input_of(gp, ev);
+	if (ev->kind == GP_EV_SESSION && ev->name[0] != '\0')
+		gp_copy(gp->session, sizeof(gp->session), ev->name);
 	gp_absorb(gp, ev, now_ms);
 	if (in == IN_NONE || gp->exited)
 		return 0;
@@ -637,6 +639,7 @@ glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transit
 	gp->turns = prev.turns;
 	gp->tool_calls = prev.tool_calls;
 	gp->last_message_seq = prev.last_message_seq + 1; /* the text was this run's: forgotten */
+	memcpy(gp->session, prev.session, sizeof gp->session);
 	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
 	gp_copy(gp->cause, sizeof(gp->cause), "restart");
 	if (out != NULL) {

@@ -111,6 +111,8 @@ struct glasspane {
 	 */
 	char last_message[GP_TEXT_MAX];
 	uint64_t last_message_seq;
+	/* The agent's own session id (pi's session header), kept across restarts; "" if none. */
+	char session[GP_NAME_MAX];
 
 	/* private bookkeeping */
 	int in_run;        /* a run started and has not ended */

@@ -619,6 +619,8 @@ test_last_message(void **state)
 	assert_string_equal(r.gp.last_message, "");
 	feed_file(&r, "text.jsonl");
 	assert_string_equal(r.gp.last_message, "Hello from the fake model.");
+	/* The session header's id is the agent's own session, kept across a restart. */
+	assert_string_equal(r.gp.session, "01a2033f-4293-743d-a2bb-cfd2cdcd0bc3");
 	seq = r.gp.last_message_seq;
 	assert_true(seq > 0);
 	/* Text parts joined; thinking and tool calls are not text. */
@@ -656,6 +658,7 @@ test_last_message(void **state)
 	free(line);
 	glasspane_restart(&r.gp, 9000, &t);
 	assert_string_equal(r.gp.last_message, "");
+	assert_string_equal(r.gp.session, "01a2033f-4293-743d-a2bb-cfd2cdcd0bc3");
 	assert_true(r.gp.last_message_seq > seq);
 
 	start(&r, GLASSPANE_HARNESS_ZOT, GLASSPANE_MODE_JSON, 30000);
