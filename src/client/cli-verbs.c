@@ -118,6 +118,8 @@ static const struct cli_opt opt_kill_agent[] = {
 	         "also restart after error exits"},                                                \
 	        {"stall-ms", 0, "stall_ms", CLI_INT,                                               \
 	         "silence before the agent counts as stalled"},                                    \
+	        {"timeout-ms", 0, "timeout_ms", CLI_INT,                                           \
+	         "end a run that lasts longer (its whole tree), in error"},                        \
 	        {"jail-name", 0, "jail.name", CLI_STR, "run inside this jail"},                    \
 	        {"jail-root", 0, "jail.root_path", CLI_STR, "host path of the jail's root"},       \
 	        {"jail-path", 0, "jail.path", CLI_STR, "jail path"},                               \

@@ -396,6 +396,7 @@ cmd_session_read(struct cmd_req *r)
 	        {"jail", ARG_OBJ, 0, 0, 0}, {"ro_paths", ARG_ARR, 0, 0, 0},                        \
 	        {"stall_ms", ARG_INT, 0, 0, 0}, {"task", ARG_ANY, 0, 0, 0},                        \
 	        {"max_attempts", ARG_INT, 0, 1, 1000}, {"tenant_env", ARG_BOOL, 0, 0, 0},          \
+	        {"timeout_ms", ARG_INT, 0, 0, 0},                                                  \
 	{                                                                                          \
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
@@ -405,15 +406,23 @@ static const struct cmd_arg spawn_agent_args[] = {{"provider", ARG_STR, 0, 0, 0}
                                                   {"profile", ARG_STR, 0, 0, 0},
                                                   {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
-static const struct cmd_arg spawn_local_args[] = {
-        {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
-        {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
-        {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
-        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
-        {"jail", ARG_OBJ, 0, 0, 0},       {"ro_paths", ARG_ARR, 0, 0, 0},
-        {"stall_ms", ARG_INT, 0, 0, 0},   {"tenant_env", ARG_BOOL, 0, 0, 0},
-        {"task", ARG_ANY, 0, 0, 0},       {"max_attempts", ARG_INT, 0, 1, 1000},
-        {"id", ARG_STR, 0, 0, 0},         {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
+                                                  {"args", ARG_ARR, 0, 0, 0},
+                                                  {"prompt", ARG_STR, 0, 0, 0},
+                                                  {"mode", ARG_STR, 0, 0, 0},
+                                                  {"env", ARG_OBJ, 0, 0, 0},
+                                                  {"cwd", ARG_STR, 0, 0, 0},
+                                                  {"session_id", ARG_STR, 0, 0, 0},
+                                                  {"restart", ARG_OBJ, 0, 0, 0},
+                                                  {"jail", ARG_OBJ, 0, 0, 0},
+                                                  {"ro_paths", ARG_ARR, 0, 0, 0},
+                                                  {"stall_ms", ARG_INT, 0, 0, 0},
+                                                  {"tenant_env", ARG_BOOL, 0, 0, 0},
+                                                  {"task", ARG_ANY, 0, 0, 0},
+                                                  {"max_attempts", ARG_INT, 0, 1, 1000},
+                                                  {"timeout_ms", ARG_INT, 0, 0, 0},
+                                                  {"id", ARG_STR, 0, 0, 0},
+                                                  {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {
         {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg prompt_args[] = {

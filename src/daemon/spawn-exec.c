@@ -208,7 +208,13 @@ static void
 on_job_done(struct job *j)
 {
 	struct agent *a = j->data;
+	char why[64];
 
+	if (j->timed_out) {
+		snprintf(why, sizeof why, "run timed out after %lld ms",
+		         (long long)a->spec.timeout_ms);
+		agent_fault(a, why);
+	}
 	channel_close(a);
 	job_close(j);
 	run_step(j->data, RI_DONE, 0, NULL);
@@ -456,6 +462,7 @@ exec_job_init(struct agent *a, struct job_spec *ps, char *tree)
 	snprintf(tree, TREE_NAME_MAX, "agent.%s", a->id);
 	ps->tree = tree;
 	ps->marker = a->id;
+	ps->deadline_ms = a->spec.timeout_ms; /* the run's own deadline (0: none) */
 	memset(&a->job, 0, sizeof a->job);
 	a->job.on_read = on_job_read;
 	a->job.on_exit = on_job_exit;

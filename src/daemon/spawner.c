@@ -81,6 +81,8 @@ agent_spawn_json(const struct spawn_spec *sp)
 	}
 	json_object_set_new(o, "ro_paths", ro);
 	json_object_set_new(o, "stall_ms", json_integer(sp->stall_ms));
+	if (sp->timeout_ms > 0)
+		json_object_set_new(o, "timeout_ms", json_integer(sp->timeout_ms));
 	json_object_set_new(o, "restart",
 	                    json_pack("{s:i, s:I, s:I, s:b}", "max_restarts", sp->restart.max,
 	                              "backoff_ms", (json_int_t)sp->restart.backoff_ms,

@@ -296,3 +296,20 @@ def test_agent_resume_continues_the_session(make_daemon):
     with pytest.raises(CallError) as e:
         d.call("agent-resume", id="no-such-agent")
     assert e.value.code == "not_found"
+
+
+def test_run_timeout_ends_a_hung_run(make_daemon):
+    """timeout_ms is a run's deadline: a hung agent's tree is killed, the run ends in error
+    "run timed out after N ms" and its task goes back with the attempt counted."""
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Hangs")["id"]
+    a = spawn(d, binary=agent_bin(), args=["--scenario", "hang"], task=tid, timeout_ms=600)
+    st = wait_gone(d, a["id"])
+    assert st["state"] == "error" and st["reason"] == "run timed out after 600 ms", st
+    t = task_of(d, tid)
+    assert t["status"] == "open" and t["attempts"] == 1
+    assert t["last_error"] == "run timed out after 600 ms"
+    for bad in (-1, 50, 604800001):
+        with pytest.raises(CallError) as e:
+            spawn(d, binary=agent_bin(), timeout_ms=bad)
+        assert e.value.code == "invalid_argument"
