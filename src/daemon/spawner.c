@@ -558,8 +558,17 @@ spawner_detail(json_t *obj)
 	struct agent *a;
 	json_t *d;
 
-	if (id == NULL || (a = agent_find(id)) == NULL)
+	if (id == NULL)
 		return;
+	if ((a = agent_find(id)) == NULL) {
+		/* Not running here: a row of this host that says live is a previous daemon's. */
+		const char *host = json_string_value(json_object_get(obj, "host"));
+
+		if (json_is_true(json_object_get(obj, "live")) && host != NULL &&
+		    strcmp(host, D.hostname) == 0)
+			json_object_set_new(obj, "live", json_false());
+		return;
+	}
 	d = agent_detail(a);
 	json_object_update(obj, d);
 	json_decref(d);
