@@ -260,7 +260,7 @@ policy_load(const char *path, struct policy *p, char **cause)
 	bad = bad || policy_command(json_object_get(root, "command"), p, path, cause) == -1 ||
 	      policy_on(json_object_get(root, "on"), p, path, cause) == -1 ||
 	      policy_int(root, "timeout_ms", 100, 3600000, &p->timeout_ms, path, cause) == -1 ||
-	      policy_int(root, "max_queue", 1, 10000, &p->max_queue, path, cause) == -1 ||
+	      policy_int(root, "max_queue", 1, 1000, &p->max_queue, path, cause) == -1 ||
 	      policy_int(root, "dedup_ms", 0, 86400000, &p->dedup_ms, path, cause) == -1;
 	json_decref(root);
 	if (bad)

@@ -197,7 +197,8 @@ def test_queue_drained_when_the_last_ready_task_goes(make_daemon, tmp_path):
 def test_slow_hook_is_killed_and_the_next_runs(make_daemon, tmp_path):
     mark, pidf = tmp_path / "mark", tmp_path / "sleep.pid"
     out = tmp_path / "notes.jsonl"
-    body = ('cat >> "%s"\nif [ ! -e "%s" ]; then : > "%s"; sleep 30 & echo $! > "%s"; wait; fi\n'
+    body = ('cat >> "%s"\nif [ ! -e "%s" ]; then : > "%s"; echo "i am slow" >&2; '
+            'sleep 30 & echo $! > "%s"; wait; fi\necho "second run, bad news" >&2\nexit 7\n'
             % (out, mark, mark, pidf))
     conf, out, _ = make_conf(tmp_path, {"on": ["queue.drained"], "timeout_ms": 1000}, hook_body=body)
     d = make_daemon(extra_args=["--config-dir", str(conf)])
@@ -219,8 +220,10 @@ def test_slow_hook_is_killed_and_the_next_runs(make_daemon, tmp_path):
     else:
         raise AssertionError("the hook's child %d outlived the timeout" % pid)
     log = d.read_log()
-    assert "killed after" in log and "(timeout_ms)" in log, log[-2000:]
-    assert "hook for queue.drained exited 0" in log
+    # Its outcome is logged: the kill with the start of its stderr, then the next one's exit.
+    assert "killed after" in log and "(timeout_ms): i am slow" in log, log[-2000:]
+    assert "hook for queue.drained exited 7 after" in log
+    assert "second run, bad news" in log
 
 
 def test_flood_keeps_the_daemon_answering_and_the_queue_bounded(make_daemon, tmp_path):
@@ -343,6 +346,7 @@ def test_bad_file_refuses_start(tmp_path):
         ({"command": [hook], "on": ["agent.exploded"]}, '"on"[0] is no kind'),
         ({"command": [hook], "timeout_ms": 0}, '"timeout_ms" must be an integer'),
         ({"command": [hook], "max_queue": "10"}, '"max_queue" must be an integer'),
+        ({"command": [hook], "max_queue": 1001}, '"max_queue" must be an integer from 1 to 1000'),
         ({"command": [hook], "dedup_ms": -1}, '"dedup_ms" must be an integer'),
     ]
     for i, (pol, msg) in enumerate(cases):
