@@ -18,8 +18,8 @@
  * (notify_published), so a notification never reports a write that a
  * rollback took back.  Each notification is one JSON object --
  * {kind, at_ms, host, agent?, task?, title?, reason, event, dropped?} with
- * event the triggering event line -- of at most NOTIFY_MAX_BYTES (a larger
- * event keeps its topic, seq and ts and says truncated).
+ * task the agent's task for a task-bound run, event the triggering event line -- of at most
+ * NOTIFY_MAX_BYTES (a larger event keeps its topic, seq and ts and says truncated).
  *
  * Deduplication is per agent: the same kind for the same agent is not
  * repeated until the agent's state changed in between (a second UI request
@@ -512,10 +512,22 @@ agent_kind(const char *to, const char *reason, const char *cause)
 	return k >= 0 && (pol.on & (1u << k)) ? k : -1;
 }
 
+/* The task an agent works on (a task-bound run), from its row: a new reference or NULL. */
+static json_t *
+agent_task(const char *id)
+{
+	struct store_err e;
+	json_t *row = store_agent_get(D.store, id, &e), *t;
+
+	t = json_incref(json_object_get(row, "task"));
+	json_decref(row);
+	return t;
+}
+
 static void
 note_agent_state(const struct event_out *e)
 {
-	json_t *o = event_parse(e), *d;
+	json_t *o = event_parse(e), *d, *task;
 	const char *id, *to;
 	int k;
 
@@ -526,8 +538,11 @@ note_agent_state(const struct event_out *e)
 	to = jstr(d, "to");
 	if (id != NULL && to != NULL) {
 		k = agent_kind(to, jstr(d, "reason"), jstr(d, "cause"));
-		if (seen_should(id, k, now_ms()))
-			note_add((enum nkind)k, o, id, NULL, NULL, jstr(d, "reason"));
+		if (seen_should(id, k, now_ms())) {
+			task = agent_task(id);
+			note_add((enum nkind)k, o, id, task, NULL, jstr(d, "reason"));
+			json_decref(task);
+		}
 	}
 	json_decref(o);
 }

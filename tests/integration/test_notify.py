@@ -152,7 +152,8 @@ def test_agent_blocked_on_ui_notifies_once_per_block(make_daemon, tmp_path):
     d = sup_daemon(make_daemon, extra_args=["--config-dir", str(conf)])
     fx = tmp_path / "ui.jsonl"
     fx.write_text("".join(json.dumps(l) + "\n" for l in UI_REPLAY))
-    a = d.call("spawn-local", {"binary": agent_bin(),
+    tid = d.call("task-create", title="Needs input")["id"]
+    a = d.call("spawn-local", {"binary": agent_bin(), "task": tid, "max_attempts": 1,
                                "args": ["--replay", str(fx), "--delay-ms", "100"]})
     wait_gone(d, a["id"])
     ns = sentinel(d, out)
@@ -161,7 +162,7 @@ def test_agent_blocked_on_ui_notifies_once_per_block(make_daemon, tmp_path):
     assert len(blocked) == 2, json.dumps(ns)
     for n, title in zip(blocked, ("Delete A?", "Delete C?")):
         check_note(n, "agent.blocked")
-        assert n["agent"] == a["id"] and title in n["reason"]
+        assert n["agent"] == a["id"] and n["task"] == tid and title in n["reason"]
         assert n["reason"].startswith("waiting for extension UI")
         assert n["event"]["event"] == "agent.state" and n["event"]["data"]["to"] == "blocked"
     assert blocked[0]["event"]["seq"] < blocked[1]["event"]["seq"]
