@@ -793,7 +793,7 @@ hook_next(uv_timer_t *t)
 	if (hook_start(n, &cause) == -1) {
 		log_warnx("notifications: hook for %s not started: %s", kind_names[n->kind], cause);
 		free(cause);
-		dropped += d;
+		dropped += d + 1; /* this one too: the next notification tells of it */
 		hook_kick();
 	}
 	note_free(n);

@@ -227,6 +227,20 @@ def test_slow_hook_is_killed_and_the_next_runs(make_daemon, tmp_path):
     assert "second run, bad news" in log
 
 
+def test_a_hook_that_cannot_start_is_counted_as_dropped(make_daemon, tmp_path):
+    conf, out, hook = make_conf(tmp_path, {"on": ["queue.drained"]})
+    d = make_daemon(extra_args=["--config-dir", str(conf)])
+    os.rename(hook, hook + ".away")
+    drain(d)
+    deadline = time.time() + 10
+    while "hook for queue.drained not started" not in d.read_log():
+        assert time.time() < deadline, d.read_log()[-2000:]
+        time.sleep(0.05)
+    os.rename(hook + ".away", hook)
+    ns = sentinel(d, out)
+    assert len(ns) == 1 and ns[0]["dropped"] == 1, ns
+
+
 def test_flood_keeps_the_daemon_answering_and_the_queue_bounded(make_daemon, tmp_path):
     out, busy, overlap = tmp_path / "notes.jsonl", tmp_path / "busy", tmp_path / "overlap"
     body = ('[ -e "%s" ] && : > "%s"\n: > "%s"\ncat >> "%s"\nsleep 0.05\nrm -f "%s"\n'
