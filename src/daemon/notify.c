@@ -40,17 +40,12 @@
  * it.  Its outcome (exit status, signal, timeout, the start of stderr) is
  * logged; nothing waits for it.
  *
- * The hook is the daemon's own identity running a program the config names,
- * so the program is held to the config directory's rule: an absolute path to
- * a regular, executable file owned by root or the daemon's uid that neither
- * group nor others may write.
+ * The policy (notify.json) is parsed in notify-policy.c; this file holds
+ * the observation, the queue and the hook's process.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/jsonw.h"
@@ -61,26 +56,15 @@
 #include "daemon/config-file.h"
 #include "daemon/daemon.h"
 #include "daemon/notify.h"
+#include "daemon/notify-policy.h"
 #include "job/job.h"
 #include "store/store.h"
 
 #define NOTIFY_MAX_BYTES (64 * 1024) /* one notification on the hook's stdin */
 #define NOTIFY_OUT_MAX   4096        /* of the hook's stdout, and of its stderr, for the log */
-#define NOTIFY_ARGV_MAX  64
-#define NOTIFY_TEXT_MAX  1024 /* a reason or a title in a notification */
-#define NOTIFY_SEEN_MAX  4096 /* agents remembered for deduplication */
-#define NOTIFY_LOG_MAX   300  /* of the hook's stderr in a log line */
-
-enum nkind { NK_BLOCKED, NK_PARKED, NK_FAILED, NK_DRAINED, NK_COUNT };
-
-static const char *const kind_names[NK_COUNT] = {"agent.blocked", "agent.parked", "task.failed",
-                                                 "queue.drained"};
-
-struct policy {
-	char **argv; /* NULL: no notifications */
-	unsigned on; /* a bit per kind */
-	int64_t timeout_ms, dedup_ms, max_queue;
-};
+#define NOTIFY_TEXT_MAX  1024        /* a reason or a title in a notification */
+#define NOTIFY_SEEN_MAX  4096        /* agents remembered for deduplication */
+#define NOTIFY_LOG_MAX   300         /* of the hook's stderr in a log line */
 
 struct note {
 	json_t *body;
@@ -95,7 +79,7 @@ struct seen {
 	int64_t last_at[2]; /* when agent.blocked, agent.parked last went out */
 };
 
-static struct policy pol;
+static struct notify_policy pol;
 static char *pol_path;
 static struct note *qhead, **qtail = &qhead;
 static int64_t qlen;
@@ -115,158 +99,6 @@ static struct buf hook_out, hook_err;
 static int64_t hook_started;
 static uv_timer_t kick;
 static int kick_open, closed;
-
-/* ---- the policy ---- */
-
-static void
-policy_free(struct policy *p)
-{
-	size_t i;
-
-	for (i = 0; p->argv != NULL && p->argv[i] != NULL; i++)
-		free(p->argv[i]);
-	free(p->argv);
-	memset(p, 0, sizeof *p);
-}
-
-/* The hook's program: held to the config directory's rule (see the head comment). */
-static int
-policy_program(const char *prog, const char *path, char **cause)
-{
-	struct stat sb;
-
-	if (prog[0] != '/') {
-		xasprintf(cause, "%s: \"command\"[0] must be an absolute path (no shell runs it)",
-		          path);
-		return -1;
-	}
-	if (stat(prog, &sb) == -1)
-		xasprintf(cause, "%s: command %s: %s", path, prog, strerror(errno));
-	else if (!S_ISREG(sb.st_mode))
-		xasprintf(cause, "%s: command %s: not a regular file", path, prog);
-	else if (access(prog, X_OK) == -1)
-		xasprintf(cause, "%s: command %s: not executable", path, prog);
-	else if (sb.st_uid != 0 && sb.st_uid != geteuid())
-		xasprintf(cause, "%s: command %s: owned by uid %ld, not root's or the daemon's",
-		          path, prog, (long)sb.st_uid);
-	else if ((sb.st_mode & 022) != 0)
-		xasprintf(cause, "%s: command %s: mode %04o: group or others may write it", path,
-		          prog, (unsigned)(sb.st_mode & 07777));
-	else
-		return 0;
-	return -1;
-}
-
-static int
-policy_command(const json_t *c, struct policy *p, const char *path, char **cause)
-{
-	size_t i, n = json_array_size(c);
-	const json_t *v;
-
-	if (!json_is_array(c) || n == 0 || n > NOTIFY_ARGV_MAX) {
-		xasprintf(cause, "%s: \"command\" must be an array of 1 to %d strings (the argv)",
-		          path, NOTIFY_ARGV_MAX);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		v = json_array_get(c, i);
-		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
-		    (i == 0 && json_string_length(v) == 0)) {
-			xasprintf(cause, "%s: \"command\"[%zu] must be a string without NUL%s",
-			          path, i, i == 0 ? ", not empty" : "");
-			return -1;
-		}
-	}
-	if (policy_program(json_string_value(json_array_get(c, 0)), path, cause) == -1)
-		return -1;
-	p->argv = xcalloc(n + 1, sizeof *p->argv);
-	for (i = 0; i < n; i++)
-		p->argv[i] = xstrdup(json_string_value(json_array_get(c, i)));
-	return 0;
-}
-
-static int
-policy_on(const json_t *on, struct policy *p, const char *path, char **cause)
-{
-	size_t i, k;
-	const json_t *v;
-
-	if (on == NULL) {
-		p->on = (1u << NK_COUNT) - 1;
-		return 0;
-	}
-	if (!json_is_array(on) || json_array_size(on) == 0) {
-		xasprintf(cause,
-		          "%s: \"on\" must be a non-empty array of kinds (remove the file to turn "
-		          "notifications off)",
-		          path);
-		return -1;
-	}
-	json_array_foreach(on, i, v)
-	{
-		for (k = 0; k < NK_COUNT; k++)
-			if (json_is_string(v) && strcmp(json_string_value(v), kind_names[k]) == 0)
-				break;
-		if (k == NK_COUNT) {
-			xasprintf(cause,
-			          "%s: \"on\"[%zu] is no kind (agent.blocked, agent.parked, "
-			          "task.failed, queue.drained)",
-			          path, i);
-			return -1;
-		}
-		p->on |= 1u << k;
-	}
-	return 0;
-}
-
-static int
-policy_int(const json_t *root, const char *key, int64_t min, int64_t max, int64_t *out,
-           const char *path, char **cause)
-{
-	const json_t *v = json_object_get(root, key);
-
-	if (v == NULL)
-		return 0; /* the default stays */
-	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-		xasprintf(cause, "%s: \"%s\" must be an integer from %lld to %lld", path, key,
-		          (long long)min, (long long)max);
-		return -1;
-	}
-	*out = json_integer_value(v);
-	return 0;
-}
-
-/* Parse path into *p; a missing file is no notifications.  0, or -1 with *cause. */
-static int
-policy_load(const char *path, struct policy *p, char **cause)
-{
-	static const char *const keys[] = {"command",   "on",       "timeout_ms",
-	                                   "max_queue", "dedup_ms", NULL};
-	json_t *root;
-	int bad;
-
-	memset(p, 0, sizeof *p);
-	p->timeout_ms = 10000;
-	p->max_queue = 100;
-	if (config_load_json(path, &root, cause) == -1)
-		return -1;
-	if (root == NULL)
-		return 0;
-	bad = config_keys_check(root, keys, path, cause) == -1;
-	if (!bad && json_object_get(root, "command") == NULL) {
-		xasprintf(cause, "%s: \"command\" is missing (the hook's argv)", path);
-		bad = 1;
-	}
-	bad = bad || policy_command(json_object_get(root, "command"), p, path, cause) == -1 ||
-	      policy_on(json_object_get(root, "on"), p, path, cause) == -1 ||
-	      policy_int(root, "timeout_ms", 100, 3600000, &p->timeout_ms, path, cause) == -1 ||
-	      policy_int(root, "max_queue", 1, 1000, &p->max_queue, path, cause) == -1 ||
-	      policy_int(root, "dedup_ms", 0, 86400000, &p->dedup_ms, path, cause) == -1;
-	json_decref(root);
-	if (bad)
-		policy_free(p);
-	return bad ? -1 : 0;
-}
 
 static void
 policy_log(const char *what)
@@ -378,8 +210,8 @@ note_add(enum nkind k, json_t *event, const char *agent, const json_t *task, con
 
 	if (!(pol.on & (1u << k)))
 		return;
-	b = json_pack("{s:s, s:I, s:s}", "kind", kind_names[k], "at_ms", (json_int_t)now_ms(),
-	              "host", D.hostname);
+	b = json_pack("{s:s, s:I, s:s}", "kind", notify_kind_names[k], "at_ms",
+	              (json_int_t)now_ms(), "host", D.hostname);
 	if (agent != NULL)
 		json_object_set_new(b, "agent", json_string(agent));
 	if (json_is_integer(task))
@@ -388,8 +220,8 @@ note_add(enum nkind k, json_t *event, const char *agent, const json_t *task, con
 		json_object_set_new(b, "title", note_text(title));
 	json_object_set_new(b, "reason", note_text(reason));
 	note_bound(b, event);
-	log_debug("notifications: %s%s%s queued", kind_names[k], agent != NULL ? " for " : "",
-	          agent != NULL ? agent : "");
+	log_debug("notifications: %s%s%s queued", notify_kind_names[k],
+	          agent != NULL ? " for " : "", agent != NULL ? agent : "");
 	queue_push(k, b);
 }
 
@@ -646,7 +478,7 @@ hook_env(enum nkind k)
 			xasprintf(&envp[n++], "%s=%s", keep[i], getenv(keep[i]));
 	if (getenv("PATH") == NULL)
 		envp[n++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
-	xasprintf(&envp[n++], "COLIBRI_NOTIFY_KIND=%s", kind_names[k]);
+	xasprintf(&envp[n++], "COLIBRI_NOTIFY_KIND=%s", notify_kind_names[k]);
 	envp[n] = NULL;
 	return envp;
 }
@@ -697,7 +529,7 @@ hook_log(const struct job *j)
 {
 	char *err = hook_text(&hook_err), *out = hook_text(&hook_out);
 	long long took = (long long)(now_ms() - hook_started);
-	const char *k = kind_names[hook_kind], *sep = err[0] != '\0' ? ": " : "";
+	const char *k = notify_kind_names[hook_kind], *sep = err[0] != '\0' ? ": " : "";
 
 	if (j->timed_out)
 		log_warnx("notifications: hook for %s killed after %lld ms (timeout_ms)%s%s", k,
@@ -791,7 +623,8 @@ hook_next(uv_timer_t *t)
 		dropped = 0;
 	}
 	if (hook_start(n, &cause) == -1) {
-		log_warnx("notifications: hook for %s not started: %s", kind_names[n->kind], cause);
+		log_warnx("notifications: hook for %s not started: %s", notify_kind_names[n->kind],
+		          cause);
 		free(cause);
 		dropped += d + 1; /* this one too: the next notification tells of it */
 		hook_kick();
@@ -812,7 +645,7 @@ int
 notify_init(char **cause)
 {
 	pol_path = config_path(NOTIFY_FILE);
-	if (policy_load(pol_path, &pol, cause) == -1)
+	if (notify_policy_load(pol_path, &pol, cause) == -1)
 		return -1;
 	buf_init(&hook_out);
 	buf_init(&hook_err);
@@ -828,19 +661,19 @@ notify_init(char **cause)
 void
 notify_reload(void)
 {
-	struct policy p;
+	struct notify_policy p;
 	char *cause = NULL;
 	int was_on = pol.argv != NULL;
 
 	if (closed)
 		return;
-	if (policy_load(pol_path, &p, &cause) == -1) {
+	if (notify_policy_load(pol_path, &p, &cause) == -1) {
 		log_warnx("notifications: %s not reloaded, the old policy stays: %s", pol_path,
 		          cause);
 		free(cause);
 		return;
 	}
-	policy_free(&pol);
+	notify_policy_free(&pol);
 	pol = p;
 	if (pol.argv == NULL) {
 		queue_drop_all("notifications are off");
@@ -879,7 +712,7 @@ notify_free(void)
 	seen_clear();
 	free(seen);
 	seen = NULL;
-	policy_free(&pol);
+	notify_policy_free(&pol);
 	buf_free(&hook_out);
 	buf_free(&hook_err);
 	free(pol_path);
