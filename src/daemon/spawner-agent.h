@@ -51,6 +51,7 @@ struct held_transition {
 	enum glasspane_state from, to;
 	char reason[GLASSPANE_REASON_MAX];
 	char cause[GP_TYPE_MAX];
+	long long line; /* the session log line (1-based) that caused it; 0: not a line */
 	int64_t at_ms;
 };
 
@@ -96,6 +97,7 @@ struct agent {
 	int settled;      /* the task was settled at the end */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
+	json_t *chain; /* the last transitions, oldest first (spawn-explain.c) */
 	struct agent *next;
 };
 
@@ -115,6 +117,9 @@ extern off_t spawner_max_session;
 void agent_write(struct agent *a);
 /* A glasspane transition (changed != 0): written now, or held by the run step in progress. */
 void agent_transition(struct agent *a, int changed, const struct glasspane_transition *t);
+/* The same, caused by the session log's line `line` (1-based; 0: not a line). */
+void agent_transition_line(struct agent *a, int changed, const struct glasspane_transition *t,
+                           long long line);
 /* Force the agent into error with reason (a fault the glasspane cannot see). */
 void agent_fault(struct agent *a, const char *reason);
 /* Unlink and free an agent (its handles closed, or it never had any). */
@@ -158,6 +163,10 @@ void task_settle(struct agent *a);
 void task_renew(struct agent *a, int64_t now);
 /* A previous daemon's agent row a (id) was lost at restart: its task goes back, counted. */
 void task_recover(const char *id, json_t *row);
+
+/* spawn-explain.c */
+/* Add h to a's chain of transitions (the last EXPLAIN_CHAIN_MAX are kept). */
+void explain_record(struct agent *a, const struct held_transition *h);
 
 /* spawn-recover.c */
 void recover_agents(void);

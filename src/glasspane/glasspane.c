@@ -636,6 +636,7 @@ glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transit
 	gp->usage = prev.usage;
 	gp->turns = prev.turns;
 	gp->tool_calls = prev.tool_calls;
+	gp->ignored_lines = prev.ignored_lines;
 	gp->last_message_seq = prev.last_message_seq + 1; /* the text was this run's: forgotten */
 	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
 	gp_copy(gp->cause, sizeof(gp->cause), "restart");
