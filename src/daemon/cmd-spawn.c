@@ -285,10 +285,12 @@ kill_done(void *arg, const char *id)
 	struct store_err e;
 	json_t *row;
 
-	if ((row = store_agent_get(D.store, id, &e)) == NULL)
+	if ((row = store_agent_get(D.store, id, &e)) == NULL) {
 		cmd_fail_error(r, &e);
-	else
-		cmd_ok(r, row);
+		return;
+	}
+	spawner_detail(row); /* an ended agent's: its row as agent-status shows it */
+	cmd_ok(r, row);
 }
 
 /*

@@ -3,7 +3,7 @@
  * between the spawner's files (not for the rest of the daemon; spawner.h
  * is the spawner's face).
  *
- * The spawner is four files around one struct:
+ * The spawner is five files around one struct:
  *   spawner.c        the registry of agents, their rows in the store, and
  *                    the calls the commands make (spawner.h);
  *   spawn-run.c      the run machine: run_table[state][input], one row
@@ -11,7 +11,9 @@
  *   spawn-exec.c     a run's process: argv, environment, confinement, the
  *                    job, and its output into the session log and glasspane;
  *   spawn-recover.c  what a previous daemon left behind, and what no
- *                    sandbox may show.
+ *                    sandbox may show;
+ *   spawn-explain.c  the chain of an agent's transitions and their causes
+ *                    (agent-explain).
  * The request's arguments were parsed before any of them (spawn-spec.c).
  */
 #ifndef COLIBRI_SPAWNER_AGENT_H

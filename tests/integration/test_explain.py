@@ -205,7 +205,9 @@ def test_a_live_agent_is_explained_from_memory(sup):
     assert [t["cause"] for t in res["transitions"]] == ["agent_start", "agent_end"], res
     for t in res["transitions"]:
         assert json.loads(log[t["line"] - 1])["type"] == t["cause"]
-    sup.call("kill-agent", id=a["id"], grace_ms=1000)
+    killed = sup.call("kill-agent", id=a["id"], grace_ms=1000)
+    assert killed["state"] in ("done", "error") and "transitions" not in killed
+    assert sup.call("agent-explain", id=a["id"])["transitions"][-1]["cause"] in ("exit", "signal")
 
 
 def test_the_chain_survives_a_daemon_restart(tmp_path):
