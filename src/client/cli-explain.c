@@ -62,6 +62,8 @@ explain_cause(json_t *t, FILE *out)
 		fputs("a stall (no event for the stall time)", out);
 	else if (strcmp(cause, "restart") == 0)
 		fputs("a restart", out);
+	else if (strcmp(cause, "settle") == 0)
+		fputs("a failed run, judged once no retry followed its agent_end", out);
 	else if (strcmp(cause, "spawner") == 0)
 		fputs("the spawner (a fault it saw)", out);
 	else

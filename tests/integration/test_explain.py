@@ -378,3 +378,53 @@ def test_an_agent_explains_only_itself(sup, tmp_path):
     assert r[0]["ok"] and r[0]["result"]["id"] == a["id"] and r[0]["result"]["live"], r
     assert [t["cause"] for t in r[0]["result"]["transitions"]] == ["start"]
     assert code(r[1]) == "permission_denied" and "only itself" in r[1]["error"]["message"], r
+
+
+def test_lines_no_rule_knew_are_counted_over_every_run(sup):
+    a = sup.call("spawn-local", {"binary": "/bin/sh", "args": ["-c", "echo junk; exit 1"],
+                                 "restart": {"max_restarts": 1, "backoff_ms": 50,
+                                             "on_error": True}})
+    st = wait_gone(sup, a["id"], timeout=30)
+    assert st["restarts"] == 1 and st["unrecognized_lines"] == 2, st
+    res = sup.call("agent-explain", id=a["id"])
+    assert res["unrecognized_lines"] == 2
+    assert [t["cause"] for t in res["transitions"]] == ["start", "exit", "restart", "start", "exit"]
+
+
+RETRIES = 40
+FLAPPER = """#!/bin/sh
+echo '{"type":"agent_start"}'
+i=0
+while [ $i -lt %d ]; do
+  echo '{"type":"auto_retry_start","attempt":1,"maxAttempts":3,"delayMs":1,"errorMessage":"overloaded"}'
+  echo '{"type":"message_update"}'
+  echo '{"type":"agent_start"}'
+  i=$((i + 1))
+done
+echo '{"type":"agent_end"}'
+""" % RETRIES
+
+
+def test_the_chain_keeps_the_last_64_transitions(sup, tmp_path):
+    """A pi run that retries 40 times goes through 82 transitions; the last 64 are kept."""
+    script = tmp_path / "flapper"
+    script.write_text(FLAPPER)
+    script.chmod(0o755)
+    a = spawn(sup, provider="pi", binary=str(script))
+    wait_gone(sup, a["id"])
+    res = sup.call("agent-explain", id=a["id"])
+    log = session_lines(sup, a["id"])
+    # idle -> working at line 1, then per retry: blocked at 3k+2, working at 3k+4; the exit.
+    full = [("idle", "working", "agent_start", 1)]
+    for k in range(RETRIES):
+        full += [("working", "blocked", "auto_retry_start", 3 * k + 2),
+                 ("blocked", "working", "agent_start", 3 * k + 4)]
+    full.append(("working", "done", "exit", None))
+    assert len(full) == 2 + 2 * RETRIES
+    assert chain_of(res) == full[-64:], res
+    for t in res["transitions"]:
+        if t["line"] is not None:
+            assert json.loads(log[t["line"] - 1])["type"] == t["cause"]
+    why = {"blocked": "retry 1/3 in 1ms: overloaded", "working": "retry started",
+           "done": "exited cleanly"}
+    assert [t["reason"] for t in res["transitions"]] == [why[t["to"]] for t in res["transitions"]]
