@@ -47,7 +47,10 @@ explain_cause(json_t *t, FILE *out)
 	json_t *line = json_object_get(t, "line");
 
 	fputs("caused by ", out);
-	if (json_is_integer(line)) {
+	if (json_is_integer(line) && strcmp(cause, "settle") == 0)
+		fprintf(out, "the failed agent_end at line %lld (no retry followed)",
+		        (long long)json_integer_value(line));
+	else if (json_is_integer(line)) {
 		cli_put_clean(cause, out);
 		fprintf(out, " at line %lld", (long long)json_integer_value(line));
 	} else if (strcmp(cause, "exit") == 0 && json_is_integer(json_object_get(t, "status")))
@@ -62,8 +65,6 @@ explain_cause(json_t *t, FILE *out)
 		fputs("a stall (no event for the stall time)", out);
 	else if (strcmp(cause, "restart") == 0)
 		fputs("a restart", out);
-	else if (strcmp(cause, "settle") == 0)
-		fputs("a failed run, judged once no retry followed its agent_end", out);
 	else if (strcmp(cause, "spawner") == 0)
 		fputs("the spawner (a fault it saw)", out);
 	else

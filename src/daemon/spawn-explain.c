@@ -6,7 +6,8 @@
  * (spawner.c), which knows its cause: the event type of the stdout line that
  * caused it, and that line's number in the session log (1-based, as
  * session-read counts: line N is the one `session-read --since N-1` returns
- * first), or no line for a cause that is not one (the process start or exit,
+ * first; a settle, an RPC run's failure judged a moment after its agent_end,
+ * names that agent_end's line), or no line for a cause that is not one (the process start or exit,
  * a signal, a stall, a restart, a fault of the spawner's).  explain_record
  * keeps the last EXPLAIN_CHAIN_MAX of them with the agent, oldest first, as
  * the JSON array the row stores: the row's detail carries it ("transitions"),

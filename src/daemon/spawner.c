@@ -554,6 +554,20 @@ spawner_detail(json_t *obj)
 
 /* ---- lifecycle ---- */
 
+/*
+ * The session log line behind a tick's transition: a settle judges the
+ * failed agent_end the glasspane counted settle_line lines in; every line
+ * it was fed went to the log first (spawn-exec.c), so the log's count
+ * maps onto it.  0 for a stall.
+ */
+static long long
+tick_line(const struct agent *a, const struct glasspane_transition *t)
+{
+	if (strcmp(t->cause, "settle") != 0 || a->gp.settle_line == 0)
+		return 0;
+	return a->slog.lines - (long long)(a->gp.lines - a->gp.settle_line);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
@@ -562,8 +576,8 @@ on_tick(uv_timer_t *t)
 
 	(void)t;
 	for (a = spawner_agents; a != NULL; a = a->next) {
-		if (agent_running(a))
-			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
+		if (agent_running(a) && glasspane_tick(&a->gp, now_ms(), &tr))
+			agent_transition_line(a, 1, &tr, tick_line(a, &tr));
 		if (!agent_gone(a))
 			task_renew(a, now_ms());
 	}

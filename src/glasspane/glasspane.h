@@ -101,6 +101,8 @@ struct glasspane {
 	uint64_t tool_calls;
 	uint64_t events;        /* decoded lines, known types only */
 	uint64_t ignored_lines; /* garbage, truncated lines and unknown types (every run) */
+	uint64_t lines;         /* lines fed by glasspane_feed (every run) */
+	uint64_t settle_line;   /* RPC: `lines` at the failed agent_end a settle judges */
 	char activity[GLASSPANE_ACTIVITY_MAX];
 	int64_t last_event_ms; /* 0 until the first event */
 	struct gp_usage usage; /* totals over the agent's life */

@@ -82,7 +82,8 @@ def check_causes(res, types):
     for t in res["transitions"]:
         if t["line"] is not None:
             assert 1 <= t["line"] <= len(types), t
-            assert types[t["line"] - 1] == t["cause"], (t, types[t["line"] - 1])
+            want = "agent_end" if t["cause"] == "settle" else t["cause"]
+            assert types[t["line"] - 1] == want, (t, types[t["line"] - 1])
         else:
             assert t["cause"] in ("start", "exit", "signal", "stall", "restart", "spawner"), t
 
@@ -428,3 +429,24 @@ def test_the_chain_keeps_the_last_64_transitions(sup, tmp_path):
     why = {"blocked": "retry 1/3 in 1ms: overloaded", "working": "retry started",
            "done": "exited cleanly"}
     assert [t["reason"] for t in res["transitions"]] == [why[t["to"]] for t in res["transitions"]]
+
+
+def test_a_failed_rpc_prompt_is_explained_by_its_agent_end(sup):
+    """RPC: a failed run's agent_end is judged a moment later (settle): its line is named."""
+    w = Watch(sup)
+    a = spawn(sup, provider="pi", binary=agent_bin(), mode="rpc",
+              args=["--scenario", "model-error", "--delay-ms", "0"])
+    wait_state(sup, a["id"], ("idle",))
+    sup.call("agent-prompt", id=a["id"], message="fail please")
+    w.wait(lambda e: e["event"] == "agent.state" and e["data"]["id"] == a["id"]
+           and e["data"]["to"] == "error")
+    res = sup.call("agent-explain", id=a["id"])
+    log = session_lines(sup, a["id"])
+    last = res["transitions"][-1]
+    assert (last["from"], last["to"], last["cause"]) == ("working", "error", "settle"), res
+    assert json.loads(log[last["line"] - 1])["type"] == "agent_end"
+    assert json.loads(log[res["transitions"][0]["line"] - 1])["type"] == "agent_start"
+    out = sup.cli("agent-explain", a["id"]).stdout.splitlines()
+    assert out[-1].endswith("(caused by the failed agent_end at line %d (no retry followed))"
+                            % last["line"]), out
+    sup.call("kill-agent", id=a["id"], grace_ms=1000)
