@@ -169,7 +169,7 @@ int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause,
 /*
  * A new run of the same agent: idle, reason "restarted", cause "restart",
  * the per-run facts forgotten and the totals (usage, turns, tool calls,
- * ignored_lines) kept.  Always a transition (1, *out filled).
+ * ignored_lines, lines) kept.  Always a transition (1, *out filled).
  */
 int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
 
