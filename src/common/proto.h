@@ -28,6 +28,7 @@
  * commands through these too.  test_protocol_parity.py checks all four agree.
  */
 #define CMD_AGENT_ABORT      "agent-abort"
+#define CMD_AGENT_EXPLAIN    "agent-explain"
 #define CMD_AGENT_HEARTBEAT  "agent-heartbeat"
 #define CMD_AGENT_PROMPT     "agent-prompt"
 #define CMD_AGENT_REGISTER   "agent-register"

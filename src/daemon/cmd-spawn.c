@@ -1,6 +1,6 @@
 /*
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
- * agent-abort and session-read: the socket face of spawner.c.
+ * agent-abort, agent-explain and session-read: the socket face of spawner.c.
  *
  * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
  * the spawner gets only the spec.  spawn-agent's `profile` names an agent
@@ -19,6 +19,7 @@
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
  * admins and members at the table, and here, for its owner or an admin
  * only (owner_check): anyone else is refused before anything happens.
+ * agent-explain is open to an agent's channel too, for its own id only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -300,10 +301,12 @@ kill_done(void *arg, const char *id)
 	struct store_err e;
 	json_t *row;
 
-	if ((row = store_agent_get(D.store, id, &e)) == NULL)
+	if ((row = store_agent_get(D.store, id, &e)) == NULL) {
 		cmd_fail_error(r, &e);
-	else
-		cmd_ok(r, row);
+		return;
+	}
+	spawner_detail(row); /* an ended agent's: its row as agent-status shows it */
+	cmd_ok(r, row);
 }
 
 /*
@@ -389,6 +392,29 @@ cmd_session_read(struct cmd_req *r)
 	free(sid);
 }
 
+/* Why the agent is where it is: its transitions and their causes (spawn-explain.c). */
+static void
+cmd_agent_explain(struct cmd_req *r)
+{
+	const char *id = cmd_arg_str(r, "id"), *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *res;
+
+	if (r->role == CMD_R_AGENT && (r->agent == NULL || strcmp(r->agent, id) != 0)) {
+		cmd_fail(r, ERR_PERMISSION_DENIED,
+		         "agent-explain: an agent may explain only itself, not %.128s", id);
+		return;
+	}
+	if (r->role != CMD_R_AGENT && !owner_check(r, id, 0))
+		return;
+	if ((res = spawner_explain(id, &code, &cause)) == NULL) {
+		fail_cause(r, code, cause != NULL ? cause : "cannot explain the agent");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, res);
+}
+
 #define SPAWN_ARGS                                                                                 \
 	{"binary", ARG_STR, 0, 0, 0}, {"args", ARG_ARR, 0, 0, 0}, {"prompt", ARG_STR, 0, 0, 0},    \
 	        {"mode", ARG_STR, 0, 0, 0}, {"env", ARG_OBJ, 0, 0, 0}, {"cwd", ARG_STR, 0, 0, 0},  \
@@ -441,6 +467,7 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
         {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {CMD_AGENT_EXPLAIN, CMD_READ, CMD_R_ALL, id_args, cmd_agent_explain},
         {CMD_PROFILES, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_profiles},
         {CMD_AGENT_RESUME, CMD_WRITE, CMD_R_ADMIN, id_args, cmd_agent_resume},
         {NULL, 0, 0, NULL, NULL},

@@ -17,13 +17,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/proto.h"
 #include "common/xmalloc.h"
 #include "daemon/config-file.h"
 #include "daemon/notify-policy.h"
 
 #define NOTIFY_ARGV_MAX 64
 
-const char *const notify_kind_names[NK_COUNT] = {"agent.blocked", "agent.parked", "task.failed",
+/* A kind is named after its event where there is one (task.failed: EV_TASK_FAILED). */
+const char *const notify_kind_names[NK_COUNT] = {"agent.blocked", "agent.parked", EV_TASK_FAILED,
                                                  "queue.drained"};
 
 void

@@ -145,9 +145,9 @@ recover_mark(const char *id, const char *state)
 	json_decref(f);
 	if (row != NULL && !ended)
 		events_emit(EV_AGENT_STATE,
-		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "from", state,
-		                      "to", "interrupted", "reason", why, "cause", "daemon",
-		                      "at_ms", (json_int_t)now_ms()));
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:I}", "id", id, "from",
+		                      state, "to", "interrupted", "reason", why, "cause", "daemon",
+		                      "line", "at_ms", (json_int_t)now_ms()));
 	json_decref(row);
 }
 

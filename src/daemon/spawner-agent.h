@@ -3,7 +3,7 @@
  * between the spawner's files (not for the rest of the daemon; spawner.h
  * is the spawner's face).
  *
- * The spawner is four files around one struct:
+ * The spawner is five files around one struct:
  *   spawner.c        the registry of agents, their rows in the store, and
  *                    the calls the commands make (spawner.h);
  *   spawn-run.c      the run machine: run_table[state][input], one row
@@ -11,7 +11,9 @@
  *   spawn-exec.c     a run's process: argv, environment, confinement, the
  *                    job, and its output into the session log and glasspane;
  *   spawn-recover.c  what a previous daemon left behind, and what no
- *                    sandbox may show.
+ *                    sandbox may show;
+ *   spawn-explain.c  the chain of an agent's transitions and their causes
+ *                    (agent-explain).
  * The request's arguments were parsed before any of them (spawn-spec.c).
  */
 #ifndef COLIBRI_SPAWNER_AGENT_H
@@ -51,6 +53,7 @@ struct held_transition {
 	enum glasspane_state from, to;
 	char reason[GLASSPANE_REASON_MAX];
 	char cause[GP_TYPE_MAX];
+	long long line; /* the session log line (1-based) that caused it; 0: not a line */
 	int64_t at_ms;
 };
 
@@ -95,6 +98,7 @@ struct agent {
 	int settled; /* the task was settled at the end */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
+	json_t *chain; /* the last transitions, oldest first (spawn-explain.c) */
 	struct agent *next;
 };
 
@@ -114,6 +118,9 @@ extern off_t spawner_max_session;
 void agent_write(struct agent *a);
 /* A glasspane transition (changed != 0): written now, or held by the run step in progress. */
 void agent_transition(struct agent *a, int changed, const struct glasspane_transition *t);
+/* The same, caused by the session log's line `line` (1-based; 0: not a line). */
+void agent_transition_line(struct agent *a, int changed, const struct glasspane_transition *t,
+                           long long line);
 /* Force the agent into error with reason (a fault the glasspane cannot see). */
 void agent_fault(struct agent *a, const char *reason);
 /* Unlink and free an agent (its handles closed, or it never had any). */
@@ -154,6 +161,10 @@ int task_bind(struct agent *a, const char **code, char **cause);
 void task_settle(struct agent *a);
 /* A previous daemon's agent row a (id) was interrupted: its task goes back, not counted. */
 void task_recover(const char *id, json_t *row);
+
+/* spawn-explain.c */
+/* Add h to a's chain of transitions (the last EXPLAIN_CHAIN_MAX are kept). */
+void explain_record(struct agent *a, const struct held_transition *h);
 
 /* spawn-recover.c */
 void recover_agents(void);

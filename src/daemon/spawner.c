@@ -113,6 +113,7 @@ agent_detail(struct agent *a)
 	json_object_set_new(d, "mode",
 	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
 	json_object_set_new(d, "restarts", json_integer(a->restarts));
+	json_object_set_new(d, "unrecognized_lines", json_integer((json_int_t)a->gp.ignored_lines));
 	json_object_set_new(d, "exit_code",
 	                    a->reaped && sig == 0 ? json_integer(a->exit_code) : json_null());
 	json_object_set_new(d, "signal", a->reaped && sig != 0 ? json_integer(sig) : json_null());
@@ -152,10 +153,12 @@ agent_publish_held(struct agent *a)
 	for (i = 0; i < a->nheld; i++) {
 		h = &a->held[i];
 		events_emit(EV_AGENT_STATE,
-		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", a->id, "from",
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "id", a->id, "from",
 		                      glasspane_state_name(h->from), "to",
 		                      glasspane_state_name(h->to), "reason", h->reason, "cause",
-		                      h->cause, "at_ms", (json_int_t)h->at_ms));
+		                      h->cause, "line",
+		                      h->line > 0 ? json_integer(h->line) : json_null(), "at_ms",
+		                      (json_int_t)h->at_ms));
 	}
 	a->nheld = 0;
 }
@@ -173,6 +176,8 @@ agent_write(struct agent *a)
 	}
 	f = json_pack("{s:s, s:s, s:I, s:o}", "state", glasspane_state_name(a->gp.state), "reason",
 	              a->gp.reason, "since", (json_int_t)a->gp.since_ms, "detail", agent_detail(a));
+	if (a->chain != NULL)
+		json_object_set(json_object_get(f, "detail"), "transitions", a->chain);
 	json_object_set_new(f, "pid",
 	                    agent_running(a) ? json_integer(a->job.proc.pid) : json_null());
 	if (agent_running(a))
@@ -197,12 +202,19 @@ agent_write(struct agent *a)
 void
 agent_transition(struct agent *a, int changed, const struct glasspane_transition *t)
 {
+	agent_transition_line(a, changed, t, 0);
+}
+
+void
+agent_transition_line(struct agent *a, int changed, const struct glasspane_transition *t,
+                      long long line)
+{
 	struct held_transition *h;
 
 	if (!changed)
 		return;
-	log_debug("agent %s: %s -> %s (%s: %s)", a->id, glasspane_state_name(t->from),
-	          glasspane_state_name(t->to), t->cause, t->reason);
+	log_debug("agent %s: %s -> %s (%s at line %lld: %s)", a->id, glasspane_state_name(t->from),
+	          glasspane_state_name(t->to), t->cause, line, t->reason);
 	if (a->nheld == AGENT_HELD_MAX)
 		agent_write(a);
 	h = &a->held[a->nheld++];
@@ -210,7 +222,9 @@ agent_transition(struct agent *a, int changed, const struct glasspane_transition
 	h->to = t->to;
 	snprintf(h->reason, sizeof h->reason, "%s", t->reason);
 	snprintf(h->cause, sizeof h->cause, "%s", t->cause);
+	h->line = line;
 	h->at_ms = t->at_ms;
+	explain_record(a, h);
 	if (a->holding == 0)
 		agent_write(a);
 }
@@ -276,6 +290,7 @@ static void
 agent_discard(struct agent *a)
 {
 	spawn_spec_clear(&a->spec);
+	json_decref(a->chain);
 	free(a->id);
 	free(a->session_id);
 	free(a);
@@ -306,6 +321,12 @@ agent_take_id(struct agent *a, const char **code, char **cause)
 		xasprintf(cause, "%s is a registered agent", id);
 		return -1;
 	}
+	/* The same agent on its same session again (agent-resume): its chain goes on. */
+	if (row != NULL && a->spec.session_id != NULL &&
+	    json_is_array(json_object_get(row, "transitions")) &&
+	    json_string_value(json_object_get(row, "session_id")) != NULL &&
+	    strcmp(json_string_value(json_object_get(row, "session_id")), a->spec.session_id) == 0)
+		a->chain = json_deep_copy(json_object_get(row, "transitions"));
 	json_decref(row);
 	a->id = xstrdup(id);
 	return 0;
@@ -337,7 +358,8 @@ fail:
 static int
 agent_open(struct agent *a, char **cause)
 {
-	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1) {
+	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1 ||
+	    session_count_lines(&a->slog, cause) == -1) {
 		session_close(&a->slog);
 		return -1;
 	}
@@ -558,6 +580,7 @@ spawner_detail(json_t *obj)
 	struct agent *a;
 	json_t *d;
 
+	json_object_del(obj, "transitions"); /* the row's chain is agent-explain's */
 	if (id == NULL)
 		return;
 	if ((a = agent_find(id)) == NULL) {
@@ -584,6 +607,20 @@ spawner_detail(json_t *obj)
 
 /* ---- lifecycle ---- */
 
+/*
+ * The session log line behind a tick's transition: a settle judges the
+ * failed agent_end the glasspane counted settle_line lines in; every line
+ * it was fed went to the log first (spawn-exec.c), so the log's count
+ * maps onto it.  0 for a stall.
+ */
+static long long
+tick_line(const struct agent *a, const struct glasspane_transition *t)
+{
+	if (strcmp(t->cause, "settle") != 0 || a->gp.settle_line == 0)
+		return 0;
+	return a->slog.lines - (long long)(a->gp.lines - a->gp.settle_line);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
@@ -592,8 +629,8 @@ on_tick(uv_timer_t *t)
 
 	(void)t;
 	for (a = spawner_agents; a != NULL; a = a->next)
-		if (agent_running(a))
-			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
+		if (agent_running(a) && glasspane_tick(&a->gp, now_ms(), &tr))
+			agent_transition_line(a, 1, &tr, tick_line(a, &tr));
 }
 
 int

@@ -77,6 +77,13 @@ void spawner_set_channel(const struct spawner_channel *);
  * of this daemon is left as it is.  list-agents and agent-status call it.
  */
 void spawner_detail(json_t *agent);
+/*
+ * agent-explain: the spawned agent id's last transitions, each with its
+ * cause and the session log line behind it (spawn-explain.c), as
+ * {id, session_id, state, reason, live, unrecognized_lines, transitions}
+ * (caller json_decref()s), or NULL with *code and *cause (freed by the caller).
+ */
+json_t *spawner_explain(const char *id, const char **code, char **cause);
 
 /* Is id an agent of this daemon whose run is not over (running, draining, in a backoff)? */
 int spawner_agent_live(const char *id);

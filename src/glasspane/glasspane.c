@@ -142,6 +142,7 @@ act_run_end(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule 
 	if (gp->harness == GLASSPANE_HARNESS_ZOT)
 		return act_fail(gp, cx, r);
 	gp->settle_at = cx->now + GLASSPANE_SETTLE_MS;
+	gp->settle_line = gp->lines;
 	gp_copy(gp->scratch, sizeof(gp->scratch), "resumed");
 	return resumed;
 }
@@ -552,6 +553,7 @@ glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_m
 	struct gp_event ev;
 	int rc;
 
+	gp->lines++;
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	if (gp->harness == GLASSPANE_HARNESS_ZOT)
@@ -638,6 +640,8 @@ glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transit
 	gp->usage = prev.usage;
 	gp->turns = prev.turns;
 	gp->tool_calls = prev.tool_calls;
+	gp->ignored_lines = prev.ignored_lines;
+	gp->lines = prev.lines;
 	gp->last_message_seq = prev.last_message_seq + 1; /* the text was this run's: forgotten */
 	memcpy(gp->session, prev.session, sizeof gp->session);
 	gp_copy(gp->reason, sizeof(gp->reason), "restarted");

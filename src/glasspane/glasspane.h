@@ -100,7 +100,9 @@ struct glasspane {
 	uint64_t turns;
 	uint64_t tool_calls;
 	uint64_t events;        /* decoded lines, known types only */
-	uint64_t ignored_lines; /* garbage, truncated lines and unknown types */
+	uint64_t ignored_lines; /* garbage, truncated lines and unknown types (every run) */
+	uint64_t lines;         /* lines fed by glasspane_feed (every run) */
+	uint64_t settle_line;   /* RPC: `lines` at the failed agent_end a settle judges */
 	char activity[GLASSPANE_ACTIVITY_MAX];
 	int64_t last_event_ms; /* 0 until the first event */
 	struct gp_usage usage; /* totals over the agent's life */
@@ -168,8 +170,8 @@ int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause,
 
 /*
  * A new run of the same agent: idle, reason "restarted", cause "restart",
- * the per-run facts forgotten and the totals (usage, turns, tool calls)
- * kept.  Always a transition (1, *out filled).
+ * the per-run facts forgotten and the totals (usage, turns, tool calls,
+ * ignored_lines, lines) kept.  Always a transition (1, *out filled).
  */
 int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
 

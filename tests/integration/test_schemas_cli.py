@@ -84,6 +84,7 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
     wait_gone(d, "cli-json")
     c.json("agent-status", "cli-json")
     c.json("agent-result", "cli-json")
+    c.json("agent-explain", "cli-json")
     c.json("session-read", "cli-json", "--limit", "3")
     c.json("usage")
     c.json("usage", "--agent", "cli-json")

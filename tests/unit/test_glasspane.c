@@ -702,6 +702,9 @@ test_rpc_failure_settles(void **state)
 	feed(&r, ASSISTANT_END("aborted", ""));
 	assert_int_equal(feed(&r, "{\"type\":\"agent_end\",\"messages\":[]}"), 0);
 	end = r.now;
+	/* The settle will judge the third line fed: its cause's line. */
+	assert_int_equal(r.gp.lines, 3);
+	assert_int_equal(r.gp.settle_line, 3);
 	assert_int_equal(tick(&r, end + GLASSPANE_SETTLE_MS - 1), 0);
 	assert_int_equal(tick(&r, end + GLASSPANE_SETTLE_MS), 1);
 	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
@@ -824,9 +827,13 @@ test_restart(void **state)
 	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
 	feed(&r, "{\"type\":\"agent_start\"}");
 	feed(&r, "{\"type\":\"tool_execution_start\",\"toolName\":\"bash\"}");
+	feed(&r, "not an event");
 	assert_int_equal(do_exit(&r, 2, 0), 1);
 	assert_int_equal(r.gp.tool_calls, 1);
 	assert_int_equal(glasspane_restart(&r.gp, 9000, &t), 1);
+	/* Totals over the agent's life: lines fed, and those no rule knew. */
+	assert_int_equal(r.gp.lines, 3);
+	assert_int_equal(r.gp.ignored_lines, 1);
 	assert_int_equal(t.from, GLASSPANE_ERROR);
 	assert_int_equal(t.to, GLASSPANE_IDLE);
 	assert_string_equal(t.reason, "restarted");
