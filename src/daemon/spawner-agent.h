@@ -11,7 +11,9 @@
  *   spawn-exec.c     a run's process: argv, environment, confinement, the
  *                    job, and its output into the session log and glasspane;
  *   spawn-recover.c  what a previous daemon left behind, and what no
- *                    sandbox may show.
+ *                    sandbox may show;
+ *   spawn-park.c     quota parking: a run refused for volume waits for the
+ *                    reset, and its profile with it.
  * The request's arguments were parsed before any of them (spawn-spec.c).
  */
 #ifndef COLIBRI_SPAWNER_AGENT_H
@@ -94,6 +96,9 @@ struct agent {
 	long long task, epoch;
 	int64_t renew_at; /* when the claim's lease is renewed next */
 	int settled;      /* the task was settled at the end */
+	/* Quota parking (spawn-park.c): parks in a row without a reset time, and the park's end. */
+	int parks;
+	int64_t parked_until; /* ms epoch while parked (in backoff), else 0 */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
 	struct agent *next;
@@ -158,6 +163,18 @@ void task_settle(struct agent *a);
 void task_renew(struct agent *a, int64_t now);
 /* A previous daemon's agent row a (id) was lost at restart: its task goes back, counted. */
 void task_recover(const char *id, json_t *row);
+
+/* spawn-park.c */
+/*
+ * The run just judged (error) ended on a quota error: park it -- blocked "quota until HH:MM"
+ * or "quota, retry in N s", a->backoff_ms until then, the profile parked too.  1 when
+ * parked (the caller goes to backoff), 0 otherwise (and the no-time schedule starts over).
+ */
+int park_run(struct agent *a);
+/* a is stopped while parked: error "stopped while parked (...)"; nothing when not parked. */
+void park_stopped(struct agent *a);
+/* The restart budget is spent: the error's reason becomes "gave up after N restarts: ...". */
+void park_gave_up(struct agent *a);
 
 /* spawn-recover.c */
 void recover_agents(void);
