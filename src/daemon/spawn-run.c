@@ -129,12 +129,12 @@ act_start(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 {
 	struct glasspane_transition t;
 
+	a->parked_until = 0; /* a park ends with the next start, or its failure */
 	if (exec_start(a, cx->cause) == -1) {
 		agent_fault(a, *cx->cause);
 		cx->why = "could not start";
 		return RUN_ENDED;
 	}
-	a->parked_until = 0;
 	if (a->run == RUN_NEW)
 		glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
 	else
