@@ -290,7 +290,18 @@ cmd_agent_resume(struct cmd_req *r)
 static void
 cmd_profiles(struct cmd_req *r)
 {
-	cmd_ok(r, profiles_list());
+	json_t *res = profiles_list(), *p;
+	size_t i;
+	int64_t until;
+
+	/* Quota parking (spawn-park.c): whether the profile's credential waits for a reset. */
+	json_array_foreach(json_object_get(res, "profiles"), i, p)
+	{
+		until = spawner_parked_until(json_string_value(json_object_get(p, "name")));
+		json_object_set_new(p, "parked_until_ms",
+		                    until != 0 ? json_integer(until) : json_null());
+	}
+	cmd_ok(r, res);
 }
 
 /* The agent kill-agent stopped has ended: answer with its final row. */

@@ -14,6 +14,8 @@
  *                    sandbox may show;
  *   spawn-explain.c  the chain of an agent's transitions and their causes
  *                    (agent-explain).
+ *   spawn-park.c     quota parking: a run refused for volume waits for the
+ *                    reset, and its profile with it.
  * The request's arguments were parsed before any of them (spawn-spec.c).
  */
 #ifndef COLIBRI_SPAWNER_AGENT_H
@@ -96,6 +98,9 @@ struct agent {
 	/* A task-bound run (spawn-task.c): the task claimed for it and the claim's epoch. */
 	long long task, epoch;
 	int settled; /* the task was settled at the end */
+	/* Quota parking (spawn-park.c): parks in a row without a reset time, and the park's end. */
+	int parks;
+	int64_t parked_until; /* ms epoch while parked (in backoff), else 0 */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
 	json_t *chain; /* the last transitions, oldest first (spawn-explain.c) */
@@ -165,6 +170,17 @@ void task_recover(const char *id, json_t *row);
 /* spawn-explain.c */
 /* Add h to a's chain of transitions (the last EXPLAIN_CHAIN_MAX are kept). */
 void explain_record(struct agent *a, const struct held_transition *h);
+/* spawn-park.c */
+/*
+ * The run just judged (error) ended on a quota error: park it -- blocked "quota until HH:MM"
+ * or "quota, retry in N s", a->backoff_ms until then, the profile parked too.  1 when
+ * parked (the caller goes to backoff), 0 otherwise (and the no-time schedule starts over).
+ */
+int park_run(struct agent *a);
+/* a is stopped while parked: error "stopped while parked (...)"; nothing when not parked. */
+void park_stopped(struct agent *a);
+/* The restart budget is spent: the error's reason becomes "gave up after N restarts: ...". */
+void park_gave_up(struct agent *a);
 
 /* spawn-recover.c */
 void recover_agents(void);

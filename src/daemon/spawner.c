@@ -121,6 +121,8 @@ agent_detail(struct agent *a)
 	                    jail_config_active(&a->spec.jail) ? jail_config_to_json(&a->spec.jail)
 	                                                      : json_null());
 	json_object_set_new(d, "live", json_boolean(agent_running(a) || a->run == RUN_BACKOFF));
+	json_object_set_new(d, "parked_until_ms",
+	                    a->parked_until != 0 ? json_integer(a->parked_until) : json_null());
 	return d;
 }
 

@@ -72,6 +72,13 @@ struct spawner_channel {
 void spawner_set_channel(const struct spawner_channel *);
 
 /*
+ * Quota parking (spawn-park.c): until when (ms since the epoch) agents of
+ * profile are parked on a provider's rate limit or quota -- start nothing
+ * more on that credential before it; 0 when not parked (or profile NULL).
+ */
+int64_t spawner_parked_until(const char *profile);
+
+/*
  * Overlay the live detail (glasspane state, reason, pid, usage) of a
  * running agent on its stored agent object; an object that names no agent
  * of this daemon is left as it is.  list-agents and agent-status call it.

@@ -24,6 +24,8 @@
  *            is only counted in ignored_lines)
  *   blocked  waiting: an auto-retry delay, an extension UI dialog, or no event
  *            for stall_ms while working (the next event returns it to working);
+ *            or parked by the spawner on a quota error until its reset
+ *            (glasspane_park, quota.h);
  *            the stall clock starts at the first event, so a plain program
  *            that speaks no events never stalls
  *   done     the run ended without error and the process exited with 0
@@ -115,6 +117,14 @@ struct glasspane {
 	uint64_t last_message_seq;
 	/* The agent's own session id (pi's session header), kept across restarts; "" if none. */
 	char session[GP_NAME_MAX];
+	/*
+	 * The run's failure so far is a provider's rate limit or quota (glasspane/quota.h): pi's
+	 * errorMessage or auto_retry_* text, zot's error.  quota_until_ms is the reset the text
+	 * gave, in the caller's clock (a wall clock: an absolute reset is read as one); 0 when it
+	 * gave none.  Cleared by a success and by a failure of another kind.
+	 */
+	int quota;
+	int64_t quota_until_ms;
 
 	/* private bookkeeping */
 	int in_run;        /* a run started and has not ended */
@@ -167,6 +177,21 @@ int glasspane_exit(struct glasspane *gp, int status, int signo, int64_t now_ms,
  */
 int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause, int64_t now_ms,
                     struct glasspane_transition *out);
+
+/*
+ * Park a failed run (state error) on a quota error: blocked with reason (the
+ * spawner's "quota until 15:04"), cause "quota".  Returns 1 with *out filled,
+ * 0 from any other state.
+ */
+int glasspane_park(struct glasspane *gp, const char *reason, int64_t now_ms,
+                   struct glasspane_transition *out);
+
+/*
+ * The restart policy gave up on an error: its reason becomes "gave up after N
+ * restarts: <reason>" (no transition: the state stays error).  Returns 1, or
+ * 0 (nothing changed) when the state is not error.
+ */
+int glasspane_gave_up(struct glasspane *gp, int restarts);
 
 /*
  * A new run of the same agent: idle, reason "restarted", cause "restart",

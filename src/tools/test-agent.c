@@ -4,9 +4,9 @@
  * It speaks pi's JSONL (the shapes and field names of the real pi 0.73.1
  * captures in fixtures/pi/) or, with --harness zot, zot's, and plays named
  * scenarios: a text answer, a tool call, a model error, auto-retries that
- * succeed or give up, a slow tool, a hang (or one until --session continues
- * it, as pi continues a session), a crash, a grandchild that escapes
- * the process group, a flood of output, an endless line, stderr noise.  It
+ * succeed or give up, a provider's 429 for the first N runs, a slow tool, a hang (or one
+ * until --session continues it, as pi continues a session), a crash, a grandchild that
+ * escapes the process group, a flood of output, an endless line, stderr noise.  It
  * can also replay a capture and end with a chosen exit code or signal.  With
  * --mode rpc it reads pi's RPC commands on stdin (prompt, abort, get_state).
  *
@@ -436,6 +436,41 @@ ta_run_retry(struct ta_agent *a, int succeed)
 	                  3, "finalError", err));
 }
 
+/*
+ * Provider quota: the first $TEST_AGENT_QUOTA_TIMES runs (default 1) end like pi on an HTTP 429
+ * (stopReason error, exit 0) with $TEST_AGENT_QUOTA_MESSAGE (default: Retry-After: 2), later
+ * runs answer.  Runs are counted in the file $TEST_AGENT_QUOTA_FILE, one line per run with its
+ * start time in ms (so a test sees when each run began); without the file every run fails.
+ */
+static void
+ta_run_quota(struct ta_agent *a)
+{
+	const char *path = getenv("TEST_AGENT_QUOTA_FILE"),
+	           *times = getenv("TEST_AGENT_QUOTA_TIMES");
+	const char *msg = getenv("TEST_AGENT_QUOTA_MESSAGE");
+	long n = 0, limit = times != NULL ? strtol(times, NULL, 10) : 1;
+	char line[64];
+	FILE *f;
+
+	if (path != NULL && (f = fopen(path, "a+")) != NULL) {
+		rewind(f);
+		while (fgets(line, sizeof line, f) != NULL)
+			n++;
+		fprintf(f, "%lld\n", (long long)ta_now_ms());
+		fclose(f);
+	}
+	if (path != NULL && n >= limit) {
+		ta_run_text(a);
+		return;
+	}
+	ta_run_begin(a);
+	ta_error_turn(a, msg != NULL
+	                         ? msg
+	                         : "429 Too Many Requests: colibri-test-agent rate limit reached "
+	                           "(Retry-After: 2)");
+	ta_agent_end(a);
+}
+
 static void
 ta_hang(void)
 {
@@ -636,6 +671,8 @@ ta_scenario(struct ta_agent *a)
 		ta_run_retry(a, 1);
 	else if (strcmp(s, "retry-fail") == 0)
 		ta_run_retry(a, 0);
+	else if (strcmp(s, "quota") == 0)
+		ta_run_quota(a);
 	else if (strcmp(s, "hang") == 0 ||
 	         (strcmp(s, "hang-until-resumed") == 0 && ta_continued == NULL)) {
 		ta_emit_type("agent_start");
@@ -780,7 +817,7 @@ ta_usage_exit(void)
 	      "         [--exit N | --signal SIG] [--session ID]\n"
 	      "       colibri-test-agent --replay FILE [--delay-ms N] [--exit N | --signal SIG]\n"
 	      "scenarios: text tool model-error retry-success retry-fail slow-tool hang crash\n"
-	      "           grandchild flood no-newline stderr hang-until-resumed\n",
+	      "           grandchild flood no-newline stderr quota hang-until-resumed\n",
 	      stderr);
 	exit(2);
 }
