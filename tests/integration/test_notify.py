@@ -390,3 +390,21 @@ def test_no_file_no_notifications(make_daemon, tmp_path):
     drain(d)
     assert "notifications: loaded: no" in d.read_log()
     assert "hook for" not in d.read_log()
+
+
+def test_agent_parked_by_quota_notifies_once(make_daemon, tmp_path):
+    """A run refused by a provider's 429 parks (quota parking): one agent.parked
+    notification naming the agent, its task and the reset."""
+    conf, out, _ = make_conf(tmp_path, {"on": ["agent.parked", "queue.drained"]})
+    qf = str(tmp_path / "runs")
+    d = sup_daemon(make_daemon, extra_args=["--config-dir", str(conf)],
+                   env={"TEST_AGENT_QUOTA_FILE": qf})
+    tid = d.call("task-create", title="Rate limited")["id"]
+    a = d.call("spawn-local", {"binary": agent_bin(), "task": tid, "args": ["--scenario", "quota"]})
+    wait_task(d, tid, lambda t: t["status"] == "done", timeout=30)
+    ns = sentinel(d, out)
+    parked = of_kind(ns, "agent.parked")
+    assert len(parked) == 1, json.dumps(ns)
+    check_note(parked[0], "agent.parked")
+    assert parked[0]["agent"] == a["id"] and parked[0]["task"] == tid
+    assert parked[0]["reason"].startswith("quota until ")
