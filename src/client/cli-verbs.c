@@ -53,6 +53,7 @@ static const struct cli_opt opt_task_create[] = {
         {"body", 0, "body", CLI_STR, "longer description"},
         {"priority", 0, "priority", CLI_INT, "higher runs first (default 0)"},
         {"depends-on", 0, "depends_on", CLI_INTS, "task IDs that must be done first"},
+        {"tag", 0, "tags", CLI_STRS, "a tag (repeatable): the dispatcher routes by it"},
         OPT_END};
 static const struct cli_opt opt_task_list[] = {
         {"status", 0, "status", CLI_STR, "open, claimed, done, cancelled or failed"},
@@ -60,6 +61,7 @@ static const struct cli_opt opt_task_list[] = {
         {"ready", 0, "ready", CLI_BOOL, "only tasks whose dependencies are done"},
         {"limit", 0, "limit", CLI_INT, "at most N tasks (default 1000)"},
         {"after", 0, "after", CLI_INT, "tasks after this id (a page's next)"},
+        {"tag", 0, "tag", CLI_STR, "only tasks carrying this tag"},
         OPT_END};
 static const struct cli_opt opt_limit[] = {{"limit", 0, "limit", CLI_INT, "at most N tasks"},
                                            OPT_END};
@@ -76,6 +78,7 @@ static const struct cli_opt opt_task_update[] = {
         {"status", 0, "status", CLI_STR, "cancelled, or open (reopens a cancelled or failed task)"},
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
         {"epoch", 0, "epoch", CLI_INT, "the claim's epoch (conflict when stale)"},
+        {"tag", 0, "tags", CLI_STRS, "replace the tags (repeatable)"},
         OPT_END};
 static const struct cli_opt opt_task_complete[] = {
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
