@@ -40,6 +40,8 @@ static const struct cli_pos pos_register_tenant[] = {
         {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_query[] = {{"QUERY", "query", CLI_STR, 1}, {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_skill[] = {{"NAME", "name", CLI_STR, 0}, {NULL, NULL, 0, 0}};
+static const struct cli_pos pos_dispatch[] = {{"on|off|status", "action", CLI_STR, 0},
+                                              {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_call[] = {
         {"CMD", "cmd", CLI_STR, 0}, {"JSON-ARGS", "args", CLI_OBJ, 1}, {NULL, NULL, 0, 0}};
 
@@ -231,6 +233,9 @@ const struct cli_verb cli_verbs[] = {
          cli_render_object, 0, NULL},
         {"events-read", CMD_EVENTS_READ, pos_none, opt_events_read, "read stored events",
          cli_render_events, 0, NULL},
+        {"dispatch", CMD_DISPATCH, pos_dispatch, opt_none,
+         "turn the dispatcher on or off (admins), or show its caps, queue and failures",
+         cli_render_dispatch, 0, NULL},
         {"watch", CMD_SUBSCRIBE, pos_none, opt_watch,
          "print events as they happen until interrupted", NULL, 0, cli_exec_watch},
         {"call", NULL, pos_call, opt_none, "send any command with a JSON object of arguments", NULL,

@@ -33,6 +33,7 @@
 #define CMD_AGENT_REGISTER   "agent-register"
 #define CMD_AGENT_STATUS     "agent-status"
 #define CMD_DELETE_TENANT    "delete-tenant"
+#define CMD_DISPATCH         "dispatch"
 #define CMD_EVENTS_READ      "events-read"
 #define CMD_HOST_STATUS      "host-status"
 #define CMD_KILL_AGENT       "kill-agent"

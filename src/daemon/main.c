@@ -50,6 +50,7 @@
 #include "common/xmalloc.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
+#include "daemon/dispatch.h"
 #include "daemon/profiles.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
@@ -699,6 +700,7 @@ on_signal(uv_signal_t *s, int signum)
 		else
 			log_info("log reopened");
 		profiles_reload();
+		dispatch_reload();
 		return;
 	}
 	daemon_shutdown();

@@ -16,6 +16,7 @@
 #define COLIBRI_SPAWNER_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct spawn_spec;
@@ -77,5 +78,18 @@ void spawner_set_channel(const struct spawner_channel *);
  * of this daemon is left as it is.  list-agents and agent-status call it.
  */
 void spawner_detail(json_t *agent);
+
+/*
+ * Quota parking (issue 18): the time (ms since the epoch) until which
+ * profile's credential is parked by a provider's rate limit, or 0 when it
+ * is not.  The dispatcher starts nothing on a parked profile until then.
+ */
+int64_t spawner_parked_until(const char *profile);
+/*
+ * Restart the interrupted or ended agent id on its session (agent-resume):
+ * the agent object, or NULL with *code and *cause (the caller frees).  The
+ * dispatcher's policy resume: true calls it at start.
+ */
+json_t *spawner_resume(const char *id, const char **code, char **cause);
 
 #endif

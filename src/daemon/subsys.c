@@ -10,6 +10,7 @@
 
 #include "daemon/cache.h"
 #include "daemon/daemon.h"
+#include "daemon/dispatch.h"
 #include "daemon/inventory.h"
 #include "daemon/profiles.h"
 #include "daemon/skills-index.h"
@@ -43,6 +44,7 @@ static const struct subsys subsystems[] = {
         {"cache", cache_init, NULL, NULL, cache_close},
         {"inventory", inventory_init, NULL, inventory_busy, inventory_close},
         {"skills", skills_index_init, NULL, NULL, skills_index_close},
+        {"dispatch", dispatch_init, dispatch_shutdown, NULL, dispatch_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 
