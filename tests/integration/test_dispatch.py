@@ -7,11 +7,16 @@ the CLI's --tag is repeatable.
 """
 import json
 import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import CallError
+from conftest import CallError, Daemon
 from test_supervision_helpers import agent_bin, sup_daemon
 
 
@@ -214,3 +219,166 @@ def test_tag_routing_and_per_profile_caps(make_daemon, tmp_path):
     assert st["queue"]["head"] == {"task": none, "profile": None,
                                    "why": "no profile for its tags"}
     assert st["routes"] == {"quick": "fast", "heavy": "slow"}
+
+
+def test_missing_profile_is_reported_not_a_crash(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p")], {"enabled": True, "default_profile": "ghost"})
+    d = start(make_daemon, cd)
+    t = d.call("task-create", title="t")["id"]
+    st = wait_for(lambda: (lambda s: s if s["queue"]["head"]["why"] else None)(status(d)),
+                  "a why for the head")
+    assert st["missing_profiles"] == ["ghost"]
+    assert st["queue"]["head"] == {"task": t, "profile": "ghost",
+                                   "why": "profile ghost is not in profiles.json"}
+    assert d.call("task-show", id=t)["status"] == "open"
+    assert "names profile ghost, which profiles.json lacks" in d.read_log()
+
+
+def test_a_failing_profile_does_not_spin(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("broken", binary=str(tmp_path / "no-such-agent"))],
+                  {"enabled": True, "default_profile": "broken", "interval_ms": 100})
+    d = start(make_daemon, cd)
+    ids = [d.call("task-create", title="t%d" % i)["id"] for i in range(5)]
+    t0 = time.time()
+    wait_for(lambda: status(d)["failures"], "a failure in the status")
+    time.sleep(3.5)
+    elapsed = time.time() - t0
+    st = status(d)
+    b = st["backoff"]["broken"]
+    # 1 s, 2 s, 4 s...: a handful of attempts in a few seconds, not one per walk (100 ms)
+    assert 1 <= b["failures"] <= 4, (b, elapsed)
+    assert len(st["failures"]) == b["failures"]
+    assert all(f["profile"] == "broken" and f["task"] == ids[0] for f in st["failures"])
+    assert "no-such-agent" in st["failures"][0]["error"] or st["failures"][0]["error"], st
+    assert st["queue"]["head"]["why"].startswith("profile broken backs off after a failed spawn")
+    assert st["started"] == 0
+    for i in ids:  # a spawn that could not start leaves its task as it was
+        t = d.call("task-show", id=i)
+        assert (t["status"], t["attempts"], t["owner"]) == ("open", 0, None), t
+    r = d.cli("dispatch", "status")
+    assert r.returncode == 0, r.stderr
+    assert "backing off: profile broken" in r.stdout and "failed " in r.stdout, r.stdout
+
+
+def test_sighup_reloads_and_a_bad_file_keeps_the_old_policy(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p", delay_ms=20)],
+                  {"enabled": False, "default_profile": "p"})
+    d = start(make_daemon, cd)
+    t = d.call("task-create", title="t")["id"]
+    time.sleep(0.5)
+    assert d.call("task-show", id=t)["status"] == "open"
+    write(os.path.join(cd, "dispatch.json"), {"enabled": True, "default_profile": "p",
+                                              "caps": {"host": 1}})
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: d.call("task-show", id=t)["status"] == "done", "the task done after SIGHUP")
+    assert status(d)["caps"]["host"]["cap"] == 1
+    write(os.path.join(cd, "dispatch.json"), '{"enabled": false, "caps": {"host": "x"}}')
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "dispatch: not reloaded, the old policy stays" in d.read_log(),
+             "the refusal logged")
+    st = status(d)
+    assert st["enabled"] is True and st["caps"]["host"]["cap"] == 1
+    assert "caps.host must be an integer" in d.read_log()
+
+
+@pytest.mark.parametrize("body,msg", [
+    ('{"enabled": "yes"}', "enabled must be true or false"),
+    ('{"caps": {"host": 1, "profile": {}}}', 'caps: unknown key "profile"'),
+    ('{"enabled": true, "enabled": false}', "dispatch.json"),
+    ("[1]", "dispatch.json"),
+])
+def test_a_bad_file_refuses_start(make_daemon, tmp_path, body, msg):
+    cd = conf_dir(tmp_path, [profile("p")], body)
+    d = Daemon(str(tmp_path / "s2"), ["--config-dir", cd])
+    d.start(wait=False)
+    assert d.proc.wait(15) == 1
+    assert msg in d.read_log(), d.read_log()
+
+
+def test_group_writable_file_refuses_start(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p")], {"enabled": False})
+    os.chmod(os.path.join(cd, "dispatch.json"), 0o620)
+    d = Daemon(str(tmp_path / "s2"), ["--config-dir", cd])
+    d.start(wait=False)
+    assert d.proc.wait(15) == 1
+    assert "dispatch.json" in d.read_log(), d.read_log()
+
+
+def test_restart_keeps_on_off_until_the_file_changes(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p", delay_ms=20)],
+                  {"enabled": False, "default_profile": "p"})
+    d = start(make_daemon, cd)
+    r = d.cli("dispatch", "on")
+    assert r.returncode == 0 and "dispatcher: on (dispatch on|off" in r.stdout, r.stdout
+    assert d.stop() == 0
+    d.proc = None
+    d.start()
+    st = status(d)
+    assert (st["enabled"], st["source"], st["file_enabled"]) == (True, "switch", False)
+    t = d.call("task-create", title="t")["id"]
+    wait_for(lambda: d.call("task-show", id=t)["status"] == "done", "the task done")
+    d.call("dispatch", action="off")
+    assert d.stop() == 0
+    d.start()
+    assert (status(d)["enabled"], status(d)["source"]) == (False, "switch")
+    # a changed file speaks last: its enabled decides again
+    write(os.path.join(cd, "dispatch.json"), {"enabled": True, "default_profile": "p",
+                                              "interval_ms": 300})
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: status(d)["source"] == "file", "the file deciding again")
+    assert status(d)["enabled"] is True
+    assert d.stop() == 0
+    d.start()
+    assert (status(d)["enabled"], status(d)["source"]) == (True, "file")
+
+
+CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+for i, (cmd, args) in enumerate(json.loads(sys.argv[2]), 1):
+    f.write((json.dumps({"id": i, "cmd": cmd, "args": args}) + "\n").encode())
+    f.flush()
+    print(f.readline().decode().strip(), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None
+                    or shutil.which("setpriv") is None, reason="needs root, useradd and setpriv")
+def test_a_member_reads_status_but_cannot_switch(tmp_path):
+    cd = conf_dir(tmp_path, [profile("p")], {"enabled": False, "default_profile": "p"})
+    g, user = "colibri-dg" + TAG, "colibri-dm" + TAG
+    world = tempfile.mkdtemp(prefix="colibri-disp-")
+    os.chmod(world, 0o755)
+    d = None
+    try:
+        subprocess.run(["groupadd", "--system", g], check=True, capture_output=True)
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        "--user-group", "--groups", g, user], check=True, capture_output=True)
+        u = pwd.getpwnam(user)
+        d = Daemon(os.path.join(world, "state"), ["--group", g, "--config-dir", cd]).start()
+        t = d.call("task-create", title="t")["id"]
+        steps = [["dispatch", {"action": "status"}], ["dispatch", {"action": "on"}],
+                 ["dispatch", {"action": "off"}]]
+        p = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid, "--regid=%d" % u.pw_gid,
+                            "--init-groups", "/usr/bin/python3", "-c", CLIENT, d.socket,
+                            json.dumps(steps)], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        st, on, off = [json.loads(l) for l in p.stdout.splitlines()]
+        assert st["ok"] and st["result"]["enabled"] is False, st
+        assert st["result"]["queue"]["head"]["why"] == "dispatcher off"
+        for r in (on, off):
+            assert not r["ok"] and r["error"]["code"] == "permission_denied", r
+            assert "members may read dispatch status" in r["error"]["message"]
+        time.sleep(0.5)
+        assert status(d)["source"] == "file"  # nothing was switched
+        assert d.call("task-show", id=t)["status"] == "open"
+    finally:
+        if d is not None:
+            assert d.stop() == 0, d.read_log()[-3000:]
+        subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["groupdel", user], capture_output=True)
+        subprocess.run(["groupdel", g], capture_output=True)
+        shutil.rmtree(world, ignore_errors=True)
