@@ -382,3 +382,49 @@ def test_a_member_reads_status_but_cannot_switch(tmp_path):
         subprocess.run(["groupdel", user], capture_output=True)
         subprocess.run(["groupdel", g], capture_output=True)
         shutil.rmtree(world, ignore_errors=True)
+
+
+def _bwrap_ok():
+    from test_jailed_spawn_helpers import bwrap_works
+    return bwrap_works()
+
+
+@pytest.mark.skipif(not _bwrap_ok(), reason="bubblewrap cannot run here")
+def test_per_tenant_caps(make_daemon, tmp_path):
+    from test_jailed_spawn_helpers import give_to_agent, jail_env
+    roots = {}
+    for t in ("acme", "beta"):
+        root = str(tmp_path / "jails" / t)
+        os.makedirs(os.path.join(root, "bin"))
+        shutil.copy(agent_bin(), os.path.join(root, "bin", "colibri-test-agent"))
+        give_to_agent(root)
+        roots[t] = root
+
+    def jailed(name, tenant):
+        return profile(name, delay_ms=100,
+                       binary=os.path.join(roots[tenant], "bin", "colibri-test-agent"),
+                       jail={"name": tenant, "root_path": roots[tenant]})
+    cd = conf_dir(tmp_path, [jailed("ja", "acme"), jailed("ja2", "acme"), jailed("jb", "beta")],
+                  {"enabled": True, "tags": {"a": "ja", "a2": "ja2", "b": "jb"},
+                   "caps": {"host": 6, "tenants": {"acme": 1}}})
+    d = make_daemon(extra_args=["--config-dir", cd], env=jail_env())
+    b = Board(d)
+    acme = [d.call("task-create", title="a%d" % i, tags=["a2" if i % 2 else "a"])["id"]
+            for i in range(4)]
+    beta = [d.call("task-create", title="b%d" % i, tags=["b"])["id"] for i in range(3)]
+    peak = {"acme": 0, "beta": 0}
+
+    def sample():
+        b.pump()
+        agents = {a["id"]: a for a in d.call("list-agents", kind="spawned")["items"]}
+        for t in peak:
+            peak[t] = max(peak[t], b.claimed(
+                lambda x: agents.get(x["owner"], {}).get("tenant") == t))
+        st = status(d)
+        assert st["caps"]["tenants"].get("acme", {"used": 0})["used"] <= 1, st
+        return all(b.tasks.get(i, {}).get("status") == "done" for i in acme + beta)
+
+    wait_for(sample, "the jailed tasks done", timeout=120)
+    assert peak["acme"] == 1, peak  # two profiles, one tenant: one claim at a time
+    assert peak["beta"] >= 1
+    assert status(d)["caps"]["tenants"]["acme"] == {"cap": 1, "used": 0}
