@@ -188,6 +188,37 @@ def test_cap_3_never_exceeded_and_every_task_done_once(make_daemon, tmp_path):
     assert status(d)["started"] == 12
 
 
+def test_a_restart_storm_cannot_pass_the_cap(make_daemon, tmp_path):
+    # Agents that fail and restart: waiting out a backoff, each still holds its claim.
+    storm = profile("storm", delay_ms=10, max_attempts=1,
+                    restart={"max_restarts": 2, "backoff_ms": 300, "on_error": True})
+    storm["args"] += ["--exit", "1"]
+    cd = conf_dir(tmp_path, [storm], {"enabled": True, "default_profile": "storm",
+                                      "caps": {"host": 2}, "interval_ms": 100})
+    d = start(make_daemon, cd)
+    b = Board(d)
+    ids = [d.call("task-create", title="t%d" % i)["id"] for i in range(5)]
+    restarting = 0
+
+    def sample():
+        nonlocal restarting
+        b.pump()
+        st = status(d)
+        assert st["caps"]["host"]["used"] <= 2, st
+        agents = d.call("list-agents", kind="spawned")["items"]
+        restarting = max(restarting, sum(1 for a in agents if a["live"] and a["restarts"] > 0))
+        return all(b.tasks.get(i, {}).get("status") == "failed" for i in ids)
+
+    wait_for(sample, "every task failed after its restarts", timeout=120)
+    assert b.max_claimed == 2, b.max_claimed
+    assert restarting >= 1  # the storm happened while the cap held
+    agents = d.call("list-agents", kind="spawned")["items"]
+    assert len(agents) == 5 and all(a["restarts"] == 2 for a in agents), agents
+    for i in ids:
+        t = d.call("task-show", id=i)
+        assert (t["status"], t["attempts"], t["epoch"]) == ("failed", 1, 1), t
+
+
 def test_tag_routing_and_per_profile_caps(make_daemon, tmp_path):
     cd = conf_dir(tmp_path, [profile("fast", delay_ms=50), profile("slow", delay_ms=150)],
                   {"enabled": True, "tags": {"quick": "fast", "heavy": "slow"},
