@@ -159,6 +159,21 @@ def test_off_by_default_nothing_starts(make_daemon, tmp_path):
                                    "why": "no profile for its tags"}
 
 
+def test_a_file_without_enabled_is_off_until_switched_on(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p", delay_ms=10)], {"default_profile": "p"})
+    d = start(make_daemon, cd)
+    t = d.call("task-create", title="t")["id"]
+    time.sleep(1.0)
+    assert d.call("task-show", id=t)["status"] == "open"
+    assert d.call("list-agents")["items"] == []
+    assert status(d)["queue"]["head"] == {"task": t, "profile": "p", "why": "dispatcher off"}
+    r = d.cli("dispatch", "on", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["enabled"] is True, r.stdout + r.stderr
+    wait_for(lambda: d.call("task-show", id=t)["status"] == "done", "the task done once on")
+    r = d.cli("dispatch", "bogus")
+    assert r.returncode != 0 and "on, off or status" in r.stderr, r.stderr
+
+
 def test_cap_3_never_exceeded_and_every_task_done_once(make_daemon, tmp_path):
     cd = conf_dir(tmp_path, [profile("p", delay_ms=60)],
                   {"enabled": True, "default_profile": "p", "caps": {"host": 3},
