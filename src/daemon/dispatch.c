@@ -638,18 +638,21 @@ cap_entry(long long cap, long long used)
 	                 (json_int_t)used);
 }
 
-/* {"NAME": {cap, used}} for every name with a cap or a claim. */
+/* {"NAME": {cap, used}} for every name with a cap or a claim, and every name in also. */
 static json_t *
-cap_table(json_t *caps, json_t *used)
+cap_table(json_t *caps, json_t *used, json_t *also)
 {
 	json_t *o = json_object(), *v;
 	const char *k;
+	size_t i;
 
 	json_object_foreach(caps, k, v) json_object_set_new(
 	        o, k,
 	        cap_entry(json_integer_value(v), json_integer_value(json_object_get(used, k))));
 	json_object_foreach(used, k, v) if (json_object_get(o, k) == NULL)
 	        json_object_set_new(o, k, cap_entry(-1, json_integer_value(v)));
+	json_array_foreach(also, i, v) if (json_object_get(o, json_string_value(v)) == NULL)
+	        json_object_set_new(o, json_string_value(v), cap_entry(-1, 0));
 	return o;
 }
 
@@ -685,7 +688,7 @@ json_t *
 dispatch_status(void)
 {
 	struct dispatch_used u;
-	json_t *res, *counts = store_counts(D.store);
+	json_t *res, *counts = store_counts(D.store), *named = dispatch_policy_profiles(&pol);
 	long long ready =
 	        json_integer_value(json_object_get(json_object_get(counts, "tasks"), "ready"));
 
@@ -698,8 +701,8 @@ dispatch_status(void)
 	                (json_int_t)pol.interval_ms);
 	json_object_set_new(res, "caps",
 	                    json_pack("{s:o, s:o, s:o}", "host", cap_entry(pol.cap_host, u.host),
-	                              "profiles", cap_table(pol.cap_profiles, u.profiles),
-	                              "tenants", cap_table(pol.cap_tenants, u.tenants)));
+	                              "profiles", cap_table(pol.cap_profiles, u.profiles, named),
+	                              "tenants", cap_table(pol.cap_tenants, u.tenants, NULL)));
 	json_object_set_new(
 	        res, "queue",
 	        json_pack("{s:I, s:o}", "ready", (json_int_t)ready, "head", head_status(&u)));
@@ -712,5 +715,6 @@ dispatch_status(void)
 	json_object_set_new(res, "failures", json_deep_copy(failures));
 	json_object_set_new(res, "started", json_integer(started));
 	used_clear(&u);
+	json_decref(named);
 	return res;
 }

@@ -200,7 +200,12 @@ def test_cap_3_never_exceeded_and_every_task_done_once(make_daemon, tmp_path):
         assert t["status"] == "done" and t["attempts"] == 0 and t["epoch"] == 1, t
     agents = d.call("list-agents", kind="spawned")["items"]
     assert len(agents) == 12 and all(a["profile"] == "p" for a in agents)
-    assert status(d)["started"] == 12
+    st = status(d)
+    assert st["started"] == 12 and st["queue"] == {
+        "ready": 0, "head": {"task": None, "profile": None, "why": None}}
+    # every profile the policy names is listed, capped or not
+    assert st["caps"]["profiles"] == {"p": {"cap": None, "used": 0}}
+    assert st["caps"]["host"] == {"cap": 3, "used": 0}
 
 
 def test_a_restart_storm_cannot_pass_the_cap(make_daemon, tmp_path):
