@@ -54,6 +54,7 @@
 #define WALK_SCAN_MAX     500 /* ready tasks looked at per walk */
 #define WALK_SPAWN_MAX    32  /* starts per walk; more on the next turn */
 #define CLAIMS_PAGE       1000
+#define TASK_START_TRIES  3 /* failed starts before a task is set aside */
 
 static struct dispatch_policy pol;
 static char *dispatch_path;
@@ -65,6 +66,9 @@ static long long started; /* runs started since the daemon started */
 static json_t *failures;  /* [{at_ms, task, profile, error}], newest last */
 static json_t *backoffs;  /* {"PROFILE": {until_ms, delay_ms, failures}} */
 static json_t *missing;   /* profiles the policy names that profiles.json lacks */
+static json_t *tries;     /* {"TASK_ID": failed starts} */
+
+static void count_add(json_t *counts, const char *name);
 
 static int
 dispatch_on(void)
@@ -113,8 +117,10 @@ dispatch_switch(int on, char **cause)
 		return -1;
 	switched = on;
 	log_info("dispatcher switched %s", on ? "on" : "off");
-	if (on)
+	if (on) {
+		json_object_clear(tries); /* tasks set aside get another chance */
 		dispatch_kick();
+	}
 	return 0;
 }
 
@@ -165,6 +171,42 @@ missing_note(const char *profile)
 			return;
 	json_array_append_new(missing, json_string(profile));
 	log_warnx("dispatch: profile %s is not in profiles.json; its tasks wait", profile);
+}
+
+/*
+ * A task whose own start fails again and again (its prompt too long for an
+ * argument, say) must not hold its profile's queue: after TASK_START_TRIES
+ * failed starts it is set aside, and the tasks behind it go on.  Reloading
+ * the policy or dispatch on tries it again.
+ */
+static void
+task_failed_start(long long id)
+{
+	char key[24];
+
+	snprintf(key, sizeof key, "%lld", id);
+	count_add(tries, key);
+}
+
+static int
+task_set_aside(long long id)
+{
+	char key[24];
+
+	snprintf(key, sizeof key, "%lld", id);
+	return json_integer_value(json_object_get(tries, key)) >= TASK_START_TRIES;
+}
+
+/* The tasks set aside, by id. */
+static json_t *
+set_aside_list(void)
+{
+	json_t *a = json_array(), *v;
+	const char *k;
+
+	json_object_foreach(tries, k, v) if (json_integer_value(v) >= TASK_START_TRIES)
+	        json_array_append_new(a, json_integer(strtoll(k, NULL, 10)));
+	return a;
 }
 
 /* The time until which profile backs off after a failed spawn, or 0. */
@@ -356,6 +398,13 @@ task_why(json_t *t, const struct dispatch_used *u, const char **profile, const c
 	*args = NULL;
 	*tenant = NULL;
 	*profile = dispatch_policy_profile_of(&pol, json_object_get(t, "tags"));
+	if (task_set_aside(id)) {
+		snprintf(why, len,
+		         "task %lld failed to start %d times (set aside until a reload or dispatch "
+		         "on)",
+		         id, TASK_START_TRIES);
+		return 1;
+	}
 	if (*profile != NULL && (until = backoff_until(*profile)) > 0) {
 		snprintf(why, len, "profile %s backs off after a failed spawn (%lld s)", *profile,
 		         (long long)((until - now_ms() + 999) / 1000));
@@ -398,8 +447,8 @@ walk_one(json_t *t, struct dispatch_used *u, char *why, size_t len)
 		return 0;
 	}
 	if (task_start(id, args, prov, &cause) == 0) {
-		json_object_del(backoffs,
-		                profile); /* it works again: the next failure starts at 1 s */
+		/* it works again: the next failure starts at 1 s */
+		json_object_del(backoffs, profile);
 		u->host++;
 		count_add(u->profiles, profile);
 		count_add(u->tenants, tenant);
@@ -407,6 +456,7 @@ walk_one(json_t *t, struct dispatch_used *u, char *why, size_t len)
 	} else {
 		snprintf(why, len, "spawn failed: %s", cause != NULL ? cause : "unknown");
 		failure_note(id, profile, cause != NULL ? cause : "spawn failed");
+		task_failed_start(id);
 		ok = 0;
 	}
 	free(cause);
@@ -567,6 +617,7 @@ dispatch_init(char **cause)
 		return -1;
 	failures = json_array();
 	backoffs = json_object();
+	tries = json_object();
 	switch_load();
 	profiles_check();
 	policy_log("policy from");
@@ -595,6 +646,7 @@ dispatch_reload(void)
 	if (changed)
 		switched = -1; /* a new file speaks last (the stored switch no longer matches it) */
 	json_object_clear(backoffs);
+	json_object_clear(tries);
 	profiles_check();
 	policy_log("policy reloaded from");
 	if (running)
@@ -624,7 +676,8 @@ dispatch_close(void)
 	json_decref(failures);
 	json_decref(backoffs);
 	json_decref(missing);
-	failures = backoffs = missing = NULL;
+	json_decref(tries);
+	failures = backoffs = missing = tries = NULL;
 	free(dispatch_path);
 	dispatch_path = NULL;
 }
@@ -713,6 +766,7 @@ dispatch_status(void)
 	json_object_set_new(res, "missing_profiles", json_incref(missing));
 	json_object_set_new(res, "backoff", json_deep_copy(backoffs));
 	json_object_set_new(res, "failures", json_deep_copy(failures));
+	json_object_set_new(res, "set_aside", set_aside_list());
 	json_object_set_new(res, "started", json_integer(started));
 	used_clear(&u);
 	json_decref(named);

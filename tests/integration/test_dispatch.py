@@ -301,7 +301,10 @@ def test_a_failing_profile_does_not_spin(make_daemon, tmp_path):
     assert len(st["failures"]) == b["failures"]
     assert all(f["profile"] == "broken" and f["task"] == ids[0] for f in st["failures"])
     assert "no-such-agent" in st["failures"][0]["error"] or st["failures"][0]["error"], st
-    assert st["queue"]["head"]["why"].startswith("profile broken backs off after a failed spawn")
+    # the head: backing off, or set aside after its third failed start
+    assert st["queue"]["head"]["why"].startswith((
+        "profile broken backs off after a failed spawn",
+        "task %d failed to start 3 times" % ids[0])), st["queue"]
     assert st["started"] == 0
     for i in ids:  # a spawn that could not start leaves its task as it was
         t = d.call("task-show", id=i)
@@ -309,6 +312,27 @@ def test_a_failing_profile_does_not_spin(make_daemon, tmp_path):
     r = d.cli("dispatch", "status")
     assert r.returncode == 0, r.stderr
     assert "backing off: profile broken" in r.stdout and "failed " in r.stdout, r.stdout
+
+
+def test_a_task_that_cannot_start_is_set_aside_and_the_rest_go_on(make_daemon, tmp_path):
+    cd = conf_dir(tmp_path, [profile("p", delay_ms=10)],
+                  {"enabled": True, "default_profile": "p", "interval_ms": 200})
+    d = start(make_daemon, cd)
+    # its prompt (title and body) does not fit in one argument: its start fails, every time
+    bad = d.call("task-create", title="too long", body="x" * 200000, priority=5)["id"]
+    good = d.call("task-create", title="fine")["id"]
+    wait_for(lambda: d.call("task-show", id=good)["status"] == "done", "the task behind done",
+             timeout=60)
+    st = status(d)
+    assert st["set_aside"] == [bad]
+    assert st["queue"]["head"]["task"] == bad
+    assert st["queue"]["head"]["why"].startswith("task %d failed to start 3 times" % bad)
+    assert [f["task"] for f in st["failures"]] == [bad] * 3
+    assert "prompt is" in st["failures"][0]["error"]
+    t = d.call("task-show", id=bad)
+    assert (t["status"], t["attempts"], t["epoch"], t["owner"]) == ("open", 0, 0, None), t
+    d.call("dispatch", action="on")  # another chance
+    assert status(d)["set_aside"] == []
 
 
 def test_sighup_reloads_and_a_bad_file_keeps_the_old_policy(make_daemon, tmp_path):
