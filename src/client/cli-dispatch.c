@@ -104,6 +104,12 @@ cli_render_dispatch(json_t *res, FILE *out)
 		put_str("waiting: ", json_object_get(head, "why"), out);
 	json_array_foreach(json_object_get(res, "missing_profiles"), i, v)
 	        put_str("missing from profiles.json: ", v, out);
+	if (json_array_size(json_object_get(res, "set_aside")) > 0) {
+		fputs("set aside (failed to start 3 times):", out);
+		json_array_foreach(json_object_get(res, "set_aside"), i, v)
+		        fprintf(out, " %lld", (long long)json_integer_value(v));
+		fputc('\n', out);
+	}
 	fprintf(out, "started: %lld\n",
 	        (long long)json_integer_value(json_object_get(res, "started")));
 	put_failures(res, out);

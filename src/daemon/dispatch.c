@@ -21,7 +21,9 @@
  * A spawn that fails (a profile missing from profiles.json, a binary that
  * is not there, a jail refused) backs its profile off, 1 s doubling to
  * 60 s, so a broken profile costs at most one attempt per backoff; the
- * failures are kept (the last DISPATCH_FAILURES) for the status.
+ * failures are kept (the last DISPATCH_FAILURES) for the status.  A task
+ * whose own start keeps failing is set aside after TASK_START_TRIES, so it
+ * does not hold the queue of its profile.
  *
  * On/off: the file's "enabled", unless `dispatch on|off` said otherwise
  * for this content of the file: the switch is kept in the store's kv with

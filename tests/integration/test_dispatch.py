@@ -331,6 +331,8 @@ def test_a_task_that_cannot_start_is_set_aside_and_the_rest_go_on(make_daemon, t
     assert "prompt is" in st["failures"][0]["error"]
     t = d.call("task-show", id=bad)
     assert (t["status"], t["attempts"], t["epoch"], t["owner"]) == ("open", 0, 0, None), t
+    r = d.cli("dispatch", "status")
+    assert r.returncode == 0 and "set aside (failed to start 3 times): %d\n" % bad in r.stdout
     d.call("dispatch", action="on")  # another chance
     assert status(d)["set_aside"] == []
 
