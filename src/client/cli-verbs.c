@@ -40,6 +40,8 @@ static const struct cli_pos pos_register_tenant[] = {
         {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_query[] = {{"QUERY", "query", CLI_STR, 1}, {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_skill[] = {{"NAME", "name", CLI_STR, 0}, {NULL, NULL, 0, 0}};
+static const struct cli_pos pos_dispatch[] = {{"on|off|status", "action", CLI_STR, 0},
+                                              {NULL, NULL, 0, 0}};
 static const struct cli_pos pos_call[] = {
         {"CMD", "cmd", CLI_STR, 0}, {"JSON-ARGS", "args", CLI_OBJ, 1}, {NULL, NULL, 0, 0}};
 
@@ -53,6 +55,7 @@ static const struct cli_opt opt_task_create[] = {
         {"body", 0, "body", CLI_STR, "longer description"},
         {"priority", 0, "priority", CLI_INT, "higher runs first (default 0)"},
         {"depends-on", 0, "depends_on", CLI_INTS, "task IDs that must be done first"},
+        {"tag", 0, "tags", CLI_STRS, "a tag (repeatable): the dispatcher routes by it"},
         OPT_END};
 static const struct cli_opt opt_task_list[] = {
         {"status", 0, "status", CLI_STR, "open, claimed, done, cancelled or failed"},
@@ -60,6 +63,7 @@ static const struct cli_opt opt_task_list[] = {
         {"ready", 0, "ready", CLI_BOOL, "only tasks whose dependencies are done"},
         {"limit", 0, "limit", CLI_INT, "at most N tasks (default 1000)"},
         {"after", 0, "after", CLI_INT, "tasks after this id (a page's next)"},
+        {"tag", 0, "tag", CLI_STR, "only tasks carrying this tag"},
         OPT_END};
 static const struct cli_opt opt_limit[] = {{"limit", 0, "limit", CLI_INT, "at most N tasks"},
                                            OPT_END};
@@ -76,6 +80,7 @@ static const struct cli_opt opt_task_update[] = {
         {"status", 0, "status", CLI_STR, "cancelled, or open (reopens a cancelled or failed task)"},
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
         {"epoch", 0, "epoch", CLI_INT, "the claim's epoch (conflict when stale)"},
+        {"tag", 0, "tags", CLI_STRS, "replace the tags (repeatable)"},
         OPT_END};
 static const struct cli_opt opt_task_complete[] = {
         {"agent", 0, "agent", CLI_STR, "must own the claim"},
@@ -235,6 +240,9 @@ const struct cli_verb cli_verbs[] = {
          cli_render_object, 0, NULL},
         {"events-read", CMD_EVENTS_READ, pos_none, opt_events_read, "read stored events",
          cli_render_events, 0, NULL},
+        {"dispatch", CMD_DISPATCH, pos_dispatch, opt_none,
+         "turn the dispatcher on or off (admins), or show its caps, queue and failures",
+         cli_render_dispatch, 0, NULL},
         {"watch", CMD_SUBSCRIBE, pos_none, opt_watch,
          "print events as they happen until interrupted", NULL, 0, cli_exec_watch},
         {"call", NULL, pos_call, opt_none, "send any command with a JSON object of arguments", NULL,

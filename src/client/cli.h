@@ -114,6 +114,8 @@ void cli_render_events(json_t *result, FILE *out);
 void cli_render_skills(json_t *result, FILE *out);
 void cli_render_usage(json_t *result, FILE *out);
 void cli_render_lines(json_t *result, FILE *out);
+/* dispatch's status (cli-dispatch.c). */
+void cli_render_dispatch(json_t *result, FILE *out);
 /* An agent's last_message, as text (agent-result). */
 void cli_render_result(json_t *result, FILE *out);
 /* agent-explain: one line per transition with its cause (cli-explain.c). */

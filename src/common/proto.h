@@ -35,6 +35,7 @@
 #define CMD_AGENT_RESUME     "agent-resume"
 #define CMD_AGENT_STATUS     "agent-status"
 #define CMD_DELETE_TENANT    "delete-tenant"
+#define CMD_DISPATCH         "dispatch"
 #define CMD_EVENTS_READ      "events-read"
 #define CMD_HOST_STATUS      "host-status"
 #define CMD_KILL_AGENT       "kill-agent"

@@ -70,7 +70,7 @@ cmd_task_create(struct cmd_req *r)
 	        r,
 	        store_task_create_json(D.store, cmd_arg_str(r, "title"), cmd_arg_str(r, "body"),
 	                               cmd_arg_int_or(r, "priority", 0), cmd_arg(r, "depends_on"),
-	                               now_ms(), &task_json, &e) == -1
+	                               cmd_arg(r, "tags"), now_ms(), &task_json, &e) == -1
 	                ? -1
 	                : 0,
 	        EV_TASK_CREATED, &e);
@@ -131,6 +131,7 @@ cmd_task_list(struct cmd_req *r)
 		return;
 	pg.limit = cmd_arg_int_or(r, "limit", DEFAULT_LIST);
 	pg.owner = cmd_arg_str(r, "owner");
+	pg.tag = cmd_arg_str(r, "tag");
 	pg.ready_only = cmd_arg_bool_or(r, "ready", 0);
 	pg.after = cmd_arg_int_or(r, "after", 0);
 	if (pg.ready_only && pg.after != 0) {
@@ -181,8 +182,8 @@ cmd_task_claim(struct cmd_req *r)
 static void
 cmd_task_update(struct cmd_req *r)
 {
-	static const char *fields[] = {"title",    "body",       "priority",
-	                               "progress", "depends_on", "status"};
+	static const char *fields[] = {"title",      "body",   "priority", "progress",
+	                               "depends_on", "status", "tags"};
 	struct store_err e;
 	json_t *ch;
 	long long id = cmd_arg_int_or(r, "id", 0);
@@ -225,27 +226,34 @@ cmd_task_release(struct cmd_req *r)
 	           EV_TASK_RELEASED, &e);
 }
 
-static const struct cmd_arg create_args[] = {{"title", ARG_STR, 1, 1, 4096},
-                                             {"body", ARG_STR, 0, 0, 262144},
-                                             {"priority", ARG_INT, 0, 0, 0},
-                                             {"depends_on", ARG_ARR, 0, 0, 0},
-                                             {NULL, 0, 0, 0, 0}};
-static const struct cmd_arg list_args[] = {
-        {"status", ARG_STR, 0, 0, 0},        {"owner", ARG_STR, 0, 0, 0},
-        {"limit", ARG_INT, 0, 1, MAX_LIST},  {"ready", ARG_BOOL, 0, 0, 0},
-        {"after", ARG_INT, 0, 0, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg create_args[] = {
+        {"title", ARG_STR, 1, 1, 4096}, {"body", ARG_STR, 0, 0, 262144},
+        {"priority", ARG_INT, 0, 0, 0}, {"depends_on", ARG_ARR, 0, 0, 0},
+        {"tags", ARG_ARR, 0, 0, 0},     {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg list_args[] = {{"status", ARG_STR, 0, 0, 0},
+                                           {"owner", ARG_STR, 0, 0, 0},
+                                           {"limit", ARG_INT, 0, 1, MAX_LIST},
+                                           {"ready", ARG_BOOL, 0, 0, 0},
+                                           {"after", ARG_INT, 0, 0, LLONG_MAX},
+                                           {"tag", ARG_STR, 0, 1, 64},
+                                           {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg ready_args[] = {{"limit", ARG_INT, 0, 1, MAX_LIST}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg id_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg claim_args[] = {{"agent", ARG_STR, 1, 1, 256},
                                             {"id", ARG_INT, 0, 1, LLONG_MAX},
                                             {"lease_ms", ARG_INT, 0, 0, 0},
                                             {NULL, 0, 0, 0, 0}};
-static const struct cmd_arg update_args[] = {
-        {"id", ARG_INT, 1, 1, LLONG_MAX},    {"title", ARG_STR, 0, 1, 4096},
-        {"body", ARG_STR, 0, 0, 262144},     {"priority", ARG_INT, 0, 0, 0},
-        {"progress", ARG_STR, 0, 0, 65536},  {"depends_on", ARG_ARR, 0, 0, 0},
-        {"status", ARG_STR, 0, 0, 0},        {"agent", ARG_STR, 0, 0, 0},
-        {"epoch", ARG_INT, 0, 1, LLONG_MAX}, {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg update_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
+                                             {"title", ARG_STR, 0, 1, 4096},
+                                             {"body", ARG_STR, 0, 0, 262144},
+                                             {"priority", ARG_INT, 0, 0, 0},
+                                             {"progress", ARG_STR, 0, 0, 65536},
+                                             {"depends_on", ARG_ARR, 0, 0, 0},
+                                             {"status", ARG_STR, 0, 0, 0},
+                                             {"agent", ARG_STR, 0, 0, 0},
+                                             {"epoch", ARG_INT, 0, 1, LLONG_MAX},
+                                             {"tags", ARG_ARR, 0, 0, 0},
+                                             {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg complete_args[] = {{"id", ARG_INT, 1, 1, LLONG_MAX},
                                                {"agent", ARG_STR, 0, 0, 0},
                                                {"epoch", ARG_INT, 0, 1, LLONG_MAX},

@@ -51,6 +51,7 @@
 #include "daemon/daemon.h"
 #include "daemon/server.h"
 #include "daemon/notify.h"
+#include "daemon/dispatch.h"
 #include "daemon/profiles.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
@@ -701,6 +702,7 @@ on_signal(uv_signal_t *s, int signum)
 			log_info("log reopened");
 		profiles_reload();
 		notify_reload();
+		dispatch_reload();
 		return;
 	}
 	daemon_shutdown();

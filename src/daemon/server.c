@@ -45,6 +45,7 @@
 #include "daemon/daemon.h"
 #include "daemon/events.h"
 #include "daemon/notify.h"
+#include "daemon/dispatch.h"
 #include "daemon/peercred.h"
 #include "daemon/server-int.h"
 #include "daemon/server.h"
@@ -111,8 +112,13 @@ server_commit(void)
 	}
 	server_request_release(NULL);
 	ev = events_pending(&n);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		server_publish(ev[i].seq, ev[i].topic, ev[i].line, ev[i].len);
+		/* a task became ready or a claim ended: the dispatcher looks (next turn) */
+		if (strncmp(ev[i].topic, "task.", 5) == 0 ||
+		    strcmp(ev[i].topic, EV_AGENT_EXITED) == 0)
+			dispatch_kick();
+	}
 	notify_published(ev, n);
 	events_forget();
 }

@@ -16,6 +16,7 @@
 #define COLIBRI_SPAWNER_H
 
 #include <jansson.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct spawn_spec;

@@ -10,6 +10,7 @@
 
 #include "daemon/cache.h"
 #include "daemon/daemon.h"
+#include "daemon/dispatch.h"
 #include "daemon/inventory.h"
 #include "daemon/notify.h"
 #include "daemon/profiles.h"
@@ -45,6 +46,7 @@ static const struct subsys subsystems[] = {
         {"inventory", inventory_init, NULL, inventory_busy, inventory_close},
         {"skills", skills_index_init, NULL, NULL, skills_index_close},
         {"notify", notify_init, notify_shutdown, notify_busy, notify_free},
+        {"dispatch", dispatch_init, dispatch_shutdown, NULL, dispatch_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

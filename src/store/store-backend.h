@@ -45,7 +45,7 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	X(void, idle, (T *))                                                                       \
 	X(int, snapshot_open, (T *))                                                               \
 	X(long long, task_insert,                                                                  \
-	  (T *, const char *, const char *, long long, json_t *, int64_t, struct buf *,            \
+	  (T *, const char *, const char *, long long, json_t *, json_t *, int64_t, struct buf *,  \
 	   struct store_err *))                                                                    \
 	X(json_t *, task_get, (T *, long long, struct store_err *))                                \
 	X(int, task_get_json, (T *, long long, struct buf *, struct store_err *))                  \

@@ -20,11 +20,11 @@
 
 /* ---- tasks ---- */
 
-/* Columns of a task row; the last (17) is its dependencies as "1,2,3". */
+/* Columns of a task row; 17 is its tags, 18 its dependencies as "1,2,3". */
 #define TASK_COLS                                                                                  \
 	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
 	"t.progress, t.created, t.updated, t.claimed, t.completed, t.epoch, t.attempts, "          \
-	"t.max_attempts, t.last_error, (SELECT "                                                   \
+	"t.max_attempts, t.last_error, t.tags, (SELECT "                                           \
 	"coalesce(string_agg(d.dep::text, ',' ORDER BY d.dep), '') FROM task_deps d WHERE d.task " \
 	"= t.id)"
 
@@ -44,7 +44,7 @@ deps_from_text(const char *v)
 static json_t *
 task_from_row(const PGresult *r, int i)
 {
-	json_t *t = json_object();
+	json_t *t = json_object(), *tags;
 
 	json_object_set_new(t, "id", pg_col_int(r, i, 0));
 	json_object_set_new(t, "title", pg_col_text(r, i, 1));
@@ -63,7 +63,11 @@ task_from_row(const PGresult *r, int i)
 	json_object_set_new(t, "attempts", pg_col_int(r, i, 14));
 	json_object_set_new(t, "max_attempts", pg_col_int(r, i, 15));
 	json_object_set_new(t, "last_error", pg_col_text(r, i, 16));
-	json_object_set_new(t, "depends_on", deps_from_text(PQgetvalue(r, i, 17)));
+	json_object_set_new(t, "depends_on", deps_from_text(PQgetvalue(r, i, 18)));
+	tags = pg_col_json(r, i, 17);
+	json_object_set_new(t, "tags", json_is_array(tags) ? tags : json_array());
+	if (!json_is_array(tags))
+		json_decref(tags); /* a damaged value reads as none */
 	return t;
 }
 
@@ -175,19 +179,25 @@ task_set_deps(struct pg_store *s, long long task, json_t *deps, struct store_err
 
 long long
 pg_store_task_insert(struct pg_store *s, const char *title, const char *body, long long priority,
-                     json_t *depends_on, int64_t now, struct buf *out, struct store_err *e)
+                     json_t *depends_on, json_t *tags, int64_t now, struct buf *out,
+                     struct store_err *e)
 {
 	struct pg_params p = {0};
 	long long id;
+	char *tagtext;
 
+	if ((tagtext = store_rule_tags(tags, e)) == NULL)
+		return -1;
 	pp_text(&p, title);
 	pp_text(&p, body != NULL ? body : "");
 	pp_int(&p, priority);
 	pp_int(&p, now);
+	pp_text(&p, tagtext);
 	id = pg_scalar(s,
-	               "INSERT INTO tasks (title, body, priority, created, updated) VALUES ($1, "
-	               "$2, $3, $4, $4) RETURNING id",
+	               "INSERT INTO tasks (title, body, priority, created, updated, tags) VALUES "
+	               "($1, $2, $3, $4, $4, $5) RETURNING id",
 	               &p, 0);
+	free(tagtext);
 	if (id == 0) {
 		pg_dberr(s, e, "task-create");
 		return -1;
@@ -246,9 +256,11 @@ task_chunk(struct pg_store *s, struct store_task_page *pg, long long prio, long 
 		pp_int(&p, prio);
 		pp_int(&p, pg->last_id);
 		pp_int(&p, n);
+		pp_text(&p, pg->tag);
 		return pg_run(s,
 		              "SELECT " TASK_COLS " FROM tasks t WHERE " READY_WHERE
 		              " AND ($1 = 0 OR t.priority < $2 OR (t.priority = $2 AND t.id > $3))"
+		              " AND ($5::text IS NULL OR t.tags::jsonb ? $5)"
 		              " ORDER BY t.priority DESC, t.id LIMIT $4",
 		              &p);
 	}
@@ -256,10 +268,11 @@ task_chunk(struct pg_store *s, struct store_task_page *pg, long long prio, long 
 	pp_text(&p, pg->owner);
 	pp_int(&p, pg->last_id);
 	pp_int(&p, n);
+	pp_text(&p, pg->tag);
 	return pg_run(s,
 	              "SELECT " TASK_COLS " FROM tasks t WHERE ($1::text IS NULL OR "
 	              "t.status = $1) AND ($2::text IS NULL OR t.owner = $2) AND t.id > $3 "
-	              "ORDER BY t.id LIMIT $4",
+	              "AND ($5::text IS NULL OR t.tags::jsonb ? $5) ORDER BY t.id LIMIT $4",
 	              &p);
 }
 
@@ -444,6 +457,26 @@ task_update_fields(struct pg_store *s, long long id, json_t *ch, int64_t now, st
 	return 0;
 }
 
+/* Replace the task's tags (store_rule_tags checks them). */
+static int
+task_set_tags(struct pg_store *s, long long id, json_t *tags, int64_t now, struct store_err *e)
+{
+	struct pg_params p = {0};
+	char *text = store_rule_tags(tags, e);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	pp_int(&p, id);
+	pp_int(&p, now);
+	pp_text(&p, text);
+	rc = pg_do(s, "UPDATE tasks SET tags = $3, updated = $2 WHERE id = $1", &p);
+	free(text);
+	if (rc == -1)
+		pg_dberr(s, e, "task-update");
+	return rc == -1 ? -1 : 0;
+}
+
 json_t *
 pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *agent,
                      long long epoch, int64_t now, struct store_err *e)
@@ -454,6 +487,8 @@ pg_store_task_update(struct pg_store *s, long long id, json_t *ch, const char *a
 		return NULL;
 	if (store_rule_epoch(t, epoch, id, e) == -1 || store_rule_owner(t, agent, id, e) == -1 ||
 	    task_update_fields(s, id, ch, now, e) == -1)
+		goto fail;
+	if ((v = json_object_get(ch, "tags")) != NULL && task_set_tags(s, id, v, now, e) == -1)
 		goto fail;
 	if ((v = json_object_get(ch, "depends_on")) != NULL && task_set_deps(s, id, v, e) == -1)
 		goto fail;

@@ -137,6 +137,11 @@ static const char *migrations[] = {
         "ALTER TABLE agents ADD COLUMN task BIGINT,"
         "  ADD COLUMN epoch BIGINT,"
         "  ADD COLUMN last_message TEXT;",
+        /*
+         * 4: task tags (the dispatcher routes a task by them): a JSON array of
+         * strings, checked by store_rule_tags, written in its compact form.
+         */
+        "ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
 };
 
 /* ---- parameters, statements, errors ---- */

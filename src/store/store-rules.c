@@ -163,6 +163,47 @@ store_rule_last_error(const char *reason)
 }
 
 int
+store_rule_tag_ok(const char *tag)
+{
+	size_t n = strlen(tag);
+
+	return n >= 1 && n <= STORE_TAG_LEN_MAX &&
+	       strspn(tag, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-") ==
+	               n;
+}
+
+char *
+store_rule_tags(json_t *tags, struct store_err *e)
+{
+	size_t i, j;
+	json_t *v;
+
+	if (tags == NULL)
+		return xstrdup("[]");
+	if (!json_is_array(tags) || json_array_size(tags) > STORE_TAGS_MAX) {
+		store_err_set(e, ERR_INVALID_ARGUMENT, "tags must be an array of at most %d tags",
+		              STORE_TAGS_MAX);
+		return NULL;
+	}
+	json_array_foreach(tags, i, v)
+	{
+		if (!json_is_string(v) || !store_rule_tag_ok(json_string_value(v))) {
+			store_err_set(e, ERR_INVALID_ARGUMENT,
+			              "tags[%zu] must be 1 to %d characters of A-Z a-z 0-9 _ . : -",
+			              i, STORE_TAG_LEN_MAX);
+			return NULL;
+		}
+		for (j = 0; j < i; j++)
+			if (json_equal(json_array_get(tags, j), v)) {
+				store_err_set(e, ERR_INVALID_ARGUMENT, "tag %s is given twice",
+				              json_string_value(v));
+				return NULL;
+			}
+	}
+	return json_dumps(tags, JSON_COMPACT);
+}
+
+int
 store_rule_dep(long long task, json_t *v, const struct store_dep_probe *p, long long *dep,
                struct store_err *e)
 {

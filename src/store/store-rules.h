@@ -87,6 +87,20 @@ struct store_dep_probe {
 int store_rule_dep(long long task, json_t *v, const struct store_dep_probe *p, long long *dep,
                    struct store_err *e);
 
+/*
+ * Task tags (task-create, task-update): tags is NULL (none) or an array of
+ * at most STORE_TAGS_MAX distinct strings of 1..STORE_TAG_LEN_MAX bytes of
+ * [A-Za-z0-9_.:-].  Returns the column's text, the array as compact JSON
+ * ("[]" for none; caller frees), or NULL with invalid_argument in e.  The
+ * characters need no JSON escape, so a backend writes the column's text
+ * into a task's JSON as it is.
+ */
+#define STORE_TAGS_MAX    16
+#define STORE_TAG_LEN_MAX 64
+char *store_rule_tags(json_t *tags, struct store_err *e);
+/* Is tag one tag's text (the characters and length store_rule_tags allows)?  1 or 0. */
+int store_rule_tag_ok(const char *tag);
+
 /* A LIKE pattern (ESCAPE '\\') matching query as a substring; caller frees. */
 char *store_like_substring(const char *query);
 

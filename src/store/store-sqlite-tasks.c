@@ -24,7 +24,7 @@
 #define TASK_COLS                                                                                  \
 	"t.id, t.title, t.body, t.status, t.priority, t.owner, t.lease_expires, t.result, "        \
 	"t.progress, t.created, t.updated, t.claimed, t.completed, t.epoch, t.attempts, "          \
-	"t.max_attempts, t.last_error"
+	"t.max_attempts, t.last_error, t.tags"
 
 static json_t *
 task_deps_of(struct sqlite_store *s, long long id)
@@ -36,6 +36,18 @@ task_deps_of(struct sqlite_store *s, long long id)
 	while (sqlite3_step(q) == SQLITE_ROW)
 		json_array_append_new(a, json_integer(sqlite3_column_int64(q, 0)));
 	return a;
+}
+
+/* The tags column i as an array (a damaged value reads as none). */
+static json_t *
+task_tags_of(sqlite3_stmt *q, int i)
+{
+	json_t *v = sq_col_json_or_null(q, i);
+
+	if (json_is_array(v))
+		return v;
+	json_decref(v);
+	return json_array();
 }
 
 /* Build a task object from a row selected with TASK_COLS. */
@@ -63,6 +75,7 @@ task_from_row(struct sqlite_store *s, sqlite3_stmt *q)
 	json_object_set_new(t, "max_attempts", sq_col_int_or_null(q, 15));
 	json_object_set_new(t, "last_error", sq_col_text_or_null(q, 16));
 	json_object_set_new(t, "depends_on", task_deps_of(s, id));
+	json_object_set_new(t, "tags", task_tags_of(q, 17));
 	return t;
 }
 
@@ -109,7 +122,23 @@ put_int_or_null(struct buf *b, sqlite3_stmt *q, int i)
  */
 static void put_deps(struct buf *, sqlite3_stmt *, int);
 
-/* TASK_COLS and, as column 17, the task's dependencies (comma-separated, in any order). */
+/* The tags column i: its text is the compact array store_rule_tags wrote (no escape needed). */
+static void
+put_tags(struct buf *b, sqlite3_stmt *q, int i)
+{
+	json_t *v;
+
+	if (sqlite3_column_type(q, i) == SQLITE_TEXT && sqlite3_column_bytes(q, i) == 2) {
+		buf_add(b, "[]", 2); /* the common case, without a parse */
+		return;
+	}
+	v = task_tags_of(q, i);
+	if (jsonw_dump(b, v) == -1)
+		buf_add(b, "[]", 2);
+	json_decref(v);
+}
+
+/* TASK_COLS and, as column 18, the task's dependencies (comma-separated, in any order). */
 #define TASK_JSON_SQL                                                                              \
 	"SELECT " TASK_COLS ", (SELECT group_concat(dep) FROM task_deps d WHERE d.task = t.id) "   \
 	"FROM tasks t WHERE t.id = ?"
@@ -162,7 +191,9 @@ task_write_row(sqlite3_stmt *q, struct buf *b)
 	PUT_KEY(b, ",\"last_error\":");
 	put_text_or_null(b, q, 16);
 	PUT_KEY(b, ",\"depends_on\":");
-	put_deps(b, q, 17);
+	put_deps(b, q, 18);
+	PUT_KEY(b, ",\"tags\":");
+	put_tags(b, q, 17);
 	buf_addc(b, '}');
 }
 
@@ -290,7 +321,7 @@ dberr:
  */
 static void
 task_write_new(struct buf *b, long long id, const char *title, const char *body, long long priority,
-               int64_t now)
+               const char *tags, int64_t now)
 {
 	PUT_KEY(b, "{\"id\":");
 	jsonw_int(b, id);
@@ -306,20 +337,27 @@ task_write_new(struct buf *b, long long id, const char *title, const char *body,
 	PUT_KEY(b, ",\"updated_ms\":");
 	jsonw_int(b, now);
 	PUT_KEY(b, ",\"claimed_ms\":null,\"completed_ms\":null,\"epoch\":0,\"attempts\":0,"
-	           "\"max_attempts\":null,\"last_error\":null,\"depends_on\":[]}");
+	           "\"max_attempts\":null,\"last_error\":null,\"depends_on\":[],\"tags\":");
+	buf_add(b, tags, strlen(tags));
+	buf_addc(b, '}');
 }
 
 long long
 sqlite_store_task_insert(struct sqlite_store *s, const char *title, const char *body,
-                         long long priority, json_t *depends_on, int64_t now, struct buf *out,
-                         struct store_err *e)
+                         long long priority, json_t *depends_on, json_t *tags, int64_t now,
+                         struct buf *out, struct store_err *e)
 {
-	sqlite3_stmt *q = sq_st(s, "INSERT INTO tasks (title, body, priority, created, updated) "
-	                           "VALUES (?, ?, ?, ?, ?)");
+	sqlite3_stmt *q = NULL;
 	long long id;
+	char *tagtext;
 
+	if ((tagtext = store_rule_tags(tags, e)) == NULL)
+		return -1;
+	q = sq_st(s, "INSERT INTO tasks (title, body, priority, created, updated, tags) "
+	             "VALUES (?, ?, ?, ?, ?, ?)");
 	if (q == NULL)
 		goto dberr;
+	sqlite3_bind_text(q, 6, tagtext, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 1, title, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, body != NULL ? body : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 3, priority);
@@ -330,17 +368,18 @@ sqlite_store_task_insert(struct sqlite_store *s, const char *title, const char *
 	sqlite3_reset(q); /* SQLITE_STATIC: the bindings must not outlive the call */
 	id = sqlite3_last_insert_rowid(s->db);
 	if (json_array_size(depends_on) > 0) {
-		if (task_set_deps(s, id, depends_on, e) == -1)
-			return -1;
-		if (out != NULL && sqlite_store_task_get_json(s, id, out, e) == -1)
-			return -1;
+		if (task_set_deps(s, id, depends_on, e) == -1 ||
+		    (out != NULL && sqlite_store_task_get_json(s, id, out, e) == -1))
+			id = -1;
 	} else if (out != NULL)
-		task_write_new(out, id, title, body, priority, now);
+		task_write_new(out, id, title, body, priority, tagtext, now);
+	free(tagtext);
 	return id;
 dberr:
 	sq_dberr(s, e, "task-create");
 	if (q != NULL)
 		sqlite3_reset(q);
+	free(tagtext);
 	return -1;
 }
 
@@ -348,6 +387,8 @@ dberr:
 #define TASK_PAGE_COLS                                                                             \
 	"SELECT " TASK_COLS ", (SELECT group_concat(dep) FROM task_deps d WHERE d.task = t.id) "   \
 	"FROM tasks t WHERE "
+/* The tag filter of a page (?5, NULL: any). */
+#define TAG_WHERE "(?5 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = ?5))"
 
 int
 sqlite_store_task_list_json(struct sqlite_store *s, struct store_task_page *pg, struct buf *out,
@@ -357,10 +398,12 @@ sqlite_store_task_list_json(struct sqlite_store *s, struct store_task_page *pg, 
 	sqlite3_stmt *q;
 
 	if (pg->ready_only)
-		q = sq_st(s, TASK_PAGE_COLS READY_WHERE " ORDER BY t.priority DESC, t.id LIMIT ?4");
+		q = sq_st(s, TASK_PAGE_COLS READY_WHERE " AND " TAG_WHERE
+		                                        " ORDER BY t.priority DESC, t.id LIMIT ?4");
 	else
 		q = sq_st(s, TASK_PAGE_COLS "(?1 IS NULL OR t.status = ?1) AND (?2 IS NULL OR "
-		                            "t.owner = ?2) AND t.id > ?3 ORDER BY t.id LIMIT ?4");
+		                            "t.owner = ?2) AND t.id > ?3 AND " TAG_WHERE
+		                            " ORDER BY t.id LIMIT ?4");
 	if (q == NULL) {
 		sq_dberr(s, e, "task-list");
 		return -1;
@@ -370,6 +413,7 @@ sqlite_store_task_list_json(struct sqlite_store *s, struct store_task_page *pg, 
 		sq_bind_text_or_null(q, 2, pg->owner);
 		sqlite3_bind_int64(q, 3, pg->after);
 	}
+	sq_bind_text_or_null(q, 5, pg->tag);
 	sqlite3_bind_int64(q, 4, pg->limit + 1); /* one more: is there a next page? */
 	while (sqlite3_step(q) == SQLITE_ROW) {
 		if (pg->count == pg->limit) {
@@ -469,6 +513,21 @@ task_set_text(struct sqlite_store *s, long long id, const char *sql, const char 
 }
 
 static int
+task_set_tags(struct sqlite_store *s, long long id, json_t *tags, int64_t now, struct store_err *e)
+{
+	char *text = store_rule_tags(tags, e);
+	int rc;
+
+	if (text == NULL)
+		return -1;
+	rc = task_set_text(s, id, "UPDATE tasks SET tags = ?, updated = ? WHERE id = ?", text, now);
+	free(text);
+	if (rc == -1)
+		sq_dberr(s, e, "task-update");
+	return rc;
+}
+
+static int
 task_update_status(struct sqlite_store *s, json_t *t, long long id, const char *to, int64_t now,
                    struct store_err *e)
 {
@@ -510,6 +569,8 @@ sqlite_store_task_update(struct sqlite_store *s, long long id, json_t *ch, const
 		rc |= task_set_text(s, id,
 		                    "UPDATE tasks SET progress = ?, updated = ? WHERE id = ?",
 		                    json_string_value(v), now);
+	if ((v = json_object_get(ch, "tags")) != NULL && task_set_tags(s, id, v, now, e) == -1)
+		goto fail;
 	if ((v = json_object_get(ch, "priority")) != NULL) {
 		sqlite3_stmt *q =
 		        sq_st(s, "UPDATE tasks SET priority = ?, updated = ? WHERE id = ?");

@@ -147,6 +147,11 @@ static const char *migrations[] = {
         "ALTER TABLE agents ADD COLUMN task INTEGER;"
         "ALTER TABLE agents ADD COLUMN epoch INTEGER;"
         "ALTER TABLE agents ADD COLUMN last_message TEXT;",
+        /*
+         * 4: task tags (the dispatcher routes a task by them): a JSON array of
+         * strings, checked by store_rule_tags, written in its compact form.
+         */
+        "ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */

@@ -206,18 +206,19 @@ store_snapshot_open(struct store *s)
 
 json_t *
 store_task_create(struct store *s, const char *title, const char *body, long long priority,
-                  json_t *depends_on, int64_t now, struct store_err *e)
+                  json_t *depends_on, json_t *tags, int64_t now, struct store_err *e)
 {
-	long long id = CALL(task_insert, title, body, priority, depends_on, now, NULL, e);
+	long long id = CALL(task_insert, title, body, priority, depends_on, tags, now, NULL, e);
 
 	return id == -1 ? NULL : CALL(task_get, id, e);
 }
 
 long long
 store_task_create_json(struct store *s, const char *title, const char *body, long long priority,
-                       json_t *depends_on, int64_t now, struct buf *out, struct store_err *e)
+                       json_t *depends_on, json_t *tags, int64_t now, struct buf *out,
+                       struct store_err *e)
 {
-	return CALL(task_insert, title, body, priority, depends_on, now, out, e);
+	return CALL(task_insert, title, body, priority, depends_on, tags, now, out, e);
 }
 
 int

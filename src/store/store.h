@@ -95,18 +95,20 @@ const char *store_sync(struct store *);
 json_t *store_counts(struct store *);
 
 /* Tasks. */
+/* tags: NULL (none) or an array of tags (store-rules.h, store_rule_tags). */
 json_t *store_task_create(struct store *, const char *title, const char *body, long long priority,
-                          json_t *depends_on, int64_t now, struct store_err *);
+                          json_t *depends_on, json_t *tags, int64_t now, struct store_err *);
 json_t *store_task_get(struct store *, long long id, struct store_err *);
 /* The same two as compact JSON appended to out (the bytes jsonw_dump writes of the objects);
  * task-create's returns the new id, or -1. */
 long long store_task_create_json(struct store *, const char *title, const char *body,
-                                 long long priority, json_t *depends_on, int64_t now,
+                                 long long priority, json_t *depends_on, json_t *tags, int64_t now,
                                  struct buf *out, struct store_err *);
 int store_task_get_json(struct store *, long long id, struct buf *out, struct store_err *);
 /*
  * One page of task-list (or task-ready) as JSON text.  The query's filters
- * are status and owner (NULL: any) or, with ready_only, the ready queue in
+ * are status, owner and tag (NULL: any; tag: the task carries it) or, with ready_only
+ * (and tag), the ready queue in
  * its order (then after must be 0); otherwise the tasks with id > after, by
  * id.  At most limit tasks are written to out, comma-separated (the caller
  * adds the brackets); `more` is set when another task follows them and
@@ -116,7 +118,7 @@ int store_task_get_json(struct store *, long long id, struct buf *out, struct st
  * built.  0, or -1 with e on a store error.
  */
 struct store_task_page {
-	const char *status, *owner;
+	const char *status, *owner, *tag;
 	int ready_only;
 	long long after, limit;
 	size_t max_bytes;

@@ -85,6 +85,8 @@ def plan_of(tid):
         ["tenant", "register-tenant", {"tenant_id": "t1", "jail_root_path": "/tmp"}],
         ["kill", "kill-agent", {"id": "$ME"}],
         ["profiles", "profiles", {}],
+        ["dispatch_status", "dispatch", {"action": "status"}],
+        ["dispatch_on", "dispatch", {"action": "on"}],
         ["claim_other", "task-claim", {"id": tid, "agent": "someone-else"}],
         ["heartbeat_other", "agent-heartbeat", {"id": "someone-else"}],
     ]
@@ -107,7 +109,8 @@ def check_plan(out, me, tid):
     assert "error" not in out["heartbeat"] and "error" not in out["heartbeat_self"], out
     assert out["complete"]["status"] == "done" and out["complete"]["owner"] == me, out
     assert out["list"] != {"error": "permission_denied"}, out
-    for k in ("spawn", "tenant", "kill", "profiles", "claim_other", "heartbeat_other"):
+    for k in ("spawn", "tenant", "kill", "profiles", "dispatch_status", "dispatch_on",
+              "claim_other", "heartbeat_other"):
         assert out[k] == {"error": "permission_denied"}, (k, out)
 
 

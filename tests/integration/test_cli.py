@@ -26,7 +26,7 @@ VERBS = [
     "agent-status", "agent-result", "agent-resume", "agent-explain", "kill-agent", "spawn-agent", "spawn-local", "agent-prompt", "agent-abort",
     "session-read", "register-tenant", "list-tenants", "delete-tenant", "provision-tenant", "usage",
     "prompt-assemble", "profiles", "host-status", "skills-list", "skill-show", "skills-reload", "events-read",
-    "watch", "call",
+    "dispatch", "watch", "call",
 ]
 
 

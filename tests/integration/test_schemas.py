@@ -309,7 +309,8 @@ def test_real_replies_pass_and_broken_ones_fail(daemon):
             "error/code")
     _raises("envelope.json", {"id": 1, "ok": True}, "(top)")
     _raises("envelope.json", {"id": 1.5, "ok": True, "result": {}}, "id")
-    _raises("commands/task-create.args.json", {"title": "x", "tags": []}, "(top)")
+    _raises("commands/task-create.args.json", {"title": "x", "labels": []}, "(top)")
+    _raises("commands/task-create.args.json", {"title": "x", "tags": ["a b"]}, "tags/0")
     _raises("commands/task-list.args.json", {"status": "finished"}, "status")
     _raises("envelope.json#/$defs/event_line", {"event": "task.created", "seq": 0, "ts": 1,
                                                  "data": {}}, "seq")

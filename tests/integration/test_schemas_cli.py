@@ -109,6 +109,8 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
     wait_host_status(d)
     c.json("host-status")
     c.json("profiles")
+    c.json("dispatch", "status")
+    c.json("dispatch", "off")  # no dispatch.json: off already, and it stays so
 
     root = tmp_path / "jails" / "acme" / "root"
     root.mkdir(parents=True)

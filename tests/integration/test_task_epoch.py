@@ -345,7 +345,7 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     make_schema2(d)
     d.start()
     c = d.connect()
-    assert c.call("status")["schema_version"] == 3
+    assert c.call("status")["schema_version"] == 4  # 3 (task-bound runs), 4 (tags)
     tasks = {t["id"]: t for t in c.call("task-list")["items"]}
     assert sorted(tasks) == [1, 2, 3, 4, 5]
     assert [tasks[i]["depends_on"] for i in (1, 2, 3)] == [[], [1], [1, 2]]
@@ -353,8 +353,8 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     assert (tasks[2]["progress"], tasks[3]["priority"], tasks[5]["status"]) == \
         ("half", 9, "cancelled")
     for t in tasks.values():
-        assert (t["epoch"], t["attempts"], t["max_attempts"], t["last_error"]) == \
-            (0, 0, None, None), t
+        assert (t["epoch"], t["attempts"], t["max_attempts"], t["last_error"], t["tags"]) == \
+            (0, 0, None, None, []), t
     # the dependencies still order the queue: 2 (its dependency 1 is done), then 3 after 2
     assert [t["id"] for t in c.call("task-ready")["items"]] == [2]
     # the claim made before the migration completes as before (no epoch to check)

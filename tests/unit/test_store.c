@@ -80,7 +80,7 @@ static long long
 create(struct store *s, const char *title, long long prio, json_t *deps, int64_t now)
 {
 	struct store_err e;
-	json_t *t = store_task_create(s, title, NULL, prio, deps, now, &e);
+	json_t *t = store_task_create(s, title, NULL, prio, deps, NULL, now, &e);
 	long long id;
 
 	if (t == NULL)
@@ -211,7 +211,7 @@ test_dependencies_and_cycles(void **state)
 	json_decref(ch);
 	/* an unknown dependency */
 	ch = json_pack("[i]", 9999);
-	assert_null(store_task_create(s, "x", NULL, 0, ch, 6, &e));
+	assert_null(store_task_create(s, "x", NULL, 0, ch, NULL, 6, &e));
 	assert_string_equal(e.code, ERR_NOT_FOUND);
 	json_decref(ch);
 	assert_idle(s);
@@ -554,7 +554,7 @@ assert_json_matches(struct store *s, long long id)
 /* store_task_create_json's JSON is what task_get_json then reads of the task. */
 static void
 assert_created_json(struct store *s, const char *title, const char *body, long long prio,
-                    json_t *deps)
+                    json_t *deps, json_t *tags)
 {
 	struct store_err e;
 	struct buf b, want;
@@ -562,7 +562,7 @@ assert_created_json(struct store *s, const char *title, const char *body, long l
 
 	buf_init(&b);
 	buf_init(&want);
-	id = store_task_create_json(s, title, body, prio, deps, 77, &b, &e);
+	id = store_task_create_json(s, title, body, prio, deps, tags, 77, &b, &e);
 	assert_true(id > 0);
 	assert_int_equal(store_task_get_json(s, id, &want, &e), 0);
 	buf_cstr(&b);
@@ -615,24 +615,28 @@ test_task_json(void **state)
 	ch = json_pack("{s:[i,s,n,b,{s:f}]}", "out", 1, "x\x01y", 1, "r", 0.5);
 	json_decref(store_task_complete(s, a, NULL, 0, ch, 11, NULL, &e));
 	json_decref(ch);
-	ch = json_pack("{s:s}", "progress", "half \xe2\x82\xac");
+	ch = json_pack("{s:s, s:[s]}", "progress", "half \xe2\x82\xac", "tags", "t1");
 	json_decref(store_task_update(s, b, ch, NULL, 0, 12, &e));
 	json_decref(ch);
 	for (id = 1; id <= d; id++)
 		assert_json_matches(s, id);
 	/* the same inside a write transaction */
 	assert_int_equal(store_begin(s, &e), 0);
-	assert_created_json(s, "in txn \"\\\x7f", "body\n", 2, NULL);
+	assert_created_json(s, "in txn \"\\\x7f", "body\n", 2, NULL, NULL);
 	for (id = 1; id <= d + 1; id++)
 		assert_json_matches(s, id);
 	assert_int_equal(store_commit(s, &e), 0);
 	/* task-create's JSON (written from what it inserted) is the row's */
-	assert_created_json(s, "plain", NULL, 0, NULL);
+	assert_created_json(s, "plain", NULL, 0, NULL, NULL);
 	deps = json_array();
-	assert_created_json(s, "negative", "", -9, deps);
+	assert_created_json(s, "negative", "", -9, deps, NULL);
 	json_decref(deps);
 	deps = json_pack("[I,I,I]", (json_int_t)c, (json_int_t)a, (json_int_t)b);
-	assert_created_json(s, "with deps", "x", 1, deps);
+	assert_created_json(s, "with deps", "x", 1, deps, NULL);
+	json_decref(deps);
+	/* tags: written as given (no escape needed), read back the same */
+	deps = json_pack("[s,s]", "build:linux", "a.b-c_d");
+	assert_created_json(s, "with tags", "x", 1, NULL, deps);
 	json_decref(deps);
 	buf_init(&buf);
 	assert_int_equal(store_task_get_json(s, 9999, &buf, &e), -1);

@@ -7,7 +7,8 @@
  * makes, what a dependency may be, when a task can be claimed, completed
  * or released; and it escapes the skills search's LIKE pattern.  Each rule
  * is shown allowing what it must and refusing the rest with the protocol
- * error code a client sees.  The module half shows that a module from
+ * error code a client sees; task tags are checked and written in their
+ * canonical form.  The module half shows that a module from
  * another build (a wrong ABI number) is refused with a clear error and
  * never called.
  */
@@ -145,6 +146,61 @@ test_dep(void **state)
 	json_decref(v);
 }
 
+/* Tags: the column's canonical text, or invalid_argument naming what is wrong. */
+static void
+tags_bad(const char *json, const char *want)
+{
+	struct store_err e;
+	json_t *t = json_loads(json, JSON_DECODE_ANY, NULL);
+
+	assert_non_null(t);
+	assert_null(store_rule_tags(t, &e));
+	assert_string_equal(e.code, ERR_INVALID_ARGUMENT);
+	if (strstr(e.msg, want) == NULL)
+		fail_msg("%s: %s (wanted %s)", json, e.msg, want);
+	json_decref(t);
+}
+
+static void
+test_tags(void **state)
+{
+	struct store_err e;
+	json_t *t = json_pack("[s,s,s]", "a", "B.c:d-e_9", "x");
+	char *s;
+	int i;
+
+	(void)state;
+	s = store_rule_tags(NULL, &e);
+	assert_string_equal(s, "[]");
+	free(s);
+	s = store_rule_tags(t, &e);
+	assert_string_equal(s, "[\"a\",\"B.c:d-e_9\",\"x\"]");
+	free(s);
+	json_array_clear(t);
+	for (i = 0; i < STORE_TAGS_MAX; i++)
+		json_array_append_new(t, json_sprintf("t%d", i));
+	s = store_rule_tags(t, &e); /* 16: the most */
+	assert_non_null(s);
+	free(s);
+	json_decref(t);
+	tags_bad("\"a\"", "tags must be an array");
+	tags_bad("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\","
+	         "\"m\",\"n\",\"o\",\"p\",\"q\"]",
+	         "at most 16");
+	tags_bad("[\"\"]", "tags[0]");
+	tags_bad("[\"ok\", \"sp ace\"]", "tags[1]");
+	tags_bad("[\"x/y\"]", "tags[0]");
+	tags_bad("[\"\\u00e9\"]", "tags[0]");
+	tags_bad("[1]", "tags[0]");
+	tags_bad("[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]",
+	         "tags[0]");
+	tags_bad("[\"d\", \"d\"]", "tag d is given twice");
+	assert_int_equal(
+	        store_rule_tag_ok(
+	                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+	        1);
+}
+
 static void
 test_like_substring(void **state)
 {
@@ -183,6 +239,7 @@ main(void)
 	        cmocka_unit_test(test_status_change),
 	        cmocka_unit_test(test_dep),
 	        cmocka_unit_test(test_like_substring),
+	        cmocka_unit_test(test_tags),
 	        cmocka_unit_test(test_module_of_another_build_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,7 +105,7 @@ static long long
 create(struct store *s, const char *title, int64_t now)
 {
 	struct store_err e;
-	json_t *t = store_task_create(s, title, NULL, 0, NULL, now, &e);
+	json_t *t = store_task_create(s, title, NULL, 0, NULL, NULL, now, &e);
 	long long id;
 
 	if (t == NULL)
