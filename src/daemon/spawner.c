@@ -447,6 +447,14 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 	return 0;
 }
 
+int
+spawner_agent_live(const char *id)
+{
+	struct agent *a = agent_find(id);
+
+	return a != NULL && !agent_gone(a);
+}
+
 char *
 spawner_session_of(const char *id)
 {

@@ -43,6 +43,12 @@ json_t *spawner_spawn(struct spawn_spec *spec, const char **code, char **cause);
  * is called exactly once.
  */
 void spawner_kill(const char *id, long long grace_ms, spawner_ended_fn *done, void *arg);
+/*
+ * Is id an agent of this daemon whose life is not over (starting, running,
+ * draining, or waiting to restart: in backoff or parked)?  agent-forget
+ * and retention forget only agents that are not.
+ */
+int spawner_agent_live(const char *id);
 /* RPC mode: write one JSON command line to the agent's stdin. */
 int spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause);
 /* The session id of a live or recorded agent id (or id itself if it names a session). */

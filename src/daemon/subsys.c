@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/inventory.h"
 #include "daemon/profiles.h"
+#include "daemon/retention.h"
 #include "daemon/skills-index.h"
 #include "job/job.h"
 #include "daemon/spawner.h"
@@ -43,6 +44,7 @@ static const struct subsys subsystems[] = {
         {"cache", cache_init, NULL, NULL, cache_close},
         {"inventory", inventory_init, NULL, inventory_busy, inventory_close},
         {"skills", skills_index_init, NULL, NULL, skills_index_close},
+        {"retention", retention_init, NULL, NULL, retention_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -41,7 +41,8 @@ DAEMON_FLOORS = [
     ("commands", ["cmd.c", "cmd.h", "cmd-*.c", "cmd-*.h"]),
     ("subsystems", ["spawner.[ch]", "spawner-*.h", "spawn-*.[ch]", "vault-run.[ch]",
                     "sweep.[ch]", "session.[ch]", "cache.[ch]", "inventory.[ch]",
-                    "skills-index.[ch]", "profiles.[ch]", "task-prompt.[ch]", "config-file.[ch]"]),
+                    "skills-index.[ch]", "profiles.[ch]", "task-prompt.[ch]", "config-file.[ch]",
+                    "retention.[ch]"]),
     ("event log", ["events.[ch]", "txn.[ch]"]),
     ("state", ["daemon.h"]),
 ]

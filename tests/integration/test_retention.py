@@ -1,0 +1,345 @@
+"""Lifecycle and retention (issue 18): agent-forget, retention.json, gc, compaction.
+
+The daemon runs with COLIBRI_TEST_CLOCK_OFFSET_FILE (man colibri-daemon,
+TEST FACILITIES): a file whose integer is added to the daemon's wall clock,
+so a test moves a day ahead by rewriting it instead of waiting.  What is
+pinned here:
+
+- agent-forget takes an ended agent's row and session logs (and nothing
+  else), refuses a running one (conflict) and a member acting on someone
+  else's agent (permission_denied, a real user); gc is for admins only.
+- gc forgets agents ended for agents_days and deletes events older than
+  events_days or beyond events_rows, and reports what went.
+- a cursor below the compacted events: events-read refuses it with
+  cursor_expired naming the oldest kept seq; subscribe says cursor_expired
+  with oldest_seq and then streams from the oldest kept event, no gap.
+- a week of simulated load keeps the database in a steady state: after day
+  7 no more rows and no more bytes than after day 3, plus a margin.
+- retention.json's strictness (a bad file stops the start, a bad reload
+  keeps the old policy) and the periodic run.
+"""
+import glob
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import STORE, CallError, Daemon
+from test_supervision_helpers import sup_env, wait_gone
+
+DAY = 24 * 3600 * 1000
+
+
+class Clock:
+    """The daemon's clock offset file: ahead(ms) moves the daemon's now_ms on."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.offset = 0
+        self.set(0)
+
+    def set(self, ms):
+        self.offset = ms
+        # Rewritten in place: the daemon keeps the file open and reads a whole line.
+        with open(self.path, "r+" if os.path.exists(self.path) else "w") as f:
+            f.seek(0)
+            f.write("%d\n" % ms)
+            f.truncate()
+
+    def ahead(self, ms):
+        self.set(self.offset + ms)
+
+
+def write_policy(conf_dir, policy):
+    os.makedirs(conf_dir, exist_ok=True)
+    p = os.path.join(conf_dir, "retention.json")
+    with open(p, "w") as f:
+        json.dump(policy, f)
+    os.chmod(p, 0o644)
+    return p
+
+
+@pytest.fixture
+def ret(make_daemon, tmp_path):
+    """A daemon with a test clock and a retention policy: ret(policy) -> (daemon, clock)."""
+
+    def make(policy, name="state"):
+        clock = Clock(tmp_path / (name + ".clock"))
+        conf = str(tmp_path / (name + ".conf"))
+        write_policy(conf, policy)
+        d = make_daemon(name=name, extra_args=["--config-dir", conf],
+                        env=sup_env({"COLIBRI_TEST_CLOCK_OFFSET_FILE": clock.path}))
+        d.conf = conf
+        return d, clock
+
+    return make
+
+
+def tasks(d, n, prefix="t"):
+    c = d.connect()
+    ids = [c.call("task-create", title="%s%d" % (prefix, i))["id"] for i in range(n)]
+    c.close()
+    return ids
+
+
+def expired(call):
+    with pytest.raises(CallError) as ei:
+        call()
+    assert ei.value.code == "cursor_expired", ei.value
+    m = re.search(r"oldest_seq (\d+)", ei.value.message)
+    assert m, ei.value.message
+    return int(m.group(1)), ei.value.message
+
+
+def test_gc_compacts_events_and_reports(ret):
+    d, clock = ret({"agents_days": 1, "events_days": 1, "interval_ms": 0})
+    tasks(d, 20, "old")
+    old_last = d.call("events-read", limit=1)["last_seq"]
+    assert old_last >= 20
+    # Nothing is old yet: gc deletes nothing and says so.
+    r = d.call("gc")
+    assert (r["events_deleted"], r["agents_forgotten"], r["compacted_through"]) == (0, 0, 0)
+    assert r["oldest_seq"] == 1 and r["db_bytes_before"] > 0 and r["db_bytes_after"] > 0
+    clock.ahead(2 * DAY)
+    tasks(d, 5, "new")
+    r = d.call("gc")
+    assert r["events_deleted"] == old_last, r
+    assert r["compacted_through"] == old_last
+    assert r["oldest_seq"] == old_last + 1
+    # An explicit cursor below the floor is refused, naming the oldest kept seq.
+    oldest, msg = expired(lambda: d.call("events-read", after=0))
+    assert oldest == old_last + 1 and "after=%d" % old_last in msg
+    assert expired(lambda: d.call("events-read", since=old_last - 1))[0] == old_last + 1
+    # At the floor, above it, or without a cursor: the kept events, nothing refused.
+    page = d.call("events-read", after=old_last)
+    assert [e["seq"] for e in page["items"]] == list(range(old_last + 1, page["last_seq"] + 1))
+    assert [e["seq"] for e in d.call("events-read")["items"]] == \
+        [e["seq"] for e in page["items"]]
+    assert len(d.call("events-read", after=old_last + 2)["items"]) == len(page["items"]) - 2
+    # The old tasks themselves stay: retention compacts the log, not the board.
+    assert len(d.call("task-list", limit=100)["items"]) == 25
+    # The CLI prints the report; --json is the result.
+    p = d.cli("gc")
+    assert p.returncode == 0, p.stderr
+    for k in ("agents_forgotten", "sessions_removed", "events_deleted", "oldest_seq",
+              "db_bytes_before", "db_bytes_after"):
+        assert k in p.stdout, p.stdout
+    p = d.cli("--json", "gc")
+    assert p.returncode == 0 and json.loads(p.stdout)["compacted_through"] == old_last
+
+
+def test_events_rows_cap(ret):
+    d, clock = ret({"events_days": 0, "events_rows": 10, "interval_ms": 0})
+    tasks(d, 30)
+    last = d.call("events-read", limit=1)["last_seq"]
+    r = d.call("gc")
+    assert r["events_deleted"] == last - 10 and r["oldest_seq"] == last - 9, r
+    assert len(d.call("events-read")["items"]) == 10
+
+
+def test_subscriber_with_expired_cursor_catches_up(ret):
+    d, clock = ret({"events_days": 1, "interval_ms": 0})
+    tasks(d, 10, "old")
+    clock.ahead(2 * DAY)
+    tasks(d, 3000, "new")  # more than one replay page, and more than one compaction batch
+    r = d.call("gc")
+    floor, oldest = r["compacted_through"], r["oldest_seq"]
+    assert floor >= 10 and oldest == floor + 1
+    c = d.connect()
+    rep = c.call("subscribe", since=3)
+    assert rep["cursor_expired"] is True and rep["oldest_seq"] == oldest, rep
+    last = rep["seq"]
+    seen = []
+    while len(seen) < last - floor:
+        m = c.next_event(10)
+        assert m is not None and "event" in m, m
+        seen.append(m["seq"])
+    # From the oldest kept event on, every seq once, in order: no gap after the cursor moved.
+    assert seen == list(range(oldest, last + 1))
+    # Then live.
+    d.call("task-create", title="live")
+    m = c.next_event(10)
+    assert m["seq"] == last + 1 and m["event"] == "task.created"
+    # A cursor at the floor is unaffected: no cursor_expired in the reply.
+    c2 = d.connect()
+    rep2 = c2.call("subscribe", since=floor)
+    assert "cursor_expired" not in rep2 and "oldest_seq" not in rep2
+    assert c2.next_event(10)["seq"] == oldest
+
+
+def spawn_ended(d):
+    a = d.call("spawn-agent", {"provider": "local", "args": ["--scenario", "text"]})
+    wait_gone(d, a["id"])
+    return d.call("agent-status", id=a["id"])
+
+
+def session_files(d, sid):
+    return sorted(glob.glob(os.path.join(d.state_dir, "sessions", sid + ".*")))
+
+
+def test_agent_forget(ret):
+    d, clock = ret({"interval_ms": 0})
+    a = spawn_ended(d)
+    sid = a["session_id"]
+    assert session_files(d, sid), "the run wrote no session log"
+    w = d.connect()
+    w.call("subscribe", topics=["agent.forgotten"])
+    r = d.call("agent-forget", id=a["id"])
+    assert r == {"id": a["id"], "sessions_removed": True}
+    assert session_files(d, sid) == []
+    with pytest.raises(CallError) as ei:
+        d.call("agent-status", id=a["id"])
+    assert ei.value.code == "not_found"
+    ev = w.next_event(10)
+    assert ev["event"] == "agent.forgotten" and ev["data"]["id"] == a["id"]
+    assert ev["data"]["by"] == "agent-forget" and ev["data"]["sessions_removed"] is True
+    # Again: not_found.
+    with pytest.raises(CallError) as ei:
+        d.call("agent-forget", id=a["id"])
+    assert ei.value.code == "not_found"
+    # A running agent is refused, and keeps its row and logs.
+    b = d.call("spawn-agent", {"provider": "local", "args": ["--scenario", "hang"]})
+    with pytest.raises(CallError) as ei:
+        d.call("agent-forget", id=b["id"])
+    assert ei.value.code == "conflict" and "kill-agent" in ei.value.message
+    assert d.call("agent-status", id=b["id"])["id"] == b["id"]
+    d.call("kill-agent", id=b["id"], grace_ms=100)
+    wait_gone(d, b["id"])
+    assert d.call("agent-forget", id=b["id"])["sessions_removed"] is True
+    # Two agents on one session: forgetting one keeps the logs the other's row names.
+    c1 = d.call("spawn-agent", {"provider": "local", "session_id": "shared-%d" % os.getpid(),
+                                 "args": ["--scenario", "text"]})
+    wait_gone(d, c1["id"])
+    c2 = d.call("spawn-agent", {"provider": "local", "session_id": c1["session_id"],
+                                 "args": ["--scenario", "text"]})
+    wait_gone(d, c2["id"])
+    files = session_files(d, c1["session_id"])
+    assert files
+    assert d.call("agent-forget", id=c1["id"])["sessions_removed"] is False
+    assert session_files(d, c1["session_id"]) == files
+    assert d.call("agent-forget", id=c2["id"])["sessions_removed"] is True
+    assert session_files(d, c1["session_id"]) == []
+    # A registered agent may be forgotten whatever its state.
+    d.call("agent-register", id="reg-1", lease_ms=60000)
+    assert d.call("agent-forget", id="reg-1") == {"id": "reg-1", "sessions_removed": False}
+
+
+def test_retention_forgets_old_agents(ret):
+    d, clock = ret({"agents_days": 2, "events_days": 30, "interval_ms": 0})
+    old = spawn_ended(d)
+    d.call("agent-register", id="reg-old", lease_ms=60000)
+    # Its lease lapses: the sweep marks it lost (its last change), an hour in.
+    clock.ahead(3600 * 1000)
+    deadline = time.time() + 10
+    while d.call("agent-status", id="reg-old")["state"] != "lost" and time.time() < deadline:
+        time.sleep(0.05)
+    assert d.call("agent-status", id="reg-old")["state"] == "lost"
+    clock.ahead(1 * DAY)
+    d.call("agent-register", id="reg-beating", lease_ms=3 * DAY)
+    clock.ahead(DAY + 3600 * 1000)
+    d.call("agent-heartbeat", id="reg-beating")
+    young = spawn_ended(d)
+    live = d.call("spawn-agent", {"provider": "local", "args": ["--scenario", "hang"]})
+    clock.ahead(3600 * 1000)
+    r = d.call("gc")
+    assert (r["agents_forgotten"], r["sessions_removed"]) == (2, 1), r
+    left = {a["id"] for a in d.call("list-agents")["items"]}
+    assert old["id"] not in left and "reg-old" not in left
+    assert {young["id"], live["id"], "reg-beating"} <= left
+    assert session_files(d, old["session_id"]) == []
+    assert session_files(d, young["session_id"])
+    # The running agent is never forgotten, however old.
+    clock.ahead(10 * DAY)
+    r = d.call("gc")
+    left = {a["id"] for a in d.call("list-agents")["items"]}
+    assert live["id"] in left and young["id"] not in left
+    d.call("kill-agent", id=live["id"], grace_ms=100)
+
+
+def count_events(d):
+    n, after = 0, None
+    while True:
+        args = {"limit": 5000}
+        if after is not None:
+            args["after"] = after
+        p = d.call("events-read", args)
+        n += len(p["items"])
+        if not p["more"]:
+            return n
+        after = p["next"]
+
+
+TASKS_A_DAY = 300
+TASK_ROW_BYTES = 256  # a task row and its index entries, generously
+
+
+@pytest.mark.skipif(bool(STORE), reason="measures the SQLite file's pages")
+def test_week_of_load_stays_bounded(ret):
+    """Seven simulated days, each: the clock a day on, 300 tasks created, claimed and
+    completed (about 900 events), a registered agent and a spawned one, then gc; with
+    agents_days=1 and events_days=2.
+
+    The bound stated: from day 3 on the state is steady.  After day 7 the events kept
+    and the agent rows are no more than after day 3, and the database's bytes no more
+    than after day 3 plus the task rows of the four days between (the board is the
+    operator's record: retention keeps every task) -- without retention the events
+    alone would add over 250 KiB a day."""
+    d, clock = ret({"agents_days": 1, "events_days": 2, "interval_ms": 0})
+    c = d.connect()
+    stats = []
+    for day in range(7):
+        clock.ahead(DAY)
+        for i in range(TASKS_A_DAY):
+            t = c.call("task-create", title="d%d-%d" % (day, i))
+            c.call("task-claim", agent="worker-%d" % day, id=t["id"])
+            c.call("task-complete", id=t["id"], agent="worker-%d" % day)
+        c.call("agent-register", id="reg-%d" % day, lease_ms=60000)
+        spawn_ended(d)
+        r = c.call("gc")
+        stats.append((count_events(d), len(d.call("list-agents")["items"]),
+                      r["db_bytes_after"], r))
+    ev3, ag3, by3, _ = stats[2]
+    ev7, ag7, by7, r7 = stats[6]
+    print("day: events, agents, bytes:", [s[:3] for s in stats])
+    assert r7["events_deleted"] >= 3 * TASKS_A_DAY and r7["agents_forgotten"] == 2, r7
+    # (a few events not of the load -- host.status -- come and go with the days)
+    assert ev7 <= ev3 + 10 and ag7 <= ag3, stats
+    assert by7 <= by3 + 4 * TASKS_A_DAY * TASK_ROW_BYTES, stats
+    # Each day's gc forgot the agents of the day before, with their session logs.
+    assert sum(s[3]["sessions_removed"] for s in stats) == 6, stats
+
+
+def test_bad_policy_refused_at_start_and_kept_on_reload(ret, tmp_path):
+    conf = str(tmp_path / "bad.conf")
+    write_policy(conf, {"agents_days": 14, "events_dayz": 3})
+    d = Daemon(tmp_path / "bad", ["--config-dir", conf])
+    with pytest.raises(RuntimeError) as ei:
+        d.start()
+    assert "unknown key \"events_dayz\"" in str(ei.value)
+    write_policy(conf, {"interval_ms": 5})
+    d = Daemon(tmp_path / "bad2", ["--config-dir", conf])
+    with pytest.raises(RuntimeError) as ei:
+        d.start()
+    assert "interval_ms" in str(ei.value)
+    # A good policy, then a bad reload: the old policy stays (and says why).
+    d, clock = ret({"events_days": 1, "interval_ms": 1000})
+    tasks(d, 5)
+    write_policy(d.conf, {"events_days": "one"})
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while "retention not reloaded" not in d.read_log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "the old policy stays" in d.read_log()
+    # The periodic run (every second) compacts once the events are old, unasked.
+    before = d.call("events-read", limit=1)["last_seq"]
+    clock.ahead(2 * DAY)
+    tasks(d, 1, "new")
+    deadline = time.time() + 15
+    while time.time() < deadline and d.call("events-read")["items"][0]["seq"] <= before:
+        time.sleep(0.1)
+    items = d.call("events-read")["items"]
+    assert items[0]["seq"] == before + 1 and items[0]["event"] == "task.created", items
+    assert "retention: " in d.read_log() and "event(s) deleted" in d.read_log()
