@@ -21,8 +21,12 @@ pinned here:
 import glob
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
+import subprocess
+import tempfile
 import time
 
 import pytest
@@ -73,6 +77,10 @@ def ret(make_daemon, tmp_path):
         d = make_daemon(name=name, extra_args=["--config-dir", conf],
                         env=sup_env({"COLIBRI_TEST_CLOCK_OFFSET_FILE": clock.path}))
         d.conf = conf
+        # The start's host inventory (a host.status event) first, so counts below are exact.
+        deadline = time.time() + 15
+        while d.call("status")["host_status"] is None and time.time() < deadline:
+            time.sleep(0.05)
         return d, clock
 
     return make
@@ -134,10 +142,13 @@ def test_gc_compacts_events_and_reports(ret):
 def test_events_rows_cap(ret):
     d, clock = ret({"events_days": 0, "events_rows": 10, "interval_ms": 0})
     tasks(d, 30)
-    last = d.call("events-read", limit=1)["last_seq"]
+    before = d.call("events-read", limit=1)["last_seq"]
     r = d.call("gc")
-    assert r["events_deleted"] == last - 10 and r["oldest_seq"] == last - 9, r
-    assert len(d.call("events-read")["items"]) == 10
+    after = d.call("events-read", limit=1)["last_seq"]  # (host.status may come meanwhile)
+    floor = r["compacted_through"]
+    assert before - 10 <= floor <= after - 10, (before, after, r)
+    assert r["events_deleted"] == floor and r["oldest_seq"] == floor + 1, r
+    assert [e["seq"] for e in d.call("events-read")["items"]] == list(range(floor + 1, after + 1))
 
 
 def test_subscriber_with_expired_cursor_catches_up(ret):
@@ -343,3 +354,65 @@ def test_bad_policy_refused_at_start_and_kept_on_reload(ret, tmp_path):
     items = d.call("events-read")["items"]
     assert items[0]["seq"] == before + 1 and items[0]["event"] == "task.created", items
     assert "retention: " in d.read_log() and "event(s) deleted" in d.read_log()
+
+
+# ---- least privilege, with a real user ----
+
+MEMBER_CLIENT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+for i, (cmd, args) in enumerate(json.loads(sys.argv[2]), 1):
+    f.write((json.dumps({"id": i, "cmd": cmd, "args": args}) + "\n").encode())
+    f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if m.get("id") == i:
+            print(json.dumps(m))
+            break
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("useradd") is None
+                    or shutil.which("setpriv") is None,
+                    reason="needs root, useradd, groupadd and setpriv")
+def test_member_may_not_forget_anothers_agent_nor_gc(tmp_path):
+    tag = "%d" % (os.getpid() % 100000)
+    group, user = "colibri-rg" + tag, "colibri-rm" + tag
+    world = tempfile.mkdtemp(prefix="colibri-retention-")
+    os.chmod(world, 0o755)
+    made = []
+    d = None
+    try:
+        subprocess.run(["groupadd", "--system", group], check=True, capture_output=True)
+        made.append(("groupdel", group))
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", "--user-group", "--groups", group, user],
+                       check=True, capture_output=True)
+        made.insert(0, ("userdel", user))
+        made.insert(1, ("groupdel", user))
+        d = Daemon(os.path.join(world, "state"), ["--group", group], env=sup_env()).start()
+        a = spawn_ended(d)  # root's agent
+        u = pwd.getpwnam(user)
+        p = subprocess.run(["setpriv", "--reuid=%d" % u.pw_uid, "--regid=%d" % u.pw_gid,
+                            "--init-groups", "/usr/bin/python3", "-c", MEMBER_CLIENT, d.socket,
+                            json.dumps([["status", {}], ["agent-forget", {"id": a["id"]}],
+                                        ["gc", {}]])],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        st, forget, gc = [json.loads(line) for line in p.stdout.splitlines()]
+        assert st["result"]["role"] == "member"
+        assert forget["error"]["code"] == "permission_denied", forget
+        assert "owner" in forget["error"]["message"]
+        assert gc["error"]["code"] == "permission_denied", gc
+        # Nothing happened: the row and the logs are there; root (admin) may forget it.
+        assert d.call("agent-status", id=a["id"])["id"] == a["id"]
+        assert session_files(d, a["session_id"])
+        assert d.call("agent-forget", id=a["id"])["sessions_removed"] is True
+    finally:
+        if d is not None:
+            d.stop()
+        for cmd, name in made:
+            subprocess.run([cmd, name], capture_output=True)
+        shutil.rmtree(world, ignore_errors=True)
