@@ -272,14 +272,17 @@ forget_row(json_t *row, json_t *all, const char *by)
 	const char *id = json_string_value(json_object_get(row, "id"));
 	const char *sid = json_string_value(json_object_get(row, "session_id"));
 	int sessions = 0;
+	json_t *ev;
 
 	if (store_agent_delete(D.store, id) < 0)
 		return -1;
 	if (sid != NULL && !session_shared(all, sid, id))
 		sessions = session_remove(sid);
-	events_emit(EV_AGENT_FORGOTTEN, json_pack("{s:s, s:O, s:s?, s:b, s:s}", "id", id, "kind",
-	                                          json_object_get(row, "kind"), "session_id", sid,
-	                                          "sessions_removed", sessions, "by", by));
+	ev = json_pack("{s:s, s:O, s:b, s:s}", "id", id, "kind", json_object_get(row, "kind"),
+	               "sessions_removed", sessions, "by", by);
+	if (sid != NULL)
+		json_object_set_new(ev, "session_id", json_string(sid));
+	events_emit(EV_AGENT_FORGOTTEN, ev);
 	log_info("agent %s forgotten (%s)%s", id, by, sessions ? ", its session logs removed" : "");
 	return sessions;
 }
@@ -363,6 +366,23 @@ run_start(void)
 	uv_idle_start(&R.idle, idle_cb);
 }
 
+/* Drop id's row from list ({"items"}): forgotten, it names no session any more. */
+static void
+list_drop(json_t *list, const char *id)
+{
+	json_t *items = json_object_get(list, "items"), *a;
+	size_t i;
+
+	json_array_foreach(items, i, a)
+	{
+		const char *aid = json_string_value(json_object_get(a, "id"));
+		if (aid != NULL && strcmp(aid, id) == 0) {
+			json_array_remove(items, i);
+			return;
+		}
+	}
+}
+
 /* One batch of agents: forget the next AGENT_BATCH still ended and unseen.  More to do: 1. */
 static int
 agents_batch(void)
@@ -381,6 +401,7 @@ agents_batch(void)
 		    (s = forget_row(row, R.agents, "retention")) >= 0) {
 			R.forgotten++;
 			R.sessions += s;
+			list_drop(R.agents, id);
 		}
 		json_decref(row);
 	}
@@ -453,7 +474,8 @@ idle_cb(uv_idle_t *h)
 	(void)h;
 	if (txn_write(&e) == -1) {
 		log_warnx("retention: %s", e.msg);
-		return; /* tried again next turn */
+		run_end(run_report()); /* the store is failing: the next run tries again */
+		return;
 	}
 	mark = events_mark();
 	sp = store_savepoint(D.store) == 0;

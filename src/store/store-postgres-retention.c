@@ -6,9 +6,9 @@
  *
  * The row cap counts seqs (last - keep_rows); a sequence leaves gaps where
  * transactions rolled back, so it may keep a few rows fewer than the cap,
- * never more.  Several daemons may share the log: each compacts with the
- * same rules, and the floor only rises.  Space is PostgreSQL's business:
- * its autovacuum marks deleted rows' space for reuse, and a VACUUM cannot
+ * never more; the newest event always stays (store_event_last is max(seq)).  Several daemons may
+ * share the log: each compacts with the same rules, and the floor only rises.  Space is
+ * PostgreSQL's business: its autovacuum marks deleted rows' space for reuse, and a VACUUM cannot
  * run inside the transaction each batch is, so reclaim returns 0.
  */
 #include <libpq-fe.h>
@@ -25,7 +25,7 @@ compact_upto(struct pg_store *s, int64_t before, long long keep_rows, long long 
 {
 	struct pg_params p = {0};
 	long long last = pg_store_event_last(s), over = keep_rows > 0 ? last - keep_rows : 0;
-	long long wend, blocker;
+	long long wend, blocker, upto;
 
 	pp_int(&p, batch - 1);
 	wend = pg_scalar(s, "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET $1", &p, -3);
@@ -41,7 +41,9 @@ compact_upto(struct pg_store *s, int64_t before, long long keep_rows, long long 
 	                    &p, -2);
 	if (blocker == -2)
 		return -2;
-	return blocker > 0 ? blocker - 1 : wend;
+	upto = blocker > 0 ? blocker - 1 : wend;
+	/* The newest event always stays: the last seq is never lost, nor reused. */
+	return upto < last ? upto : last - 1;
 }
 
 long long

@@ -10,7 +10,8 @@
  * walks at most `batch` rows of the primary key, so a large backlog costs
  * many short transactions, never one long one.  The row cap counts seqs
  * (last - keep_rows): SQLite's AUTOINCREMENT leaves no gaps but those the
- * compaction made below the floor.
+ * compaction made below the floor.  The newest event always stays, so the
+ * last seq (store_event_last: max(seq)) is never lost.
  *
  * Space: a database created by this daemon has auto_vacuum=incremental
  * (store-sqlite.c sets it before the first table), so freed pages can be
@@ -49,7 +50,7 @@ static long long
 compact_upto(struct sqlite_store *s, int64_t before, long long keep_rows, long long batch)
 {
 	long long last = sqlite_store_event_last(s), over = keep_rows > 0 ? last - keep_rows : 0;
-	long long wend, blocker;
+	long long wend, blocker, upto;
 
 	/* The batch's window: the batch-th oldest event, or the whole log. */
 	wend = bound_row(s, "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?", batch - 1, 0, 0,
@@ -63,7 +64,9 @@ compact_upto(struct sqlite_store *s, int64_t before, long long keep_rows, long l
 	                    over, wend, before > 0 ? before : INT64_MIN, 0);
 	if (blocker == -2)
 		return -2;
-	return blocker > 0 ? blocker - 1 : wend;
+	upto = blocker > 0 ? blocker - 1 : wend;
+	/* The newest event always stays: the last seq is never lost, nor reused. */
+	return upto < last ? upto : last - 1;
 }
 
 long long

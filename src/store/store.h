@@ -206,7 +206,7 @@ int store_event_scan(
  * the oldest events: a prefix of the log (by seq) of at most batch events,
  * each older than before (ms epoch; 0: no age limit) or more than
  * keep_rows below the last seq (0: no row cap), never past the first event
- * that is neither.  It raises the floor (kept in kv as
+ * that is neither, and never the newest (the last seq stays known).  It raises the floor (kept in kv as
  * events.compacted_through) to the last seq the prefix covered, in the
  * same transaction.  Returns the events deleted (0: nothing left to do),
  * or -1 with e.  event_floor: every event with seq <= it is gone (0: none

@@ -151,6 +151,22 @@ def test_events_rows_cap(ret):
     assert [e["seq"] for e in d.call("events-read")["items"]] == list(range(floor + 1, after + 1))
 
 
+def test_the_newest_event_always_stays(ret):
+    """A quiet log past events_days keeps its newest event: the last seq is never lost."""
+    d, clock = ret({"events_days": 1, "interval_ms": 0})
+    tasks(d, 5)
+    last = d.call("events-read", limit=1)["last_seq"]
+    clock.ahead(2 * DAY)
+    r = d.call("gc")
+    assert (r["compacted_through"], r["oldest_seq"]) == (last - 1, last), r
+    c = d.connect()
+    rep = c.call("subscribe", since=0)
+    assert rep == {"seq": last, "cursor_expired": True, "oldest_seq": last}
+    assert c.next_event(10)["seq"] == last
+    d.call("task-create", title="after")
+    assert c.next_event(10)["seq"] == last + 1
+
+
 def test_subscriber_with_expired_cursor_catches_up(ret):
     d, clock = ret({"events_days": 1, "interval_ms": 0})
     tasks(d, 10, "old")
@@ -236,6 +252,12 @@ def test_agent_forget(ret):
     # A registered agent may be forgotten whatever its state.
     d.call("agent-register", id="reg-1", lease_ms=60000)
     assert d.call("agent-forget", id="reg-1") == {"id": "reg-1", "sessions_removed": False}
+    # (the events, each checked against schemas/events/agent.forgotten.json as it is read)
+    seen = []
+    while not seen or seen[-1]["data"]["id"] != "reg-1":
+        seen.append(w.next_event(10))
+    assert seen[-1]["data"] == {"id": "reg-1", "kind": "registered", "sessions_removed": False,
+                                "by": "agent-forget"}
 
 
 def test_retention_forgets_old_agents(ret):
