@@ -161,10 +161,12 @@ timer_arm(void)
 static void
 policy_log(const char *what)
 {
-	log_info("retention %s: agents %lld day(s), events %lld day(s)%s%lld, every %lld ms (%s)",
-	         what, R.pol.agents_days, R.pol.events_days,
-	         R.pol.events_rows > 0 ? " and rows " : ", rows ", R.pol.events_rows,
-	         R.pol.interval_ms, R.path);
+	/* (0 days: kept for ever; row cap 0: none; every 0 ms: only on gc) */
+	log_info(
+	        "retention %s: agents %lld day(s), events %lld day(s), row cap %lld, every %lld ms "
+	        "(%s)",
+	        what, R.pol.agents_days, R.pol.events_days, R.pol.events_rows, R.pol.interval_ms,
+	        R.path);
 }
 
 int
