@@ -197,6 +197,41 @@ def test_subscriber_with_expired_cursor_catches_up(ret):
     assert c2.next_event(10)["seq"] == oldest
 
 
+def test_replay_overtaken_by_compaction_is_dropped(ret):
+    """A subscriber that stops reading mid-replay while gc compacts past its cursor is dropped
+    (the connection closes); subscribing again from the last seq it read, it is told."""
+    d, clock = ret({"events_days": 1, "interval_ms": 0})
+    c = d.connect()
+    big = "x" * 2000
+    for i in range(1500):  # ~3 MB of events: far more than the socket buffers hold
+        c.call("task-create", title="old%d" % i, body=big)
+    clock.ahead(2 * DAY)
+    tasks(d, 3, "new")
+    sub = d.connect()
+    sub.sock.sendall(b'{"id": 1, "cmd": "subscribe", "args": {"since": 0}}\n')
+    rep = sub.read_msg()  # the reply comes first, then the replay
+    assert rep["result"]["seq"] >= 1500 and "cursor_expired" not in rep["result"], rep
+    time.sleep(1.0)  # the replay fills the socket and pauses on the unread output
+    r = d.call("gc")
+    assert r["events_deleted"] > 1000, r
+    seen = []
+    sub.sock.settimeout(10)
+    while True:
+        m = sub.read_msg()
+        if m is None:
+            break
+        assert "event" in m, m
+        seen.append(m["seq"])
+    # What it got is whole from seq 1 on, and stops short of the compacted end: then EOF.
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) < r["compacted_through"], \
+        (len(seen), r)
+    assert "were compacted while it caught up; dropping it" in d.read_log()
+    again = d.connect()
+    rep = again.call("subscribe", since=seen[-1] if seen else 0)
+    assert rep["cursor_expired"] is True and rep["oldest_seq"] == r["oldest_seq"], rep
+    assert again.next_event(10)["seq"] == r["oldest_seq"]
+
+
 def spawn_ended(d):
     a = d.call("spawn-agent", {"provider": "local", "args": ["--scenario", "text"]})
     wait_gone(d, a["id"])
