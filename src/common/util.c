@@ -43,8 +43,19 @@ now_ms_test_init(const char *path)
 {
 	if (path == NULL || *path == '\0')
 		return 0;
-	if ((test_clock_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return -1;
+	/* Whoever may write it moves the clock (leases, retention): the daemon's own, only. */
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 022) != 0) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	test_clock_fd = fd;
 	test_clock_read();
 	return 1;
 }

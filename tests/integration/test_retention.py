@@ -380,6 +380,32 @@ def test_week_of_load_stays_bounded(ret):
     assert sum(s[3]["sessions_removed"] for s in stats) == 6, stats
 
 
+def test_test_clock_file_must_be_the_daemons_alone(tmp_path):
+    """A clock file others may write would let them expire leases and delete history."""
+    clock = Clock(tmp_path / "open.clock")
+    os.chmod(clock.path, 0o666)
+    d = Daemon(tmp_path / "clk", env=dict(os.environ, COLIBRI_TEST_CLOCK_OFFSET_FILE=clock.path))
+    with pytest.raises(RuntimeError) as ei:
+        d.start()
+    assert "COLIBRI_TEST_CLOCK_OFFSET_FILE" in str(ei.value)
+    os.chmod(clock.path, 0o644)
+    clock.set(5 * DAY)
+    d = Daemon(tmp_path / "clk2", env=dict(os.environ, COLIBRI_TEST_CLOCK_OFFSET_FILE=clock.path))
+    d.start()
+    try:
+        t = d.call("task-create", title="later")
+        assert t["created_ms"] >= int(time.time() * 1000) + 5 * DAY - 60000
+        assert "test clock on" in d.read_log()
+        # A half-written line (no newline yet) keeps the last offset.
+        with open(clock.path, "r+") as f:
+            f.write("1")
+            f.truncate()
+        t = d.call("task-create", title="still later")
+        assert t["created_ms"] >= int(time.time() * 1000) + 5 * DAY - 60000
+    finally:
+        d.stop()
+
+
 def test_bad_policy_refused_at_start_and_kept_on_reload(ret, tmp_path):
     conf = str(tmp_path / "bad.conf")
     write_policy(conf, {"agents_days": 14, "events_dayz": 3})
