@@ -118,6 +118,8 @@ static const struct cli_opt opt_kill_agent[] = {
 	         "also restart after error exits"},                                                \
 	        {"stall-ms", 0, "stall_ms", CLI_INT,                                               \
 	         "silence before the agent counts as stalled"},                                    \
+	        {"timeout-ms", 0, "timeout_ms", CLI_INT,                                           \
+	         "end a run that lasts longer (its whole tree), in error"},                        \
 	        {"jail-name", 0, "jail.name", CLI_STR, "run inside this jail"},                    \
 	        {"jail-root", 0, "jail.root_path", CLI_STR, "host path of the jail's root"},       \
 	        {"jail-path", 0, "jail.path", CLI_STR, "jail path"},                               \
@@ -192,6 +194,11 @@ const struct cli_verb cli_verbs[] = {
          cli_render_object, 0, NULL},
         {"agent-result", CMD_AGENT_STATUS, pos_agent_id, opt_none,
          "print an agent's final assistant message", cli_render_result, 0, NULL},
+        {"agent-resume", CMD_AGENT_RESUME, pos_agent_id, opt_none,
+         "start an interrupted pi run again on its session", cli_render_object, 0, NULL},
+        {"agent-explain", CMD_AGENT_EXPLAIN, pos_agent_id, opt_none,
+         "why an agent is in its state: its transitions and their causes", cli_render_explain, 0,
+         NULL},
         {"kill-agent", CMD_KILL_AGENT, pos_agent_id, opt_kill_agent,
          "stop a spawned agent and its tree", cli_render_object, 0, NULL},
         {"spawn-agent", CMD_SPAWN_AGENT, pos_spawn_agent, opt_spawn_agent,

@@ -116,6 +116,8 @@ void cli_render_usage(json_t *result, FILE *out);
 void cli_render_lines(json_t *result, FILE *out);
 /* An agent's last_message, as text (agent-result). */
 void cli_render_result(json_t *result, FILE *out);
+/* agent-explain: one line per transition with its cause (cli-explain.c). */
+void cli_render_explain(json_t *result, FILE *out);
 /* One event as one readable line: SEQ TIME TOPIC key=value... */
 void cli_render_event_line(json_t *event, FILE *out);
 /* Write s with control characters replaced by '?'. */

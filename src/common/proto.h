@@ -28,10 +28,12 @@
  * commands through these too.  test_protocol_parity.py checks all four agree.
  */
 #define CMD_AGENT_ABORT      "agent-abort"
+#define CMD_AGENT_EXPLAIN    "agent-explain"
 #define CMD_AGENT_FORGET     "agent-forget"
 #define CMD_AGENT_HEARTBEAT  "agent-heartbeat"
 #define CMD_AGENT_PROMPT     "agent-prompt"
 #define CMD_AGENT_REGISTER   "agent-register"
+#define CMD_AGENT_RESUME     "agent-resume"
 #define CMD_AGENT_STATUS     "agent-status"
 #define CMD_DELETE_TENANT    "delete-tenant"
 #define CMD_EVENTS_READ      "events-read"

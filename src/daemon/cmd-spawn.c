@@ -1,7 +1,7 @@
 /*
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
- * agent-abort, session-read and agent-forget: the socket face of
- * spawner.c (agent-forget's work is retention.c's).
+ * agent-abort, agent-explain, session-read and agent-forget: the socket
+ * face of spawner.c (agent-forget's work is retention.c's).
  *
  * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
  * the spawner gets only the spec.  spawn-agent's `profile` names an agent
@@ -20,6 +20,7 @@
  * uid that spawned it (owner_uid).  Controlling or reading an agent is for
  * admins and members at the table, and here, for its owner or an admin
  * only (owner_check): anyone else is refused before anything happens.
+ * agent-explain is open to an agent's channel too, for its own id only.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -272,10 +273,37 @@ cmd_spawn_local(struct cmd_req *r)
 	spawn_common(r, r->args, "local");
 }
 
+/* An interrupted agent started again on its session (spawn-resume.c); admins only, as spawns. */
+static void
+cmd_agent_resume(struct cmd_req *r)
+{
+	const char *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *a;
+
+	if ((a = spawner_resume(cmd_arg_str(r, "id"), &code, &cause)) == NULL) {
+		fail_cause(r, code, cause != NULL ? cause : "resume failed");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, a);
+}
+
 static void
 cmd_profiles(struct cmd_req *r)
 {
-	cmd_ok(r, profiles_list());
+	json_t *res = profiles_list(), *p;
+	size_t i;
+	int64_t until;
+
+	/* Quota parking (spawn-park.c): whether the profile's credential waits for a reset. */
+	json_array_foreach(json_object_get(res, "profiles"), i, p)
+	{
+		until = spawner_parked_until(json_string_value(json_object_get(p, "name")));
+		json_object_set_new(p, "parked_until_ms",
+		                    until != 0 ? json_integer(until) : json_null());
+	}
+	cmd_ok(r, res);
 }
 
 /* The agent kill-agent stopped has ended: answer with its final row. */
@@ -286,10 +314,12 @@ kill_done(void *arg, const char *id)
 	struct store_err e;
 	json_t *row;
 
-	if ((row = store_agent_get(D.store, id, &e)) == NULL)
+	if ((row = store_agent_get(D.store, id, &e)) == NULL) {
 		cmd_fail_error(r, &e);
-	else
-		cmd_ok(r, row);
+		return;
+	}
+	spawner_detail(row); /* an ended agent's: its row as agent-status shows it */
+	cmd_ok(r, row);
 }
 
 /*
@@ -393,6 +423,29 @@ cmd_session_read(struct cmd_req *r)
 	free(sid);
 }
 
+/* Why the agent is where it is: its transitions and their causes (spawn-explain.c). */
+static void
+cmd_agent_explain(struct cmd_req *r)
+{
+	const char *id = cmd_arg_str(r, "id"), *code = ERR_INTERNAL;
+	char *cause = NULL;
+	json_t *res;
+
+	if (r->role == CMD_R_AGENT && (r->agent == NULL || strcmp(r->agent, id) != 0)) {
+		cmd_fail(r, ERR_PERMISSION_DENIED,
+		         "agent-explain: an agent may explain only itself, not %.128s", id);
+		return;
+	}
+	if (r->role != CMD_R_AGENT && !owner_check(r, id, 0))
+		return;
+	if ((res = spawner_explain(id, &code, &cause)) == NULL) {
+		fail_cause(r, code, cause != NULL ? cause : "cannot explain the agent");
+		free(cause);
+		return;
+	}
+	cmd_ok(r, res);
+}
+
 #define SPAWN_ARGS                                                                                 \
 	{"binary", ARG_STR, 0, 0, 0}, {"args", ARG_ARR, 0, 0, 0}, {"prompt", ARG_STR, 0, 0, 0},    \
 	        {"mode", ARG_STR, 0, 0, 0}, {"env", ARG_OBJ, 0, 0, 0}, {"cwd", ARG_STR, 0, 0, 0},  \
@@ -400,6 +453,7 @@ cmd_session_read(struct cmd_req *r)
 	        {"jail", ARG_OBJ, 0, 0, 0}, {"ro_paths", ARG_ARR, 0, 0, 0},                        \
 	        {"stall_ms", ARG_INT, 0, 0, 0}, {"task", ARG_ANY, 0, 0, 0},                        \
 	        {"max_attempts", ARG_INT, 0, 1, 1000}, {"tenant_env", ARG_BOOL, 0, 0, 0},          \
+	        {"timeout_ms", ARG_INT, 0, 0, 0},                                                  \
 	{                                                                                          \
 		"id", ARG_STR, 0, 0, 0                                                             \
 	}
@@ -409,15 +463,23 @@ static const struct cmd_arg spawn_agent_args[] = {{"provider", ARG_STR, 0, 0, 0}
                                                   {"profile", ARG_STR, 0, 0, 0},
                                                   {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg no_args[] = {{NULL, 0, 0, 0, 0}};
-static const struct cmd_arg spawn_local_args[] = {
-        {"binary", ARG_STR, 1, 0, 0},     {"args", ARG_ARR, 0, 0, 0},
-        {"prompt", ARG_STR, 0, 0, 0},     {"mode", ARG_STR, 0, 0, 0},
-        {"env", ARG_OBJ, 0, 0, 0},        {"cwd", ARG_STR, 0, 0, 0},
-        {"session_id", ARG_STR, 0, 0, 0}, {"restart", ARG_OBJ, 0, 0, 0},
-        {"jail", ARG_OBJ, 0, 0, 0},       {"ro_paths", ARG_ARR, 0, 0, 0},
-        {"stall_ms", ARG_INT, 0, 0, 0},   {"tenant_env", ARG_BOOL, 0, 0, 0},
-        {"task", ARG_ANY, 0, 0, 0},       {"max_attempts", ARG_INT, 0, 1, 1000},
-        {"id", ARG_STR, 0, 0, 0},         {NULL, 0, 0, 0, 0}};
+static const struct cmd_arg spawn_local_args[] = {{"binary", ARG_STR, 1, 0, 0},
+                                                  {"args", ARG_ARR, 0, 0, 0},
+                                                  {"prompt", ARG_STR, 0, 0, 0},
+                                                  {"mode", ARG_STR, 0, 0, 0},
+                                                  {"env", ARG_OBJ, 0, 0, 0},
+                                                  {"cwd", ARG_STR, 0, 0, 0},
+                                                  {"session_id", ARG_STR, 0, 0, 0},
+                                                  {"restart", ARG_OBJ, 0, 0, 0},
+                                                  {"jail", ARG_OBJ, 0, 0, 0},
+                                                  {"ro_paths", ARG_ARR, 0, 0, 0},
+                                                  {"stall_ms", ARG_INT, 0, 0, 0},
+                                                  {"tenant_env", ARG_BOOL, 0, 0, 0},
+                                                  {"task", ARG_ANY, 0, 0, 0},
+                                                  {"max_attempts", ARG_INT, 0, 1, 1000},
+                                                  {"timeout_ms", ARG_INT, 0, 0, 0},
+                                                  {"id", ARG_STR, 0, 0, 0},
+                                                  {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg kill_args[] = {
         {"id", ARG_STR, 1, 0, 0}, {"grace_ms", ARG_INT, 0, 0, 600000}, {NULL, 0, 0, 0, 0}};
 static const struct cmd_arg prompt_args[] = {
@@ -437,6 +499,8 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
         {CMD_AGENT_FORGET, CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_forget},
         {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
+        {CMD_AGENT_EXPLAIN, CMD_READ, CMD_R_ALL, id_args, cmd_agent_explain},
         {CMD_PROFILES, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_profiles},
+        {CMD_AGENT_RESUME, CMD_WRITE, CMD_R_ADMIN, id_args, cmd_agent_resume},
         {NULL, 0, 0, NULL, NULL},
 };

@@ -50,6 +50,7 @@
 #include "common/xmalloc.h"
 #include "daemon/daemon.h"
 #include "daemon/server.h"
+#include "daemon/notify.h"
 #include "daemon/profiles.h"
 #include "daemon/retention.h"
 #include "daemon/spawner.h"
@@ -700,6 +701,7 @@ on_signal(uv_signal_t *s, int signum)
 		else
 			log_info("log reopened");
 		profiles_reload();
+		notify_reload();
 		retention_reload();
 		return;
 	}

@@ -73,6 +73,7 @@ struct profile {
 	int max_attempts;      /* 1..1000, 0 when unset */
 	char *prompt_template; /* or NULL */
 	int tenant_env;        /* the spawn argument tenant_env */
+	long long timeout_ms;  /* the spawn argument timeout_ms (0: unset) */
 };
 
 static struct profile *profiles;
@@ -80,8 +81,9 @@ static size_t nprofiles;
 static char *profiles_path;
 
 static const char *const profile_keys[] = {
-        "name", "provider", "binary",  "args",         "model",           "env",        "env_file",
-        "jail", "ro_paths", "restart", "max_attempts", "prompt_template", "tenant_env", NULL};
+        "name",         "provider",        "binary",     "args",       "model",
+        "env",          "env_file",        "jail",       "ro_paths",   "restart",
+        "max_attempts", "prompt_template", "tenant_env", "timeout_ms", NULL};
 
 static int
 pfail(char **cause, const char *name, const char *what)
@@ -328,6 +330,13 @@ parse_run(const json_t *o, struct profile *p, char **cause)
 			return pfail(cause, p->name, "\"tenant_env\" must be true or false");
 		p->tenant_env = json_is_true(v);
 	}
+	if ((v = json_object_get(o, "timeout_ms")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 100 ||
+		    json_integer_value(v) > 604800000)
+			return pfail(cause, p->name,
+			             "\"timeout_ms\" must be an integer 100..604800000 (a week)");
+		p->timeout_ms = json_integer_value(v);
+	}
 	return 0;
 }
 
@@ -522,6 +531,8 @@ profiles_list(void)
 		json_object_set_new(o, "has_prompt_template",
 		                    json_boolean(p->prompt_template != NULL));
 		json_object_set_new(o, "tenant_env", json_boolean(p->tenant_env));
+		if (p->timeout_ms > 0)
+			json_object_set_new(o, "timeout_ms", json_integer(p->timeout_ms));
 		json_array_append_new(a, o);
 	}
 	json_object_set_new(res, "config_dir", json_string(D.cfg.config_dir));
@@ -558,6 +569,8 @@ profiles_apply(const char *name, json_t *req, json_t **out, const char **provide
 		json_object_set_new(m, "max_attempts", json_integer(p->max_attempts));
 	if (p->tenant_env)
 		json_object_set_new(m, "tenant_env", json_true());
+	if (p->timeout_ms > 0)
+		json_object_set_new(m, "timeout_ms", json_integer(p->timeout_ms));
 	/* The request's own arguments win; its env is merged name by name. */
 	json_object_foreach(req, k, v)
 	{

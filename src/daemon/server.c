@@ -44,6 +44,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/events.h"
+#include "daemon/notify.h"
 #include "daemon/peercred.h"
 #include "daemon/server-int.h"
 #include "daemon/server.h"
@@ -112,6 +113,7 @@ server_commit(void)
 	ev = events_pending(&n);
 	for (i = 0; i < n; i++)
 		server_publish(ev[i].seq, ev[i].topic, ev[i].line, ev[i].len);
+	notify_published(ev, n);
 	events_forget();
 }
 

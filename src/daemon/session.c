@@ -66,6 +66,38 @@ session_close(struct session_log *s)
 }
 
 int
+session_count_lines(struct session_log *s, char **cause)
+{
+	char buf[65536];
+	const char *p, *end;
+	off_t off = 0;
+	ssize_t n;
+	int fd;
+
+	s->lines = 0;
+	if (s->bytes == 0)
+		return 0;
+	if ((fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		goto fail;
+	while (off < s->bytes && (n = pread(fd, buf, sizeof buf, off)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			close(fd);
+			goto fail;
+		}
+		for (p = buf, end = buf + n; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+			s->lines++;
+		off += n;
+	}
+	close(fd);
+	return 0;
+fail:
+	xasprintf(cause, "session file %s: %s", s->path, strerror(errno));
+	return -1;
+}
+
+int
 session_append(struct session_log *s, const char *p, size_t n)
 {
 	ssize_t w;

@@ -19,7 +19,7 @@
 struct session_log {
 	int fd;
 	off_t bytes;
-	long long lines;
+	long long lines; /* newlines in the file, once session_count_lines has counted them */
 	char *path;
 };
 
@@ -27,6 +27,13 @@ int session_id_valid(const char *id);
 /* Open (append) sessions/<id><suffix>.  -1 with *cause. */
 int session_open(struct session_log *, const char *id, const char *suffix, char **cause);
 void session_close(struct session_log *);
+/*
+ * Count the newlines already in an open log into s->lines (a log appended
+ * to again: a restart on the same session).  The next line appended is line
+ * s->lines + 1 as session-read numbers them (its `since` is that minus 1).
+ * 0, or -1 with *cause.
+ */
+int session_count_lines(struct session_log *s, char **cause);
 /* Append bytes; -1 on write error (errno set). */
 int session_append(struct session_log *, const char *p, size_t n);
 /* Rotate when past cap: rename to <path>.1 and reopen.  */

@@ -42,25 +42,40 @@ extern char **environ;
 
 /* ---- output ---- */
 
+/*
+ * Feed one line, already in the session log, to the glasspane.  It is the
+ * log's line slog.lines + 1: a transition it causes names that line.  Lines
+ * are logged before they are fed, so a line that did not reach the log (a
+ * flood, a write error) is never a transition's cause.
+ */
 static void
 exec_feed_line(struct agent *a, const char *p, size_t n)
 {
 	struct glasspane_transition t;
+	long long line = ++a->slog.lines;
 
-	agent_transition(a, glasspane_feed(&a->gp, p, n, now_ms(), &t), &t);
+	agent_transition_line(a, glasspane_feed(&a->gp, p, n, now_ms(), &t), &t, line);
 }
 
-/* Append complete lines to the session log and feed them; returns the bytes consumed. */
-static size_t
+/* Feed the complete lines of p[0..n) (n ends just after a newline). */
+static void
 exec_ingest(struct agent *a, const char *p, size_t n)
 {
 	const char *s = p, *nl, *end = p + n;
 
-	while (s < end && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+	while (s < end && !a->discard && (nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
 		exec_feed_line(a, s, (size_t)(nl - s));
 		s = nl + 1;
 	}
-	return (size_t)(s - p);
+}
+
+/* The bytes of p[0..n) up to and including its last newline. */
+static size_t
+exec_complete_bytes(const char *p, size_t n)
+{
+	const char *nl = memrchr(p, '\n', n);
+
+	return nl != NULL ? (size_t)(nl - p) + 1 : 0;
 }
 
 /* A fault in the output: stop ingesting, mark the agent error and stop it now. */
@@ -121,8 +136,9 @@ exec_stdout(struct agent *a, const char *p, size_t len)
 		len -= used;
 	}
 	if (buf_used(&a->line) == 0 && len > 0 && !a->discard) {
-		used = exec_ingest(a, p, len);
+		used = exec_complete_bytes(p, len);
 		exec_log(a, p, used);
+		exec_ingest(a, p, used);
 		if (used < len && !a->discard)
 			buf_add(&a->line, p + used, len - used);
 	}
@@ -151,7 +167,8 @@ exec_flush_line(struct agent *a)
 	if (buf_used(&a->line) > 0 && !a->discard) {
 		exec_log(a, buf_head(&a->line), buf_used(&a->line));
 		exec_log(a, "\n", 1);
-		exec_feed_line(a, buf_head(&a->line), buf_used(&a->line));
+		if (!a->discard)
+			exec_feed_line(a, buf_head(&a->line), buf_used(&a->line));
 	}
 	buf_free(&a->line);
 }
@@ -208,7 +225,13 @@ static void
 on_job_done(struct job *j)
 {
 	struct agent *a = j->data;
+	char why[64];
 
+	if (j->timed_out) {
+		snprintf(why, sizeof why, "run timed out after %lld ms",
+		         (long long)a->spec.timeout_ms);
+		agent_fault(a, why);
+	}
 	channel_close(a);
 	job_close(j);
 	run_step(j->data, RI_DONE, 0, NULL);
@@ -456,6 +479,7 @@ exec_job_init(struct agent *a, struct job_spec *ps, char *tree)
 	snprintf(tree, TREE_NAME_MAX, "agent.%s", a->id);
 	ps->tree = tree;
 	ps->marker = a->id;
+	ps->deadline_ms = a->spec.timeout_ms; /* the run's own deadline (0: none) */
 	memset(&a->job, 0, sizeof a->job);
 	a->job.on_read = on_job_read;
 	a->job.on_exit = on_job_exit;

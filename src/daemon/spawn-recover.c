@@ -5,10 +5,12 @@
  * An agent that a previous daemon left "running" is resolved at start: its
  * process tree (cgroup) is killed, and if its pid still names the same
  * process (start time recorded at spawn) that too, with what the reaper
- * finds by the COLIBRI_AGENT_ID marker; the row is marked error "daemon
- * restarted" (agent.state), and the task it was bound to goes back to the
- * queue, counted (spawn-task.c).  A stage a previous daemon left in a jail root
- * is removed.  The daemon's own files are made private to every sandbox,
+ * finds by the COLIBRI_AGENT_ID marker.  The row is marked `interrupted`
+ * ("daemon restarted while STATE"; not error: the run was not at fault),
+ * and the task it was bound to goes back to the queue, its attempt not
+ * counted (spawn-task.c); agent-resume may continue the run.  A stage a
+ * previous daemon left in a jail root is removed.  The daemon's own files
+ * are made private to every sandbox,
  * and under a root daemon bubblewrap runs as the agent user.
  */
 #include <signal.h>
@@ -112,27 +114,40 @@ recover_kill(const char *id, json_t *a)
 	free(pids);
 }
 
-/* Mark agent row a: an ended one loses its pid, a live one is error "daemon restarted". */
+/* A row whose run is over: done, error, or interrupted by an earlier restart. */
+static int
+recover_ended(const char *state)
+{
+	return strcmp(state, "done") == 0 || strcmp(state, "error") == 0 ||
+	       strcmp(state, "interrupted") == 0;
+}
+
+/*
+ * Mark agent row a: an ended one loses its pid; a live one is interrupted, its reason the
+ * state it was in ("daemon restarted while working").
+ */
 static void
 recover_mark(const char *id, const char *state)
 {
-	int ended = strcmp(state, "done") == 0 || strcmp(state, "error") == 0;
+	int ended = recover_ended(state);
 	struct store_err e;
 	json_t *f, *row;
+	char why[96];
 
+	snprintf(why, sizeof why, "daemon restarted while %s", state);
 	if (ended)
 		f = json_pack("{s:n}", "pid");
 	else
-		f = json_pack("{s:s, s:s, s:I, s:n}", "state", "error", "reason",
-		              "daemon restarted", "since", (json_int_t)now_ms(), "pid");
+		f = json_pack("{s:s, s:s, s:I, s:n}", "state", "interrupted", "reason", why,
+		              "since", (json_int_t)now_ms(), "pid");
 	txn_write(&e);
 	row = store_agent_put(D.store, id, f, now_ms(), &e);
 	json_decref(f);
 	if (row != NULL && !ended)
 		events_emit(EV_AGENT_STATE,
-		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", id, "from", state,
-		                      "to", "error", "reason", "daemon restarted", "cause",
-		                      "daemon", "at_ms", (json_int_t)now_ms()));
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:n, s:I}", "id", id, "from",
+		                      state, "to", "interrupted", "reason", why, "cause", "daemon",
+		                      "line", "at_ms", (json_int_t)now_ms()));
 	json_decref(row);
 }
 
@@ -150,13 +165,12 @@ recover_agents(void)
 		const char *id = json_string_value(json_object_get(a, "id"));
 		const char *state = json_string_value(json_object_get(a, "state"));
 
-		if ((strcmp(state, "done") == 0 || strcmp(state, "error") == 0) &&
-		    !json_is_integer(json_object_get(a, "pid")))
+		if (recover_ended(state) && !json_is_integer(json_object_get(a, "pid")))
 			continue;
 		recover_kill(id, a);
 		recover_stage(id, a);
 		recover_mark(id, state);
-		if (strcmp(state, "done") != 0 && strcmp(state, "error") != 0)
+		if (!recover_ended(state))
 			task_recover(id, a);
 	}
 	json_decref(list);

@@ -27,7 +27,10 @@
  * at the exit.  The restart policy: a clean done is final; a crash restarts
  * with exponential backoff and jitter while restarts remain; a model error
  * restarts only with restart.on_error; a fault, a kill-agent or a shutdown
- * never restarts.
+ * never restarts; a run whose restarts are spent ends with "gave up after N
+ * restarts: <reason>".  A run that ended on a provider's rate limit or quota
+ * is parked instead (spawn-park.c): blocked until the reset, then restarted
+ * in the same backoff state, without counting against restart.max.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -91,20 +94,31 @@ backoff_delay(struct agent *a)
 	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
 }
 
-/* Should this run be followed by another?  Sets *why. */
+/*
+ * Should this run be followed by another?  Sets *why.  A run the policy would restart but
+ * for a spent budget says so in its reason ("gave up after N restarts: ...").
+ */
 static int
 should_restart(struct agent *a, const char **why)
 {
-	if (a->stopping || D.shutting_down || a->restarts >= a->spec.restart.max)
+	if (a->stopping || D.shutting_down)
 		return 0;
 	if (a->gp.state != GLASSPANE_ERROR)
 		return 0; /* done (or idle after an RPC session) is final */
 	if (a->term_signal != 0 || a->exit_code != 0 || a->faulted) {
 		*why = "crashed";
-		return !a->faulted;
+		if (a->faulted)
+			return 0;
+	} else {
+		*why = "model error";
+		if (!a->spec.restart.on_error)
+			return 0;
 	}
-	*why = "model error";
-	return a->spec.restart.on_error;
+	if (a->restarts < a->spec.restart.max)
+		return 1;
+	if (a->restarts > 0)
+		park_gave_up(a);
+	return 0;
 }
 
 /* ---- actions ---- */
@@ -115,12 +129,13 @@ act_start(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 {
 	struct glasspane_transition t;
 
+	a->parked_until = 0; /* a park ends with the next start, or its failure */
 	if (exec_start(a, cx->cause) == -1) {
 		agent_fault(a, *cx->cause);
 		cx->why = "could not start";
 		return RUN_ENDED;
 	}
-	if (a->restarts == 0)
+	if (a->run == RUN_NEW)
 		glasspane_init(&a->gp, a->spec.harness, a->spec.mode, a->spec.stall_ms, now_ms());
 	else
 		agent_transition(a, glasspane_restart(&a->gp, now_ms(), &t), &t);
@@ -176,6 +191,7 @@ static int
 act_cancel(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 {
 	uv_timer_stop(&a->timer);
+	park_stopped(a);
 	return (int)r->to;
 }
 
@@ -225,6 +241,10 @@ act_finish(struct agent *a, struct run_ctx *cx, const struct run_rule *r)
 	code = a->exit_code;
 	sig = a->term_signal;
 	agent_transition(a, glasspane_exit(&a->gp, sig > 0 ? 0 : code, sig, now_ms(), &t), &t);
+	if (park_run(a)) {
+		cx->why = "parked on a quota error";
+		return RUN_BACKOFF;
+	}
 	if (!should_restart(a, &why))
 		return (int)r->to;
 	a->restarts++;
@@ -248,6 +268,11 @@ after_finish(struct agent *a)
 	                      glasspane_state_name(a->gp.state), "reason", a->gp.reason));
 	if (a->run != RUN_BACKOFF)
 		return;
+	if (a->parked_until != 0) { /* a park: its agent.state says so; no restart is counted */
+		uv_timer_start(&a->timer, on_timer,
+		               (uint64_t)(a->backoff_ms > 0 ? a->backoff_ms : 0), 0);
+		return;
+	}
 	events_emit(EV_AGENT_RESTARTED,
 	            json_pack("{s:s, s:i, s:i, s:s, s:I}", "id", a->id, "restart", a->restarts,
 	                      "max_restarts", a->spec.restart.max, "reason",

@@ -285,6 +285,13 @@ parse_run(json_t *args, struct spawn_spec *sp, char **cause)
 		}
 		sp->cwd = xstrdup(s);
 	}
+	if ((v = json_object_get(args, "timeout_ms")) != NULL && !json_is_null(v)) {
+		sp->timeout_ms = json_integer_value(v);
+		if (sp->timeout_ms != 0 && (sp->timeout_ms < 100 || sp->timeout_ms > 604800000)) {
+			xasprintf(cause, "timeout_ms must be 0 (none) or 100..604800000 (a week)");
+			return -1;
+		}
+	}
 	sp->stall_ms = D.cfg.stall_ms;
 	if ((v = json_object_get(args, "stall_ms")) != NULL && !json_is_null(v)) {
 		sp->stall_ms = json_integer_value(v);

@@ -40,6 +40,8 @@ struct spawn_spec {
 	enum glasspane_mode mode;
 	enum glasspane_harness harness;
 	int64_t stall_ms;
+	int64_t timeout_ms; /* a run's deadline: its tree is killed and it ends in error (0: none)
+	                     */
 	struct spawn_restart restart;
 	struct jail_config jail;
 	char **ro_paths;  /* canonical read-only binds for bubblewrap (NULL-terminated) or NULL */

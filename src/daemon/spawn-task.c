@@ -5,10 +5,12 @@
  * the task for the new agent in the transaction that records the agent (the
  * spawn's own savepoint: a spawn that cannot start leaves the task as it
  * was), keeps the claim's epoch on the agent (its row's task and epoch),
- * and renders the prompt from the task (task-prompt.h).  While the agent
- * lives -- running, draining or waiting out a restart's backoff -- the
- * claim's lease is renewed from the spawner's tick, so the sweep never
- * takes the task from a live run.
+ * and renders the prompt from the task (task-prompt.h).  The claim carries
+ * no lease: it cannot go stale, because it ends with the run -- in the
+ * transaction that records the run's end (exit, kill, fault), or at the
+ * next start after a daemon was killed (task_recover) -- never when a
+ * timer runs out.  (Registered agents, which the daemon does not watch,
+ * keep leases.)
  *
  * When the run ends, task_settle writes the outcome in the transaction of
  * the agent's final row:
@@ -23,9 +25,10 @@
  * itself through its channel (the same epoch: one completion), released,
  * or that was claimed again since (a newer epoch) is left alone.  A daemon
  * killed meanwhile commits neither the agent's final row nor the task's
- * outcome; the next daemon finds the agent's row still live and
- * task_recover puts the task back, counted ("daemon restarted").  So a task
- * is completed once or back in the queue, never lost, never held twice.
+ * outcome; the next daemon finds the agent's row still live, marks it
+ * interrupted, and task_recover puts the task back in the queue without
+ * counting the attempt.  So a task is completed once or back in the queue,
+ * never lost, never held twice, and no claim outlives its run.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -41,11 +44,6 @@
 #include "daemon/txn.h"
 #include "store/store.h"
 
-/*
- * A bound claim's lease (COLIBRI_TASK_LEASE_MS, for tests; spawner_init reads it); the tick
- * renews it a third of the way through.
- */
-int64_t task_lease_ms = 60000;
 /* The longest prompt one argument (or environment value) can carry on Linux (MAX_ARG_STRLEN). */
 #define TASK_PROMPT_MAX (128 * 1024 - 1)
 
@@ -57,7 +55,8 @@ task_bind(struct agent *a, const char **code, char **cause)
 	char *prompt;
 	long long id = a->spec.task == SPAWN_TASK_NEXT ? 0 : a->spec.task;
 
-	t = store_task_claim(D.store, a->id, id, task_lease_ms, a->spec.max_attempts, now_ms(), &e);
+	t = store_task_claim(D.store, a->id, id, 0 /* no lease */, a->spec.max_attempts, now_ms(),
+	                     &e);
 	if (t == NULL) {
 		*code = e.code;
 		xasprintf(cause, "%s", e.msg);
@@ -83,7 +82,6 @@ task_bind(struct agent *a, const char **code, char **cause)
 	a->spec.prompt = prompt;
 	a->task = json_integer_value(json_object_get(t, "id"));
 	a->epoch = json_integer_value(json_object_get(t, "epoch"));
-	a->renew_at = now_ms() + task_lease_ms / 3;
 	log_info("agent %s: bound to task %lld (epoch %lld)", a->id, a->task, a->epoch);
 	events_emit(EV_TASK_CLAIMED, t);
 	return 0;
@@ -161,25 +159,23 @@ task_settle(struct agent *a)
 }
 
 void
-task_renew(struct agent *a, int64_t now)
-{
-	struct store_err e;
-
-	if (a->task == 0 || a->settled || now < a->renew_at)
-		return;
-	a->renew_at = now + task_lease_ms / 3;
-	if (txn_write(&e) == -1 || store_task_renew_agent(D.store, a->id, now) == -1)
-		log_warnx("agent %s: the lease of task %lld was not renewed", a->id, a->task);
-}
-
-void
 task_recover(const char *id, json_t *row)
 {
 	json_t *task = json_object_get(row, "task"), *epoch = json_object_get(row, "epoch");
 	struct store_err e;
+	json_t *t;
 
 	if (!json_is_integer(task) || !json_is_integer(epoch) || txn_write(&e) == -1)
 		return;
-	task_run_failed(json_integer_value(task), id, json_integer_value(epoch),
-	                "daemon restarted");
+	/* Interrupted, not failed: back in the queue, the attempt not counted. */
+	t = store_task_release(D.store, json_integer_value(task), id, json_integer_value(epoch),
+	                       now_ms(), &e);
+	if (t == NULL) {
+		log_info("agent %s: task %lld left as it is (%s)", id,
+		         (long long)json_integer_value(task), e.msg);
+		return;
+	}
+	log_info("agent %s: task %lld back in the queue (the daemon restarted)", id,
+	         (long long)json_integer_value(task));
+	events_emit(EV_TASK_RELEASED, t);
 }

@@ -3,7 +3,7 @@
  * between the spawner's files (not for the rest of the daemon; spawner.h
  * is the spawner's face).
  *
- * The spawner is four files around one struct:
+ * The spawner is five files around one struct:
  *   spawner.c        the registry of agents, their rows in the store, and
  *                    the calls the commands make (spawner.h);
  *   spawn-run.c      the run machine: run_table[state][input], one row
@@ -11,7 +11,11 @@
  *   spawn-exec.c     a run's process: argv, environment, confinement, the
  *                    job, and its output into the session log and glasspane;
  *   spawn-recover.c  what a previous daemon left behind, and what no
- *                    sandbox may show.
+ *                    sandbox may show;
+ *   spawn-explain.c  the chain of an agent's transitions and their causes
+ *                    (agent-explain).
+ *   spawn-park.c     quota parking: a run refused for volume waits for the
+ *                    reset, and its profile with it.
  * The request's arguments were parsed before any of them (spawn-spec.c).
  */
 #ifndef COLIBRI_SPAWNER_AGENT_H
@@ -51,6 +55,7 @@ struct held_transition {
 	enum glasspane_state from, to;
 	char reason[GLASSPANE_REASON_MAX];
 	char cause[GP_TYPE_MAX];
+	long long line; /* the session log line (1-based) that caused it; 0: not a line */
 	int64_t at_ms;
 };
 
@@ -92,10 +97,13 @@ struct agent {
 	uint64_t message_written; /* gp.last_message_seq when the row last took last_message */
 	/* A task-bound run (spawn-task.c): the task claimed for it and the claim's epoch. */
 	long long task, epoch;
-	int64_t renew_at; /* when the claim's lease is renewed next */
-	int settled;      /* the task was settled at the end */
+	int settled; /* the task was settled at the end */
+	/* Quota parking (spawn-park.c): parks in a row without a reset time, and the park's end. */
+	int parks;
+	int64_t parked_until; /* ms epoch while parked (in backoff), else 0 */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
+	json_t *chain; /* the last transitions, oldest first (spawn-explain.c) */
 	struct agent *next;
 };
 
@@ -115,6 +123,9 @@ extern off_t spawner_max_session;
 void agent_write(struct agent *a);
 /* A glasspane transition (changed != 0): written now, or held by the run step in progress. */
 void agent_transition(struct agent *a, int changed, const struct glasspane_transition *t);
+/* The same, caused by the session log's line `line` (1-based; 0: not a line). */
+void agent_transition_line(struct agent *a, int changed, const struct glasspane_transition *t,
+                           long long line);
 /* Force the agent into error with reason (a fault the glasspane cannot see). */
 void agent_fault(struct agent *a, const char *reason);
 /* Unlink and free an agent (its handles closed, or it never had any). */
@@ -146,7 +157,6 @@ void exec_flush_line(struct agent *a);
 void exec_signal_tree(struct agent *a, int sig);
 
 /* spawn-task.c */
-extern int64_t task_lease_ms; /* a bound claim's lease */
 /*
  * Claim a's task (a->spec.task) for a, in the transaction that records a, and render its
  * prompt into a->spec.prompt.  0, or -1 with *code and *cause (nothing claimed).
@@ -154,10 +164,23 @@ extern int64_t task_lease_ms; /* a bound claim's lease */
 int task_bind(struct agent *a, const char **code, char **cause);
 /* a has ended: complete its task (done) or put it back / fail it (anything else). */
 void task_settle(struct agent *a);
-/* Keep a's claims alive while it lives (every tick; writes only when a renewal is due). */
-void task_renew(struct agent *a, int64_t now);
-/* A previous daemon's agent row a (id) was lost at restart: its task goes back, counted. */
+/* A previous daemon's agent row a (id) was interrupted: its task goes back, not counted. */
 void task_recover(const char *id, json_t *row);
+
+/* spawn-explain.c */
+/* Add h to a's chain of transitions (the last EXPLAIN_CHAIN_MAX are kept). */
+void explain_record(struct agent *a, const struct held_transition *h);
+/* spawn-park.c */
+/*
+ * The run just judged (error) ended on a quota error: park it -- blocked "quota until HH:MM"
+ * or "quota, retry in N s", a->backoff_ms until then, the profile parked too.  1 when
+ * parked (the caller goes to backoff), 0 otherwise (and the no-time schedule starts over).
+ */
+int park_run(struct agent *a);
+/* a is stopped while parked: error "stopped while parked (...)"; nothing when not parked. */
+void park_stopped(struct agent *a);
+/* The restart budget is spent: the error's reason becomes "gave up after N restarts: ...". */
+void park_gave_up(struct agent *a);
 
 /* spawn-recover.c */
 void recover_agents(void);

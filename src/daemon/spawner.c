@@ -57,7 +57,42 @@ agent_find(const char *id)
 	return NULL;
 }
 
+int
+spawner_agent_live(const char *id)
+{
+	return agent_find(id) != NULL;
+}
+
 /* ---- the row ---- */
+
+/* What a resume needs of the spawn besides binary, args, mode and jail (no env values). */
+static json_t *
+agent_spawn_json(const struct spawn_spec *sp)
+{
+	json_t *o = json_object(), *ro = json_array();
+	size_t i;
+
+	for (i = 0; sp->ro_paths != NULL && sp->ro_paths[i] != NULL; i++)
+		json_array_append_new(ro, json_string(sp->ro_paths[i]));
+	json_object_set_new(o, "cwd", sp->cwd != NULL ? json_string(sp->cwd) : json_null());
+	if (json_array_size(ro) == 0) {
+		json_decref(ro);
+		ro = json_null();
+	}
+	json_object_set_new(o, "ro_paths", ro);
+	json_object_set_new(o, "stall_ms", json_integer(sp->stall_ms));
+	if (sp->timeout_ms > 0)
+		json_object_set_new(o, "timeout_ms", json_integer(sp->timeout_ms));
+	json_object_set_new(o, "restart",
+	                    json_pack("{s:i, s:I, s:I, s:b}", "max_restarts", sp->restart.max,
+	                              "backoff_ms", (json_int_t)sp->restart.backoff_ms,
+	                              "backoff_max_ms", (json_int_t)sp->restart.backoff_max_ms,
+	                              "on_error", sp->restart.on_error));
+	json_object_set_new(o, "tenant_env", json_boolean(sp->tenant_env));
+	if (sp->max_attempts > 0)
+		json_object_set_new(o, "max_attempts", json_integer(sp->max_attempts));
+	return o;
+}
 
 static json_t *
 agent_detail(struct agent *a)
@@ -71,10 +106,14 @@ agent_detail(struct agent *a)
 	json_object_set_new(d, "binary", json_string(a->spec.binary));
 	json_object_set_new(d, "profile",
 	                    a->spec.profile != NULL ? json_string(a->spec.profile) : json_null());
+	json_object_set_new(d, "agent_session",
+	                    a->gp.session[0] != '\0' ? json_string(a->gp.session) : json_null());
+	json_object_set_new(d, "spawn", agent_spawn_json(&a->spec));
 	json_object_set(d, "args", a->spec.args);
 	json_object_set_new(d, "mode",
 	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
 	json_object_set_new(d, "restarts", json_integer(a->restarts));
+	json_object_set_new(d, "unrecognized_lines", json_integer((json_int_t)a->gp.ignored_lines));
 	json_object_set_new(d, "exit_code",
 	                    a->reaped && sig == 0 ? json_integer(a->exit_code) : json_null());
 	json_object_set_new(d, "signal", a->reaped && sig != 0 ? json_integer(sig) : json_null());
@@ -82,6 +121,8 @@ agent_detail(struct agent *a)
 	                    jail_config_active(&a->spec.jail) ? jail_config_to_json(&a->spec.jail)
 	                                                      : json_null());
 	json_object_set_new(d, "live", json_boolean(agent_running(a) || a->run == RUN_BACKOFF));
+	json_object_set_new(d, "parked_until_ms",
+	                    a->parked_until != 0 ? json_integer(a->parked_until) : json_null());
 	return d;
 }
 
@@ -114,10 +155,12 @@ agent_publish_held(struct agent *a)
 	for (i = 0; i < a->nheld; i++) {
 		h = &a->held[i];
 		events_emit(EV_AGENT_STATE,
-		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "id", a->id, "from",
+		            json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "id", a->id, "from",
 		                      glasspane_state_name(h->from), "to",
 		                      glasspane_state_name(h->to), "reason", h->reason, "cause",
-		                      h->cause, "at_ms", (json_int_t)h->at_ms));
+		                      h->cause, "line",
+		                      h->line > 0 ? json_integer(h->line) : json_null(), "at_ms",
+		                      (json_int_t)h->at_ms));
 	}
 	a->nheld = 0;
 }
@@ -135,6 +178,8 @@ agent_write(struct agent *a)
 	}
 	f = json_pack("{s:s, s:s, s:I, s:o}", "state", glasspane_state_name(a->gp.state), "reason",
 	              a->gp.reason, "since", (json_int_t)a->gp.since_ms, "detail", agent_detail(a));
+	if (a->chain != NULL)
+		json_object_set(json_object_get(f, "detail"), "transitions", a->chain);
 	json_object_set_new(f, "pid",
 	                    agent_running(a) ? json_integer(a->job.proc.pid) : json_null());
 	if (agent_running(a))
@@ -159,12 +204,19 @@ agent_write(struct agent *a)
 void
 agent_transition(struct agent *a, int changed, const struct glasspane_transition *t)
 {
+	agent_transition_line(a, changed, t, 0);
+}
+
+void
+agent_transition_line(struct agent *a, int changed, const struct glasspane_transition *t,
+                      long long line)
+{
 	struct held_transition *h;
 
 	if (!changed)
 		return;
-	log_debug("agent %s: %s -> %s (%s: %s)", a->id, glasspane_state_name(t->from),
-	          glasspane_state_name(t->to), t->cause, t->reason);
+	log_debug("agent %s: %s -> %s (%s at line %lld: %s)", a->id, glasspane_state_name(t->from),
+	          glasspane_state_name(t->to), t->cause, line, t->reason);
 	if (a->nheld == AGENT_HELD_MAX)
 		agent_write(a);
 	h = &a->held[a->nheld++];
@@ -172,7 +224,9 @@ agent_transition(struct agent *a, int changed, const struct glasspane_transition
 	h->to = t->to;
 	snprintf(h->reason, sizeof h->reason, "%s", t->reason);
 	snprintf(h->cause, sizeof h->cause, "%s", t->cause);
+	h->line = line;
 	h->at_ms = t->at_ms;
+	explain_record(a, h);
 	if (a->holding == 0)
 		agent_write(a);
 }
@@ -238,6 +292,7 @@ static void
 agent_discard(struct agent *a)
 {
 	spawn_spec_clear(&a->spec);
+	json_decref(a->chain);
 	free(a->id);
 	free(a->session_id);
 	free(a);
@@ -268,6 +323,12 @@ agent_take_id(struct agent *a, const char **code, char **cause)
 		xasprintf(cause, "%s is a registered agent", id);
 		return -1;
 	}
+	/* The same agent on its same session again (agent-resume): its chain goes on. */
+	if (row != NULL && a->spec.session_id != NULL &&
+	    json_is_array(json_object_get(row, "transitions")) &&
+	    json_string_value(json_object_get(row, "session_id")) != NULL &&
+	    strcmp(json_string_value(json_object_get(row, "session_id")), a->spec.session_id) == 0)
+		a->chain = json_deep_copy(json_object_get(row, "transitions"));
 	json_decref(row);
 	a->id = xstrdup(id);
 	return 0;
@@ -299,7 +360,8 @@ fail:
 static int
 agent_open(struct agent *a, char **cause)
 {
-	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1) {
+	if (session_open(&a->slog, a->session_id, ".jsonl", cause) == -1 ||
+	    session_count_lines(&a->slog, cause) == -1) {
 		session_close(&a->slog);
 		return -1;
 	}
@@ -447,14 +509,6 @@ spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause)
 	return 0;
 }
 
-int
-spawner_agent_live(const char *id)
-{
-	struct agent *a = agent_find(id);
-
-	return a != NULL && !agent_gone(a);
-}
-
 char *
 spawner_session_of(const char *id)
 {
@@ -528,8 +582,18 @@ spawner_detail(json_t *obj)
 	struct agent *a;
 	json_t *d;
 
-	if (id == NULL || (a = agent_find(id)) == NULL)
+	json_object_del(obj, "transitions"); /* the row's chain is agent-explain's */
+	if (id == NULL)
 		return;
+	if ((a = agent_find(id)) == NULL) {
+		/* Not running here: a row of this host that says live is a previous daemon's. */
+		const char *host = json_string_value(json_object_get(obj, "host"));
+
+		if (json_is_true(json_object_get(obj, "live")) && host != NULL &&
+		    strcmp(host, D.hostname) == 0)
+			json_object_set_new(obj, "live", json_false());
+		return;
+	}
 	d = agent_detail(a);
 	json_object_update(obj, d);
 	json_decref(d);
@@ -545,6 +609,20 @@ spawner_detail(json_t *obj)
 
 /* ---- lifecycle ---- */
 
+/*
+ * The session log line behind a tick's transition: a settle judges the
+ * failed agent_end the glasspane counted settle_line lines in; every line
+ * it was fed went to the log first (spawn-exec.c), so the log's count
+ * maps onto it.  0 for a stall.
+ */
+static long long
+tick_line(const struct agent *a, const struct glasspane_transition *t)
+{
+	if (strcmp(t->cause, "settle") != 0 || a->gp.settle_line == 0)
+		return 0;
+	return a->slog.lines - (long long)(a->gp.lines - a->gp.settle_line);
+}
+
 static void
 on_tick(uv_timer_t *t)
 {
@@ -552,12 +630,9 @@ on_tick(uv_timer_t *t)
 	struct agent *a;
 
 	(void)t;
-	for (a = spawner_agents; a != NULL; a = a->next) {
-		if (agent_running(a))
-			agent_transition(a, glasspane_tick(&a->gp, now_ms(), &tr), &tr);
-		if (!agent_gone(a))
-			task_renew(a, now_ms());
-	}
+	for (a = spawner_agents; a != NULL; a = a->next)
+		if (agent_running(a) && glasspane_tick(&a->gp, now_ms(), &tr))
+			agent_transition_line(a, 1, &tr, tick_line(a, &tr));
 }
 
 int
@@ -571,9 +646,7 @@ spawner_init(char **cause)
 		spawner_max_line = (size_t)atoll(v);
 	if ((v = getenv("COLIBRI_MAX_SESSION_BYTES")) != NULL && atoll(v) >= 1024)
 		spawner_max_session = (off_t)atoll(v);
-	if ((v = getenv("COLIBRI_TASK_LEASE_MS")) != NULL && atoll(v) >= 3000 &&
-	    atoll(v) <= 3600000)
-		task_lease_ms = atoll(v);
+
 	recover_confine_privates();
 	recover_agents();
 	uv_timer_init(D.loop, &tick_timer);

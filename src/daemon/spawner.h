@@ -43,12 +43,6 @@ json_t *spawner_spawn(struct spawn_spec *spec, const char **code, char **cause);
  * is called exactly once.
  */
 void spawner_kill(const char *id, long long grace_ms, spawner_ended_fn *done, void *arg);
-/*
- * Is id an agent of this daemon whose life is not over (starting, running,
- * draining, or waiting to restart: in backoff or parked)?  agent-forget
- * and retention forget only agents that are not.
- */
-int spawner_agent_live(const char *id);
 /* RPC mode: write one JSON command line to the agent's stdin. */
 int spawner_rpc_send(const char *id, json_t *cmd, const char **code, char **cause);
 /* The session id of a live or recorded agent id (or id itself if it names a session). */
@@ -78,10 +72,35 @@ struct spawner_channel {
 void spawner_set_channel(const struct spawner_channel *);
 
 /*
+ * Quota parking (spawn-park.c): until when (ms since the epoch) agents of
+ * profile are parked on a provider's rate limit or quota -- start nothing
+ * more on that credential before it; 0 when not parked (or profile NULL).
+ */
+int64_t spawner_parked_until(const char *profile);
+
+/*
  * Overlay the live detail (glasspane state, reason, pid, usage) of a
  * running agent on its stored agent object; an object that names no agent
  * of this daemon is left as it is.  list-agents and agent-status call it.
  */
 void spawner_detail(json_t *agent);
+/*
+ * agent-explain: the spawned agent id's last transitions, each with its
+ * cause and the session log line behind it (spawn-explain.c), as
+ * {id, session_id, state, reason, live, unrecognized_lines, transitions}
+ * (caller json_decref()s), or NULL with *code and *cause (freed by the caller).
+ */
+json_t *spawner_explain(const char *id, const char **code, char **cause);
+
+/* Is id an agent of this daemon whose run is not over (running, draining, in a backoff)? */
+int spawner_agent_live(const char *id);
+
+/*
+ * agent-resume: start an interrupted agent's run again under the same id and session
+ * (spawn-resume.c).  Only a provider that can continue a session does (pi: `--session ID`,
+ * the id its session header gave); a task-bound run claims its task again.  Returns the
+ * agent object, or NULL with *code and *cause.
+ */
+json_t *spawner_resume(const char *id, const char **code, char **cause);
 
 #endif

@@ -11,6 +11,7 @@
 #include "daemon/cache.h"
 #include "daemon/daemon.h"
 #include "daemon/inventory.h"
+#include "daemon/notify.h"
 #include "daemon/profiles.h"
 #include "daemon/retention.h"
 #include "daemon/skills-index.h"
@@ -44,6 +45,7 @@ static const struct subsys subsystems[] = {
         {"cache", cache_init, NULL, NULL, cache_close},
         {"inventory", inventory_init, NULL, inventory_busy, inventory_close},
         {"skills", skills_index_init, NULL, NULL, skills_index_close},
+        {"notify", notify_init, notify_shutdown, notify_busy, notify_free},
         {"retention", retention_init, NULL, NULL, retention_close},
         {NULL, NULL, NULL, NULL, NULL},
 };

@@ -31,6 +31,7 @@
 
 #include "glasspane.h"
 #include "harness-json.h"
+#include "quota.h"
 
 enum gp_input {
 	IN_NONE = -1,
@@ -49,10 +50,11 @@ enum gp_input {
 	IN_SIGNAL,
 	IN_FAULT,
 	IN_START,
+	IN_PARK,
 	GP_NINPUTS
 };
 
-enum { BLOCK_NONE, BLOCK_STALL, BLOCK_RETRY, BLOCK_UI };
+enum { BLOCK_NONE, BLOCK_STALL, BLOCK_RETRY, BLOCK_UI, BLOCK_PARK };
 
 #define GP_KEEP (-1)
 
@@ -142,6 +144,7 @@ act_run_end(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule 
 	if (gp->harness == GLASSPANE_HARNESS_ZOT)
 		return act_fail(gp, cx, r);
 	gp->settle_at = cx->now + GLASSPANE_SETTLE_MS;
+	gp->settle_line = gp->lines;
 	gp_copy(gp->scratch, sizeof(gp->scratch), "resumed");
 	return resumed;
 }
@@ -249,6 +252,15 @@ act_fault(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r
 	return GLASSPANE_ERROR;
 }
 
+/* A failed run on a quota error waits for its reset (the spawner's word, cx->why). */
+static int
+act_park(struct glasspane *gp, const struct gp_ctx *cx, const struct gp_rule *r)
+{
+	gp_copy(gp->scratch, sizeof(gp->scratch), cx->why);
+	gp->block_kind = BLOCK_PARK;
+	return GLASSPANE_BLOCKED;
+}
+
 #define RUN_START  [IN_RUN_START] = {act_run_start, GLASSPANE_WORKING, NULL}
 #define RETRY_WAIT [IN_RETRY_START] = {act_retry_wait, GLASSPANE_BLOCKED, NULL}
 #define RETRY_FAIL [IN_RETRY_FAIL] = {act_retry_fail, GLASSPANE_ERROR, NULL}
@@ -274,7 +286,8 @@ static const struct gp_rule gp_table[GLASSPANE_NSTATES][GP_NINPUTS] = {
                                FAULT, [IN_PROGRESS] = {act_resume, GLASSPANE_WORKING, "resumed"},
                                [IN_RETRY_OK] = {act_go, GLASSPANE_WORKING, "retry succeeded"}},
         [GLASSPANE_DONE] = {FAULT},
-        [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT, FAULT},
+        [GLASSPANE_ERROR] = {RUN_START, RETRY_WAIT,
+                             FAULT, [IN_PARK] = {act_park, GLASSPANE_BLOCKED, NULL}},
 };
 
 static int
@@ -363,8 +376,21 @@ gp_absorb_zot_text(struct glasspane *gp, const struct gp_event *ev)
 		gp_absorb_text(gp, ev);
 }
 
+/*
+ * A failure's text: is it a rate limit or quota, and when does it lift (the reset in the
+ * caller's clock, which must be the wall clock for an absolute reset to mean anything)?
+ */
 static void
-gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
+gp_absorb_quota(struct glasspane *gp, const char *text, int64_t now)
+{
+	struct gp_quota q;
+
+	gp->quota = gp_quota_parse(text, now, &q);
+	gp->quota_until_ms = gp->quota ? gp_quota_until(&q, now) : 0;
+}
+
+static void
+gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 {
 	if (ev->role != GP_ROLE_ASSISTANT)
 		return;
@@ -373,11 +399,13 @@ gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
 		gp_add_usage(gp, &ev->usage);
 	if (ev->stop == GP_STOP_OK) {
 		gp->failed = 0;
+		gp_absorb_quota(gp, NULL, now);
 		return;
 	}
 	if (ev->stop == GP_STOP_NONE)
 		return;
 	gp->failed = 1;
+	gp_absorb_quota(gp, ev->stop == GP_STOP_ERROR ? ev->message : NULL, now);
 	if (ev->message[0])
 		gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
 	else
@@ -386,19 +414,25 @@ gp_absorb_message_end(struct glasspane *gp, const struct gp_event *ev)
 }
 
 static void
-gp_absorb_retry(struct glasspane *gp, const struct gp_event *ev)
+gp_absorb_retry(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 {
 	gp->settle_at = 0;
 	if (ev->kind == GP_EV_RETRY_START) {
 		gp_printf(gp->activity, sizeof(gp->activity), "retry %d/%d in %lldms", ev->attempt,
 		          ev->max_attempts, (long long)ev->delay_ms);
-		if (ev->message[0])
+		if (ev->message[0]) {
 			gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
+			gp_absorb_quota(gp, ev->message, now);
+		}
 		return;
 	}
 	gp->failed = !ev->success;
-	if (!ev->success && ev->message[0])
+	if (ev->success)
+		gp_absorb_quota(gp, NULL, now);
+	else if (ev->message[0]) {
 		gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
+		gp_absorb_quota(gp, ev->message, now);
+	}
 }
 
 static void
@@ -439,9 +473,10 @@ gp_absorb_tool(struct glasspane *gp, const struct gp_event *ev)
 }
 
 static void
-gp_absorb_error(struct glasspane *gp, const struct gp_event *ev)
+gp_absorb_error(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 {
 	gp->failed = 1;
+	gp_absorb_quota(gp, ev->message, now);
 	gp->in_run = 0;
 	gp_copy(gp->last_error, sizeof(gp->last_error), ev->message);
 	gp_copy(gp->activity, sizeof(gp->activity), "failed");
@@ -471,7 +506,7 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 		gp_absorb_update(gp, ev);
 		break;
 	case GP_EV_MESSAGE_END:
-		gp_absorb_message_end(gp, ev);
+		gp_absorb_message_end(gp, ev, now);
 		break;
 	case GP_EV_TOOL_START:
 	case GP_EV_TOOL_UPDATE:
@@ -480,7 +515,7 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 		break;
 	case GP_EV_RETRY_START:
 	case GP_EV_RETRY_END:
-		gp_absorb_retry(gp, ev);
+		gp_absorb_retry(gp, ev, now);
 		break;
 	case GP_EV_COMPACTION:
 		gp_copy(gp->activity, sizeof(gp->activity),
@@ -503,7 +538,7 @@ gp_absorb(struct glasspane *gp, const struct gp_event *ev, int64_t now)
 		gp_add_usage(gp, &ev->usage);
 		break;
 	case GP_EV_ERROR:
-		gp_absorb_error(gp, ev);
+		gp_absorb_error(gp, ev, now);
 		break;
 	default:
 		break;
@@ -537,6 +572,8 @@ glasspane_feed_event(struct glasspane *gp, const struct gp_event *ev, int64_t no
 		return 0;
 	}
 	in = gp_input_of(gp, ev);
+	if (ev->kind == GP_EV_SESSION && ev->name[0] != '\0')
+		gp_copy(gp->session, sizeof(gp->session), ev->name);
 	gp_absorb(gp, ev, now_ms);
 	if (in == IN_NONE || gp->exited)
 		return 0;
@@ -550,6 +587,7 @@ glasspane_feed(struct glasspane *gp, const char *line, size_t len, int64_t now_m
 	struct gp_event ev;
 	int rc;
 
+	gp->lines++;
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	if (gp->harness == GLASSPANE_HARNESS_ZOT)
@@ -627,6 +665,26 @@ glasspane_fault(struct glasspane *gp, const char *reason, const char *cause, int
 }
 
 int
+glasspane_park(struct glasspane *gp, const char *reason, int64_t now_ms,
+               struct glasspane_transition *out)
+{
+	struct gp_ctx cx = {NULL, now_ms, 0, 0, reason};
+
+	return gp_step(gp, IN_PARK, "quota", &cx, out);
+}
+
+int
+glasspane_gave_up(struct glasspane *gp, int restarts)
+{
+	if (gp->state != GLASSPANE_ERROR)
+		return 0;
+	gp_printf(gp->scratch, sizeof(gp->scratch), "gave up after %d restart%s: %s", restarts,
+	          restarts == 1 ? "" : "s", gp->reason);
+	gp_copy(gp->reason, sizeof(gp->reason), gp->scratch);
+	return 1;
+}
+
+int
 glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out)
 {
 	struct glasspane prev = *gp;
@@ -636,7 +694,10 @@ glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transit
 	gp->usage = prev.usage;
 	gp->turns = prev.turns;
 	gp->tool_calls = prev.tool_calls;
+	gp->ignored_lines = prev.ignored_lines;
+	gp->lines = prev.lines;
 	gp->last_message_seq = prev.last_message_seq + 1; /* the text was this run's: forgotten */
+	memcpy(gp->session, prev.session, sizeof gp->session);
 	gp_copy(gp->reason, sizeof(gp->reason), "restarted");
 	gp_copy(gp->cause, sizeof(gp->cause), "restart");
 	if (out != NULL) {

@@ -24,6 +24,8 @@
  *            is only counted in ignored_lines)
  *   blocked  waiting: an auto-retry delay, an extension UI dialog, or no event
  *            for stall_ms while working (the next event returns it to working);
+ *            or parked by the spawner on a quota error until its reset
+ *            (glasspane_park, quota.h);
  *            the stall clock starts at the first event, so a plain program
  *            that speaks no events never stalls
  *   done     the run ended without error and the process exited with 0
@@ -100,7 +102,9 @@ struct glasspane {
 	uint64_t turns;
 	uint64_t tool_calls;
 	uint64_t events;        /* decoded lines, known types only */
-	uint64_t ignored_lines; /* garbage, truncated lines and unknown types */
+	uint64_t ignored_lines; /* garbage, truncated lines and unknown types (every run) */
+	uint64_t lines;         /* lines fed by glasspane_feed (every run) */
+	uint64_t settle_line;   /* RPC: `lines` at the failed agent_end a settle judges */
 	char activity[GLASSPANE_ACTIVITY_MAX];
 	int64_t last_event_ms; /* 0 until the first event */
 	struct gp_usage usage; /* totals over the agent's life */
@@ -111,6 +115,16 @@ struct glasspane {
 	 */
 	char last_message[GP_TEXT_MAX];
 	uint64_t last_message_seq;
+	/* The agent's own session id (pi's session header), kept across restarts; "" if none. */
+	char session[GP_NAME_MAX];
+	/*
+	 * The run's failure so far is a provider's rate limit or quota (glasspane/quota.h): pi's
+	 * errorMessage or auto_retry_* text, zot's error.  quota_until_ms is the reset the text
+	 * gave, in the caller's clock (a wall clock: an absolute reset is read as one); 0 when it
+	 * gave none.  Cleared by a success and by a failure of another kind.
+	 */
+	int quota;
+	int64_t quota_until_ms;
 
 	/* private bookkeeping */
 	int in_run;        /* a run started and has not ended */
@@ -165,9 +179,24 @@ int glasspane_fault(struct glasspane *gp, const char *reason, const char *cause,
                     struct glasspane_transition *out);
 
 /*
+ * Park a failed run (state error) on a quota error: blocked with reason (the
+ * spawner's "quota until 15:04"), cause "quota".  Returns 1 with *out filled,
+ * 0 from any other state.
+ */
+int glasspane_park(struct glasspane *gp, const char *reason, int64_t now_ms,
+                   struct glasspane_transition *out);
+
+/*
+ * The restart policy gave up on an error: its reason becomes "gave up after N
+ * restarts: <reason>" (no transition: the state stays error).  Returns 1, or
+ * 0 (nothing changed) when the state is not error.
+ */
+int glasspane_gave_up(struct glasspane *gp, int restarts);
+
+/*
  * A new run of the same agent: idle, reason "restarted", cause "restart",
- * the per-run facts forgotten and the totals (usage, turns, tool calls)
- * kept.  Always a transition (1, *out filled).
+ * the per-run facts forgotten and the totals (usage, turns, tool calls,
+ * ignored_lines, lines) kept.  Always a transition (1, *out filled).
  */
 int glasspane_restart(struct glasspane *gp, int64_t now_ms, struct glasspane_transition *out);
 

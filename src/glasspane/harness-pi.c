@@ -41,9 +41,9 @@ static const struct pi_type pi_types[] = {
 };
 
 /* Top-level members the scanner picks out of every line. */
-enum { PI_TYPE, PI_AME, PI_MESSAGE, PI_TOOLNAME, PI_NKEYS };
+enum { PI_TYPE, PI_AME, PI_MESSAGE, PI_TOOLNAME, PI_ID, PI_NKEYS };
 static const char *const pi_keys[PI_NKEYS] = {"type", "assistantMessageEvent", "message",
-                                              "toolName"};
+                                              "toolName", "id"};
 
 static enum gp_kind
 pi_kind(const char *type)
@@ -241,6 +241,8 @@ harness_pi_decode(const char *line, size_t len, struct gp_event *ev)
 		ev->delta = pi_delta(v[PI_AME]);
 	else if (ev->kind >= GP_EV_TOOL_START && ev->kind <= GP_EV_TOOL_END)
 		jscan_string(v[PI_TOOLNAME], ev->name, sizeof(ev->name));
+	else if (ev->kind == GP_EV_SESSION)
+		jscan_string(v[PI_ID], ev->name, sizeof(ev->name)); /* the session's id */
 	if (pi_needs_tree(ev) && pi_decode_tree(line, len, ev) < 0)
 		goto fail;
 	return 0;

@@ -81,7 +81,7 @@ struct gp_event {
 	int64_t delay_ms;      /* auto_retry_start */
 	int success;           /* auto_retry_end, response */
 	int blocking; /* extension_ui_request that waits for an answer (select, confirm, ...) */
-	char name[GP_NAME_MAX];       /* tool name, UI method, response command */
+	char name[GP_NAME_MAX];       /* tool name, UI method, response command, session id */
 	char message[GP_MESSAGE_MAX]; /* errorMessage, finalError, UI title, response error */
 	size_t text_len;              /* the text below */
 	/*

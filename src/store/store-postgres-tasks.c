@@ -318,8 +318,10 @@ task_claim_next(struct pg_store *s, const char *agent, long long lease_ms, long 
 	pp_int(&p, max_attempts);
 	r = pg_run(
 	        s,
-	        "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
-	        "lease_expires = $3, claimed = $4, updated = $4, epoch = t.epoch + 1, "
+	        "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = NULLIF($2::bigint, "
+	        "0), "
+	        "lease_expires = CASE WHEN $2::bigint > 0 THEN $3::bigint END, claimed = $4, "
+	        "updated = $4, epoch = t.epoch + 1, "
 	        "max_attempts = CASE WHEN $5::bigint > 0 THEN $5::bigint ELSE t.max_attempts END "
 	        "WHERE t.id = (SELECT t.id FROM "
 	        "tasks t WHERE " READY_WHERE " ORDER BY t.priority DESC, t.id LIMIT 1 "
@@ -370,16 +372,18 @@ pg_store_task_claim(struct pg_store *s, const char *agent, long long id, long lo
 	pp_int(&p, now);
 	pp_int(&p, id);
 	pp_int(&p, max_attempts);
-	return task_one(
-	        s,
-	        pg_run(s,
-	               "UPDATE tasks t SET status = 'claimed', owner = $1, lease_ms = $2, "
-	               "lease_expires = $3, claimed = $4, updated = $4, epoch = t.epoch + 1, "
-	               "max_attempts = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE "
-	               "t.max_attempts END WHERE t.id = $5 AND t.status = 'open' "
-	               "RETURNING " TASK_COLS,
-	               &p),
-	        id, "task-claim", e);
+	return task_one(s,
+	                pg_run(s,
+	                       "UPDATE tasks t SET status = 'claimed', owner = $1, "
+	                       "lease_ms = NULLIF($2::bigint, 0), "
+	                       "lease_expires = CASE WHEN $2::bigint > 0 THEN $3::bigint END, "
+	                       "claimed = $4, "
+	                       "updated = $4, epoch = t.epoch + 1, "
+	                       "max_attempts = CASE WHEN $6::bigint > 0 THEN $6::bigint ELSE "
+	                       "t.max_attempts END WHERE t.id = $5 AND t.status = 'open' "
+	                       "RETURNING " TASK_COLS,
+	                       &p),
+	                id, "task-claim", e);
 }
 
 static int

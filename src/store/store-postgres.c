@@ -709,6 +709,23 @@ pg_store_sync(struct pg_store *s)
 	return v;
 }
 
+/* The owners of claims without a lease, with how many each holds (as SQLite's). */
+static json_t *
+pg_unleased_owners(struct pg_store *s)
+{
+	PGresult *r = pg_run(s,
+	                     "SELECT owner, count(*) FROM tasks WHERE status = 'claimed' AND "
+	                     "lease_expires IS NULL AND owner IS NOT NULL GROUP BY owner",
+	                     NULL);
+	json_t *o = json_object();
+	int i;
+
+	for (i = 0; r != NULL && i < PQntuples(r); i++)
+		json_object_set_new(o, PQgetvalue(r, i, 0), json_integer(pg_int(r, i, 1, 0)));
+	PQclear(r);
+	return o;
+}
+
 json_t *
 pg_store_counts(struct pg_store *s)
 {
@@ -735,6 +752,7 @@ pg_store_counts(struct pg_store *s)
 	              (json_int_t)(r ? pg_int(r, 0, 6, -1) : -1), "events",
 	              (json_int_t)(r ? pg_int(r, 0, 7, -1) : -1));
 	PQclear(r);
+	json_object_set_new(json_object_get(c, "tasks"), "unleased_owners", pg_unleased_owners(s));
 	return c;
 }
 

@@ -433,8 +433,10 @@ sqlite_store_task_claim(struct sqlite_store *s, const char *agent, long long id,
 			return NULL;
 		}
 	}
-	q = sq_st(s, "UPDATE tasks SET status = 'claimed', owner = ?1, lease_ms = ?2, "
-	             "lease_expires = ?3, claimed = ?4, updated = ?5, epoch = epoch + 1, "
+	/* lease_ms 0: no lease (a task-bound run's claim, released with the run's end). */
+	q = sq_st(s, "UPDATE tasks SET status = 'claimed', owner = ?1, lease_ms = NULLIF(?2, 0), "
+	             "lease_expires = CASE WHEN ?2 > 0 THEN ?3 END, claimed = ?4, updated = ?5, "
+	             "epoch = epoch + 1, "
 	             "max_attempts = CASE WHEN ?7 > 0 THEN ?7 ELSE max_attempts END "
 	             "WHERE id = ?6 AND status = 'open'");
 	sqlite3_bind_text(q, 1, agent, -1, SQLITE_TRANSIENT);

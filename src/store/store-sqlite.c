@@ -734,6 +734,25 @@ count_of(struct sqlite_store *s, const char *sql)
 	return sq_row_int64(sq_st(s, sql), -1);
 }
 
+/*
+ * The owners of claims without a lease (task-bound runs'), with how many each holds: the
+ * daemon counts those whose owner is no live agent as stale claims (cmd-status.c).
+ */
+static json_t *
+sqlite_unleased_owners(struct sqlite_store *s)
+{
+	sqlite3_stmt *q = sq_st(s, "SELECT owner, count(*) FROM tasks WHERE status = 'claimed' AND "
+	                           "lease_expires IS NULL AND owner IS NOT NULL GROUP BY owner");
+	json_t *o = json_object();
+
+	while (q != NULL && sqlite3_step(q) == SQLITE_ROW)
+		json_object_set_new(o, (const char *)sqlite3_column_text(q, 0),
+		                    json_integer(sqlite3_column_int64(q, 1)));
+	if (q != NULL)
+		sqlite3_reset(q);
+	return o;
+}
+
 json_t *
 sqlite_store_counts(struct sqlite_store *s)
 {
@@ -752,6 +771,7 @@ sqlite_store_counts(struct sqlite_store *s)
 	json_object_set_new(
 	        tasks, "ready",
 	        json_integer(count_of(s, "SELECT count(*) FROM tasks t WHERE " READY_WHERE)));
+	json_object_set_new(tasks, "unleased_owners", sqlite_unleased_owners(s));
 	return json_pack(
 	        "{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents",
 	        (json_int_t)count_of(s, "SELECT count(*) FROM agents"), "tenants",

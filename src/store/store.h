@@ -133,6 +133,8 @@ int store_task_list_json(struct store *, struct store_task_page *, struct buf *o
  * > 0 sets the task's max_attempts (how many failed runs make it failed); 0
  * leaves it.
  */
+/* lease_ms 0: a claim with no lease (a task-bound run's: released in the transaction that
+ * records the run's end, never by the sweep). */
 json_t *store_task_claim(struct store *, const char *agent, long long id /* 0: next */,
                          long long lease_ms, long long max_attempts, int64_t now,
                          struct store_err *);

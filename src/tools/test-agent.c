@@ -4,8 +4,9 @@
  * It speaks pi's JSONL (the shapes and field names of the real pi 0.73.1
  * captures in fixtures/pi/) or, with --harness zot, zot's, and plays named
  * scenarios: a text answer, a tool call, a model error, auto-retries that
- * succeed or give up, a slow tool, a hang, a crash, a grandchild that escapes
- * the process group, a flood of output, an endless line, stderr noise.  It
+ * succeed or give up, a provider's 429 for the first N runs, a slow tool, a hang (or one
+ * until --session continues it, as pi continues a session), a crash, a grandchild that
+ * escapes the process group, a flood of output, an endless line, stderr noise.  It
  * can also replay a capture and end with a chosen exit code or signal.  With
  * --mode rpc it reads pi's RPC commands on stdin (prompt, abort, get_state).
  *
@@ -344,6 +345,9 @@ ta_agent_end(struct ta_agent *a)
 	ta_emit(json_pack("{s:s, s:O}", "type", "agent_end", "messages", a->messages));
 }
 
+/* --session ID: continue that session, as `pi --session ID` does (NULL: a new one). */
+static const char *ta_continued;
+
 static void
 ta_session(void)
 {
@@ -352,8 +356,9 @@ ta_session(void)
 	if (getcwd(cwd, sizeof(cwd)) == NULL)
 		strcpy(cwd, "/");
 	ta_emit(json_pack("{s:s, s:i, s:s, s:s, s:s}", "type", "session", "version", 3, "id",
-	                  "00000000-0000-7000-8000-000000000000", "timestamp",
-	                  "1970-01-01T00:00:00.000Z", "cwd", cwd));
+	                  ta_continued != NULL ? ta_continued
+	                                       : "00000000-0000-7000-8000-000000000000",
+	                  "timestamp", "1970-01-01T00:00:00.000Z", "cwd", cwd));
 }
 
 static void
@@ -429,6 +434,41 @@ ta_run_retry(struct ta_agent *a, int succeed)
 	ta_agent_end(a);
 	ta_emit(json_pack("{s:s, s:b, s:i, s:s}", "type", "auto_retry_end", "success", 0, "attempt",
 	                  3, "finalError", err));
+}
+
+/*
+ * Provider quota: the first $TEST_AGENT_QUOTA_TIMES runs (default 1) end like pi on an HTTP 429
+ * (stopReason error, exit 0) with $TEST_AGENT_QUOTA_MESSAGE (default: Retry-After: 2), later
+ * runs answer.  Runs are counted in the file $TEST_AGENT_QUOTA_FILE, one line per run with its
+ * start time in ms (so a test sees when each run began); without the file every run fails.
+ */
+static void
+ta_run_quota(struct ta_agent *a)
+{
+	const char *path = getenv("TEST_AGENT_QUOTA_FILE"),
+	           *times = getenv("TEST_AGENT_QUOTA_TIMES");
+	const char *msg = getenv("TEST_AGENT_QUOTA_MESSAGE");
+	long n = 0, limit = times != NULL ? strtol(times, NULL, 10) : 1;
+	char line[64];
+	FILE *f;
+
+	if (path != NULL && (f = fopen(path, "a+")) != NULL) {
+		rewind(f);
+		while (fgets(line, sizeof line, f) != NULL)
+			n++;
+		fprintf(f, "%lld\n", (long long)ta_now_ms());
+		fclose(f);
+	}
+	if (path != NULL && n >= limit) {
+		ta_run_text(a);
+		return;
+	}
+	ta_run_begin(a);
+	ta_error_turn(a, msg != NULL
+	                         ? msg
+	                         : "429 Too Many Requests: colibri-test-agent rate limit reached "
+	                           "(Retry-After: 2)");
+	ta_agent_end(a);
 }
 
 static void
@@ -631,10 +671,15 @@ ta_scenario(struct ta_agent *a)
 		ta_run_retry(a, 1);
 	else if (strcmp(s, "retry-fail") == 0)
 		ta_run_retry(a, 0);
-	else if (strcmp(s, "hang") == 0) {
+	else if (strcmp(s, "quota") == 0)
+		ta_run_quota(a);
+	else if (strcmp(s, "hang") == 0 ||
+	         (strcmp(s, "hang-until-resumed") == 0 && ta_continued == NULL)) {
 		ta_emit_type("agent_start");
 		ta_hang();
-	} else if (strcmp(s, "crash") == 0)
+	} else if (strcmp(s, "hang-until-resumed") == 0)
+		ta_run_text(a); /* a continued session answers */
+	else if (strcmp(s, "crash") == 0)
 		ta_crash(a);
 	else if (strcmp(s, "grandchild") == 0)
 		ta_grandchild(a);
@@ -769,10 +814,10 @@ ta_usage_exit(void)
 	fputs("usage: colibri-test-agent [--scenario NAME] [-p PROMPT] [--mode json|rpc]\n"
 	      "         [--harness pi|zot] [--delay-ms N] [--retry-delay-ms N]\n"
 	      "         [--flood-bytes N] [--then exit|hang] [--grandchild-close]\n"
-	      "         [--exit N | --signal SIG]\n"
+	      "         [--exit N | --signal SIG] [--session ID]\n"
 	      "       colibri-test-agent --replay FILE [--delay-ms N] [--exit N | --signal SIG]\n"
 	      "scenarios: text tool model-error retry-success retry-fail slow-tool hang crash\n"
-	      "           grandchild flood no-newline stderr\n",
+	      "           grandchild flood no-newline stderr quota hang-until-resumed\n",
 	      stderr);
 	exit(2);
 }
@@ -809,6 +854,8 @@ ta_opt_value(struct ta_opts *o, const char *opt, const char *val)
 		o->prompt = val;
 	else if (strcmp(opt, "--replay") == 0)
 		o->replay = val;
+	else if (strcmp(opt, "--session") == 0)
+		ta_continued = val;
 	else if (strcmp(opt, "--mode") == 0 && ta_mode(o, val) == 0)
 		;
 	else if (strcmp(opt, "--harness") == 0 &&

@@ -249,6 +249,7 @@ tui_model_apply_status(struct tui_model *m, json_t *st)
 	m->tasks_ready = tui_int(json_object_get(t, "ready"));
 	m->tasks_claimed = tui_int(json_object_get(t, "claimed"));
 	m->tasks_done = tui_int(json_object_get(t, "done"));
+	m->stale_claims = tui_int(json_object_get(t, "stale_claims"));
 	m->tasks_stale = 0;
 	m->header_dirty = 1;
 }

@@ -70,6 +70,7 @@ struct tui_model {
 	char host[64];
 	char version[32];
 	long long tasks_open, tasks_ready, tasks_claimed, tasks_done;
+	long long stale_claims; /* claims whose owner is neither running nor heartbeating */
 	long long last_seq;     /* last event seq applied or logged */
 	long long snapshot_seq; /* events at or below are in the snapshot */
 	long long events_seen;  /* events accepted since start */

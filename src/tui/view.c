@@ -457,10 +457,10 @@ tui_draw_header(struct tui_ui *ui)
 	char text[256];
 
 	snprintf(text, sizeof text,
-	         " colibri-glasspane  %s  colibri %s | tasks open %lld ready %lld claimed %lld "
-	         "done %lld | agents %zu",
+	         " colibri-glasspane  %s  %s | tasks open %lld ready %lld claimed %lld "
+	         "done %lld stale claims %lld | agents %zu",
 	         m->host[0] ? m->host : "?", m->version[0] ? m->version : "?", m->tasks_open,
-	         m->tasks_ready, m->tasks_claimed, m->tasks_done, m->n);
+	         m->tasks_ready, m->tasks_claimed, m->tasks_done, m->stale_claims, m->n);
 	tui_fixed_line(ui, 0, ui->drawn_header, sizeof ui->drawn_header, text, A_REVERSE);
 }
 

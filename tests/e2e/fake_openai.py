@@ -13,6 +13,9 @@ choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
   fake-cmd    like fake-tool, the command being the text of the first user
               message (the prompt): a test's way to run a shell line in pi's place
   fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
+  fake-429    a provider's rate limit: the first `quota_429` requests for it (1
+              unless set) get HTTP 429 with `Retry-After: 3` and OpenAI's wording
+              ("... Please try again in 3s."), later ones the text answer
 
 Every request is kept in `requests` (path, body and the Authorization
 header).  With `key` set the server is a provider that needs its API key:
@@ -28,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ERROR_400 = "fake bad request: model refuses"
 ERROR_401 = "fake: missing or wrong API key"
+ERROR_429 = ("Rate limit reached for fake-429 in organization org-fake on requests per min "
+             "(RPM): Limit 1, Used 1, Requested 1. Please try again in 3s.")
 TEXT = ["Hello", " from", " the", " fake", " model", "."]
 
 
@@ -71,9 +76,11 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    def send_error_json(self, code, message, kind):
+    def send_error_json(self, code, message, kind, headers=()):
         payload = json.dumps({"error": {"message": message, "type": kind}}).encode()
         self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
@@ -97,6 +104,11 @@ class Handler(BaseHTTPRequestHandler):
         usage = {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
         if model == "fake-400":
             self.send_error_json(400, ERROR_400, "invalid_request_error")
+            return
+        if model == "fake-429" and self.server.quota_429 > 0:
+            self.server.quota_429 -= 1
+            self.server.refused.append(time.time())
+            self.send_error_json(429, ERROR_429, "requests", [("Retry-After", "3")])
             return
         has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
         if model in ("fake-tool", "fake-sleep", "fake-cmd") and not has_tool_result:
@@ -130,6 +142,8 @@ class FakeOpenAI:
         self.httpd.daemon_threads = True
         self.httpd.requests = []
         self.httpd.key = key
+        self.httpd.quota_429 = 1  # fake-429: how many more requests get HTTP 429
+        self.httpd.refused = []  # when each 429 went out (time.time())
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -137,6 +151,10 @@ class FakeOpenAI:
     @property
     def requests(self):
         return self.httpd.requests
+
+    @property
+    def refused(self):
+        return self.httpd.refused
 
     def close(self):
         self.httpd.shutdown()

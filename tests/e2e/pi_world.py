@@ -14,7 +14,11 @@ confined through a profile"):
   TMP/conf/profiles.json    the profiles pi-fake (model fake-text),
                             pi-fake-400 (model fake-400), pi-fake-cmd (model
                             fake-cmd: pi's bash tool runs the prompt) and
-                            pi-nokey (no env file), all provider pi, binary the npm
+                            pi-nokey (no env file), pi-fake-429 (model
+                            fake-429, its agent directory TMP/jail/pi-conf-noretry:
+                            the same models.json and a settings.json that
+                            turns pi's own retries and its SDK's off, so the
+                            first 429 ends the run), all provider pi, binary the npm
                             install's node_modules/.bin/pi, jail {path:
                             TMP/jail}
   TMP/conf/pi-fake.env      FAKE_LLM_KEY=<a fresh random secret>, 0600
@@ -124,10 +128,18 @@ class PiWorld:
             "baseUrl": "http://127.0.0.1:%d/v1" % self.fake.port, "api": "openai-completions",
             "apiKey": KEY_VAR,
             "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
-            "models": [{"id": "fake-text"}, {"id": "fake-cmd"}, {"id": "fake-400"}]}}}
+            "models": [{"id": "fake-text"}, {"id": "fake-cmd"}, {"id": "fake-400"},
+                       {"id": "fake-429"}]}}}
         write(os.path.join(self.pi_conf, "models.json"), json.dumps(models), 0o644)
         os.chmod(self.pi_conf, 0o755)
         open_above(self.pi_conf)
+        # pi locks settings.json to read it (a settings.json.lock beside it): in a read-only
+        # agent directory it ignores the file, so this one lives in the sandbox's root.
+        self.pi_conf_noretry = os.path.join(self.jail, "pi-conf-noretry")
+        os.makedirs(self.pi_conf_noretry)
+        write(os.path.join(self.pi_conf_noretry, "models.json"), json.dumps(models), 0o644)
+        write(os.path.join(self.pi_conf_noretry, "settings.json"),
+              json.dumps({"retry": {"enabled": False, "provider": {"maxRetries": 0}}}), 0o644)
         give_to_agent(self.jail)
         write(self.env_file, "# the fake provider's key\n%s=%s\n" % (KEY_VAR, self.key), 0o600)
 
@@ -145,7 +157,9 @@ class PiWorld:
 
         profiles = [profile("pi-fake", "fake-text"), profile("pi-fake-400", "fake-400"),
                     profile("pi-nokey", "fake-text", env_file=False),
-                    profile("pi-fake-cmd", "fake-cmd")]
+                    profile("pi-fake-cmd", "fake-cmd"), profile("pi-fake-429", "fake-429")]
+        profiles[-1]["env"]["PI_CODING_AGENT_DIR"] = self.pi_conf_noretry
+        del profiles[-1]["ro_paths"]
         write(os.path.join(self.conf, "profiles.json"), json.dumps({"profiles": profiles}), 0o600)
         env = dict(os.environ)
         env["PATH"] = os.path.join(harness.BUILD, "src", "tools") + ":" + env.get("PATH", "/usr/bin:/bin")

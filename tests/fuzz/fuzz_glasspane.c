@@ -5,7 +5,9 @@
  * an exit at the end; the invariants checked are the module's contract:
  * the state is always one of the five, a transition's from differs from
  * its to (or the reason changed while blocked), and strings stay
- * NUL-terminated within their buffers.
+ * NUL-terminated within their buffers.  Each line is also read as an
+ * error text by the quota parser (glasspane/quota.h), whose results must
+ * stay within its documented bounds.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 
 #include "glasspane/glasspane.h"
 #include "glasspane/harness.h"
+#include "glasspane/quota.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -25,6 +28,24 @@ check(const struct glasspane *gp)
 	if (memchr(gp->reason, '\0', sizeof gp->reason) == NULL ||
 	    memchr(gp->activity, '\0', sizeof gp->activity) == NULL)
 		abort();
+}
+
+/* The quota parser on one line as a C string: no read past it, no reset beyond its bounds. */
+static void
+check_quota(const char *p, size_t len, int64_t now)
+{
+	char *s = malloc(len + 1);
+	struct gp_quota q;
+
+	if (s == NULL)
+		return;
+	memcpy(s, p, len);
+	s[len] = '\0';
+	if (gp_quota_parse(s, now, &q) == 1 &&
+	    (q.after_ms < -1 || q.after_ms > GP_QUOTA_MAX_WAIT_MS ||
+	     (q.at_ms != 0 && q.at_ms > now + GP_QUOTA_MAX_WAIT_MS)))
+		abort();
+	free(s);
 }
 
 int
@@ -50,6 +71,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The decoders alone, then the machine. */
 		harness_pi_decode(p, (size_t)(nl - p), &ev);
 		harness_zot_decode(p, (size_t)(nl - p), &ev);
+		check_quota(p, (size_t)(nl - p), 1796310000000LL + now);
 		if (glasspane_feed(&gp, p, (size_t)(nl - p), now, &t) == 1 && t.reason == NULL)
 			abort();
 		check(&gp);

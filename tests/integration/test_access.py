@@ -127,10 +127,11 @@ def test_group_opens_the_socket_but_grants_no_privilege(people, world_dir):
             ["list-tenants", {}],
             ["delete-tenant", {"tenant_id": "t1"}],
             ["provision-tenant", {"tenant_id": "t1"}],
+            ["agent-resume", {"id": "j1"}],
         ])
         assert all(m["ok"] for m in r[:5]), r[:5]
         assert r[4]["result"]["title"] == "from a member"
-        assert [code(m) for m in r[5:]] == ["permission_denied"] * 5, r[5:]
+        assert [code(m) for m in r[5:]] == ["permission_denied"] * 6, r[5:]
         assert d.call("list-tenants")["items"] == []
         assert [a for a in d.call("list-agents")["items"] if a["id"] == "j1"] == []
         # Not in the group: the socket cannot even be opened.

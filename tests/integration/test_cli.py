@@ -23,7 +23,7 @@ from test_supervision_helpers import agent_bin, sup_daemon, wait_gone
 VERBS = [
     "status", "task-create", "task-list", "task-show", "task-ready", "task-claim", "task-update",
     "task-complete", "task-release", "agent-register", "agent-heartbeat", "list-agents",
-    "agent-status", "agent-result", "kill-agent", "spawn-agent", "spawn-local", "agent-prompt", "agent-abort",
+    "agent-status", "agent-result", "agent-resume", "agent-explain", "kill-agent", "spawn-agent", "spawn-local", "agent-prompt", "agent-abort",
     "session-read", "agent-forget", "gc", "register-tenant", "list-tenants", "delete-tenant", "provision-tenant", "usage",
     "prompt-assemble", "profiles", "host-status", "skills-list", "skill-show", "skills-reload", "events-read",
     "watch", "call",

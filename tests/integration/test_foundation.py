@@ -174,7 +174,7 @@ def test_list_filters_and_status_counts(daemon):
     assert err_code(c, "task-list", limit=0) == "invalid_argument"
     s = c.call("status")
     assert s["counts"]["tasks"] == {"open": 3, "claimed": 2, "done": 1, "cancelled": 1, "failed": 0,
-                                   "ready": 2}
+                                   "ready": 2, "stale_claims": 0}
     assert s["protocol"] == 1 and s["pid"] == daemon.proc.pid and s["uptime_ms"] >= 0
     assert s["db_path"].endswith("colibri.sqlite") and s["state_dir"] == daemon.state_dir
     assert s["counts"]["events"] == s["last_seq"] > 0

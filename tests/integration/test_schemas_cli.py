@@ -84,6 +84,7 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
     wait_gone(d, "cli-json")
     c.json("agent-status", "cli-json")
     c.json("agent-result", "cli-json")
+    c.json("agent-explain", "cli-json")
     c.json("session-read", "cli-json", "--limit", "3")
     c.json("usage")
     c.json("usage", "--agent", "cli-json")
@@ -147,6 +148,15 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
         p.stdout.close()
         p.stderr.close()
     c.ran.add("watch")
+
+    # agent-resume: a pi run (the test agent speaking pi) a killed daemon interrupted
+    a = d.call("spawn-agent", {"provider": "pi", "binary": agent_bin(), "id": "cli-resume",
+                               "args": ["--scenario", "hang-until-resumed"]})
+    wait_state(d, "cli-resume", ("working",))
+    d.kill9()
+    d.start()
+    c.json("agent-resume", "cli-resume")
+    wait_gone(d, "cli-resume")
 
     verbs = {f[:-5] for f in schema_files("cli")}
     assert verbs - c.ran - NOT_RUN == set(), "CLI verbs not exercised"

@@ -14,7 +14,7 @@ from conftest import BUILD, FIXTURES, CallError, bin_path
 TOOLS = os.path.join(BUILD, "src", "tools")
 PI_FIXTURES = os.path.join(FIXTURES, "pi")
 TEST_AGENT = None
-FINAL = ("done", "error")
+FINAL = ("done", "error", "interrupted")
 
 
 def agent_bin():

@@ -1,7 +1,7 @@
 """No orphans: kill-agent, daemon shutdown and a daemon killed with SIGKILL
 leave no process behind -- not even a grandchild that left the agent's
 process group -- and agents a dead daemon left running are resolved as
-error "daemon restarted" by the next one.
+interrupted ("daemon restarted while working") by the next one.
 """
 import json
 import os
@@ -131,7 +131,7 @@ def test_sigkilled_daemon_is_resolved_on_restart(make_daemon, cleanup):
     assert wait_pids_gone(pids, timeout=5) == []
     for a in agents:
         st = status(d, a["id"])
-        assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
+        assert (st["state"], st["reason"]) == ("interrupted", "daemon restarted while working"), st
         assert st["pid"] is None
         assert pids_with_marker(a["id"]) == []
     # A finished agent stays as it was.
@@ -139,7 +139,8 @@ def test_sigkilled_daemon_is_resolved_on_restart(make_daemon, cleanup):
     assert (st["state"], st["reason"]) == ("done", "exited cleanly"), st
     # The resolution is on the event stream (stored, so a subscriber from 0 sees it).
     items = d.call("events-read", since=0, limit=10000, topics=["agent.state"])["items"]
-    resolved = {e["data"]["id"] for e in items if e["data"]["reason"] == "daemon restarted"}
+    resolved = {e["data"]["id"] for e in items
+                if e["data"]["reason"] == "daemon restarted while working"}
     assert resolved == {a["id"] for a in agents}
     w.conn.close()
 
@@ -167,7 +168,7 @@ def test_restart_does_not_kill_a_reused_pid(make_daemon, tmp_path):
         db.close()
         d.start()
         st = status(d, a["id"])
-        assert (st["state"], st["reason"]) == ("error", "daemon restarted")
+        assert (st["state"], st["reason"]) == ("interrupted", "daemon restarted while working")
         time.sleep(0.2)
         assert by.poll() is None, "the bystander was killed"
     finally:

@@ -37,7 +37,9 @@ def test_crash_restarts_then_gives_up(sup):
     w.wait(lambda e: e["event"] == "agent.restarted" and e["data"]["restart"] == 2)
     st = wait_gone(sup, a["id"])
     settle(w)
-    assert (st["state"], st["reason"], st["restarts"]) == ("error", "exited with status 3", 2), st
+    # Issue 18: the final reason says the policy gave up.
+    assert (st["state"], st["reason"], st["restarts"]) == (
+        "error", "gave up after 2 restarts: exited with status 3", 2), st
     r = restarted(w, a["id"])
     assert [(x["restart"], x["max_restarts"], x["reason"]) for x in r] == [(1, 2, "crashed"), (2, 2, "crashed")]
     # Backoff with equal jitter: delay in [d/2, d], d doubling from backoff_ms.
@@ -79,7 +81,10 @@ def test_model_error_restarts_only_with_on_error(sup, on_error, expect):
         w.wait(lambda e: e["event"] == "agent.restarted" and e["data"]["restart"] == expect)
     st = wait_gone(sup, a["id"])
     settle(w)
-    assert (st["state"], st["reason"]) == ("error", "400 colibri-test-agent: model refuses"), st
+    why = "400 colibri-test-agent: model refuses"
+    if expect:  # issue 18: restarts spent, the policy says it gave up
+        why = "gave up after %d restarts: %s" % (expect, why)
+    assert (st["state"], st["reason"]) == ("error", why), st
     assert st["restarts"] == expect
     assert [x["reason"] for x in restarted(w, a["id"])] == ["model error"] * expect
 

@@ -188,7 +188,8 @@ def test_agent_completes_itself(make_daemon):
 
 def test_daemon_killed_while_bound_runs(make_daemon, tmp_path):
     """SIGKILL the daemon while task-bound agents run: each task is completed exactly once
-    or back in the queue, never lost, never held twice."""
+    or back in the queue (the attempt not counted: the run was interrupted, not failed),
+    never lost, never held twice; no stale claim before or after."""
     d = sup_daemon(make_daemon)
     flag = tmp_path / "completed"
     hang = [d.call("task-create", title="hang %d" % i)["id"] for i in range(3)]
@@ -202,34 +203,113 @@ def test_daemon_killed_while_bound_runs(make_daemon, tmp_path):
     while not flag.exists() and time.time() < deadline:
         time.sleep(0.05)
     assert flag.exists()
+    counts = d.call("status")["counts"]["tasks"]
+    assert counts["claimed"] == 3 and counts["stale_claims"] == 0
     d.kill9()
     d.start()
     for t in hang:
         x = task_of(d, t)
-        assert x["status"] == "open" and x["attempts"] == 1 and x["owner"] is None, x
-        assert x["last_error"] == "daemon restarted"
+        assert x["status"] == "open" and x["attempts"] == 0 and x["owner"] is None, x
+        assert x["last_error"] is None
     x = task_of(d, mine)
     assert x["status"] == "done" and x["result"] == "mine" and x["attempts"] == 0
     for a in agents:
-        assert d.call("agent-status", id=a["id"])["state"] == "error"
+        st = d.call("agent-status", id=a["id"])
+        assert st["state"] == "interrupted", st
+        assert st["reason"] == "daemon restarted while working", st
     assert topics(d).count("task.completed") == 1
+    assert d.call("status")["counts"]["tasks"]["stale_claims"] == 0
     # Back in the queue means claimable again, with a newer epoch.
     a = spawn(d, binary=agent_bin(), task=hang[0])
     assert a["epoch"] == 2
     t = wait_task(d, hang[0], lambda t: t["status"] == "done")
-    assert t["result"]["epoch"] == 2 and t["attempts"] == 1
+    assert t["result"]["epoch"] == 2 and t["attempts"] == 0
 
 
-def test_lease_renewed_while_the_agent_lives(make_daemon):
-    """A bound claim's lease (3 s here, the least allowed) is renewed while the run lasts
-    (8 s): the sweep never takes the task from a live agent."""
-    d = sup_daemon(make_daemon, env={"COLIBRI_TASK_LEASE_MS": "3000"})
+def test_bound_claims_carry_no_lease(make_daemon):
+    """A task-bound claim has no lease: it ends with its run, never when a timer runs out;
+    status counts it live, not stale."""
+    d = sup_daemon(make_daemon)
     tid = d.call("task-create", title="Slow")["id"]
-    a = spawn(d, binary="/bin/sh", args=["-c", "sleep 8"], task=tid)
-    deadline = time.time() + 7
-    while time.time() < deadline:
-        t = task_of(d, tid)
-        assert t["status"] == "claimed" and t["owner"] == a["id"] and t["epoch"] == 1, t
-        time.sleep(0.2)
+    a = spawn(d, binary=agent_bin(), args=["--scenario", "hang"], task=tid)
+    wait_state(d, a["id"], ("working",))
+    t = task_of(d, tid)
+    assert t["status"] == "claimed" and t["owner"] == a["id"] and t["lease_expires_ms"] is None
+    assert d.call("status")["counts"]["tasks"]["stale_claims"] == 0
+    d.call("kill-agent", id=a["id"], grace_ms=200)
+    assert task_of(d, tid)["status"] == "open"
+    assert d.call("status")["counts"]["tasks"]["stale_claims"] == 0
+
+
+def test_stale_claims_counts_an_unleased_claim_without_a_live_owner(make_daemon):
+    """The count is real: a claim without a lease whose owner is no live agent (planted in
+    the database while the daemon is down) shows as stale."""
+    import sqlite3
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Orphan")["id"]
+    d.stop()
+    db = sqlite3.connect(os.path.join(d.state_dir, "colibri.sqlite"))
+    db.execute("UPDATE tasks SET status = 'claimed', owner = 'nobody-runs-me', "
+               "lease_expires = NULL WHERE id = ?", (tid,))
+    db.commit()
+    db.close()
+    d.start()
+    assert d.call("status")["counts"]["tasks"]["stale_claims"] == 1
+
+
+def test_agent_resume_continues_the_session(make_daemon):
+    """An interrupted pi run (colibri-test-agent speaking pi, continuing with --session as pi
+    does) resumes on the same session and agent id, claims its task again and completes it."""
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Resume me")["id"]
+    a = d.call("spawn-agent", {"provider": "pi", "binary": agent_bin(),
+                               "args": ["--scenario", "hang-until-resumed"], "task": tid})
+    st = wait_state(d, a["id"], ("working",))
+    deadline = time.time() + 10
+    while d.call("agent-status", id=a["id"]).get("agent_session") is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    d.kill9()
+    d.start()
+    st = d.call("agent-status", id=a["id"])
+    assert st["state"] == "interrupted"
+    assert task_of(d, tid)["status"] == "open"
+    r = d.cli("agent-resume", a["id"], "--json")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert b["id"] == a["id"] and b["session_id"] == a["session_id"] and b["epoch"] == 2
     t = wait_task(d, tid, lambda t: t["status"] == "done")
-    assert "task.expired" not in topics(d)
+    assert t["result"]["text"] == TEXT and t["result"]["epoch"] == 2
+    st = wait_gone(d, a["id"])
+    assert st["state"] == "done" and st["args"][-2:] == ["--session", st["agent_session"]]
+    # Only an interrupted run resumes; a local program never (no session to continue).
+    with pytest.raises(CallError) as e:
+        d.call("agent-resume", id=a["id"])
+    assert e.value.code == "conflict" and "interrupted" in e.value.message
+    c = spawn(d, binary=agent_bin(), args=["--scenario", "hang"])
+    wait_state(d, c["id"], ("working",))
+    d.kill9()
+    d.start()
+    with pytest.raises(CallError) as e:
+        d.call("agent-resume", id=c["id"])
+    assert e.value.code == "conflict" and "only pi" in e.value.message
+    with pytest.raises(CallError) as e:
+        d.call("agent-resume", id="no-such-agent")
+    assert e.value.code == "not_found"
+
+
+def test_run_timeout_ends_a_hung_run(make_daemon):
+    """timeout_ms is a run's deadline: a hung agent's tree is killed, the run ends in error
+    "run timed out after N ms" and its task goes back with the attempt counted."""
+    d = sup_daemon(make_daemon)
+    tid = d.call("task-create", title="Hangs")["id"]
+    a = spawn(d, binary=agent_bin(), args=["--scenario", "hang"], task=tid, timeout_ms=600)
+    st = wait_gone(d, a["id"])
+    assert st["state"] == "error" and st["reason"] == "run timed out after 600 ms", st
+    t = task_of(d, tid)
+    assert t["status"] == "open" and t["attempts"] == 1
+    assert t["last_error"] == "run timed out after 600 ms"
+    for bad in (-1, 50, 604800001):
+        with pytest.raises(CallError) as e:
+            spawn(d, binary=agent_bin(), timeout_ms=bad)
+        assert e.value.code == "invalid_argument"

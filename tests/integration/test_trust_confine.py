@@ -404,7 +404,7 @@ def test_detached_grandchild_dies_at_restart_after_sigkill(tmp_path, make_daemon
         d.start()
         assert wait_dead(pid), "the grandchild survived the restart"
         st = wait_state(d, "u2")
-        assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
+        assert (st["state"], st["reason"]) == ("interrupted", "daemon restarted while working"), st
         assert "process tree" in d.read_log()
     finally:
         if pid is not None and alive(pid):
@@ -454,7 +454,7 @@ def test_stage_env_removed_after_sigkill_and_restart(tmp_path, make_daemon):
     d.start()
     assert not os.path.exists(stage_dir(root, "s1"))
     st = wait_state(d, "s1")
-    assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
+    assert (st["state"], st["reason"]) == ("interrupted", "daemon restarted while working"), st
     assert "removed the stage a previous daemon left" in d.read_log()
 
 
@@ -599,7 +599,7 @@ def test_freebsd_path_stage_and_tree_gone_after_sigkill_and_restart(tmp_path, ma
         assert wait_dead(pid), "the jailed agent's tree survived the restart"
         assert not os.path.exists(stage_dir(root, "fk1"))
         st = wait_state(d, "fk1")
-        assert (st["state"], st["reason"]) == ("error", "daemon restarted"), st
+        assert (st["state"], st["reason"]) == ("interrupted", "daemon restarted while working"), st
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)

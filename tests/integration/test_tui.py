@@ -280,7 +280,7 @@ def test_no_color_is_honoured(sup, panes):
 
 def test_task_counts_follow_the_board(sup, panes):
     p = panes(sup.socket)
-    p.wait(r"tasks open 0 ready 0 claimed 0 done 0")
+    p.wait(r"tasks open 0 ready 0 claimed 0 done 0 stale claims 0")
     a = sup.call("task-create", title="first")
     sup.call("task-create", title="second", depends_on=[a["id"]])
     p.wait(r"tasks open 2 ready 1 claimed 0 done 0")

@@ -619,6 +619,8 @@ test_last_message(void **state)
 	assert_string_equal(r.gp.last_message, "");
 	feed_file(&r, "text.jsonl");
 	assert_string_equal(r.gp.last_message, "Hello from the fake model.");
+	/* The session header's id is the agent's own session, kept across a restart. */
+	assert_string_equal(r.gp.session, "01a2033f-4293-743d-a2bb-cfd2cdcd0bc3");
 	seq = r.gp.last_message_seq;
 	assert_true(seq > 0);
 	/* Text parts joined; thinking and tool calls are not text. */
@@ -656,6 +658,7 @@ test_last_message(void **state)
 	free(line);
 	glasspane_restart(&r.gp, 9000, &t);
 	assert_string_equal(r.gp.last_message, "");
+	assert_string_equal(r.gp.session, "01a2033f-4293-743d-a2bb-cfd2cdcd0bc3");
 	assert_true(r.gp.last_message_seq > seq);
 
 	start(&r, GLASSPANE_HARNESS_ZOT, GLASSPANE_MODE_JSON, 30000);
@@ -699,6 +702,9 @@ test_rpc_failure_settles(void **state)
 	feed(&r, ASSISTANT_END("aborted", ""));
 	assert_int_equal(feed(&r, "{\"type\":\"agent_end\",\"messages\":[]}"), 0);
 	end = r.now;
+	/* The settle will judge the third line fed: its cause's line. */
+	assert_int_equal(r.gp.lines, 3);
+	assert_int_equal(r.gp.settle_line, 3);
 	assert_int_equal(tick(&r, end + GLASSPANE_SETTLE_MS - 1), 0);
 	assert_int_equal(tick(&r, end + GLASSPANE_SETTLE_MS), 1);
 	assert_int_equal(r.gp.state, GLASSPANE_ERROR);
@@ -821,9 +827,13 @@ test_restart(void **state)
 	start(&r, GLASSPANE_HARNESS_PI, GLASSPANE_MODE_JSON, 0);
 	feed(&r, "{\"type\":\"agent_start\"}");
 	feed(&r, "{\"type\":\"tool_execution_start\",\"toolName\":\"bash\"}");
+	feed(&r, "not an event");
 	assert_int_equal(do_exit(&r, 2, 0), 1);
 	assert_int_equal(r.gp.tool_calls, 1);
 	assert_int_equal(glasspane_restart(&r.gp, 9000, &t), 1);
+	/* Totals over the agent's life: lines fed, and those no rule knew. */
+	assert_int_equal(r.gp.lines, 3);
+	assert_int_equal(r.gp.ignored_lines, 1);
 	assert_int_equal(t.from, GLASSPANE_ERROR);
 	assert_int_equal(t.to, GLASSPANE_IDLE);
 	assert_string_equal(t.reason, "restarted");

@@ -204,9 +204,9 @@ test_status_and_formats(void **state)
 	struct tui_model m;
 	struct tui_agent a;
 	char s[32];
-	json_t *st = json_pack("{s:s, s:s, s:{s:{s:i, s:i, s:i, s:i}}}", "host", "vm", "version",
-	                       "0.1.0", "counts", "tasks", "open", 4, "ready", 2, "claimed", 1,
-	                       "done", 9);
+	json_t *st = json_pack("{s:s, s:s, s:{s:{s:i, s:i, s:i, s:i, s:i}}}", "host", "vm",
+	                       "version", "0.1.0", "counts", "tasks", "open", 4, "ready", 2,
+	                       "claimed", 1, "done", 9, "stale_claims", 3);
 
 	tui_model_init(&m);
 	m.tasks_stale = 1;
@@ -215,6 +215,7 @@ test_status_and_formats(void **state)
 	assert_string_equal(m.host, "vm");
 	assert_int_equal(m.tasks_open, 4);
 	assert_int_equal(m.tasks_done, 9);
+	assert_int_equal(m.stale_claims, 3);
 	assert_false(m.tasks_stale);
 	tui_model_free(&m);
 	memset(&a, 0, sizeof a);
