@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from conftest import STORE, CallError, Daemon
+from conftest import STORE, CallError, Daemon, bin_path
 from test_supervision_helpers import sup_env, wait_gone
 
 DAY = 24 * 3600 * 1000
@@ -195,6 +195,18 @@ def test_subscriber_with_expired_cursor_catches_up(ret):
     rep2 = c2.call("subscribe", since=floor)
     assert "cursor_expired" not in rep2 and "oldest_seq" not in rep2
     assert c2.next_event(10)["seq"] == oldest
+    # colibri watch --since below the floor says so on stderr, then prints from the oldest.
+    env = dict(d.env, COLIBRI_SOCKET=d.socket)
+    p = subprocess.Popen([bin_path("colibri"), "--json", "watch", "--since", "1"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["seq"] == oldest, first
+    finally:
+        p.terminate()
+        p.wait(10)
+    err = p.stderr.read()
+    assert "cursor expired" in err and "from seq %d" % oldest in err, err
 
 
 def test_replay_overtaken_by_compaction_is_dropped(ret):
