@@ -125,7 +125,7 @@ PG_SUITE = ["tests/integration/test_foundation.py", "tests/integration/test_cli.
             "tests/integration/test_postgres.py", "tests/integration/test_badinput.py",
             "tests/integration/test_schemas_cli.py", "tests/integration/test_mcp_sdk.py",
             "tests/integration/test_access.py", "tests/integration/test_store_module.py",
-            "tests/integration/test_task_epoch.py"]
+            "tests/integration/test_task_epoch.py", "tests/integration/test_retention.py"]
 
 
 def run_integration_pg(build, extra):

@@ -157,6 +157,11 @@ cli_exec_watch(const struct cli_verb *verb, struct cli_ctx *ctx, json_t *args)
 		return EXIT_UNREACHABLE;
 	if ((rc = cli_request(ctx, c, cli_verb_cmd(verb), args, &result)) != 0)
 		goto out;
+	/* --since below the compacted events: say where the stream really starts. */
+	if (json_is_true(json_object_get(result, "cursor_expired")))
+		fprintf(stderr,
+		        "colibri: cursor expired: older events were compacted; from seq %lld\n",
+		        (long long)json_integer_value(json_object_get(result, "oldest_seq")));
 	json_decref(result);
 	while (client_next(c, -1, &msg) == 1) {
 		if (json_object_get(msg, "event") != NULL) {

@@ -29,6 +29,7 @@
  */
 #define CMD_AGENT_ABORT      "agent-abort"
 #define CMD_AGENT_EXPLAIN    "agent-explain"
+#define CMD_AGENT_FORGET     "agent-forget"
 #define CMD_AGENT_HEARTBEAT  "agent-heartbeat"
 #define CMD_AGENT_PROMPT     "agent-prompt"
 #define CMD_AGENT_REGISTER   "agent-register"
@@ -37,6 +38,7 @@
 #define CMD_DELETE_TENANT    "delete-tenant"
 #define CMD_DISPATCH         "dispatch"
 #define CMD_EVENTS_READ      "events-read"
+#define CMD_GC               "gc"
 #define CMD_HOST_STATUS      "host-status"
 #define CMD_KILL_AGENT       "kill-agent"
 #define CMD_LIST_AGENTS      "list-agents"
@@ -83,6 +85,7 @@
 #define EV_AGENT_STATE       "agent.state"
 #define EV_AGENT_EXITED      "agent.exited"
 #define EV_AGENT_RESTARTED   "agent.restarted"
+#define EV_AGENT_FORGOTTEN   "agent.forgotten"
 #define EV_TENANT_REGISTERED "tenant.registered"
 #define EV_TENANT_UPDATED    "tenant.updated"
 #define EV_TENANT_DELETED    "tenant.deleted"
@@ -106,6 +109,7 @@
 #define ERR_PERMISSION_DENIED "permission_denied"
 #define ERR_UNAVAILABLE       "unavailable"
 #define ERR_INTERNAL          "internal"
+#define ERR_CURSOR_EXPIRED    "cursor_expired"
 
 /* CLI exit codes. */
 #define EXIT_REFUSED     1

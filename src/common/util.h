@@ -11,6 +11,15 @@
 /* Milliseconds since the epoch (wall clock) and since boot (monotonic). */
 int64_t now_ms(void);
 int64_t mono_ms(void);
+/*
+ * A test facility (colibri-daemon's COLIBRI_TEST_CLOCK_OFFSET_FILE): from
+ * now on now_ms() adds the integer in the file at path (milliseconds, a
+ * whole line, re-read at every call; the file stays open, so rewrite it in
+ * place).  path NULL or empty: nothing (0); 1 when on; -1 (errno) when the
+ * file cannot be opened, or EPERM when it is not a regular file of the
+ * caller's euid that group and others cannot write.  Monotonic time (mono_ms, timers) is untouched.
+ */
+int now_ms_test_init(const char *path);
 /* Create a directory and its parents; existing directories are fine. */
 int mkdir_p(const char *path, mode_t mode);
 /* Join two path parts with exactly one slash; caller frees. */

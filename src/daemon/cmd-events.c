@@ -9,6 +9,13 @@
  * of any length costs neither memory nor anyone else's time); without it,
  * live at once.
  *
+ * Compaction (retention.c) deletes a prefix of the log: every event up to
+ * the store's floor is gone.  A cursor below the floor has lost events:
+ * subscribe says so in its reply (cursor_expired, oldest_seq) and streams
+ * from the floor on; events-read refuses it (cursor_expired, naming the
+ * oldest kept seq), so no reader mistakes a gap for a quiet log.  A
+ * cursor at or above the floor, or events-read without one, is unaffected.
+ *
  * events-read pages: the events after `after` (or `since`, the older name
  * of the same cursor), at most `limit`, with `next` (the cursor for the next
  * page) and `more`.  The page is written as text straight from the store
@@ -42,11 +49,20 @@ topics_ok(struct cmd_req *r, json_t *topics)
 	return 1;
 }
 
+/* The oldest event a reader can still get: the oldest kept, or the next to come. */
+static long long
+oldest_kept(long long floor)
+{
+	long long oldest = store_event_oldest(D.store);
+
+	return oldest > 0 ? oldest : floor + 1;
+}
+
 static void
 cmd_subscribe(struct cmd_req *r)
 {
-	json_t *topics = cmd_arg(r, "topics");
-	long long since = -1, last;
+	json_t *topics = cmd_arg(r, "topics"), *res;
+	long long since = -1, last, floor;
 
 	if (topics != NULL && !topics_ok(r, topics))
 		return;
@@ -55,8 +71,16 @@ cmd_subscribe(struct cmd_req *r)
 		cmd_fail(r, ERR_INVALID_ARGUMENT, "since must be between 0 and %lld", last);
 		return;
 	}
+	res = json_pack("{s:I}", "seq", (json_int_t)last);
+	if (since >= 0 && since < (floor = store_event_floor(D.store))) {
+		/* Events after the cursor were compacted: say so, and go on from the oldest kept.
+		 */
+		json_object_set_new(res, "cursor_expired", json_true());
+		json_object_set_new(res, "oldest_seq", json_integer(oldest_kept(floor)));
+		since = floor;
+	}
 	/* The reply goes first, then the replay (later loop iterations), then live events. */
-	cmd_ok(r, json_pack("{s:I}", "seq", (json_int_t)last));
+	cmd_ok(r, res);
 	if (r->client != NULL)
 		cmd_conn_subscribe(r, topics, since >= 0 ? since : last,
 		                   since >= 0 && since < last);
@@ -113,7 +137,7 @@ page_row(long long seq, int64_t ts, const char *topic, const char *data, void *a
 static int
 cursor_arg(struct cmd_req *r, long long *cursor)
 {
-	long long since, after;
+	long long since, after, floor;
 	int have_since = cmd_arg_int(r, "since", &since) == 0,
 	    have_after = cmd_arg_int(r, "after", &after) == 0;
 
@@ -123,6 +147,14 @@ cursor_arg(struct cmd_req *r, long long *cursor)
 		return -1;
 	}
 	*cursor = have_after ? after : have_since ? since : 0;
+	if ((have_after || have_since) && *cursor < (floor = store_event_floor(D.store))) {
+		cmd_fail(
+		        r, ERR_CURSOR_EXPIRED,
+		        "cursor %lld is older than the oldest kept event (oldest_seq %lld): events "
+		        "up to seq %lld were compacted; read on with after=%lld",
+		        *cursor, oldest_kept(floor), floor, floor);
+		return -1;
+	}
 	return 0;
 }
 

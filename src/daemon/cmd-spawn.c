@@ -1,6 +1,7 @@
 /*
  * cmd-spawn.c -- spawn-agent, spawn-local, kill-agent, agent-prompt,
- * agent-abort, agent-explain and session-read: the socket face of spawner.c.
+ * agent-abort, agent-explain, session-read and agent-forget: the socket
+ * face of spawner.c (agent-forget's work is retention.c's).
  *
  * A spawn's arguments become a struct spawn_spec here (spawn-spec.c) and
  * the spawner gets only the spec.  spawn-agent's `profile` names an agent
@@ -32,6 +33,7 @@
 #include "daemon/cmd.h"
 #include "daemon/daemon.h"
 #include "daemon/profiles.h"
+#include "daemon/retention.h"
 #include "daemon/session.h"
 #include "daemon/spawn-spec.h"
 #include "daemon/spawn-tenant.h"
@@ -373,6 +375,24 @@ cmd_agent_abort(struct cmd_req *r)
 	rpc_send(r, json_pack("{s:s}", "type", "abort"));
 }
 
+/* agent-forget: an ended agent's row and session logs go (retention.c); owner or admin. */
+static void
+cmd_agent_forget(struct cmd_req *r)
+{
+	const char *id = cmd_arg_str(r, "id"), *code;
+	char *cause = NULL;
+	int sessions = 0;
+
+	if (!owner_check(r, id, 0))
+		return;
+	if (retention_forget(id, "agent-forget", &sessions, &code, &cause) == -1) {
+		fail_cause(r, code, cause);
+		free(cause);
+		return;
+	}
+	cmd_ok(r, json_pack("{s:s, s:b}", "id", id, "sessions_removed", sessions));
+}
+
 static void
 cmd_session_read(struct cmd_req *r)
 {
@@ -477,6 +497,7 @@ const struct cmd_entry cmd_spawn_entries[] = {
         {CMD_KILL_AGENT, CMD_ASYNC, CMD_R_ADMIN | CMD_R_MEMBER, kill_args, cmd_kill_agent},
         {CMD_AGENT_PROMPT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, prompt_args, cmd_agent_prompt},
         {CMD_AGENT_ABORT, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_abort},
+        {CMD_AGENT_FORGET, CMD_WRITE, CMD_R_ADMIN | CMD_R_MEMBER, id_args, cmd_agent_forget},
         {CMD_SESSION_READ, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, read_args, cmd_session_read},
         {CMD_AGENT_EXPLAIN, CMD_READ, CMD_R_ALL, id_args, cmd_agent_explain},
         {CMD_PROFILES, CMD_READ, CMD_R_ADMIN | CMD_R_MEMBER, no_args, cmd_profiles},

@@ -27,13 +27,20 @@ extern const struct cmd_entry cmd_tenant_entries[];
 extern const struct cmd_entry cmd_skills_entries[];
 extern const struct cmd_entry cmd_cache_entries[];
 extern const struct cmd_entry cmd_dispatch_entries[];
+extern const struct cmd_entry cmd_retention_entries[];
 
 static const struct cmd_entry *const families[] = {
-        cmd_status_entries,   cmd_task_entries,
-        cmd_agent_entries,    cmd_events_entries,
-        cmd_spawn_entries,    cmd_tenant_entries,
-        cmd_skills_entries,   cmd_cache_entries,
-        cmd_dispatch_entries, NULL,
+        cmd_status_entries,
+        cmd_task_entries,
+        cmd_agent_entries,
+        cmd_events_entries,
+        cmd_spawn_entries,
+        cmd_tenant_entries,
+        cmd_skills_entries,
+        cmd_cache_entries,
+        cmd_dispatch_entries,
+        cmd_retention_entries,
+        NULL,
 };
 
 /* Every entry with its usage line, sorted by name on first use, for a binary

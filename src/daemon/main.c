@@ -53,6 +53,7 @@
 #include "daemon/notify.h"
 #include "daemon/dispatch.h"
 #include "daemon/profiles.h"
+#include "daemon/retention.h"
 #include "daemon/spawner.h"
 #include "daemon/subsys.h"
 #include "daemon/sweep.h"
@@ -703,6 +704,7 @@ on_signal(uv_signal_t *s, int signum)
 		profiles_reload();
 		notify_reload();
 		dispatch_reload();
+		retention_reload();
 		return;
 	}
 	daemon_shutdown();
@@ -788,13 +790,19 @@ int
 main(int argc, char **argv)
 {
 	enum log_level level = LOG_LEVEL_INFO;
-	int foreground = 0;
+	int foreground = 0, test_clock;
 	char *cause = NULL;
 
 	/* Before anything is opened: nothing inherited reaches a child. */
 	closefrom(3);
 	umask(0027);
 	D.uid = geteuid();
+	/* Tests only (man colibri-daemon, TEST FACILITIES): a clock that can jump ahead. */
+	if ((test_clock = now_ms_test_init(getenv("COLIBRI_TEST_CLOCK_OFFSET_FILE"))) == -1) {
+		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_CLOCK_OFFSET_FILE: %s\n",
+		        strerror(errno));
+		return 1;
+	}
 	D.started_ms = now_ms();
 	if (gethostname(D.hostname, sizeof D.hostname - 1) == -1)
 		strcpy(D.hostname, "localhost");
@@ -807,6 +815,9 @@ main(int argc, char **argv)
 	check_before_log();
 	if (log_init("colibri-daemon", level, D.cfg.log_path) == -1)
 		fatal("log file %s", D.cfg.log_path);
+	if (test_clock)
+		log_warnx(
+		        "test clock on: now_ms adds the offset in COLIBRI_TEST_CLOCK_OFFSET_FILE");
 	raise_nofile();
 	prepare_dirs();
 	if (!foreground)

@@ -21,7 +21,9 @@
  * the topics its role may see (cmd_event_visible) and the topic prefixes
  * it asked for (events_topic_matches).  A live subscriber whose unread
  * events pass --max-output (or the total, --max-output-total) is dropped,
- * and resumes with subscribe {since}.
+ * and resumes with subscribe {since}; so is one whose replay a compaction
+ * overtook (retention deleted events after its cursor): subscribing again
+ * with its cursor, it is told cursor_expired.
  */
 #include <stdlib.h>
 
@@ -164,6 +166,15 @@ server_replay_run(void)
 		if (c->closing || !c->replaying ||
 		    server_client_pending(c) >= server_client_small_bytes())
 			continue; /* client_drained puts it back */
+		if (store_event_floor(D.store) > c->cursor) {
+			/* Compaction overtook the replay: subscribe {since} again says so. */
+			log_warnx("client pid %ld: events after its cursor %lld were compacted "
+			          "while it "
+			          "caught up; dropping it",
+			          (long)c->cred.pid, c->cursor);
+			server_client_close(c, "cursor expired");
+			continue;
+		}
 		if (replay_step(c) == -1) {
 			log_warnx("client pid %ld: the event log could not be read; dropping it",
 			          (long)c->cred.pid);

@@ -14,6 +14,7 @@
 #include "daemon/inventory.h"
 #include "daemon/notify.h"
 #include "daemon/profiles.h"
+#include "daemon/retention.h"
 #include "daemon/skills-index.h"
 #include "job/job.h"
 #include "daemon/spawner.h"
@@ -47,6 +48,7 @@ static const struct subsys subsystems[] = {
         {"skills", skills_index_init, NULL, NULL, skills_index_close},
         {"notify", notify_init, notify_shutdown, notify_busy, notify_free},
         {"dispatch", dispatch_init, dispatch_shutdown, NULL, dispatch_close},
+        {"retention", retention_init, NULL, NULL, retention_close},
         {NULL, NULL, NULL, NULL, NULL},
 };
 

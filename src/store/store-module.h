@@ -29,7 +29,7 @@
 #include "store/store.h"
 
 /* Bump when the table below changes (a function added, removed or retyped). */
-#define STORE_MODULE_ABI    3
+#define STORE_MODULE_ABI    5
 #define STORE_MODULE_FILE   "store-postgres.so"
 #define STORE_MODULE_SYMBOL "colibri_store_postgres"
 

@@ -568,7 +568,9 @@ sqlite_store_open(const char *path, struct store_err *e)
 	sqlite3_busy_timeout(s->db, 5000);
 	sqlite3_update_hook(s->db, memo_forget, s);
 	sqlite3_extended_result_codes(s->db, 1);
-	if (store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
+	/* A new database frees pages in steps (retention); an old one keeps its mode. */
+	if (store_exec(s, "PRAGMA auto_vacuum = INCREMENTAL") == -1 ||
+	    store_exec(s, "PRAGMA journal_mode = WAL") == -1 ||
 	    store_exec(s, "PRAGMA synchronous = NORMAL") == -1 ||
 	    store_exec(s, "PRAGMA foreign_keys = ON") == -1 ||
 	    store_exec(s, "PRAGMA temp_store = MEMORY") == -1) {

@@ -354,6 +354,37 @@ store_event_last(struct store *s)
 	return CALL(event_last);
 }
 
+long long
+store_event_compact(struct store *s, int64_t before, long long keep_rows, long long batch,
+                    struct store_err *e)
+{
+	return CALL(event_compact, before, keep_rows, batch, e);
+}
+
+long long
+store_event_floor(struct store *s)
+{
+	return CALL(event_floor);
+}
+
+long long
+store_event_oldest(struct store *s)
+{
+	return CALL(event_oldest);
+}
+
+long long
+store_db_bytes(struct store *s)
+{
+	return CALL(db_bytes);
+}
+
+long long
+store_reclaim(struct store *s, long long max_pages, struct store_err *e)
+{
+	return CALL(reclaim, max_pages, e);
+}
+
 int
 store_event_scan(struct store *s, long long since, long long limit, store_match_cb match,
                  void *match_arg, int (*cb)(long long, int64_t, const char *, const char *, void *),

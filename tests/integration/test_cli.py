@@ -24,7 +24,7 @@ VERBS = [
     "status", "task-create", "task-list", "task-show", "task-ready", "task-claim", "task-update",
     "task-complete", "task-release", "agent-register", "agent-heartbeat", "list-agents",
     "agent-status", "agent-result", "agent-resume", "agent-explain", "kill-agent", "spawn-agent", "spawn-local", "agent-prompt", "agent-abort",
-    "session-read", "register-tenant", "list-tenants", "delete-tenant", "provision-tenant", "usage",
+    "session-read", "agent-forget", "gc", "register-tenant", "list-tenants", "delete-tenant", "provision-tenant", "usage",
     "prompt-assemble", "profiles", "host-status", "skills-list", "skill-show", "skills-reload", "events-read",
     "dispatch", "watch", "call",
 ]

@@ -42,7 +42,7 @@ DAEMON_FLOORS = [
     ("subsystems", ["spawner.[ch]", "spawner-*.h", "spawn-*.[ch]", "vault-run.[ch]",
                     "sweep.[ch]", "session.[ch]", "cache.[ch]", "inventory.[ch]",
                     "skills-index.[ch]", "profiles.[ch]", "task-prompt.[ch]", "config-file.[ch]",
-                    "notify.[ch]", "notify-policy.[ch]", "dispatch*.[ch]"]),
+                    "notify.[ch]", "notify-policy.[ch]", "dispatch*.[ch]", "retention.[ch]"]),
     ("event log", ["events.[ch]", "txn.[ch]"]),
     ("state", ["daemon.h"]),
 ]

@@ -36,7 +36,7 @@ def _schema_names(sub, suffix_re):
 
 def test_constants_are_unique_and_well_formed():
     assert len(set(CMDS.values())) == len(CMDS) >= 30
-    assert len(set(TOPICS.values())) == len(TOPICS) == 22
+    assert len(set(TOPICS.values())) == len(TOPICS) == 23
     for k, v in CMDS.items():
         assert k == "CMD_" + v.upper().replace("-", "_"), k
     for k, v in TOPICS.items():

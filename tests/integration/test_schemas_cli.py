@@ -97,6 +97,9 @@ def test_cli_json_outputs_match_their_schemas(cli_daemon, tmp_path):
     c.json("kill-agent", "cli-rpc", "--grace-ms", "500")
     c.json("list-agents")
     c.json("list-agents", "--kind", "spawned")
+    wait_gone(d, "cli-rpc")
+    assert c.json("agent-forget", "cli-rpc")["id"] == "cli-rpc"
+    c.json("gc")
 
     c.json("skills-list")
     c.json("skills-list", "rev")
