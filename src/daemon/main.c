@@ -506,6 +506,7 @@ take_lock(void)
 {
 	char *path, pid[32], other[32] = "";
 	ssize_t n;
+	int lock_tries = 0;
 
 	xasprintf(&path, "%s.lock", store_url != NULL ? D.cfg.socket_path : D.cfg.db_path);
 	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -513,12 +514,22 @@ take_lock(void)
 		fatal("lock file %s", path);
 	if (fchmod(lock_fd, 0600) == -1) /* one an older daemon left wider */
 		fatal("chmod %s", path);
-	if (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
+	while (flock(lock_fd, LOCK_EX | LOCK_NB) == -1) {
 		if (errno != EWOULDBLOCK)
 			fatal("lock %s", path);
 		n = pread(lock_fd, other, sizeof other - 1, 0);
 		other[n > 0 ? n : 0] = '\0';
 		other[strcspn(other, "\n")] = '\0';
+		/*
+		 * The daemon that wrote its pid is gone, yet the lock is held: a child it forked
+		 * the moment it was killed, not yet at its exec (which closes the lock).  Wait a
+		 * little for that, never for a live daemon.
+		 */
+		if (lock_tries++ < 50 && atol(other) > 0 && kill((pid_t)atol(other), 0) == -1 &&
+		    errno == ESRCH) {
+			usleep(100 * 1000);
+			continue;
+		}
 		fatalx("another colibri-daemon (pid %s) is running on %s", *other ? other : "?",
 		       store_url != NULL ? D.cfg.socket_path : D.cfg.db_path);
 	}
