@@ -75,7 +75,7 @@ typedef int (*store_scan_cb)(long long seq, int64_t ts, const char *topic, const
 	X(long long, event_last, (T *))                                                            \
 	X(int, event_scan,                                                                         \
 	  (T *, long long, long long, store_match_cb, void *, store_scan_cb, void *))              \
-	X(long long, event_compact, (T *, int64_t, long long, long long, struct store_err *))     \
+	X(long long, event_compact, (T *, int64_t, long long, long long, struct store_err *))      \
 	X(long long, event_floor, (T *))                                                           \
 	X(long long, event_oldest, (T *))                                                          \
 	X(long long, db_bytes, (T *))                                                              \

@@ -210,19 +210,18 @@ int store_event_scan(
  * the oldest events: a prefix of the log (by seq) of at most batch events,
  * each older than before (ms epoch; 0: no age limit) or more than
  * keep_rows below the last seq (0: no row cap), never past the first event
- * that is neither, and never the newest (the last seq stays known).  It raises the floor (kept in kv as
- * events.compacted_through) to the last seq the prefix covered, in the
- * same transaction.  Returns the events deleted (0: nothing left to do),
- * or -1 with e.  event_floor: every event with seq <= it is gone (0: none
- * ever compacted); a cursor below it has lost events.  event_oldest: the
+ * that is neither, and never the newest (the last seq stays known).  It raises the floor (kept in
+ * kv as events.compacted_through) to the last seq the prefix covered, in the same transaction.
+ * Returns the events deleted (0: nothing left to do), or -1 with e.  event_floor: every event with
+ * seq <= it is gone (0: none ever compacted); a cursor below it has lost events.  event_oldest: the
  * oldest kept seq, 0 when the log is empty.  db_bytes: the database's
  * size (SQLite: page_count * page_size; PostgreSQL: pg_database_size).
  * reclaim: return up to max_pages free pages to the file system (SQLite
  * with auto_vacuum=incremental, when over a quarter of the file is free;
  * PostgreSQL: 0, its autovacuum does it); the pages freed, or -1 with e.
  */
-long long store_event_compact(struct store *, int64_t before, long long keep_rows,
-                              long long batch, struct store_err *);
+long long store_event_compact(struct store *, int64_t before, long long keep_rows, long long batch,
+                              struct store_err *);
 long long store_event_floor(struct store *);
 long long store_event_oldest(struct store *);
 long long store_db_bytes(struct store *);
