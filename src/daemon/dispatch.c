@@ -64,6 +64,7 @@ static int switched = -1; /* dispatch on|off for this file: 1, 0; -1: the file d
 static int running, inited;
 static uv_timer_t tick_timer, kick_timer;
 static int kick_pending;
+static int first_done;    /* first_cb ran (the resumes, if asked, came first) */
 static long long started; /* runs started since the daemon started */
 static json_t *failures;  /* [{at_ms, task, profile, error}], newest last */
 static json_t *backoffs;  /* {"PROFILE": {until_ms, delay_ms, failures}} */
@@ -475,7 +476,7 @@ walk(void)
 	size_t i;
 	int n = 0;
 
-	if (!running || !dispatch_on() || D.shutting_down || D.cfg.spawn_disabled)
+	if (!running || !first_done || !dispatch_on() || D.shutting_down || D.cfg.spawn_disabled)
 		return;
 	if (count_claims(&u) == -1 || (queue = ready_queue(WALK_SCAN_MAX)) == NULL) {
 		used_clear(&u);
@@ -583,11 +584,13 @@ resume_interrupted(void)
 	char *cause = NULL;
 	size_t i;
 
-	json_array_foreach(list, i, a)
+	json_array_foreach(json_object_get(list, "items"), i, a)
 	{
 		const char *id = json_string_value(json_object_get(a, "id"));
-		if (id == NULL)
-			continue;
+		const char *host = json_string_value(json_object_get(a, "host"));
+		if (id == NULL || host == NULL || strcmp(host, D.hostname) != 0)
+			continue; /* another host's agent (a shared store) is its daemon's to resume
+			           */
 		if ((r = spawner_resume(id, &code, &cause)) != NULL) {
 			log_info("dispatch: agent %s resumed", id);
 			json_decref(r);
@@ -607,6 +610,7 @@ first_cb(uv_timer_t *h)
 	(void)h;
 	if (pol.resume && !D.cfg.spawn_disabled)
 		resume_interrupted();
+	first_done = 1; /* walks wait for the resumes: a resumed run keeps its task */
 	uv_timer_start(&tick_timer, tick_cb, (uint64_t)pol.interval_ms, (uint64_t)pol.interval_ms);
 	walk();
 }

@@ -313,3 +313,77 @@ def test_run_timeout_ends_a_hung_run(make_daemon):
         with pytest.raises(CallError) as e:
             spawn(d, binary=agent_bin(), timeout_ms=bad)
         assert e.value.code == "invalid_argument"
+
+
+def test_readme_board_walk_through(make_daemon, tmp_path):
+    """README.md "A walk-through", the board's agents, word for word (after the walk-through's
+    first part left task 1 done and task 2 ready; SIGHUP sent to this daemon, not by pkill)."""
+    import signal
+    conf = tmp_path / "etc"
+    d = sup_daemon(make_daemon, extra_args=["--config-dir", str(conf)])
+    conf.mkdir(mode=0o700)
+    d.cli("task-create", "write the parser", "--priority", "2")
+    d.cli("task-create", "test the parser", "--depends-on", "1")
+    d.cli("task-claim", "agent-1")
+    d.cli("task-complete", "1", "--agent", "agent-1", "--result", '{"ok": true}')
+
+    def hup():
+        before = d.read_log().count("reloaded") + d.read_log().count("policy from")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while d.read_log().count("reloaded") + d.read_log().count("policy from") == before:
+            assert time.time() < deadline, d.read_log()[-2000:]
+            time.sleep(0.05)
+
+    (conf / "profiles.json").write_text(
+        '{"profiles": [{"name": "demo", "provider": "local", "binary": "colibri-test-agent"}]}\n')
+    hup()
+    r = d.cli("spawn-agent", "--profile", "demo", "--next", "--json")
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["task"] == 2
+    t = wait_task(d, 2, lambda t: t["status"] == "done")
+    assert t["result"]["text"] == TEXT and t["result"]["agent"] == a["id"]
+    wait_gone(d, a["id"])
+    assert d.cli("agent-result", a["id"]).stdout == TEXT + "\n"
+    (conf / "dispatch.json").write_text(
+        '{"enabled": true, "tags": {"demo": "demo"}, "caps": {"host": 4}}\n')
+    hup()
+    for title in ("say hello", "say hello again"):
+        assert d.cli("task-create", title, "--tag", "demo").returncode == 0
+    r = d.cli("dispatch", "status")
+    assert r.returncode == 0, r.stderr
+    for tid in (3, 4):
+        assert wait_task(d, tid, lambda t: t["status"] == "done")["result"]["text"] == TEXT
+    r = d.cli("task-list", "--status", "done")
+    assert r.returncode == 0 and "say hello again" in r.stdout, r.stdout
+    assert d.call("status")["counts"]["tasks"]["stale_claims"] == 0
+
+
+def test_dispatcher_resume_true_continues_interrupted_runs(make_daemon, tmp_path):
+    """dispatch.json resume: true: at start the dispatcher resumes the interrupted pi runs on
+    their sessions (the same agent, its task claimed again), instead of starting new ones."""
+    conf = tmp_path / "etc"
+    conf.mkdir(mode=0o700)
+    (conf / "profiles.json").write_text(json.dumps({"profiles": [
+        {"name": "p", "provider": "pi", "binary": agent_bin(),
+         "args": ["--scenario", "hang-until-resumed"]}]}))
+    (conf / "dispatch.json").write_text(json.dumps(
+        {"enabled": True, "default_profile": "p", "resume": True, "caps": {"host": 2}}))
+    d = sup_daemon(make_daemon, extra_args=["--config-dir", str(conf)])
+    tid = d.call("task-create", title="Resume me")["id"]
+    deadline = time.time() + 20
+    while True:
+        t = task_of(d, tid)
+        if t["owner"] and d.call("agent-status", id=t["owner"]).get("agent_session"):
+            break
+        assert time.time() < deadline, t
+        time.sleep(0.05)
+    aid = t["owner"]
+    d.kill9()
+    d.start()
+    t = wait_task(d, tid, lambda t: t["status"] == "done")
+    assert t["result"]["agent"] == aid and t["result"]["epoch"] == 2, t
+    assert t["attempts"] == 0
+    agents = [a["id"] for a in d.call("list-agents", kind="spawned")["items"]]
+    assert agents == [aid], agents
