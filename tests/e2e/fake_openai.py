@@ -13,6 +13,8 @@ choices[0].delta (content or tool_calls), a finish chunk, a usage chunk, and
   fake-cmd    like fake-tool, the command being the text of the first user
               message (the prompt): a test's way to run a shell line in pi's place
   fake-400    answers HTTP 400 {"error": {"message": "fake bad request: model refuses"}}
+  fake-sleep-once  fake-sleep for its first request only, then text (a run to
+              interrupt, then continue: agent-resume)
   fake-429    a provider's rate limit: the first `quota_429` requests for it (1
               unless set) get HTTP 429 with `Retry-After: 3` and OpenAI's wording
               ("... Please try again in 3s."), later ones the text answer
@@ -111,6 +113,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(429, ERROR_429, "requests", [("Retry-After", "3")])
             return
         has_tool_result = any(m.get("role") == "tool" for m in body.get("messages", []))
+        if model == "fake-sleep-once":
+            # The first request: a tool call that hangs (a run to interrupt); later ones answer.
+            self.server.sleep_once += 1
+            if self.server.sleep_once > 1:
+                has_tool_result = True
+            model = "fake-sleep"
         if model in ("fake-tool", "fake-sleep", "fake-cmd") and not has_tool_result:
             command = {"fake-tool": "echo hi", "fake-sleep": "sleep 60"}.get(model)
             if command is None:
@@ -143,6 +151,7 @@ class FakeOpenAI:
         self.httpd.requests = []
         self.httpd.key = key
         self.httpd.quota_429 = 1  # fake-429: how many more requests get HTTP 429
+        self.httpd.sleep_once = 0  # fake-sleep-once: requests seen
         self.httpd.refused = []  # when each 429 went out (time.time())
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -129,7 +129,7 @@ class PiWorld:
             "apiKey": KEY_VAR,
             "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
             "models": [{"id": "fake-text"}, {"id": "fake-cmd"}, {"id": "fake-400"},
-                       {"id": "fake-429"}]}}}
+                       {"id": "fake-429"}, {"id": "fake-sleep-once"}]}}}
         write(os.path.join(self.pi_conf, "models.json"), json.dumps(models), 0o644)
         os.chmod(self.pi_conf, 0o755)
         open_above(self.pi_conf)
@@ -140,6 +140,9 @@ class PiWorld:
         write(os.path.join(self.pi_conf_noretry, "models.json"), json.dumps(models), 0o644)
         write(os.path.join(self.pi_conf_noretry, "settings.json"),
               json.dumps({"retry": {"enabled": False, "provider": {"maxRetries": 0}}}), 0o644)
+        # pi-fake-resume keeps pi's own sessions (agent-resume continues one) in the root.
+        self.pi_sessions = os.path.join(self.jail, "pi-sessions")
+        os.makedirs(self.pi_sessions)
         give_to_agent(self.jail)
         write(self.env_file, "# the fake provider's key\n%s=%s\n" % (KEY_VAR, self.key), 0o600)
 
@@ -160,6 +163,9 @@ class PiWorld:
                     profile("pi-fake-cmd", "fake-cmd"), profile("pi-fake-429", "fake-429")]
         profiles[-1]["env"]["PI_CODING_AGENT_DIR"] = self.pi_conf_noretry
         del profiles[-1]["ro_paths"]
+        resume = profile("pi-fake-resume", "fake-sleep-once")
+        resume["args"] = ["--provider", "fake", "--session-dir", self.pi_sessions]
+        profiles.append(resume)
         write(os.path.join(self.conf, "profiles.json"), json.dumps({"profiles": profiles}), 0o600)
         env = dict(os.environ)
         env["PATH"] = os.path.join(harness.BUILD, "src", "tools") + ":" + env.get("PATH", "/usr/bin:/bin")
