@@ -99,6 +99,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	D.cfg.sessions_dir = fuzz_scratch("sessions");
 	D.cfg.socket_path = fuzz_scratch("colibri.sock");
 	D.cfg.db_path = xstrdup(":memory:");
+	/* An empty config directory: no file of /etc/colibri reaches the fuzzer's daemon. */
+	D.cfg.config_dir = fuzz_scratch("etc");
 	D.cfg.max_line = FUZZ_MAX_LINE;
 	D.cfg.max_clients = 16;
 	D.cfg.max_output = FUZZ_MAX_OUTPUT;
