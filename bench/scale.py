@@ -56,6 +56,7 @@ P99_TARGET_US = 1000
 RSS_TARGET_KIB = 16 * 1024
 STEP = 7919  # a prime: ids START + i * STEP % RANGE visit the board all over
 PAGE = 1000  # the default page of task-list, task-ready and events-read
+SMALL_PAGE = 100  # the listings again at this page, for information
 
 MISSED = []
 
@@ -78,9 +79,10 @@ def client(bindir, sock, n, line, conns=1, depth=1, start=1, step=1, rng=1):
     return r
 
 
-def raw(bindir, db, mode, n, start=1, step=1, rng=1):
+def raw(bindir, db, mode, n, start=1, step=1, rng=1, page=PAGE):
     out = subprocess.run([os.path.join(bindir, "sqlite-scale"), db, mode, str(n), str(start),
-                          str(step), str(rng)], capture_output=True, text=True, preexec_fn=pin)
+                          str(step), str(rng), str(page)], capture_output=True, text=True,
+                         preexec_fn=pin)
     if out.returncode != 0:
         sys.exit("sqlite-scale: " + out.stderr)
     return {r["mode"]: r for r in map(json.loads, out.stdout.splitlines())}
@@ -99,10 +101,10 @@ def file_mib(path):
     return os.path.getsize(path) / 1048576 if os.path.exists(path) else 0.0
 
 
-# name, request line, how its "%d" runs (start, step, range: filled in main), is a read
+# name, request line, how its "%d" runs (start, step, range), is a read, page (listings)
 def commands(n):
     spread = (1, STEP, n)
-    return [
+    cmds = [
         ("status", '{"id":1,"cmd":"status"}', (1, 1, 1), True),
         ("task-show", '{"id":1,"cmd":"task-show","args":{"id":%d}}', spread, True),
         ("task-list", '{"id":1,"cmd":"task-list","args":{"after":%d}}',
@@ -115,6 +117,19 @@ def commands(n):
         ("task-update", '{"id":1,"cmd":"task-update","args":{"id":%d,"progress":"halfway"}}',
          spread, False),
     ]
+    # for information: the listings at a page of SMALL_PAGE (what a 1 ms page would hold)
+    cmds += [
+        ("task-list/%d" % SMALL_PAGE,
+         '{"id":1,"cmd":"task-list","args":{"after":%%d,"limit":%d}}' % SMALL_PAGE,
+         (0, STEP, max(1, n - SMALL_PAGE)), True),
+        ("task-ready/%d" % SMALL_PAGE,
+         '{"id":1,"cmd":"task-ready","args":{"limit":%d}}' % SMALL_PAGE, (1, 1, 1), True),
+        ("events-read/%d" % SMALL_PAGE,
+         '{"id":1,"cmd":"events-read","args":{"after":%%d,"limit":%d}}' % SMALL_PAGE,
+         (0, STEP, max(1, n - SMALL_PAGE)), True),
+    ]
+    return [(name, line, how, is_read, SMALL_PAGE if "/" in name else PAGE)
+            for name, line, how, is_read in cmds]
 
 
 RAW_MODE = {"status": "status", "task-show": "show", "task-list": "list", "task-ready": "ready",
@@ -171,7 +186,7 @@ def main():
         # The daemon, one command at a time, one request in flight.
         cmds = commands(TASKS)
         counts = {}
-        for name, line, (start, step, rng), is_read in cmds:
+        for name, line, (start, step, rng), is_read, _ in cmds:
             n = OPS
             if is_read:
                 # a probe (which also warms the daemon's cache) sets how many fit in READ_S
@@ -200,22 +215,26 @@ def main():
         db_mib, wal_mib = file_mib(db), file_mib(db + "-wal")
 
         # Raw SQLite on the same file, the same arguments.
-        for name, line, (start, step, rng), is_read in cmds:
-            ref.update({name: r for r in raw(bindir, db, RAW_MODE[name], counts.get(name, OPS),
-                                             start, step, rng).values()})
+        for name, line, (start, step, rng), is_read, page in cmds:
+            ref.update({name: r for r in raw(bindir, db, RAW_MODE[name.split("/")[0]],
+                                             counts.get(name, OPS), start, step, rng,
+                                             page).values()})
         r = raw(bindir, db, "claim", OPS)
         ref["task-claim"], ref["task-complete"], ref["task-release"] = \
             r["claim"], r["complete"], r["release"]
 
         print("\ncommands on the board, one request in flight; raw SQLite: the command's own "
               "statements on the same file")
-        print("  %-14s %6s  %9s %9s   %9s %9s   %s" %
+        print("  %-16s %6s  %9s %9s   %9s %9s   %s" %
               ("command", "n", "p50 us", "p99 us", "raw p50", "raw p99", "p99 x raw"))
         order = [c[0] for c in cmds[:5]] + ["task-create", "task-update", "task-claim",
                                              "task-complete", "task-release"]
-        for name in order:
+        for name in order + ["(info)"] + [c[0] for c in cmds[7:]]:
+            if name == "(info)":
+                print("  for information, the listings at a page of %d:" % SMALL_PAGE)
+                continue
             r, q = res[name], ref[name]
-            print("  %-14s %6d  %9d %9d   %9.1f %9.1f   %9.1f" %
+            print("  %-16s %6d  %9d %9d   %9.1f %9.1f   %9.1f" %
                   (name, r["requests"], r["p50_us"], r["p99_us"], q["p50_us"], q["p99_us"],
                    r["p99_us"] / max(q["p99_us"], 0.1)), flush=True)
 
