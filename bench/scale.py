@@ -46,17 +46,28 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from foundation import call, daemon, pin  # noqa: E402  (the same daemon start and pinning)
 
-TASKS = int(os.environ.get("BENCH_SCALE_TASKS", "1000000"))
-CONNS = int(os.environ.get("BENCH_SCALE_CONNS", "4"))
-DEPTH = int(os.environ.get("BENCH_SCALE_DEPTH", "64"))
-OPS = int(os.environ.get("BENCH_SCALE_OPS", "2000"))
-READ_S = float(os.environ.get("BENCH_SCALE_READ_S", "3"))
+
+
+def env_num(name, default, kind=int):
+    try:
+        return kind(os.environ.get(name, default))
+    except ValueError:
+        sys.exit("scale.py: %s must be a number, not %r" % (name, os.environ[name]))
+
+
+TASKS = env_num("BENCH_SCALE_TASKS", "1000000")
+CONNS = env_num("BENCH_SCALE_CONNS", "4")
+DEPTH = env_num("BENCH_SCALE_DEPTH", "64")
+OPS = env_num("BENCH_SCALE_OPS", "2000")
+READ_S = env_num("BENCH_SCALE_READ_S", "3", float)
 CPU = os.environ.get("BENCH_CPU", "0")
 P99_TARGET_US = 1000
 RSS_TARGET_KIB = 16 * 1024
 STEP = 7919  # a prime: ids START + i * STEP % RANGE visit the board all over
 PAGE = 1000  # the default page of task-list, task-ready and events-read
 SMALL_PAGE = 100  # the listings again at this page, for information
+
+CLAIMS = min(OPS, TASKS // 2)  # the raw claims come after the daemon's half stays done
 
 MISSED = []
 
@@ -137,6 +148,11 @@ RAW_MODE = {"status": "status", "task-show": "show", "task-list": "list", "task-
 
 
 def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: scale.py BUILD BINDIR (bench/run.sh passes both)")
+    if TASKS < 2 or OPS < 2 or CONNS < 1 or DEPTH < 1 or READ_S <= 0:
+        sys.exit("scale.py: BENCH_SCALE_TASKS and BENCH_SCALE_OPS must be at least 2, "
+                 "BENCH_SCALE_CONNS, BENCH_SCALE_DEPTH and BENCH_SCALE_READ_S positive")
     build, bindir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     tmp = tempfile.mkdtemp(prefix="colibri-bench-scale-")
     d = None
@@ -194,15 +210,15 @@ def main():
                 n = max(20, min(OPS, int(READ_S / max(p["seconds"] / 5, 1e-6))))
             counts[name] = n
             res[name] = client(bindir, d.sock, n, line, start=start, step=step, rng=rng)
-        # claim the queue's head OPS times (tasks 1..OPS: all open, same priority), then
-        # complete the first half and release the second
-        res["task-claim"] = client(bindir, d.sock, OPS,
+        # claim the queue's head CLAIMS times (tasks 1..CLAIMS: all open, same priority),
+        # then complete the first half and release the second
+        res["task-claim"] = client(bindir, d.sock, CLAIMS,
                                    '{"id":1,"cmd":"task-claim","args":{"agent":"bench"}}')
-        half = OPS // 2
+        half = CLAIMS // 2
         res["task-complete"] = client(bindir, d.sock, half,
                                       '{"id":1,"cmd":"task-complete","args":{"id":%d,"agent":'
                                       '"bench","result":{"ok":1}}}', start=1, rng=1 << 62)
-        res["task-release"] = client(bindir, d.sock, OPS - half,
+        res["task-release"] = client(bindir, d.sock, CLAIMS - half,
                                      '{"id":1,"cmd":"task-release","args":{"id":%d,"agent":'
                                      '"bench"}}', start=half + 1, rng=1 << 62)
         st = call(d.sock, '{"id":1,"cmd":"status"}')["result"]["counts"]["tasks"]
@@ -219,7 +235,7 @@ def main():
             ref.update({name: r for r in raw(bindir, db, RAW_MODE[name.split("/")[0]],
                                              counts.get(name, OPS), start, step, rng,
                                              page).values()})
-        r = raw(bindir, db, "claim", OPS)
+        r = raw(bindir, db, "claim", CLAIMS)
         ref["task-claim"], ref["task-complete"], ref["task-release"] = \
             r["claim"], r["complete"], r["release"]
 
