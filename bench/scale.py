@@ -26,9 +26,9 @@ no server that acknowledges each task durably can reach).
 
 Targets (issue 19): every command's p99 within 1 ms (paged listings at
 their default page); status within 2 x task-show (p50, as the p99 of a
-20 us read is mostly the host's noise; the p99 ratio is printed too); RSS under 16 MiB
-at 1,000,000 tasks; the build rate at least 0.8 x raw SQLite.  Exit
-status 1 when a target is missed (the figures are printed either way).
+20 us read is mostly the host's noise; the p99 ratio is printed too); RSS
+under 16 MiB at 1,000,000 tasks; the build rate at least 0.8 x raw SQLite.
+Exit status 1 when a target is missed (the figures are printed either way).
 
 BENCH_SCALE_OPS (default 2000): requests per write command and at most
 per read command; a read is repeated at most for BENCH_SCALE_READ_S
@@ -42,11 +42,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from foundation import call, daemon, pin  # noqa: E402  (the same daemon start and pinning)
-
 
 
 def env_num(name, default, kind=int):
