@@ -6,6 +6,8 @@
 #                (clang-format), run every suite (the end-to-end one too);
 #                the last line is "N passed, N failed"
 #   make bench   benchmarks (not tests), each beside a reference, as ratios
+#   make bench-scale  every command on a board of 1,000,000 tasks (minutes;
+#                BENCH_SCALE_TASKS=20000 for a quick run), beside raw SQLite
 #   make e2e     only the end-to-end suite: the real pi from npm, unconfined
 #                and in bubblewrap through an agent profile
 #   make fuzz    libFuzzer targets for a bounded time (clang)
@@ -18,7 +20,7 @@ ASAN_BUILD ?= build-asan
 # built when libpq is found), loaded by the daemon only for --store postgresql://...
 MESON_OPTS ?=
 
-.PHONY: all deps deps-build build build-asan run test bench e2e fuzz load install clean format
+.PHONY: all deps deps-build build build-asan run test bench bench-scale e2e fuzz load install clean format
 
 all: build
 
@@ -52,6 +54,10 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh $(BUILD)
+
+bench-scale: deps
+	@$(MAKE) --no-print-directory build
+	@BENCH_ONLY=scale bench/run.sh $(BUILD)
 
 e2e: deps
 	@$(MAKE) --no-print-directory build

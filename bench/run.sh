@@ -7,7 +7,8 @@
 # temporary directory with the system cc.  Runs bench/foundation.py (the
 # daemon core: read, task-create, task-claim, idle RSS), then the other
 # drivers in bench/ that are present.  BENCH_ONLY=foundation (or another
-# driver's name) runs just that one.  Exit status 1 when a driver reports a
+# driver's name) runs just that one; bench/scale.py (`make bench-scale`, a
+# board of a million tasks, minutes) runs only with BENCH_ONLY=scale.  Exit status 1 when a driver reports a
 # missed target (or fails); the summary line names them.  See
 # docs/benchmarks.md.
 set -eu
@@ -24,6 +25,8 @@ cc=${CC:-cc}
 $cc -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$bin/lineclient" "$here/lineclient.c" -pthread
 $cc -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$bin/echo-server" "$here/echo-server.c"
 $cc -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$bin/sqlite-raw" "$here/sqlite-raw.c" -lsqlite3
+$cc -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$bin/scaleclient" "$here/scaleclient.c" -pthread
+$cc -O2 -Wall -Wextra -Werror -Wshadow -Wformat=2 -o "$bin/sqlite-scale" "$here/sqlite-scale.c" -lsqlite3
 
 only=${BENCH_ONLY:-}
 missed=""
@@ -40,6 +43,8 @@ run foundation "$build" "$bin"
 for other in ingest spawn agents-rss tui_bench; do
 	run "$other" "$build"
 done
+# The board at a million tasks takes minutes: only when asked for (make bench-scale).
+[ "$only" != scale ] || run scale "$build" "$bin"
 echo
 echo "bench: done in $(($(date +%s) - start)) s"
 if [ -n "$missed" ]; then
