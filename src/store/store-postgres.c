@@ -147,7 +147,8 @@ static const char *migrations[] = {
          * status and the ready queue cost the same whatever the size of the
          * board: a task's unfinished_deps (ready: open with none; the ready
          * queue walks tasks_ready) and counts of the tasks in each status,
-         * ready tasks, agents, tenants and events, kept by triggers.  Several
+         * ready tasks, agents, tenants and events, kept by triggers
+         * (tasks_ready replaces tasks_queue, as on SQLite).  Several
          * daemons write at once, so a count is not one row that every
          * transaction would lock until it commits (it would serialise them,
          * and deadlock against the events lock): each backend adds to rows of
@@ -162,6 +163,7 @@ static const char *migrations[] = {
         "UPDATE tasks t SET unfinished_deps = x.n FROM (SELECT d.task, count(*) AS n"
         "  FROM task_deps d JOIN tasks u ON u.id = d.dep WHERE u.status <> 'done'"
         "  GROUP BY d.task) x WHERE t.id = x.task;"
+        "DROP INDEX tasks_queue;"
         "CREATE INDEX tasks_ready ON tasks (status, unfinished_deps, priority DESC, id);"
         "CREATE TABLE counts (slot BIGINT NOT NULL, name TEXT NOT NULL, n BIGINT NOT NULL,"
         "  PRIMARY KEY (slot, name));"

@@ -156,7 +156,9 @@ static const char *migrations[] = {
          * 5: counts kept with every change, so that status and the ready queue
          * cost the same whatever the size of the board.  A task counts its
          * dependencies that are not done (unfinished_deps): ready is open
-         * with none, and the ready queue walks the index tasks_ready.
+         * with none, and the ready queue walks the index tasks_ready, which
+         * replaces tasks_queue (status, priority DESC, id) for every lookup by
+         * status too.
          * counts holds the number of tasks in each status, of ready tasks, of
          * agents and of tenants.  Triggers keep both: a task inserted,
          * deleted or changing status or unfinished_deps moves its counts; a
@@ -170,6 +172,7 @@ static const char *migrations[] = {
         "ALTER TABLE tasks ADD COLUMN unfinished_deps INTEGER NOT NULL DEFAULT 0;"
         "UPDATE tasks SET unfinished_deps = (SELECT count(*) FROM task_deps d JOIN tasks u"
         "  ON u.id = d.dep WHERE d.task = tasks.id AND u.status != 'done');"
+        "DROP INDEX tasks_queue;"
         "CREATE INDEX tasks_ready ON tasks (status, unfinished_deps, priority DESC, id);"
         "CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
         "INSERT INTO counts (name, n) VALUES ('open', 0), ('claimed', 0), ('done', 0),"

@@ -386,7 +386,7 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     assert db.execute("SELECT count(*) FROM task_deps").fetchone() == (4,)
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                      "AND tbl_name = 'tasks'")} >= \
-        {"tasks_queue", "tasks_owner", "tasks_lease"}
+        {"tasks_ready", "tasks_owner", "tasks_lease"}  # 5: tasks_ready replaced tasks_queue
     assert "'failed'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchone()[0]
     # the foreign keys still hold: a dependency on a missing task is refused
     db.execute("PRAGMA foreign_keys = ON")
