@@ -53,11 +53,13 @@ void
 vmsteps_note(const char *cmd, long long mark)
 {
 	char line[128];
+	long long steps;
 	int n;
 
 	if (fd == -1)
 		return;
-	n = snprintf(line, sizeof line, "%s %lld\n", cmd, store_vm_steps(D.store) - mark);
+	steps = store_vm_steps(D.store);
+	n = snprintf(line, sizeof line, "%s %lld\n", cmd, steps < 0 ? -1 : steps - mark);
 	if (n > 0 && (size_t)n < sizeof line && write(fd, line, (size_t)n) != n)
 		return; /* a test's file: a short write shows as a missing line */
 }

@@ -157,7 +157,10 @@ static const char *migrations[] = {
          * that are gone into slot 0 (pg_store_open): O(live connections).  A
          * dependency added locks its task's dependency (FOR SHARE) before
          * reading its status, so that a concurrent completion of that task
-         * either sees the new dependency or is seen done.
+         * either sees the new dependency or is seen done (a wait between two
+         * daemons' transactions on one task, as two changes of that task
+         * already are: should it close a cycle with the events lock, the
+         * server breaks the deadlock and the transaction fails as conflict).
          */
         "ALTER TABLE tasks ADD COLUMN unfinished_deps BIGINT NOT NULL DEFAULT 0;"
         "UPDATE tasks t SET unfinished_deps = x.n FROM (SELECT d.task, count(*) AS n"
