@@ -55,8 +55,7 @@
 #define BACKOFF_MAX_MS    60000
 #define WALK_SCAN_MAX     500 /* ready tasks looked at per walk */
 #define WALK_SPAWN_MAX    32  /* starts per walk; more on the next turn */
-#define CLAIMS_PAGE       1000
-#define TASK_START_TRIES  3 /* failed starts before a task is set aside */
+#define TASK_START_TRIES  3   /* failed starts before a task is set aside */
 
 static struct dispatch_policy pol;
 static char *dispatch_path;
@@ -233,17 +232,21 @@ count_add(json_t *counts, const char *name)
 		        json_integer(json_integer_value(json_object_get(counts, name)) + 1));
 }
 
-/* The owner of a claim, if it is an agent this host spawned: its profile and tenant counted. */
+/*
+ * The owner of n claims, if it is an agent this host spawned: its profile and tenant
+ * counted (n times).
+ */
 static void
-count_owner(struct dispatch_used *u, const char *owner)
+count_owner(struct dispatch_used *u, const char *owner, json_int_t n)
 {
 	struct store_err e;
 	json_t *a = store_agent_get(D.store, owner, &e);
 	const char *kind = json_string_value(json_object_get(a, "kind"));
 	const char *host = json_string_value(json_object_get(a, "host"));
 
-	if (kind != NULL && strcmp(kind, "spawned") == 0 && host != NULL &&
-	    strcmp(host, D.hostname) == 0) {
+	for (; n > 0 && kind != NULL && strcmp(kind, "spawned") == 0 && host != NULL &&
+	       strcmp(host, D.hostname) == 0;
+	     n--) {
 		u->host++;
 		count_add(u->profiles, json_string_value(json_object_get(a, "profile")));
 		count_add(u->tenants, json_string_value(json_object_get(a, "tenant")));
@@ -251,42 +254,30 @@ count_owner(struct dispatch_used *u, const char *owner)
 	json_decref(a);
 }
 
-/* Fill u (its objects new) from the board: 0, or -1 when the store could not be read. */
+/*
+ * Fill u (its objects new) from the board: 0, or -1 when the store could not be read.
+ * A spawned run's claim is the only one without a lease (task-claim's lease_ms is at
+ * least 100), so the claims counted are the store's claims without a lease, by owner
+ * (store_counts' unleased_owners): O(those claims), which the caps bound, not O(every
+ * claim on the board).
+ */
 static int
 count_claims(struct dispatch_used *u)
 {
-	struct store_task_page pg = {0};
-	struct store_err e;
-	struct buf b;
-	json_t *list, *t;
-	size_t i;
-	int rc = 0;
+	json_t *counts = store_counts(D.store), *n;
+	json_t *owners = json_object_get(json_object_get(counts, "tasks"), "unleased_owners");
+	const char *owner;
+	int rc;
 
 	u->host = 0;
 	u->profiles = json_object();
 	u->tenants = json_object();
-	buf_init(&b);
-	pg.status = "claimed";
-	pg.limit = CLAIMS_PAGE;
-	do {
-		buf_reset(&b);
-		buf_addc(&b, '[');
-		if (store_task_list_json(D.store, &pg, &b, &e) == -1) {
-			rc = -1;
-			break;
-		}
-		buf_addc(&b, ']');
-		list = json_loadb(buf_head(&b), buf_used(&b), 0, NULL);
-		json_array_foreach(list, i, t)
-		{
-			const char *owner = json_string_value(json_object_get(t, "owner"));
-			if (owner != NULL)
-				count_owner(u, owner);
-		}
-		json_decref(list);
-		pg.after = pg.last_id;
-	} while (pg.more);
-	buf_free(&b);
+	json_object_foreach(owners, owner, n)
+	{
+		count_owner(u, owner, json_integer_value(n));
+	}
+	rc = json_is_object(owners) ? 0 : -1;
+	json_decref(counts);
 	return rc;
 }
 

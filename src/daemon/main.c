@@ -59,6 +59,7 @@
 #include "daemon/sweep.h"
 #include "daemon/events.h"
 #include "daemon/txn.h"
+#include "daemon/vmsteps.h"
 #include "store/store.h"
 
 struct daemon D;
@@ -801,7 +802,7 @@ int
 main(int argc, char **argv)
 {
 	enum log_level level = LOG_LEVEL_INFO;
-	int foreground = 0, test_clock;
+	int foreground = 0, test_clock, vm_steps;
 	char *cause = NULL;
 
 	/* Before anything is opened: nothing inherited reaches a child. */
@@ -811,6 +812,12 @@ main(int argc, char **argv)
 	/* Tests only (man colibri-daemon, TEST FACILITIES): a clock that can jump ahead. */
 	if ((test_clock = now_ms_test_init(getenv("COLIBRI_TEST_CLOCK_OFFSET_FILE"))) == -1) {
 		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_CLOCK_OFFSET_FILE: %s\n",
+		        strerror(errno));
+		return 1;
+	}
+	/* Tests only (man colibri-daemon, TEST FACILITIES): each request's SQLite steps. */
+	if ((vm_steps = vmsteps_init(getenv("COLIBRI_TEST_VM_STEPS_FILE"))) == -1) {
+		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_VM_STEPS_FILE: %s\n",
 		        strerror(errno));
 		return 1;
 	}
@@ -829,6 +836,9 @@ main(int argc, char **argv)
 	if (test_clock)
 		log_warnx(
 		        "test clock on: now_ms adds the offset in COLIBRI_TEST_CLOCK_OFFSET_FILE");
+	if (vm_steps)
+		log_warnx("test facility on: each request's SQLite steps go to "
+		          "COLIBRI_TEST_VM_STEPS_FILE");
 	raise_nofile();
 	prepare_dirs();
 	if (!foreground)

@@ -40,6 +40,7 @@
 #include "daemon/server-int.h"
 #include "daemon/server.h"
 #include "daemon/txn.h"
+#include "daemon/vmsteps.h"
 #include "store/store.h"
 
 /*
@@ -380,6 +381,7 @@ dispatch(struct client *c, struct cmd_req *r)
 	struct store_err e;
 	int first = 0;
 	char roles[48];
+	long long steps;
 
 	r->role = c->role;
 	if ((ce->roles & r->role) == 0) {
@@ -405,7 +407,9 @@ dispatch(struct client *c, struct cmd_req *r)
 			store_savepoint(D.store);
 	}
 	r->in_dispatch = 1;
+	steps = vmsteps_mark();
 	ce->exec(r);
+	vmsteps_note(ce->name, steps);
 	r->in_dispatch = 0;
 	if (ce->flags & CMD_WRITE) {
 		if (r->failed) {

@@ -142,6 +142,125 @@ static const char *migrations[] = {
          * strings, checked by store_rule_tags, written in its compact form.
          */
         "ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
+        /*
+         * 5: counts kept with every change, as SQLite's migration 5, so that
+         * status and the ready queue cost the same whatever the size of the
+         * board: a task's unfinished_deps (ready: open with none; the ready
+         * queue walks tasks_ready) and counts of the tasks in each status,
+         * ready tasks, agents, tenants and events, kept by triggers
+         * (tasks_ready replaces tasks_queue, as on SQLite).  Several
+         * daemons write at once, so a count is not one row that every
+         * transaction would lock until it commits (it would serialise them,
+         * and deadlock against the events lock): each backend adds to rows of
+         * its own (slot = pg_backend_pid()), a count is the sum over the
+         * slots, and a daemon that opens the store folds the rows of backends
+         * that are gone into slot 0 (pg_store_open): O(live connections).  A
+         * dependency added locks its task's dependency (FOR SHARE) before
+         * reading its status, so that a concurrent completion of that task
+         * either sees the new dependency or is seen done (a wait between two
+         * daemons' transactions on one task, as two changes of that task
+         * already are: should it close a cycle with the events lock, the
+         * server breaks the deadlock and the transaction fails as conflict).
+         */
+        "ALTER TABLE tasks ADD COLUMN unfinished_deps BIGINT NOT NULL DEFAULT 0;"
+        "UPDATE tasks t SET unfinished_deps = x.n FROM (SELECT d.task, count(*) AS n"
+        "  FROM task_deps d JOIN tasks u ON u.id = d.dep WHERE u.status <> 'done'"
+        "  GROUP BY d.task) x WHERE t.id = x.task;"
+        "DROP INDEX tasks_queue;"
+        "CREATE INDEX tasks_ready ON tasks (status, unfinished_deps, priority DESC, id);"
+        "CREATE TABLE counts (slot BIGINT NOT NULL, name TEXT NOT NULL, n BIGINT NOT NULL,"
+        "  PRIMARY KEY (slot, name));"
+        "INSERT INTO counts (slot, name, n) SELECT 0, k, 0 FROM unnest(ARRAY['open', 'claimed',"
+        "  'done', 'cancelled', 'failed', 'ready', 'agents', 'tenants', 'events']) AS k;"
+        "UPDATE counts c SET n = x.n FROM (SELECT status, count(*) AS n FROM tasks"
+        "  GROUP BY status) x WHERE c.slot = 0 AND c.name = x.status;"
+        "UPDATE counts SET n = (SELECT count(*) FROM tasks WHERE status = 'open' AND"
+        "  unfinished_deps = 0) WHERE slot = 0 AND name = 'ready';"
+        "UPDATE counts SET n = (SELECT count(*) FROM agents) WHERE slot = 0 AND name = 'agents';"
+        "UPDATE counts SET n = (SELECT count(*) FROM tenants) WHERE slot = 0 AND"
+        "  name = 'tenants';"
+        "UPDATE counts SET n = (SELECT count(*) FROM events) WHERE slot = 0 AND name = 'events';"
+        "CREATE FUNCTION colibri_count(k TEXT, d BIGINT) RETURNS void LANGUAGE sql AS $$"
+        "  INSERT INTO counts (slot, name, n) VALUES (pg_backend_pid(), $1, $2)"
+        "  ON CONFLICT (slot, name) DO UPDATE SET n = counts.n + excluded.n $$;"
+        "CREATE FUNCTION colibri_tasks_counts() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " DECLARE was BOOLEAN := false; now_ready BOOLEAN := false;"
+        " BEGIN"
+        "  IF TG_OP <> 'INSERT' THEN"
+        "   was := OLD.status = 'open' AND OLD.unfinished_deps = 0;"
+        "  END IF;"
+        "  IF TG_OP <> 'DELETE' THEN"
+        "   now_ready := NEW.status = 'open' AND NEW.unfinished_deps = 0;"
+        "  END IF;"
+        "  IF TG_OP = 'INSERT' THEN"
+        "   PERFORM colibri_count(NEW.status, 1);"
+        "  ELSIF TG_OP = 'DELETE' THEN"
+        "   PERFORM colibri_count(OLD.status, -1);"
+        "  ELSIF OLD.status <> NEW.status THEN"
+        "   PERFORM colibri_count(OLD.status, -1);"
+        "   PERFORM colibri_count(NEW.status, 1);"
+        "   IF (OLD.status = 'done') <> (NEW.status = 'done') THEN"
+        "    UPDATE tasks SET unfinished_deps = unfinished_deps +"
+        "     CASE WHEN NEW.status = 'done' THEN -1 ELSE 1 END"
+        "     WHERE id IN (SELECT task FROM task_deps WHERE dep = NEW.id);"
+        "   END IF;"
+        "  END IF;"
+        "  IF was <> now_ready THEN"
+        "   PERFORM colibri_count('ready', CASE WHEN now_ready THEN 1 ELSE -1 END);"
+        "  END IF;"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE TRIGGER tasks_counts AFTER INSERT OR DELETE OR UPDATE OF status, unfinished_deps"
+        "  ON tasks FOR EACH ROW EXECUTE FUNCTION colibri_tasks_counts();"
+        "CREATE FUNCTION colibri_tasks_del_deps() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  DELETE FROM task_deps WHERE task = OLD.id;"
+        "  DELETE FROM task_deps WHERE dep = OLD.id;"
+        "  RETURN OLD;"
+        " END $$;"
+        "CREATE TRIGGER tasks_del_deps BEFORE DELETE ON tasks"
+        "  FOR EACH ROW EXECUTE FUNCTION colibri_tasks_del_deps();"
+        "CREATE FUNCTION colibri_deps_counts() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " DECLARE st TEXT;"
+        " BEGIN"
+        "  IF TG_OP = 'INSERT' THEN"
+        "   SELECT status INTO st FROM tasks WHERE id = NEW.dep FOR SHARE;"
+        "   IF st <> 'done' THEN"
+        "    UPDATE tasks SET unfinished_deps = unfinished_deps + 1 WHERE id = NEW.task;"
+        "   END IF;"
+        "  ELSE"
+        "   SELECT status INTO st FROM tasks WHERE id = OLD.dep FOR SHARE;"
+        "   IF st <> 'done' THEN"
+        "    UPDATE tasks SET unfinished_deps = unfinished_deps - 1 WHERE id = OLD.task;"
+        "   END IF;"
+        "  END IF;"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE TRIGGER task_deps_counts AFTER INSERT OR DELETE ON task_deps"
+        "  FOR EACH ROW EXECUTE FUNCTION colibri_deps_counts();"
+        "CREATE FUNCTION colibri_rows_counts() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  PERFORM colibri_count(TG_ARGV[0], CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END);"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE TRIGGER agents_counts AFTER INSERT OR DELETE ON agents"
+        "  FOR EACH ROW EXECUTE FUNCTION colibri_rows_counts('agents');"
+        "CREATE TRIGGER tenants_counts AFTER INSERT OR DELETE ON tenants"
+        "  FOR EACH ROW EXECUTE FUNCTION colibri_rows_counts('tenants');"
+        "CREATE FUNCTION colibri_events_added() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  PERFORM colibri_count('events', (SELECT count(*) FROM added));"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE FUNCTION colibri_events_deleted() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN"
+        "  PERFORM colibri_count('events', -(SELECT count(*) FROM deleted));"
+        "  RETURN NULL;"
+        " END $$;"
+        "CREATE TRIGGER events_added AFTER INSERT ON events REFERENCING NEW TABLE AS added"
+        "  FOR EACH STATEMENT EXECUTE FUNCTION colibri_events_added();"
+        "CREATE TRIGGER events_deleted AFTER DELETE ON events REFERENCING OLD TABLE AS deleted"
+        "  FOR EACH STATEMENT EXECUTE FUNCTION colibri_events_deleted();",
 };
 
 /* ---- parameters, statements, errors ---- */
@@ -470,6 +589,18 @@ pg_store_open(const char *url, struct store_err *e)
 			pg_dberr(s, e, "open");
 		goto fail;
 	}
+	/*
+	 * Fold the count rows of backends that are gone into slot 0 (migration 5), so that
+	 * the slots stay as many as the connections; a live backend's rows are its own.
+	 */
+	if (pg_exec(s, "WITH gone AS (DELETE FROM counts WHERE slot <> 0 AND slot NOT IN "
+	               "(SELECT pid FROM pg_stat_activity) RETURNING name, n) "
+	               "INSERT INTO counts (slot, name, n) SELECT 0, name, sum(n) FROM gone "
+	               "GROUP BY name ON CONFLICT (slot, name) DO UPDATE SET n = counts.n + "
+	               "excluded.n") == -1) {
+		pg_dberr(s, e, "open: counts");
+		goto fail;
+	}
 	if (pg_listen_start(s) == -1) {
 		store_err_set(e, ERR_UNAVAILABLE, "LISTEN connection to %s failed", s->url);
 		goto fail;
@@ -714,7 +845,10 @@ pg_store_sync(struct pg_store *s)
 	return v;
 }
 
-/* The owners of claims without a lease, with how many each holds (as SQLite's). */
+/*
+ * The owners of claims without a lease, with how many each holds (as SQLite's): the
+ * partial index tasks_lease, O(those claims), which the dispatcher's caps bound.
+ */
 static json_t *
 pg_unleased_owners(struct pg_store *s)
 {
@@ -731,33 +865,40 @@ pg_unleased_owners(struct pg_store *s)
 	return o;
 }
 
+/*
+ * The counts the triggers of migration 5 keep, summed over the slots (one per backend
+ * that wrote since the last fold; pg_store_open): O(connections), not O(the board).
+ */
 json_t *
 pg_store_counts(struct pg_store *s)
 {
-	PGresult *r = pg_run(s,
-	                     "SELECT (SELECT count(*) FROM tasks WHERE status = 'open'),"
-	                     " (SELECT count(*) FROM tasks WHERE status = 'claimed'),"
-	                     " (SELECT count(*) FROM tasks WHERE status = 'done'),"
-	                     " (SELECT count(*) FROM tasks WHERE status = 'cancelled'),"
-	                     " (SELECT count(*) FROM tasks t WHERE " READY_WHERE "),"
-	                     " (SELECT count(*) FROM agents), (SELECT count(*) FROM tenants),"
-	                     " (SELECT count(*) FROM events),"
-	                     " (SELECT count(*) FROM tasks WHERE status = 'failed')",
-	                     NULL);
-	json_t *c;
+	static const char *const task_keys[] = {"open",      "claimed", "done",
+	                                        "cancelled", "failed",  "ready"};
+	PGresult *r = pg_run(s, "SELECT name, sum(n) FROM counts GROUP BY name", NULL);
+	json_t *tasks = json_object(), *c;
+	json_int_t agents = r != NULL ? 0 : -1, tenants = agents, events = agents;
+	size_t k;
+	int i;
 
-	c = json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I, s:I, s:I}", "tasks", "open",
-	              (json_int_t)(r ? pg_int(r, 0, 0, 0) : 0), "claimed",
-	              (json_int_t)(r ? pg_int(r, 0, 1, 0) : 0), "done",
-	              (json_int_t)(r ? pg_int(r, 0, 2, 0) : 0), "cancelled",
-	              (json_int_t)(r ? pg_int(r, 0, 3, 0) : 0), "failed",
-	              (json_int_t)(r ? pg_int(r, 0, 8, 0) : 0), "ready",
-	              (json_int_t)(r ? pg_int(r, 0, 4, 0) : 0), "agents",
-	              (json_int_t)(r ? pg_int(r, 0, 5, -1) : -1), "tenants",
-	              (json_int_t)(r ? pg_int(r, 0, 6, -1) : -1), "events",
-	              (json_int_t)(r ? pg_int(r, 0, 7, -1) : -1));
+	for (k = 0; k < sizeof task_keys / sizeof *task_keys; k++)
+		json_object_set_new(tasks, task_keys[k], json_integer(0));
+	for (i = 0; r != NULL && i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+		json_int_t n = pg_int(r, i, 1, 0);
+
+		if (json_object_get(tasks, name) != NULL)
+			json_object_set_new(tasks, name, json_integer(n));
+		else if (strcmp(name, "agents") == 0)
+			agents = n;
+		else if (strcmp(name, "tenants") == 0)
+			tenants = n;
+		else if (strcmp(name, "events") == 0)
+			events = n;
+	}
 	PQclear(r);
-	json_object_set_new(json_object_get(c, "tasks"), "unleased_owners", pg_unleased_owners(s));
+	json_object_set_new(tasks, "unleased_owners", pg_unleased_owners(s));
+	c = json_pack("{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents", agents, "tenants", tenants,
+	              "events", events);
 	return c;
 }
 

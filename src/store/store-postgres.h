@@ -72,10 +72,12 @@ int pg_store_notify_fd(struct pg_store *);
 int pg_store_notify_read(struct pg_store *);
 const char *pg_store_url(struct pg_store *);
 
-/* A task is ready: open, and every task it depends on is done (t is the task). */
-#define READY_WHERE                                                                                \
-	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
-	"d.dep WHERE d.task = t.id AND u.status <> 'done')"
+/*
+ * A task is ready: open, and every task it depends on is done (t is the task;
+ * unfinished_deps is kept by triggers, migration 5): the ready queue walks the
+ * index tasks_ready (status, unfinished_deps, priority DESC, id).
+ */
+#define READY_WHERE "t.status = 'open' AND t.unfinished_deps = 0"
 
 /* Query parameters: an integer (formatted into p) or borrowed text (NULL for SQL NULL). */
 void pp_int(struct pg_params *p, long long v);

@@ -718,8 +718,12 @@ int
 sqlite_store_task_expire(struct sqlite_store *s, int64_t now, void (*cb)(json_t *, void *),
                          void *arg)
 {
-	sqlite3_stmt *q = sq_st(s, "SELECT id FROM tasks WHERE status = 'claimed' AND "
-	                           "lease_expires <= ? ORDER BY id");
+	/*
+	 * The leases that lapsed, from tasks_lease: not every claim (the planner would take
+	 * tasks_ready, whose prefix is the status).
+	 */
+	sqlite3_stmt *q = sq_st(s, "SELECT id FROM tasks INDEXED BY tasks_lease WHERE "
+	                           "status = 'claimed' AND lease_expires <= ? ORDER BY id");
 
 	sqlite3_bind_int64(q, 1, now);
 	return task_release_ids(s, q, now, cb, arg);
@@ -750,6 +754,7 @@ sqlite_store_task_renew_agent(struct sqlite_store *s, const char *agent, int64_t
 int64_t
 sqlite_store_task_next_expiry(struct sqlite_store *s)
 {
-	return sq_row_int64(
-	        sq_st(s, "SELECT min(lease_expires) FROM tasks WHERE status = 'claimed'"), -1);
+	return sq_row_int64(sq_st(s, "SELECT min(lease_expires) FROM tasks INDEXED BY tasks_lease "
+	                             "WHERE status = 'claimed'"),
+	                    -1);
 }

@@ -152,6 +152,84 @@ static const char *migrations[] = {
          * strings, checked by store_rule_tags, written in its compact form.
          */
         "ALTER TABLE tasks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';",
+        /*
+         * 5: counts kept with every change, so that status and the ready queue
+         * cost the same whatever the size of the board.  A task counts its
+         * dependencies that are not done (unfinished_deps): ready is open
+         * with none, and the ready queue walks the index tasks_ready, which
+         * replaces tasks_queue (status, priority DESC, id) for every lookup by
+         * status too.
+         * counts holds the number of tasks in each status, of ready tasks, of
+         * agents and of tenants.  Triggers keep both: a task inserted,
+         * deleted or changing status or unfinished_deps moves its counts; a
+         * task becoming done or ceasing to be moves its dependents'
+         * unfinished_deps (a separate trigger: one cannot fire itself, and
+         * the dependents' change must reach tasks_count_upd); a dependency
+         * added or removed moves its task's.  A task deleted drops its
+         * dependency rows first, while it is there to be looked at.  Seeded
+         * from the rows already there.
+         */
+        "ALTER TABLE tasks ADD COLUMN unfinished_deps INTEGER NOT NULL DEFAULT 0;"
+        "UPDATE tasks SET unfinished_deps = (SELECT count(*) FROM task_deps d JOIN tasks u"
+        "  ON u.id = d.dep WHERE d.task = tasks.id AND u.status != 'done');"
+        "DROP INDEX tasks_queue;"
+        "CREATE INDEX tasks_ready ON tasks (status, unfinished_deps, priority DESC, id);"
+        "CREATE TABLE counts (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO counts (name, n) VALUES ('open', 0), ('claimed', 0), ('done', 0),"
+        "  ('cancelled', 0), ('failed', 0), ('ready', 0), ('agents', 0), ('tenants', 0);"
+        "UPDATE counts SET n = (SELECT count(*) FROM tasks WHERE status = counts.name)"
+        "  WHERE name IN ('open', 'claimed', 'done', 'cancelled', 'failed');"
+        "UPDATE counts SET n = (SELECT count(*) FROM tasks WHERE status = 'open' AND"
+        "  unfinished_deps = 0) WHERE name = 'ready';"
+        "UPDATE counts SET n = (SELECT count(*) FROM agents) WHERE name = 'agents';"
+        "UPDATE counts SET n = (SELECT count(*) FROM tenants) WHERE name = 'tenants';"
+        "CREATE TRIGGER tasks_count_ins AFTER INSERT ON tasks BEGIN"
+        "  UPDATE counts SET n = n + 1 WHERE name = new.status;"
+        "  UPDATE counts SET n = n + 1 WHERE name = 'ready' AND new.status = 'open' AND"
+        "    new.unfinished_deps = 0;"
+        " END;"
+        "CREATE TRIGGER tasks_count_del AFTER DELETE ON tasks BEGIN"
+        "  UPDATE counts SET n = n - 1 WHERE name = old.status;"
+        "  UPDATE counts SET n = n - 1 WHERE name = 'ready' AND old.status = 'open' AND"
+        "    old.unfinished_deps = 0;"
+        " END;"
+        "CREATE TRIGGER tasks_count_upd AFTER UPDATE OF status, unfinished_deps ON tasks"
+        "  WHEN old.status != new.status OR old.unfinished_deps != new.unfinished_deps BEGIN"
+        "  UPDATE counts SET n = n - 1 WHERE name = old.status AND old.status != new.status;"
+        "  UPDATE counts SET n = n + 1 WHERE name = new.status AND old.status != new.status;"
+        "  UPDATE counts SET n = n + (new.status = 'open' AND new.unfinished_deps = 0)"
+        "    - (old.status = 'open' AND old.unfinished_deps = 0) WHERE name = 'ready';"
+        " END;"
+        "CREATE TRIGGER tasks_dep_done AFTER UPDATE OF status ON tasks"
+        "  WHEN (old.status = 'done') != (new.status = 'done') BEGIN"
+        "  UPDATE tasks SET unfinished_deps = unfinished_deps +"
+        "    CASE WHEN new.status = 'done' THEN -1 ELSE 1 END"
+        "    WHERE id IN (SELECT task FROM task_deps WHERE dep = new.id);"
+        " END;"
+        "CREATE TRIGGER tasks_del_deps BEFORE DELETE ON tasks BEGIN"
+        "  DELETE FROM task_deps WHERE task = old.id;"
+        "  DELETE FROM task_deps WHERE dep = old.id;"
+        " END;"
+        "CREATE TRIGGER task_deps_ins AFTER INSERT ON task_deps BEGIN"
+        "  UPDATE tasks SET unfinished_deps = unfinished_deps + 1 WHERE id = new.task AND"
+        "    EXISTS (SELECT 1 FROM tasks WHERE id = new.dep AND status != 'done');"
+        " END;"
+        "CREATE TRIGGER task_deps_del AFTER DELETE ON task_deps BEGIN"
+        "  UPDATE tasks SET unfinished_deps = unfinished_deps - 1 WHERE id = old.task AND"
+        "    EXISTS (SELECT 1 FROM tasks WHERE id = old.dep AND status != 'done');"
+        " END;"
+        "CREATE TRIGGER agents_count_ins AFTER INSERT ON agents BEGIN"
+        "  UPDATE counts SET n = n + 1 WHERE name = 'agents';"
+        " END;"
+        "CREATE TRIGGER agents_count_del AFTER DELETE ON agents BEGIN"
+        "  UPDATE counts SET n = n - 1 WHERE name = 'agents';"
+        " END;"
+        "CREATE TRIGGER tenants_count_ins AFTER INSERT ON tenants BEGIN"
+        "  UPDATE counts SET n = n + 1 WHERE name = 'tenants';"
+        " END;"
+        "CREATE TRIGGER tenants_count_del AFTER DELETE ON tenants BEGIN"
+        "  UPDATE counts SET n = n - 1 WHERE name = 'tenants';"
+        " END;",
 };
 
 /* Tables of the skills index and the prompt log (not numbered migrations). */
@@ -741,12 +819,15 @@ count_of(struct sqlite_store *s, const char *sql)
 
 /*
  * The owners of claims without a lease (task-bound runs'), with how many each holds: the
- * daemon counts those whose owner is no live agent as stale claims (cmd-status.c).
+ * daemon counts those whose owner is no live agent as stale claims (cmd-status.c).  It
+ * walks the partial index tasks_lease over the claims without a lease only: O(those
+ * claims), which the dispatcher's caps bound, not O(the board).
  */
 static json_t *
 sqlite_unleased_owners(struct sqlite_store *s)
 {
-	sqlite3_stmt *q = sq_st(s, "SELECT owner, count(*) FROM tasks WHERE status = 'claimed' AND "
+	sqlite3_stmt *q = sq_st(s, "SELECT owner, count(*) FROM tasks INDEXED BY tasks_lease WHERE "
+	                           "status = 'claimed' AND "
 	                           "lease_expires IS NULL AND owner IS NOT NULL GROUP BY owner");
 	json_t *o = json_object();
 
@@ -758,30 +839,42 @@ sqlite_unleased_owners(struct sqlite_store *s)
 	return o;
 }
 
+/* Two subqueries: min() and max() each seek an end of the rowid; together in one they scan. */
+#define EVENTS_COUNT_SQL                                                                           \
+	"SELECT coalesce((SELECT max(seq) FROM events) - (SELECT min(seq) FROM events) + 1, 0)"
+
+/*
+ * The counts, from the table the triggers of migration 5 keep (one row per status,
+ * ready, agents and tenants) and the events' seq range: O(1) in the size of the board.
+ */
 json_t *
 sqlite_store_counts(struct sqlite_store *s)
 {
-	json_t *tasks = json_object();
+	static const char *const task_keys[] = {"open",      "claimed", "done",
+	                                        "cancelled", "failed",  "ready"};
+	json_t *tasks = json_object(), *other = json_object(), *c;
 	sqlite3_stmt *q;
+	size_t i;
 
-	json_object_set_new(tasks, "open", json_integer(0));
-	json_object_set_new(tasks, "claimed", json_integer(0));
-	json_object_set_new(tasks, "done", json_integer(0));
-	json_object_set_new(tasks, "cancelled", json_integer(0));
-	json_object_set_new(tasks, "failed", json_integer(0));
-	q = sq_st(s, "SELECT status, count(*) FROM tasks GROUP BY status");
-	while (q != NULL && sqlite3_step(q) == SQLITE_ROW)
-		json_object_set_new(tasks, (const char *)sqlite3_column_text(q, 0),
-		                    json_integer(sqlite3_column_int64(q, 1)));
-	json_object_set_new(
-	        tasks, "ready",
-	        json_integer(count_of(s, "SELECT count(*) FROM tasks t WHERE " READY_WHERE)));
+	for (i = 0; i < sizeof task_keys / sizeof *task_keys; i++)
+		json_object_set_new(tasks, task_keys[i], json_integer(0));
+	json_object_set_new(other, "agents", json_integer(0));
+	json_object_set_new(other, "tenants", json_integer(0));
+	q = sq_st(s, "SELECT name, n FROM counts");
+	while (q != NULL && sqlite3_step(q) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(q, 0);
+		json_t *into = json_object_get(tasks, name) != NULL ? tasks : other;
+		json_object_set_new(into, name, json_integer(sqlite3_column_int64(q, 1)));
+	}
+	if (q != NULL)
+		sqlite3_reset(q);
 	json_object_set_new(tasks, "unleased_owners", sqlite_unleased_owners(s));
-	return json_pack(
-	        "{s:o, s:I, s:I, s:I}", "tasks", tasks, "agents",
-	        (json_int_t)count_of(s, "SELECT count(*) FROM agents"), "tenants",
-	        (json_int_t)count_of(s, "SELECT count(*) FROM tenants"), "events",
-	        (json_int_t)count_of(s, "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM events"));
+	c = json_pack("{s:o, s:O, s:O, s:I}", "tasks", tasks, "agents",
+	              json_object_get(other, "agents"), "tenants",
+	              json_object_get(other, "tenants"), "events",
+	              (json_int_t)count_of(s, EVENTS_COUNT_SQL));
+	json_decref(other);
+	return c;
 }
 
 json_t *

@@ -46,10 +46,12 @@ struct sqlite_store {
 	} cache[STMT_CACHE];
 };
 
-/* A task is ready: open, and every task it depends on is done (t is the task). */
-#define READY_WHERE                                                                                \
-	"t.status = 'open' AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = "      \
-	"d.dep WHERE d.task = t.id AND u.status != 'done')"
+/*
+ * A task is ready: open, and every task it depends on is done (t is the task;
+ * unfinished_deps is kept by triggers, migration 5): the ready queue walks the
+ * index tasks_ready (status, unfinished_deps, priority DESC, id).
+ */
+#define READY_WHERE "t.status = 'open' AND t.unfinished_deps = 0"
 
 /* The cached statement for sql (a string literal), inside the read snapshot if it only reads. */
 sqlite3_stmt *sq_st(struct sqlite_store *s, const char *sql);

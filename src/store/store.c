@@ -9,6 +9,7 @@
  * rules both backends follow are in store-rules.c, below them.  See
  * store-backend.h for how a function is added.
  */
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,44 @@ struct sqlite3 *
 store_sqlite(struct store *s)
 {
 	return s->sq != NULL ? sqlite_store_db(s->sq) : NULL;
+}
+
+/*
+ * The test facility's count (vmsteps.c): the steps of the statements that finished (their
+ * counters taken and zeroed by the profile hook, so that a statement prepared and
+ * finalized within a request counts too) and those of the live statements not yet reset.
+ */
+static long long vm_steps_done;
+static sqlite3 *vm_steps_db;
+
+static int
+vm_steps_profile(unsigned type, void *ctx, void *p, void *x)
+{
+	(void)ctx;
+	(void)x;
+	if (type == SQLITE_TRACE_PROFILE)
+		vm_steps_done += sqlite3_stmt_status(p, SQLITE_STMTSTATUS_VM_STEP, 1);
+	return 0;
+}
+
+long long
+store_vm_steps(struct store *s)
+{
+	sqlite3_stmt *q = NULL;
+	sqlite3 *db;
+	long long n;
+
+	if (s->sq == NULL)
+		return -1;
+	db = sqlite_store_db(s->sq);
+	if (vm_steps_db != db) {
+		sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, vm_steps_profile, NULL);
+		vm_steps_db = db;
+	}
+	n = vm_steps_done;
+	while ((q = sqlite3_next_stmt(db, q)) != NULL)
+		n += sqlite3_stmt_status(q, SQLITE_STMTSTATUS_VM_STEP, 0);
+	return n;
 }
 
 void

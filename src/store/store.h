@@ -276,5 +276,8 @@ int store_notify_read(struct store *);
 
 /* Raw access to the SQLite connection (tests, tools); NULL on PostgreSQL. */
 struct sqlite3 *store_sqlite(struct store *);
+/* The VM steps the SQLite connection's live statements have run (a test facility); -1 on
+ * PostgreSQL. */
+long long store_vm_steps(struct store *);
 
 #endif

@@ -203,3 +203,74 @@ def test_spawned_agents_stay_with_their_host(make_daemon, shared_db):
     assert [x["id"] for x in b.call("list-agents", kind="spawned")["items"]] == []
     assert ag["id"] in [x["id"] for x in b.call("list-agents")["items"]]
     a.call("kill-agent", id=ag["id"])
+
+
+def board_scan(url):
+    """The counts a scan of the board gives (status by status, and ready by its definition)."""
+    rows = dict(line.split("|") for line in pg_psql(
+        url, "SELECT status, count(*) FROM tasks GROUP BY status").split())
+    counts = {k: int(rows.get(k, 0)) for k in ("open", "claimed", "done", "cancelled", "failed")}
+    counts["ready"] = int(pg_psql(
+        url, "SELECT count(*) FROM tasks t WHERE t.status = 'open' AND NOT EXISTS (SELECT 1 "
+             "FROM task_deps d JOIN tasks u ON u.id = d.dep WHERE d.task = t.id AND "
+             "u.status <> 'done')").strip())
+    return counts
+
+
+def test_kept_counts_match_the_board_with_two_daemons(make_daemon, shared_db):
+    """Issue 19: status reads counts the triggers keep (migration 5), each backend in rows
+    of its own; with two daemons changing the board at once (dependencies added on A while
+    B completes the tasks they name) they still equal a scan, and every task's
+    unfinished_deps its dependencies that are not done.  A daemon that opens the store folds
+    the rows of backends that are gone into one."""
+    a, b = two_daemons(make_daemon, shared_db)
+    base = [t["id"] for t in pipeline(b.connect(), "task-create",
+                                      [{"title": "base %d" % i} for i in range(200)])]
+    errors = []
+
+    def complete_all():
+        try:
+            c = Conn(b.socket, timeout=30)
+            for tid in base:
+                t = c.call("task-claim", agent="w", id=tid)
+                c.call("task-complete", id=tid, agent="w", epoch=t["epoch"])
+        except Exception as e:
+            errors.append("completer: %r" % e)
+
+    def add_dependents():
+        try:
+            c = Conn(a.socket, timeout=30)
+            for i in range(200):
+                c.call("task-create", title="after %d" % i,
+                       depends_on=[base[i], base[(i * 7 + 3) % 200]])
+        except Exception as e:
+            errors.append("creator: %r" % e)
+
+    threads = [threading.Thread(target=complete_all), threading.Thread(target=add_dependents)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    scan = board_scan(shared_db)
+    assert scan["done"] == 200 and scan["open"] == 200 and scan["ready"] == 200, scan
+    for d in (a, b):
+        counts = d.call("status")["counts"]["tasks"]
+        assert {k: counts[k] for k in scan} == scan
+    assert pg_psql(shared_db, "SELECT count(*) FROM tasks t WHERE unfinished_deps <> (SELECT "
+                              "count(*) FROM task_deps d JOIN tasks u ON u.id = d.dep WHERE "
+                              "d.task = t.id AND u.status <> 'done')").strip() == "0"
+    # a dependent cancelled leaves the open and ready counts
+    c = a.connect()
+    c.call("task-update", id=base[-1] + 1, status="cancelled")
+    assert a.call("status")["counts"]["tasks"] == dict(board_scan(shared_db), stale_claims=0)
+    slots_before = int(pg_psql(shared_db, "SELECT count(DISTINCT slot) FROM counts").strip())
+    assert slots_before >= 2  # slot 0 and the backends that wrote
+    assert a.stop() == 0 and b.stop() == 0
+    a.start()
+    # b's and a's old backends are gone: their rows are folded into slot 0 (the new
+    # backend of a may have rows of its own already)
+    assert pg_psql(shared_db, "SELECT count(*) FROM counts WHERE slot <> 0 AND slot NOT IN "
+                              "(SELECT pid FROM pg_stat_activity)").strip() == "0"
+    assert int(pg_psql(shared_db, "SELECT count(DISTINCT slot) FROM counts").strip()) <= 2
+    assert a.call("status")["counts"]["tasks"] == dict(board_scan(shared_db), stale_claims=0)

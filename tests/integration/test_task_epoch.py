@@ -345,7 +345,14 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     make_schema2(d)
     d.start()
     c = d.connect()
-    assert c.call("status")["schema_version"] == 4  # 3 (task-bound runs), 4 (tags)
+    st = c.call("status")
+    assert st["schema_version"] == 5  # 3 (task-bound runs), 4 (tags), 5 (kept counts)
+    # the counts kept since migration 5 are seeded from the rows already there
+    counts = lambda: {k: v for k, v in c.call("status")["counts"]["tasks"].items()
+                      if k != "stale_claims"}
+    assert counts() == {"open": 2, "claimed": 1, "done": 1, "cancelled": 1, "failed": 0,
+                        "ready": 1}
+    assert (st["counts"]["agents"], st["counts"]["tenants"]) == (1, 0)
     tasks = {t["id"]: t for t in c.call("task-list")["items"]}
     assert sorted(tasks) == [1, 2, 3, 4, 5]
     assert [tasks[i]["depends_on"] for i in (1, 2, 3)] == [[], [1], [1, 2]]
@@ -363,6 +370,9 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     new = c.call("task-create", title="new", depends_on=[2])
     assert new["id"] == 11 and new["depends_on"] == [2]
     assert c.call("task-claim", agent="w3", id=2)["epoch"] == 1
+    # and kept with every change: 4 done, 11 created waiting on 2, 2 claimed (3 and 11 wait)
+    assert counts() == {"open": 2, "claimed": 1, "done": 2, "cancelled": 1, "failed": 0,
+                        "ready": 0}
     a = {x["id"]: x for x in c.call("list-agents")["items"]}["old-agent"]
     assert (a["owner_uid"], a["task"], a["epoch"], a["last_message"]) == (1234, None, None, None)
     assert d.stop() == 0
@@ -376,7 +386,7 @@ def test_a_schema_2_database_keeps_its_tasks_and_dependencies(make_daemon):
     assert db.execute("SELECT count(*) FROM task_deps").fetchone() == (4,)
     assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                      "AND tbl_name = 'tasks'")} >= \
-        {"tasks_queue", "tasks_owner", "tasks_lease"}
+        {"tasks_ready", "tasks_owner", "tasks_lease"}  # 5: tasks_ready replaced tasks_queue
     assert "'failed'" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'tasks'").fetchone()[0]
     # the foreign keys still hold: a dependency on a missing task is refused
     db.execute("PRAGMA foreign_keys = ON")

@@ -5,7 +5,8 @@
  * task board (dependencies, cycles, the ready queue's order, claims and
  * their conflicts, leases and their expiry, agents' claims), the events
  * log (append, scan from a cursor with topic prefixes), tenants, kv, and
- * the migrations (reopening is idempotent).  After every call the tests
+ * the migrations (reopening is idempotent), the counts kept with every
+ * change (status's).  After every call the tests
  * check that no statement is left busy: a busy statement holds a read
  * transaction that stops WAL checkpoints.
  */
@@ -505,6 +506,118 @@ test_reopen_is_idempotent(void **state)
 	assert_non_null(f->s);
 }
 
+/* An integer a query on the raw connection gives. */
+static long long
+scalar(struct store *s, const char *sql)
+{
+	sqlite3_stmt *q;
+	long long v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(store_sqlite(s), sql, -1, &q, NULL), SQLITE_OK);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* The kept counts (migration 5) equal a scan of the board, and every unfinished_deps its own. */
+static void
+assert_counts_kept(struct store *s)
+{
+	static const char *const st[] = {"open", "claimed", "done", "cancelled", "failed"};
+	json_t *c = store_counts(s), *tasks = json_object_get(c, "tasks");
+	char sql[128];
+	size_t i;
+
+	for (i = 0; i < sizeof st / sizeof *st; i++) {
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM tasks WHERE status = '%s'", st[i]);
+		if (json_integer_value(json_object_get(tasks, st[i])) != scalar(s, sql))
+			fail_msg("%s: kept %lld, scan %lld", st[i],
+			         (long long)json_integer_value(json_object_get(tasks, st[i])),
+			         scalar(s, sql));
+	}
+	assert_int_equal(json_integer_value(json_object_get(tasks, "ready")),
+	                 scalar(s, "SELECT count(*) FROM tasks t WHERE t.status = 'open' AND NOT "
+	                           "EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.dep "
+	                           "WHERE d.task = t.id AND u.status != 'done')"));
+	assert_int_equal(scalar(s, "SELECT count(*) FROM tasks t WHERE unfinished_deps != (SELECT "
+	                           "count(*) FROM task_deps d JOIN tasks u ON u.id = d.dep WHERE "
+	                           "d.task = t.id AND u.status != 'done')"),
+	                 0);
+	assert_int_equal(json_integer_value(json_object_get(c, "agents")),
+	                 scalar(s, "SELECT count(*) FROM agents"));
+	json_decref(c);
+	assert_idle(s);
+}
+
+/*
+ * Issue 19: status reads counts triggers keep.  Every way a task changes -- created with
+ * dependencies, claimed (next or by id), completed, released, failed and retried,
+ * cancelled, its dependencies replaced, its lease expired -- in a seeded random order,
+ * and after each the counts equal a scan.
+ */
+static void
+test_kept_counts_follow_every_change(void **state)
+{
+	struct store *s = ((struct fx *)*state)->s;
+	unsigned long long rnd = 19;
+	struct store_err e;
+	long long n = 0, id, held = 0, epoch = 0;
+	json_t *t, *ch;
+	int i, op, repeated;
+	char agent[16];
+
+	assert_counts_kept(s);
+	for (i = 0; i < 600; i++) {
+		rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		op = (int)((rnd >> 33) % 9);
+		id = n > 0 ? (long long)((rnd >> 17) % (unsigned long long)n) + 1 : 0;
+		snprintf(agent, sizeof agent, "w%d", (int)((rnd >> 40) % 4));
+		t = NULL;
+		if (op <= 2 || n < 3) {
+			ch = json_array();
+			if (n > 0 && op >= 1)
+				json_array_append_new(ch, json_integer(id));
+			if (n > 1 && op == 1)
+				json_array_append_new(ch, json_integer(id > 1 ? id - 1 : id + 1));
+			n++;
+			create(s, "t", (long long)(rnd >> 50) % 3, ch, i);
+		} else if (op == 3 || op == 4) {
+			t = store_task_claim(s, agent, op == 3 ? 0 : id, (rnd >> 45) % 2 ? 1000 : 0,
+			                     1, i, &e);
+			if (t != NULL) {
+				held = json_integer_value(json_object_get(t, "id"));
+				epoch = json_integer_value(json_object_get(t, "epoch"));
+			}
+		} else if (op == 5)
+			t = store_task_complete(s, held, NULL, 0, NULL, i, &repeated, &e);
+		else if (op == 6)
+			t = (rnd >> 44) % 2
+			            ? store_task_release(s, held, NULL, 0, i, &e)
+			            : store_task_run_failed(s, held, NULL, epoch, "x", i, &e);
+		else if (op == 7) {
+			ch = (rnd >> 44) % 3 == 0
+			             ? json_pack("{s:s}", "status", "cancelled")
+			             : json_pack("{s:[I]}", "depends_on",
+			                         (json_int_t)(id > 1 ? id - 1 : id + 1));
+			t = store_task_update(s, id, ch, NULL, 0, i, &e);
+			json_decref(ch);
+		} else {
+			store_task_expire(s, i + 500, NULL, NULL);
+			ch = json_object();
+			json_decref(store_agent_put(s, agent, ch, i, &e));
+			json_decref(ch);
+			if ((rnd >> 44) % 2)
+				store_agent_delete(s, agent);
+		}
+		json_decref(t);
+		assert_counts_kept(s);
+	}
+	/* the board went through every status */
+	assert_true(scalar(s, "SELECT count(DISTINCT status) FROM tasks") == 5);
+	assert_true(scalar(s, "SELECT count(*) FROM tasks WHERE unfinished_deps > 0") > 0);
+}
+
 static void
 test_savepoints(void **state)
 {
@@ -825,6 +938,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_tenants_and_kv, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_reopen_is_idempotent, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_savepoints, fx_setup, fx_teardown),
+	        cmocka_unit_test_setup_teardown(test_kept_counts_follow_every_change, fx_setup,
+	                                        fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_task_json, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_memo_follows_writes, fx_setup, fx_teardown),
 	        cmocka_unit_test_setup_teardown(test_snapshot_never_holds_a_write, fx_setup,
