@@ -798,6 +798,26 @@ detach(void)
 /* Each agent's run inherits a connection of the server's (the spawner cannot reach it). */
 static const struct spawner_channel agent_channel = {server_channel_open, server_channel_close};
 
+/*
+ * Tests only (man colibri-daemon, TEST FACILITIES): a clock that can jump ahead, and each
+ * request's SQLite steps.  0 (each flag set when on), or -1 after saying why on stderr.
+ */
+static int
+test_facilities(int *test_clock, int *vm_steps)
+{
+	if ((*test_clock = now_ms_test_init(getenv("COLIBRI_TEST_CLOCK_OFFSET_FILE"))) == -1) {
+		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_CLOCK_OFFSET_FILE: %s\n",
+		        strerror(errno));
+		return -1;
+	}
+	if ((*vm_steps = vmsteps_init(getenv("COLIBRI_TEST_VM_STEPS_FILE"))) == -1) {
+		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_VM_STEPS_FILE: %s\n",
+		        strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -809,18 +829,8 @@ main(int argc, char **argv)
 	closefrom(3);
 	umask(0027);
 	D.uid = geteuid();
-	/* Tests only (man colibri-daemon, TEST FACILITIES): a clock that can jump ahead. */
-	if ((test_clock = now_ms_test_init(getenv("COLIBRI_TEST_CLOCK_OFFSET_FILE"))) == -1) {
-		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_CLOCK_OFFSET_FILE: %s\n",
-		        strerror(errno));
+	if (test_facilities(&test_clock, &vm_steps) == -1)
 		return 1;
-	}
-	/* Tests only (man colibri-daemon, TEST FACILITIES): each request's SQLite steps. */
-	if ((vm_steps = vmsteps_init(getenv("COLIBRI_TEST_VM_STEPS_FILE"))) == -1) {
-		fprintf(stderr, "colibri-daemon: COLIBRI_TEST_VM_STEPS_FILE: %s\n",
-		        strerror(errno));
-		return 1;
-	}
 	D.started_ms = now_ms();
 	if (gethostname(D.hostname, sizeof D.hostname - 1) == -1)
 		strcpy(D.hostname, "localhost");

@@ -11,7 +11,7 @@ src/ (docs/architecture.md, "Floors", draws the same picture).
 - src/daemon: every file is on one named floor (a new file must be placed in
   DAEMON_FLOORS below), and an include never points to a higher floor:
       top         main.c, subsys.c (start, the subsystems' table)
-      server      server*.c, server-int.h, peercred*
+      server      server*.c, server-int.h, peercred*, vmsteps (a test facility)
       commands    cmd.c, cmd.h, cmd-*.c
       subsystems  spawner*, spawn-*, vault-run, sweep, session, cache,
                   inventory, skills-index, profiles, task-prompt
@@ -37,7 +37,8 @@ LIBRARIES = ["store", "confine", "glasspane", "job", "vault", "cache", "skills"]
 # Highest first; a file's floor is the first whose patterns match its name.
 DAEMON_FLOORS = [
     ("top", ["main.c", "subsys.c", "subsys.h"]),
-    ("server", ["server.c", "server.h", "server-*.c", "server-int.h", "peercred*"]),
+    ("server", ["server.c", "server.h", "server-*.c", "server-int.h", "peercred*",
+                "vmsteps.[ch]"]),
     ("commands", ["cmd.c", "cmd.h", "cmd-*.c", "cmd-*.h"]),
     ("subsystems", ["spawner.[ch]", "spawner-*.h", "spawn-*.[ch]", "vault-run.[ch]",
                     "sweep.[ch]", "session.[ch]", "cache.[ch]", "inventory.[ch]",
