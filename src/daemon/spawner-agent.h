@@ -103,7 +103,8 @@ struct agent {
 	int64_t parked_until; /* ms epoch while parked (in backoff), else 0 */
 	struct held_transition held[AGENT_HELD_MAX];
 	int nheld;
-	json_t *chain; /* the last transitions, oldest first (spawn-explain.c) */
+	json_t *chain;      /* the last transitions, oldest first (spawn-explain.c) */
+	json_t *spawn_json; /* the row's "spawn" detail (agent-resume's), built once from spec */
 	struct agent *next;
 };
 

@@ -108,7 +108,9 @@ agent_detail(struct agent *a)
 	                    a->spec.profile != NULL ? json_string(a->spec.profile) : json_null());
 	json_object_set_new(d, "agent_session",
 	                    a->gp.session[0] != '\0' ? json_string(a->gp.session) : json_null());
-	json_object_set_new(d, "spawn", agent_spawn_json(&a->spec));
+	if (a->spawn_json == NULL) /* the spec never changes: built once */
+		a->spawn_json = agent_spawn_json(&a->spec);
+	json_object_set(d, "spawn", a->spawn_json);
 	json_object_set(d, "args", a->spec.args);
 	json_object_set_new(d, "mode",
 	                    json_string(a->spec.mode == GLASSPANE_MODE_RPC ? "rpc" : "json"));
@@ -293,6 +295,7 @@ agent_discard(struct agent *a)
 {
 	spawn_spec_clear(&a->spec);
 	json_decref(a->chain);
+	json_decref(a->spawn_json);
 	free(a->id);
 	free(a->session_id);
 	free(a);
